@@ -1,0 +1,190 @@
+"""External baselines: stable-baselines3 PPO and A2C, trained by SB3 itself and evaluated
+through the project's evaluation protocol, so their records sit beside the project's own.
+
+Unset hyperparameters (None) keep SB3's own defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.control.tasks import Task
+from bench.evaluation import Evaluator
+from bench.recorder import Recorder
+
+
+class SB3Config(BaseModel):
+    """Hyperparameters passed to SB3 (None = SB3's default). PPO-only: batch_size, n_epochs,
+    clip_range, clip_schedule. A2C-only: use_rms_prop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_envs: int = Field(8, ge=1, description="parallel environments (DummyVecEnv)")
+    n_steps: int | None = Field(None, ge=1, description="steps per env per rollout")
+    batch_size: int | None = Field(None, ge=1, description="minibatch size (PPO)")
+    n_epochs: int | None = Field(None, ge=1, description="epochs per rollout (PPO)")
+    lr: float | None = Field(None, gt=0, description="learning rate")
+    lr_schedule: Literal["constant", "linear"] = Field("constant", description="lr annealing")
+    gamma: float | None = Field(None, ge=0, le=1, description="discount factor")
+    gae_lambda: float | None = Field(None, ge=0, le=1, description="GAE lambda")
+    clip_range: float | None = Field(None, gt=0, description="clip epsilon (PPO)")
+    clip_schedule: Literal["constant", "linear"] = Field("constant", description="clip annealing")
+    ent_coef: float | None = Field(None, ge=0, description="entropy coefficient")
+    vf_coef: float | None = Field(None, ge=0, description="value loss coefficient")
+    max_grad_norm: float | None = Field(None, gt=0, description="gradient-norm clip")
+    normalize_advantage: bool | None = Field(None, description="normalise advantages")
+    use_rms_prop: bool | None = Field(None, description="RMSprop optimiser (A2C)")
+    normalize: bool = Field(False, description="VecNormalize observations and rewards")
+    use_sde: bool | None = Field(None, description="generalised state-dependent exploration")
+    sde_sample_freq: int | None = Field(None, description="gSDE noise resample frequency")
+    hidden_sizes: tuple[int, ...] | None = Field(None, description="pi and vf hidden layers")
+    activation: Literal["tanh", "relu"] | None = Field(None, description="hidden activation")
+    log_std_init: float | None = Field(None, description="initial log std")
+    ortho_init: bool | None = Field(None, description="orthogonal initialisation")
+
+
+# rl-baselines3-zoo hyperparameters (hyperparams/ppo.yml, a2c.yml) for the shipped tasks.
+TASK_DEFAULTS: dict[str, dict[str, dict]] = {
+    "sb3-ppo": {
+        "CartPole-v1": dict(
+            n_envs=8, n_steps=32, batch_size=256, n_epochs=20, lr=1e-3, lr_schedule="linear",
+            gamma=0.98, gae_lambda=0.8, clip_range=0.2, clip_schedule="linear", ent_coef=0.0,
+        ),
+        "LunarLander-v3": dict(
+            n_envs=16, n_steps=1024, batch_size=64, n_epochs=4, gamma=0.999, gae_lambda=0.98,
+            ent_coef=0.01,
+        ),
+        "LunarLanderContinuous-v3": dict(
+            n_envs=16, n_steps=1024, batch_size=64, n_epochs=4, gamma=0.999, gae_lambda=0.98,
+            ent_coef=0.01,
+        ),
+        "Pendulum-v1": dict(
+            n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, lr=1e-3, gamma=0.9,
+            gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, use_sde=True, sde_sample_freq=4,
+        ),
+    },
+    "sb3-a2c": {
+        "CartPole-v1": dict(n_envs=8, ent_coef=0.0),
+        "LunarLander-v3": dict(n_envs=8, gamma=0.995, n_steps=5, lr=8.3e-4, lr_schedule="linear",
+                               ent_coef=1e-5),
+        "LunarLanderContinuous-v3": dict(
+            n_envs=4, normalize=True, gamma=0.99, n_steps=8, gae_lambda=0.9, use_rms_prop=True,
+            ent_coef=0.0, max_grad_norm=0.5, lr=7e-4, lr_schedule="linear", use_sde=True,
+            log_std_init=-2.0, ortho_init=False,
+        ),
+        "Pendulum-v1": dict(
+            n_envs=8, normalize=True, gamma=0.9, n_steps=8, gae_lambda=0.9, use_rms_prop=True,
+            ent_coef=0.0, max_grad_norm=0.5, lr=7e-4, lr_schedule="linear", use_sde=True,
+            log_std_init=-2.0, ortho_init=False,
+        ),
+    },
+}
+
+
+def _schedule(kind: str, value: float):
+    return (lambda progress: progress * value) if kind == "linear" else value
+
+
+def sb3_kwargs(algo: str, cfg: SB3Config) -> dict:
+    """Constructor keyword arguments for the SB3 class of ``algo``."""
+    kw: dict = {}
+    names = ["n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
+             "normalize_advantage", "use_sde", "sde_sample_freq"]
+    if algo == "sb3-ppo":
+        names += ["batch_size", "n_epochs"]
+        if cfg.clip_range is not None:
+            kw["clip_range"] = _schedule(cfg.clip_schedule, cfg.clip_range)
+    else:
+        names += ["use_rms_prop"]
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None:
+            kw[name] = value
+    if cfg.lr is not None:
+        kw["learning_rate"] = _schedule(cfg.lr_schedule, cfg.lr)
+    policy_kwargs: dict = {}
+    if cfg.hidden_sizes is not None:
+        policy_kwargs["net_arch"] = dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes))
+    if cfg.activation is not None:
+        policy_kwargs["activation_fn"] = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[
+            cfg.activation
+        ]
+    for name in ("log_std_init", "ortho_init"):
+        if getattr(cfg, name) is not None:
+            policy_kwargs[name] = getattr(cfg, name)
+    if policy_kwargs:
+        kw["policy_kwargs"] = policy_kwargs
+    return kw
+
+
+def train(
+    algo: str,
+    task: Task,
+    cfg: SB3Config,
+    env_steps: int,
+    seed: int,
+    evaluator: Evaluator,
+    recorder: Recorder,
+) -> None:
+    from stable_baselines3 import A2C, PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    venv = make_vec_env(task.id, n_envs=cfg.n_envs, seed=seed)
+    if cfg.normalize:
+        venv = VecNormalize(venv, gamma=cfg.gamma if cfg.gamma is not None else 0.99)
+    cls = PPO if algo == "sb3-ppo" else A2C
+    model = cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **sb3_kwargs(algo, cfg))
+    policy = model.policy
+
+    @torch.no_grad()
+    def act(obs: np.ndarray, temperature: float) -> np.ndarray:
+        if cfg.normalize:
+            obs = venv.normalize_obs(obs)
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        dist = policy.get_distribution(obs_t).distribution
+        if not task.continuous:
+            logits = dist.logits
+            if temperature == 0:
+                return logits.argmax(-1).numpy()
+            probs = torch.softmax(logits / temperature, -1)
+            return torch.multinomial(probs, 1, generator=generator).squeeze(-1).numpy()
+        mean = dist.mean
+        if temperature == 0:
+            return mean.numpy()
+        noise = torch.randn(mean.shape, generator=generator)
+        return (mean + dist.stddev * temperature * noise).numpy()
+
+    generator = torch.Generator().manual_seed(seed + 1)
+
+    class ProtocolCallback(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.returns: list[float] = []
+
+        def _on_step(self) -> bool:
+            for info in self.locals.get("infos", []):
+                if "episode" in info:
+                    self.returns.append(float(info["episode"]["r"]))
+            step = self.model.num_timesteps
+            if evaluator.due(step):
+                evaluator(step, act)
+            return True
+
+        def _on_rollout_end(self) -> None:
+            step = self.model.num_timesteps
+            if self.returns:
+                recorder.curve(step, "train/episode_return", float(np.mean(self.returns)))
+                self.returns = []
+            recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
+            recorder.steps(step)
+
+    model.learn(total_timesteps=env_steps, callback=ProtocolCallback())
+    recorder.env_steps = model.num_timesteps
+    evaluator.final(model.num_timesteps, act)
+    venv.close()

@@ -1,0 +1,116 @@
+"""Pure tensor functions: return/advantage estimators and policy-gradient losses.
+
+Shapes: T = time steps of a rollout, N = parallel envs, B = a flat minibatch.
+``dones[t, n]`` is True when the episode of env n ended at step t (terminated, or truncated
+with the bootstrap value already folded into ``rewards[t, n]``), so nothing flows from t+1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016, eq. 16).
+
+    rewards [T, N], values [T+1, N] (the last row bootstraps the unfinished tail), dones [T, N].
+    Returns (advantages [T, N], returns [T, N]) with returns = advantages + values[:T].
+    """
+    T = rewards.shape[0]
+    not_done = 1.0 - dones.float()
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        delta = rewards[t] + gamma * values[t + 1] * not_done[t] - values[t]
+        last = delta + gamma * lam * not_done[t] * last
+        adv[t] = last
+    return adv, adv + values[:T]
+
+
+def bootstrap_truncated(
+    rewards: torch.Tensor, values: torch.Tensor, truncated: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """Folds gamma * V(s_final) into the reward of time-limit truncations (Pardo et al. 2018).
+
+    rewards [T, N], values [T+1, N] where values[t+1] is the value of the observation returned
+    at step t (the final observation when the episode ended there), truncated [T, N].
+    """
+    return rewards + gamma * values[1:] * truncated.float()
+
+
+def reward_to_go(
+    rewards: torch.Tensor, dones: torch.Tensor, gamma: float, last_value: torch.Tensor
+) -> torch.Tensor:
+    """Discounted reward-to-go G_t = r_t + gamma G_{t+1} within each episode.
+
+    rewards [T, N], dones [T, N], last_value [N] bootstraps episodes still running at the end of
+    the rollout (zeros for plain Monte-Carlo REINFORCE). Returns G [T, N].
+    """
+    T = rewards.shape[0]
+    not_done = 1.0 - dones.float()
+    out = torch.zeros_like(rewards)
+    running = last_value.to(rewards.dtype)
+    for t in reversed(range(T)):
+        running = rewards[t] + gamma * not_done[t] * running
+        out[t] = running
+    return out
+
+
+def normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return (x - x.mean()) / (x.std() + eps)
+
+
+def clipped_surrogate_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip_range: float
+) -> torch.Tensor:
+    """PPO paper eq. 7, negated for minimisation: -E[min(r A, clip(r, 1-eps, 1+eps) A)]. [B] -> []"""
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range) * adv
+    return -torch.min(unclipped, clipped).mean()
+
+
+def kl_penalty_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """PPO paper eq. 8, negated: -E[r A - beta KL(pi_old(.|s) || pi(.|s))]. [B] -> []"""
+    ratio = torch.exp(logp - old_logp)
+    return -(ratio * adv - beta * kl).mean()
+
+
+def adaptive_kl_beta(beta: float, kl: float, kl_target: float) -> float:
+    """PPO paper sec. 4: halve beta when KL < target/1.5, double it when KL > target*1.5."""
+    if kl < kl_target / 1.5:
+        return beta / 2.0
+    if kl > kl_target * 1.5:
+        return beta * 2.0
+    return beta
+
+
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    clip_range_vf: float | None,
+) -> torch.Tensor:
+    """0.5 E[(V - R)^2]; with clipping, the max of clipped and unclipped errors
+    (the value clipping of OpenAI baselines' PPO2). [B] -> []"""
+    err = (values - returns).pow(2)
+    if clip_range_vf is None:
+        return 0.5 * err.mean()
+    clipped = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+    return 0.5 * torch.max(err, (clipped - returns).pow(2)).mean()
+
+
+def policy_gradient_loss(logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+    """REINFORCE (Williams 1992): -E[log pi(a|s) * A]. [B] -> []"""
+    return -(logp * adv).mean()
+
+
+def schedule(kind: str, initial: float, progress_remaining: float) -> float:
+    """Value of a hyperparameter schedule; ``progress_remaining`` goes 1 -> 0 over training."""
+    if kind == "linear":
+        return initial * progress_remaining
+    return initial

@@ -1,0 +1,117 @@
+"""REINFORCE (Williams 1992): the textbook policy gradient.
+
+Per batch of ``n_steps`` x ``n_envs`` on-policy steps: discounted reward-to-go G_t within each
+episode; advantage G_t - V(s_t) with the optional learned value baseline (episodes still running
+at the batch end, and time-limit truncations, bootstrap from V when the baseline is on; without
+it they are cut, so use ``n_steps`` >= the episode length); optional advantage normalisation and
+entropy bonus; one gradient step per batch (``n_epochs`` > 1 reuses the batch).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.algos import losses
+from bench.algos.rollout import RolloutCollector
+from bench.control.policies import ActorCritic, policy_act_fn
+from bench.control.tasks import Task
+from bench.evaluation import Evaluator
+from bench.recorder import Recorder
+
+
+class PGConfig(BaseModel):
+    """REINFORCE hyperparameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_envs: int = Field(8, ge=1, description="parallel environments")
+    n_steps: int = Field(200, ge=1, description="steps per env per batch")
+    n_epochs: int = Field(1, ge=1, description="gradient steps per batch")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    lr_schedule: Literal["constant", "linear"] = Field("constant", description="lr annealing")
+    gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
+    use_baseline: bool = Field(True, description="learned value baseline V(s)")
+    normalize_advantage: bool = Field(True, description="normalise advantages per batch")
+    ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient")
+    vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
+    max_grad_norm: float | None = Field(None, gt=0, description="gradient-norm clip (None = off)")
+    normalize_obs: bool = Field(False, description="running observation normalisation")
+    normalize_reward: bool = Field(False, description="scale rewards by return std")
+    hidden_sizes: tuple[int, ...] = Field((64, 64), description="MLP hidden layers")
+    activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation")
+    ortho_init: bool = Field(True, description="orthogonal initialisation")
+    log_std_init: float = Field(0.0, description="initial log std (Gaussian policies)")
+
+
+TASK_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": dict(n_envs=16, n_steps=128, lr=3e-3, gamma=0.99),
+    "LunarLander-v3": dict(n_envs=16, n_steps=256, lr=1e-3, gamma=0.99, ent_coef=0.01),
+    "LunarLanderContinuous-v3": dict(n_envs=16, n_steps=256, lr=1e-3, gamma=0.99),
+    "Pendulum-v1": dict(
+        n_envs=8, n_steps=200, lr=1e-3, gamma=0.9, normalize_obs=True, normalize_reward=True,
+        log_std_init=-0.5,
+    ),
+}
+
+
+def train(
+    task: Task, cfg: PGConfig, env_steps: int, seed: int, evaluator: Evaluator, recorder: Recorder
+) -> None:
+    torch.manual_seed(seed)
+    env = task.make_vec(cfg.n_envs)
+    obs_dim = env.single_observation_space.shape[0]
+    space = env.single_action_space
+    action_dim = space.shape[0] if task.continuous else int(space.n)
+    model = ActorCritic(
+        obs_dim, action_dim, task.continuous, cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
+        cfg.log_std_init,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    collector = RolloutCollector(
+        env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder
+    )
+    act = policy_act_fn(model, collector.obs_norm, torch.Generator().manual_seed(seed + 1))
+
+    while collector.env_steps < env_steps:
+        remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
+        lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        ro = collector.collect(cfg.n_steps)
+        rewards, last_value = ro.rewards, torch.zeros(env.num_envs)
+        if cfg.use_baseline:
+            rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
+            last_value = ro.values[-1]
+        returns = losses.reward_to_go(rewards, ro.dones, cfg.gamma, last_value)
+        valid = ro.valid.flatten()
+        obs, actions = ro.obs.flatten(0, 1)[valid], ro.actions.flatten(0, 1)[valid]
+        returns = returns.flatten()[valid]
+        for _ in range(cfg.n_epochs):
+            params, values = model(obs)
+            logp, entropy = model.log_prob_entropy(params, actions)
+            adv = returns - values.detach() if cfg.use_baseline else returns
+            if cfg.normalize_advantage:
+                adv = losses.normalize(adv)
+            pg_loss = losses.policy_gradient_loss(logp, adv)
+            vf_loss = 0.5 * (values - returns).pow(2).mean() if cfg.use_baseline else 0.0 * pg_loss
+            loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+
+        step = collector.env_steps
+        collector.log_episodes()
+        recorder.curve(step, "train/policy_loss", float(pg_loss.detach()))
+        recorder.curve(step, "train/value_loss", float(vf_loss.detach()))
+        recorder.curve(step, "train/entropy", float(entropy.detach().mean()))
+        recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
+        recorder.steps(step)
+        if evaluator.due(step):
+            evaluator(step, act)
+    evaluator.final(collector.env_steps, act)
+    env.close()

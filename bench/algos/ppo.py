@@ -1,0 +1,172 @@
+"""Proximal Policy Optimization (Schulman et al. 2017), both objectives of the paper.
+
+``objective: clip``        — clipped surrogate (eq. 7).
+``objective: kl_penalty``  — KL-penalised surrogate (eq. 8) with the adaptive coefficient of sec. 4.
+
+Loop: collect ``n_steps`` x ``n_envs`` on-policy steps -> GAE(lambda) -> ``n_epochs`` passes of
+shuffled minibatches (advantage normalisation, clipped value loss, entropy bonus, gradient-norm
+clipping) -> anneal learning rate / clip range -> evaluate on the shared protocol when due.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.algos import losses
+from bench.algos.rollout import RolloutCollector
+from bench.control.policies import ActorCritic, policy_act_fn
+from bench.control.tasks import Task
+from bench.evaluation import Evaluator
+from bench.recorder import Recorder
+
+
+class PPOConfig(BaseModel):
+    """PPO hyperparameters (defaults: a generic starting point; see TASK_DEFAULTS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_envs: int = Field(8, ge=1, description="parallel environments")
+    n_steps: int = Field(128, ge=1, description="steps per env per rollout")
+    batch_size: int = Field(256, ge=1, description="minibatch size")
+    n_epochs: int = Field(10, ge=1, description="passes over each rollout")
+    lr: float = Field(3e-4, gt=0, description="Adam learning rate")
+    lr_schedule: Literal["constant", "linear"] = Field("constant", description="lr annealing")
+    gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda")
+    objective: Literal["clip", "kl_penalty"] = Field("clip", description="surrogate objective")
+    clip_range: float = Field(0.2, gt=0, description="policy ratio clip epsilon")
+    clip_schedule: Literal["constant", "linear"] = Field("constant", description="clip annealing")
+    clip_range_vf: float | None = Field(None, gt=0, description="value clip (None = off)")
+    kl_target: float = Field(0.01, gt=0, description="target KL for the adaptive beta")
+    kl_beta: float = Field(1.0, gt=0, description="initial KL penalty coefficient")
+    target_kl: float | None = Field(None, gt=0, description="early-stop epochs above this KL")
+    ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient")
+    vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
+    max_grad_norm: float = Field(0.5, gt=0, description="gradient-norm clip")
+    normalize_advantage: bool = Field(True, description="normalise advantages per minibatch")
+    normalize_obs: bool = Field(False, description="running observation normalisation")
+    normalize_reward: bool = Field(False, description="scale rewards by return std")
+    hidden_sizes: tuple[int, ...] = Field((64, 64), description="MLP hidden layers")
+    activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation")
+    ortho_init: bool = Field(True, description="orthogonal initialisation")
+    log_std_init: float = Field(0.0, description="initial log std (Gaussian policies)")
+
+
+# Shipped per-task defaults (overridden by a suite's params).
+TASK_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": dict(
+        n_envs=16, n_steps=32, batch_size=256, n_epochs=10, lr=2e-3, lr_schedule="linear",
+        gamma=0.98, gae_lambda=0.8, clip_schedule="linear",
+    ),
+    "LunarLander-v3": dict(
+        n_envs=16, n_steps=1024, batch_size=64, n_epochs=4, gamma=0.999, gae_lambda=0.98,
+        ent_coef=0.01,
+    ),
+    "LunarLanderContinuous-v3": dict(
+        n_envs=16, n_steps=1024, batch_size=64, n_epochs=4, gamma=0.999, gae_lambda=0.98,
+        ent_coef=0.01,
+    ),
+    "Pendulum-v1": dict(
+        n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, lr=1e-3, gamma=0.9, gae_lambda=0.95,
+        normalize_obs=True, normalize_reward=True, log_std_init=-1.0,
+    ),
+}
+
+
+def train(
+    task: Task, cfg: PPOConfig, env_steps: int, seed: int, evaluator: Evaluator, recorder: Recorder
+) -> None:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    env = task.make_vec(cfg.n_envs)
+    obs_dim = env.single_observation_space.shape[0]
+    space = env.single_action_space
+    action_dim = space.shape[0] if task.continuous else int(space.n)
+    model = ActorCritic(
+        obs_dim, action_dim, task.continuous, cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
+        cfg.log_std_init,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-5)
+    collector = RolloutCollector(
+        env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder
+    )
+    act = policy_act_fn(model, collector.obs_norm, torch.Generator().manual_seed(seed + 1))
+    beta = cfg.kl_beta
+
+    while collector.env_steps < env_steps:
+        remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
+        lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
+
+        ro = collector.collect(cfg.n_steps)
+        rewards = losses.bootstrap_truncated(ro.rewards, ro.values, ro.truncated, cfg.gamma)
+        adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
+        idx = torch.nonzero(ro.valid.flatten()).squeeze(-1).numpy()
+        flat = lambda x: x.flatten(0, 1)  # noqa: E731  [T, N, ...] -> [T*N, ...]
+        obs, actions, old_logp = flat(ro.obs), flat(ro.actions), flat(ro.logp)
+        old_params, old_values = flat(ro.params), flat(ro.values[:-1])
+        adv, ret = flat(adv), flat(ret)
+        old_log_std = model.log_std.detach().clone() if task.continuous else None
+
+        stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")}
+        stop = False
+        for _ in range(cfg.n_epochs):
+            rng.shuffle(idx)
+            for start in range(0, len(idx), cfg.batch_size):
+                mb = torch.from_numpy(idx[start : start + cfg.batch_size])
+                params, values = model(obs[mb])
+                logp, entropy = model.log_prob_entropy(params, actions[mb])
+                mb_adv = adv[mb]
+                if cfg.normalize_advantage and len(mb) > 1:
+                    mb_adv = losses.normalize(mb_adv)
+                if cfg.objective == "clip":
+                    pg_loss = losses.clipped_surrogate_loss(logp, old_logp[mb], mb_adv, clip)
+                else:
+                    kl = model.kl(old_params[mb], params, old_log_std)
+                    pg_loss = losses.kl_penalty_loss(logp, old_logp[mb], mb_adv, kl, beta)
+                vf_loss = losses.value_loss(values, old_values[mb], ret[mb], cfg.clip_range_vf)
+                loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                with torch.no_grad():
+                    log_ratio = logp - old_logp[mb]
+                    approx_kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
+                    stats["clipfrac"].append(float(((log_ratio.exp() - 1).abs() > clip).float().mean()))
+                stats["pg"].append(float(pg_loss.detach()))
+                stats["vf"].append(float(vf_loss.detach()))
+                stats["ent"].append(float(entropy.detach().mean()))
+                stats["kl"].append(approx_kl)
+                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
+                    stop = True  # early stopping as in SB3 / OpenAI spinning-up
+                    break
+            if stop:
+                break
+
+        if cfg.objective == "kl_penalty":
+            with torch.no_grad():
+                new_params = model.pi(obs[idx])
+                batch_kl = float(model.kl(old_params[idx], new_params, old_log_std).mean())
+            recorder.curve(collector.env_steps, "train/kl", batch_kl)
+            recorder.curve(collector.env_steps, "train/kl_beta", beta)
+            beta = losses.adaptive_kl_beta(beta, batch_kl, cfg.kl_target)
+
+        step = collector.env_steps
+        collector.log_episodes()
+        for name, key in [("policy_loss", "pg"), ("value_loss", "vf"), ("entropy", "ent"),
+                          ("approx_kl", "kl"), ("clip_fraction", "clipfrac")]:
+            recorder.curve(step, f"train/{name}", float(np.mean(stats[key])))
+        recorder.curve(step, "train/lr", lr)
+        recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
+        recorder.steps(step)
+        if evaluator.due(step):
+            evaluator(step, act)
+    evaluator.final(collector.env_steps, act)
+    env.close()

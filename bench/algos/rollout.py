@@ -1,0 +1,115 @@
+"""On-policy experience collection shared by PG and PPO.
+
+Gymnasium vector envs autoreset in NEXT_STEP mode: the step after an episode ends is a reset
+step whose action is ignored (reward 0). Such steps are marked ``valid = False`` and left out of
+the losses. The observation stored at that step is the final observation of the episode, so a
+truncated episode can bootstrap with its value (``losses.bootstrap_truncated``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bench.control.policies import ActorCritic, ObsNormalizer, ReturnScaler
+from bench.recorder import Recorder
+
+
+@dataclass
+class Rollout:
+    """Tensors of one rollout; T steps x N envs (``values`` has T+1 rows)."""
+
+    obs: torch.Tensor  # [T, N, obs_dim] (normalised as the policy saw them)
+    actions: torch.Tensor  # [T, N] or [T, N, D]
+    logp: torch.Tensor  # [T, N]
+    params: torch.Tensor  # [T, N, A] distribution parameters at collection time
+    values: torch.Tensor  # [T + 1, N]
+    rewards: torch.Tensor  # [T, N] (scaled if reward normalisation is on)
+    dones: torch.Tensor  # [T, N] episode ended at t (terminated or truncated)
+    truncated: torch.Tensor  # [T, N] ended by the time limit, not by termination
+    valid: torch.Tensor  # [T, N] False on autoreset steps
+
+
+class RolloutCollector:
+    """Steps a vector env with the current policy, keeping env state between rollouts."""
+
+    def __init__(
+        self,
+        env,
+        model: ActorCritic,
+        seed: int,
+        gamma: float,
+        normalize_obs: bool,
+        normalize_reward: bool,
+        recorder: Recorder,
+    ):
+        self.env, self.model, self.gamma, self.recorder = env, model, gamma, recorder
+        self.n = env.num_envs
+        self.obs_norm = ObsNormalizer(env.single_observation_space.shape, normalize_obs)
+        self.reward_scaler = ReturnScaler(self.n, gamma, normalize_reward)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.obs, _ = env.reset(seed=seed)
+        self.prev_done = np.zeros(self.n, dtype=bool)
+        self.episode_return = np.zeros(self.n)
+        self.finished_returns: list[float] = []
+        self.env_steps = 0
+        space = env.single_action_space
+        self.continuous = model.continuous
+        if self.continuous:
+            self.low, self.high = space.low, space.high
+
+    @torch.no_grad()
+    def collect(self, num_steps: int) -> Rollout:
+        n, model = self.n, self.model
+        obs_buf, act_buf, logp_buf, par_buf, val_buf = [], [], [], [], []
+        rew = np.zeros((num_steps, n), np.float32)
+        done = np.zeros((num_steps, n), bool)
+        trunc_only = np.zeros((num_steps, n), bool)
+        valid = np.zeros((num_steps, n), bool)
+        for t in range(num_steps):
+            obs_t = torch.from_numpy(self.obs_norm(self.obs, update=True))
+            params, value = model(obs_t)
+            action = model.sample(params, 1.0, self.generator)
+            logp, _ = model.log_prob_entropy(params, action)
+            obs_buf.append(obs_t)
+            act_buf.append(action)
+            logp_buf.append(logp)
+            par_buf.append(params)
+            val_buf.append(value)
+            env_action = action.numpy()
+            if self.continuous:
+                env_action = np.clip(env_action, self.low, self.high)
+            self.obs, reward, term, trunc, _ = self.env.step(env_action)
+            is_valid = ~self.prev_done
+            ended = (term | trunc) & is_valid
+            self.episode_return += np.where(is_valid, reward, 0.0)
+            if ended.any():
+                self.finished_returns.extend(self.episode_return[ended].tolist())
+                self.episode_return[ended] = 0.0
+            rew[t] = self.reward_scaler(reward, ended)
+            done[t] = ended
+            trunc_only[t] = trunc & ~term & is_valid
+            valid[t] = is_valid
+            self.prev_done = term | trunc
+        self.env_steps += int(valid.sum())
+        last_obs = torch.from_numpy(self.obs_norm(self.obs))
+        values = torch.stack([*val_buf, model.value(last_obs)])
+        return Rollout(
+            obs=torch.stack(obs_buf),
+            actions=torch.stack(act_buf),
+            logp=torch.stack(logp_buf),
+            params=torch.stack(par_buf),
+            values=values,
+            rewards=torch.from_numpy(rew),
+            dones=torch.from_numpy(done),
+            truncated=torch.from_numpy(trunc_only),
+            valid=torch.from_numpy(valid),
+        )
+
+    def log_episodes(self) -> None:
+        """Records the mean training return of episodes finished since the last call."""
+        if self.finished_returns:
+            self.recorder.curve(self.env_steps, "train/episode_return", np.mean(self.finished_returns))
+            self.finished_returns = []

@@ -1,0 +1,1 @@
+"""Classic-control tasks (gymnasium) and the policies that act in them."""

@@ -1,0 +1,248 @@
+"""Executing runs: ``run_one`` (in a worker) and the local executor (process pool, driver).
+
+Workers never touch the store: each returns its records as a plain dict and the driver writes
+it in one transaction. A run that raises comes back ``failed`` with its traceback; the rest of
+the suite goes on. Ctrl-C stops the workers and leaves unfinished runs ``pending``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench.store import Store, now
+from bench.suite import RunSpec
+
+PACKAGES = ["bench", "torch", "numpy", "gymnasium", "stable-baselines3", "pydantic"]
+
+
+@lru_cache(maxsize=1)
+def provenance() -> dict:
+    """git revision (with ``-dirty`` for uncommitted changes), package versions, host."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = (rev + ("-dirty" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        rev = "unknown"
+    versions = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"git_rev": rev, "packages": versions, "host": socket.gethostname()}
+
+
+def log_path_for(log_dir: Path, spec: RunSpec) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in f"{spec.label}-{spec.task}")
+    return log_dir / spec.suite / f"{safe}-s{spec.seed}-{spec.key}.log"
+
+
+_progress_queue = None  # set in pool workers by _init_worker
+
+
+def _init_worker(progress_queue) -> None:
+    global _progress_queue
+    _progress_queue = progress_queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
+
+
+def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
+    """Trains and evaluates one run; returns its records. Never raises for a failing run."""
+    import torch
+
+    from bench.algos import ALGORITHMS
+    from bench.control.tasks import get_task
+    from bench.evaluation import Evaluator
+    from bench.recorder import Recorder
+
+    torch.set_num_threads(1)  # determinism and no oversubscription with --jobs
+    logger = logging.getLogger(f"bench.run.{spec.key}")
+    logger.propagate = False
+    handler = None
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_path, mode="w")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    started = now()
+    last_log = [0.0]
+
+    def on_progress(env_steps: int, sps: float) -> None:
+        t = time.monotonic()
+        if t - last_log[0] > 5.0:
+            last_log[0] = t
+            logger.info("env_steps=%d env_steps_per_s=%.0f", env_steps, sps)
+        if progress is not None:
+            progress(spec.key, env_steps, sps)
+        elif _progress_queue is not None:
+            try:
+                _progress_queue.put_nowait((spec.key, env_steps, sps))
+            except Exception:  # noqa: BLE001 - a full progress queue must never fail a run
+                pass
+
+    recorder = Recorder(progress=on_progress)
+    logger.info("run %s: %s on %s, seed %d, %d env steps", spec.key, spec.label, spec.task,
+                spec.seed, spec.env_steps)
+    logger.info("config %s", spec.config_json)
+    status, error = "done", None
+    try:
+        algo = ALGORITHMS[spec.algo]
+        task = get_task(spec.task)
+        cfg = algo.config(**spec.config)
+        ev = spec.evaluation
+        evaluator = Evaluator(task, recorder, spec.seed, ev.eval_every, ev.eval_episodes,
+                              ev.temperatures)
+        torch.manual_seed(spec.seed)
+        algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder)
+    except Exception as e:  # noqa: BLE001 - recorded as a failed run
+        status = "failed"
+        error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=-8))
+        logger.info("FAILED\n%s", error)
+    wall, train = recorder.wall_time(), recorder.train_time()
+    for step, _, _, temp, metric, value, n in recorder.evals:
+        if metric == "eval/return":
+            logger.info("eval step=%d T=%g return=%.2f (n=%d)", step, temp, value, n)
+    logger.info("%s in %.1f s (%.1f s training), %d env steps", status, wall, train,
+                recorder.env_steps)
+    if handler:
+        handler.close()
+        logger.removeHandler(handler)
+    return {
+        "key": spec.key, "status": status, "error": error, "started_at": started,
+        "ended_at": now(), "wall_time": wall, "train_time": train,
+        "env_steps": recorder.env_steps, "curves": recorder.curves, "evals": recorder.evals,
+        "log_path": log_path, **provenance(),
+    }
+
+
+class Progress:
+    """tqdm bar over runs with the current aggregate env-steps/s in its postfix."""
+
+    def __init__(self, total: int, desc: str, disable: bool):
+        self.bar = tqdm(total=total, desc=desc, unit="run", disable=disable, dynamic_ncols=True,
+                        mininterval=0.5)
+        self.live: dict[str, float] = {}
+        self.failed = 0
+
+    def update_live(self, key: str, env_steps: int, sps: float) -> None:
+        self.live[key] = sps
+        self._postfix()
+
+    def finished(self, result: dict) -> None:
+        self.live.pop(result["key"], None)
+        self.failed += result["status"] == "failed"
+        self.bar.update(1)
+        self._postfix()
+
+    def _postfix(self) -> None:
+        sps = sum(self.live.values())
+        self.bar.set_postfix_str(f"{sps / 1000:.1f}k env-steps/s, {self.failed} failed", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_local(store: Store, specs: list[RunSpec], jobs: int, log_dir: Path, quiet: bool,
+              desc: str) -> list[dict]:
+    """Runs ``specs`` with ``jobs`` processes (1 = in this process); writes each result."""
+    progress = Progress(len(specs), desc, quiet)
+    results: list[dict] = []
+
+    def finish(result: dict) -> None:
+        store.write_result(result)
+        results.append(result)
+        progress.finished(result)
+
+    running: set[str] = set()
+    try:
+        if jobs == 1:
+            for spec in specs:
+                path = str(log_path_for(log_dir, spec))
+                store.mark_running(spec.key, path)
+                running.add(spec.key)
+                finish(run_one(spec, path, progress.update_live))
+                running.discard(spec.key)
+        else:
+            _run_pool(store, specs, jobs, log_dir, progress, finish, running)
+    except KeyboardInterrupt:
+        store.mark_pending(running)
+        progress.close()
+        raise
+    progress.close()
+    return results
+
+
+def _run_pool(store, specs, jobs, log_dir, progress, finish, running) -> None:
+    """At most ``jobs`` runs in flight; a worker that dies fails only the runs it could hold."""
+    ctx = mp.get_context("spawn")
+    progress_queue = ctx.Queue(maxsize=10_000)
+    todo = list(reversed(specs))
+    while todo:
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(progress_queue,)) as pool:
+            in_flight: dict = {}
+            try:
+                while todo or in_flight:
+                    while todo and len(in_flight) < jobs:
+                        spec = todo.pop()
+                        path = str(log_path_for(log_dir, spec))
+                        store.mark_running(spec.key, path)
+                        running.add(spec.key)
+                        in_flight[pool.submit(run_one, spec, path)] = spec
+                    done, _ = wait(set(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
+                    _drain(progress_queue, progress)
+                    for fut in done:
+                        spec = in_flight.pop(fut)
+                        running.discard(spec.key)
+                        try:
+                            result = fut.result()
+                        except BrokenProcessPool:
+                            result = _died(spec)
+                        finish(result)
+                    if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                        for fut, spec in list(in_flight.items()):
+                            running.discard(spec.key)
+                            finish(_died(spec))
+                        in_flight.clear()
+                        break  # start a fresh pool for the rest
+            except KeyboardInterrupt:
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    proc.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+def _died(spec: RunSpec) -> dict:
+    t = now()
+    return {"key": spec.key, "status": "failed", "error": "worker process died (killed or out "
+            "of memory)", "started_at": t, "ended_at": t, "wall_time": 0.0, "train_time": 0.0,
+            "env_steps": 0, "curves": [], "evals": [], **provenance()}
+
+
+def _drain(progress_queue, progress: Progress) -> None:
+    while True:
+        try:
+            key, steps, sps = progress_queue.get_nowait()
+        except (queue.Empty, OSError, EOFError):
+            return
+        progress.update_live(key, steps, sps)

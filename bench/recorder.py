@@ -1,0 +1,43 @@
+"""In-memory collector of one run's records; the worker returns it, the driver stores it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Recorder:
+    """Learning-curve points and evaluation records of one run.
+
+    ``train_time`` is wall time spent outside evaluation: the clock env-steps/s is measured on.
+    """
+
+    curves: list[tuple[int, float, str, float]] = field(default_factory=list)
+    evals: list[tuple[int, float, float, float, str, float, int]] = field(default_factory=list)
+    env_steps: int = 0
+    start: float = field(default_factory=time.perf_counter)
+    eval_seconds: float = 0.0
+    progress: object = None  # optional callable(env_steps, steps_per_s) for live progress
+
+    def wall_time(self) -> float:
+        return time.perf_counter() - self.start
+
+    def train_time(self) -> float:
+        return self.wall_time() - self.eval_seconds
+
+    def curve(self, step: int, metric: str, value: float) -> None:
+        self.curves.append((int(step), self.wall_time(), metric, float(value)))
+
+    def eval(self, step: int, temperature: float, metric: str, value: float, n: int) -> None:
+        self.evals.append(
+            (int(step), self.wall_time(), self.train_time(), float(temperature), metric,
+             float(value), int(n))
+        )
+
+    def steps(self, env_steps: int) -> None:
+        """Report training progress (env steps so far); feeds the live progress bar."""
+        self.env_steps = int(env_steps)
+        if self.progress is not None:
+            t = self.train_time()
+            self.progress(self.env_steps, self.env_steps / t if t > 0 else 0.0)
