@@ -90,7 +90,8 @@ def train(
         obs_dim, action_dim, task.continuous, cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
         cfg.log_std_init,
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-5)
+    parameters = list(model.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=cfg.lr, eps=1e-5, fused=True)
     collector = RolloutCollector(
         env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder
     )
@@ -134,7 +135,7 @@ def train(
                 loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(parameters, cfg.max_grad_norm, foreach=True)
                 optimizer.step()
                 with torch.no_grad():
                     log_ratio = logp - old_logp[mb]

@@ -17,24 +17,11 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 LOG_2PI = math.log(2 * math.pi)
 
 
-def mlp(sizes: list[int], activation: str, out_gain: float, ortho_init: bool) -> nn.Sequential:
-    """MLP ``sizes[0] -> ... -> sizes[-1]``; orthogonal init (gain sqrt 2, output ``out_gain``)."""
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        linear = nn.Linear(sizes[i], sizes[i + 1])
-        if ortho_init:
-            # orthogonal init as in the PPO implementation details (Engstrom et al. 2020, sec. 3)
-            last = i == len(sizes) - 2
-            nn.init.orthogonal_(linear.weight, out_gain if last else math.sqrt(2))
-            nn.init.zeros_(linear.bias)
-        layers.append(linear)
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
-
-
 class ActorCritic(nn.Module):
-    """Separate policy and value MLPs. ``dist_params`` is logits [B, A] (categorical) or the
+    """Separate policy and value MLPs of the same hidden sizes, evaluated together: hidden layer
+    k of both nets is one batched matmul over stacked weights [2, in, out] (index 0 = policy,
+    1 = value), which halves the per-layer op count of a PPO step; the function computed is
+    exactly that of two independent MLPs. ``dist_params`` is logits [B, A] (categorical) or the
     mean [B, D] (Gaussian; the state-independent ``log_std`` [D] is a parameter)."""
 
     def __init__(
@@ -49,18 +36,53 @@ class ActorCritic(nn.Module):
     ):
         super().__init__()
         self.continuous = continuous
-        hidden = list(hidden_sizes)
-        self.pi = mlp([obs_dim, *hidden, action_dim], activation, 0.01, ortho_init)
-        self.vf = mlp([obs_dim, *hidden, 1], activation, 1.0, ortho_init)
+        self.act = ACTIVATIONS[activation]()
+        sizes = [obs_dim, *hidden_sizes]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            w = torch.empty(2, n_in, n_out)
+            b = torch.zeros(2, 1, n_out)
+            for k in range(2):
+                layer = nn.Linear(n_in, n_out)  # PyTorch's default init unless ortho_init
+                if ortho_init:
+                    # orthogonal init, gain sqrt 2 (Engstrom et al. 2020, "implementation matters")
+                    nn.init.orthogonal_(layer.weight, math.sqrt(2))
+                    nn.init.zeros_(layer.bias)
+                w[k] = layer.weight.detach().T
+                b[k, 0] = layer.bias.detach()
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(b))
+        self.pi_head = nn.Linear(sizes[-1], action_dim)
+        self.vf_head = nn.Linear(sizes[-1], 1)
+        if ortho_init:
+            nn.init.orthogonal_(self.pi_head.weight, 0.01)  # near-uniform initial policy
+            nn.init.orthogonal_(self.vf_head.weight, 1.0)
+            nn.init.zeros_(self.pi_head.bias)
+            nn.init.zeros_(self.vf_head.bias)
         if continuous:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(dist_params [B, A], value [B])."""
-        return self.pi(obs), self.vf(obs).squeeze(-1)
+        h = obs.unsqueeze(0).expand(2, *obs.shape)
+        for w, b in zip(self.weights, self.biases, strict=True):
+            h = self.act(torch.baddbmm(b, h, w))
+        return self.pi_head(h[0]), self.vf_head(h[1]).squeeze(-1)
+
+    def _one(self, obs: torch.Tensor, k: int) -> torch.Tensor:
+        h = obs
+        for w, b in zip(self.weights, self.biases, strict=True):
+            h = self.act(torch.addmm(b[k], h, w[k]))
+        return h
+
+    def pi(self, obs: torch.Tensor) -> torch.Tensor:
+        """Distribution parameters only [B, A]."""
+        return self.pi_head(self._one(obs, 0))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.vf(obs).squeeze(-1)
+        """V(s) [B]."""
+        return self.vf_head(self._one(obs, 1)).squeeze(-1)
 
     def sample(
         self, params: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None
