@@ -77,8 +77,8 @@ class SuiteFile(BaseModel):
     tasks: list[str] | None = None
     seeds: list[int] | int | None = Field(None, description="seed list, or N for 0..N-1")
     env_steps: Steps | None = Field(None, description="training budget (int or per task)")
-    evaluation: dict[str, Any] | None = None
-    algorithms: list[dict[str, Any]] | None = None
+    evaluation: Evaluation | None = None
+    algorithms: list[AlgorithmEntry] | None = None
 
 
 class Suite(BaseModel):

@@ -176,3 +176,14 @@ def test_running_mean_std_two_batches():
     np.testing.assert_allclose(rms.mean, both.mean(0), atol=1e-3)
     np.testing.assert_allclose(rms.var, both.var(0), atol=1e-3)
     assert rms.count == pytest.approx(120 + 1e-4)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_actor_critic_forward_matches_pi_and_value(continuous):
+    torch.manual_seed(0)
+    model = ActorCritic(3, 2, continuous=continuous, hidden_sizes=(8, 8))
+    obs = torch.randn(5, 3)
+    params, value = model(obs)
+    assert params.shape == (5, 2) and value.shape == (5,)
+    assert_close(params, model.pi(obs))
+    assert_close(value, model.value(obs))

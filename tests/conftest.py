@@ -1,0 +1,31 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def write_suite(tmp_path: Path):
+    """Writes a suite file from a YAML string; returns its path."""
+
+    def write(text: str, name: str = "suite.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+TINY = """
+name: tiny
+version: 1
+tasks: [CartPole-v1]
+seeds: [0, 1]
+env_steps: 1024
+evaluation: {eval_every: 512, eval_episodes: 2, temperatures: [0.0, 1.0]}
+algorithms:
+  - algo: ppo
+    params: {n_envs: 4, n_steps: 64, batch_size: 128, n_epochs: 2}
+  - algo: pg
+    params: {n_envs: 4, n_steps: 64}
+"""

@@ -1,0 +1,133 @@
+"""End to end through the CLI: run, resume, status, export, failures, Ctrl-C-free kills."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.store import EXPORT_COLUMNS
+from tests.conftest import TINY
+
+
+def _rows(store, query):
+    db = sqlite3.connect(store)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def test_run_status_export_and_resume(write_suite, tmp_path, capsys):
+    suite = write_suite(TINY)
+    store = tmp_path / "bench.sqlite"
+    assert main(["run", str(suite), "--store", str(store), "-q"]) == 0
+    runs = _rows(store, "SELECT key, status, task, algo, seed, env_steps, git_rev, packages, host "
+                        "FROM runs")
+    assert len(runs) == 4 and {r[1] for r in runs} == {"done"}
+    assert {(r[3], r[4]) for r in runs} == {("ppo", 0), ("ppo", 1), ("pg", 0), ("pg", 1)}
+    assert all(r[5] >= 1024 for r in runs)
+    assert all(r[6] and r[8] for r in runs)
+    assert json.loads(runs[0][7])["torch"]
+    # evaluation records: every eval_every and at the end, both temperatures, n = episodes
+    ev = _rows(store, "SELECT DISTINCT temperature, n FROM evals WHERE metric='eval/return'")
+    assert sorted(ev) == [(0.0, 2), (1.0, 2)]
+    logs = list((tmp_path / "logs" / "tiny").glob("*.log"))
+    assert len(logs) == 4 and "done in" in logs[0].read_text()
+
+    n_evals = _rows(store, "SELECT COUNT(*) FROM evals")[0][0]
+    last = _rows(store, "SELECT r.env_steps, MAX(e.step) FROM runs r JOIN evals e ON e.run_key=r.key "
+                        "GROUP BY r.key")
+    assert all(steps == final for steps, final in last)  # the final evaluation is at the end
+    capsys.readouterr()
+    # re-running skips every finished run and duplicates nothing
+    assert main(["run", str(suite), "--store", str(store), "-q"]) == 0
+    assert "4 already done, 0 to run" in capsys.readouterr().err
+    assert _rows(store, "SELECT COUNT(*) FROM runs")[0][0] == 4
+    assert _rows(store, "SELECT COUNT(*) FROM evals")[0][0] == n_evals
+
+    assert main(["status", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and " 4 " in out
+
+    csv = tmp_path / "out.csv"
+    assert main(["export", "--store", str(store), "--format", "csv", "-o", str(csv)]) == 0
+    table = pd.read_csv(csv)
+    assert list(table.columns) == EXPORT_COLUMNS
+    assert set(table.kind) == {"eval", "curve", "run"}
+    assert (table[table.metric == "run/env_steps"].value >= 1024).all()
+    pq = tmp_path / "out.parquet"
+    assert main(["export", "--store", str(store), "--format", "parquet", "-o", str(pq)]) == 0
+    assert len(pd.read_parquet(pq)) == len(table)
+
+
+def test_missing_store_is_exit_2(tmp_path, capsys):
+    assert main(["status", "--store", str(tmp_path / "none.sqlite")]) == 2
+    assert main(["export", "--store", str(tmp_path / "none.sqlite"), "-o", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_failing_run_is_recorded_and_suite_goes_on(write_suite, tmp_path, monkeypatch):
+    import bench.algos as algos
+
+    pg = algos.ALGORITHMS["pg"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exploded on purpose")
+
+    monkeypatch.setitem(algos.ALGORITHMS, "pg", algos.Algorithm(
+        "pg", pg.config, pg.task_defaults, broken, pg.description))
+    store = tmp_path / "bench.sqlite"
+    assert main(["run", str(write_suite(TINY)), "--store", str(store), "-q"]) == 1
+    rows = _rows(store, "SELECT algo, status, error FROM runs ORDER BY algo")
+    assert [(a, s) for a, s, _ in rows] == [("pg", "failed")] * 2 + [("ppo", "done")] * 2
+    assert "RuntimeError: exploded on purpose" in rows[0][2]
+
+
+def test_jobs_2_matches_jobs_1(write_suite, tmp_path):
+    suite = write_suite(TINY)
+    finals = []
+    for jobs in (1, 2):
+        store = tmp_path / f"j{jobs}.sqlite"
+        assert main(["run", str(suite), "--store", str(store), "-q", "--jobs", str(jobs)]) == 0
+        finals.append(_rows(store, "SELECT run_key, step, temperature, metric, value FROM evals "
+                                   "ORDER BY run_key, step, temperature, metric"))
+    assert finals[0] == finals[1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_resume_after_kill_loses_and_duplicates_nothing(write_suite, tmp_path):
+    text = TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2]").replace("1024", "3072")
+    suite = write_suite(text)
+    store = tmp_path / "bench.sqlite"
+    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--store", str(store), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and done < 2:
+        time.sleep(0.2)
+        if store.exists():
+            try:
+                done = _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0]
+            except sqlite3.OperationalError:
+                pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= done < 6, "the kill should land mid-suite"
+    before = dict(_rows(store, "SELECT key, ended_at FROM runs WHERE status='done'"))
+    assert main(["run", str(suite), "--store", str(store), "-q"]) == 0
+    after = dict(_rows(store, "SELECT key, ended_at FROM runs WHERE status='done'"))
+    assert len(after) == 6 and _rows(store, "SELECT COUNT(*) FROM runs")[0][0] == 6
+    assert all(after[k] == v for k, v in before.items()), "finished runs were not re-run"
+    # every run has exactly one final evaluation set, and equals an uninterrupted run
+    fresh = tmp_path / "fresh.sqlite"
+    assert main(["run", str(suite), "--store", str(fresh), "-q"]) == 0
+    q = "SELECT run_key, step, temperature, metric, value FROM evals ORDER BY 1, 2, 3, 4"
+    assert _rows(store, q) == _rows(fresh, q)
