@@ -109,6 +109,16 @@ def policy_gradient_loss(logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
     return -(logp * adv).mean()
 
 
+def clip_grad_norm_(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scales ``grads`` in place so their global L2 norm is at most ``max_norm``; returns the
+    norm before clipping. Same rule as ``torch.nn.utils.clip_grad_norm_`` (coefficient
+    max_norm / (norm + 1e-6), capped at 1) with less per-call bookkeeping for small nets."""
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    torch._foreach_mul_(grads, coef)
+    return norm
+
+
 def schedule(kind: str, initial: float, progress_remaining: float) -> float:
     """Value of a hyperparameter schedule; ``progress_remaining`` goes 1 -> 0 over training."""
     if kind == "linear":

@@ -135,7 +135,7 @@ def train(
                 loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, cfg.max_grad_norm, foreach=True)
+                losses.clip_grad_norm_([p.grad for p in parameters if p.grad is not None], cfg.max_grad_norm)
                 optimizer.step()
                 with torch.no_grad():
                     log_ratio = logp - old_logp[mb]
@@ -153,7 +153,7 @@ def train(
 
         if cfg.objective == "kl_penalty":
             with torch.no_grad():
-                new_params = model.pi(obs[idx])
+                new_params = model.policy(obs[idx])
                 batch_kl = float(model.kl(old_params[idx], new_params, old_log_std).mean())
             recorder.curve(collector.env_steps, "train/kl", batch_kl)
             recorder.curve(collector.env_steps, "train/kl_beta", beta)

@@ -62,22 +62,22 @@ class RolloutCollector:
 
     @torch.no_grad()
     def collect(self, num_steps: int) -> Rollout:
+        """Only the policy runs per step; values and log-probabilities of the whole rollout are
+        computed afterwards in one batch (same parameters, so the same numbers)."""
         n, model = self.n, self.model
-        obs_buf, act_buf, logp_buf, par_buf, val_buf = [], [], [], [], []
+        noise = model.noise((num_steps, n), self.generator)
+        obs_buf, act_buf, par_buf = [], [], []
         rew = np.zeros((num_steps, n), np.float32)
         done = np.zeros((num_steps, n), bool)
         trunc_only = np.zeros((num_steps, n), bool)
         valid = np.zeros((num_steps, n), bool)
         for t in range(num_steps):
             obs_t = torch.from_numpy(self.obs_norm(self.obs, update=True))
-            params, value = model(obs_t)
-            action = model.sample(params, 1.0, self.generator)
-            logp, _ = model.log_prob_entropy(params, action)
+            params = model.policy(obs_t)
+            action = model.sample(params, 1.0, noise=noise[t])
             obs_buf.append(obs_t)
             act_buf.append(action)
-            logp_buf.append(logp)
             par_buf.append(params)
-            val_buf.append(value)
             env_action = action.numpy()
             if self.continuous:
                 env_action = np.clip(env_action, self.low, self.high)
@@ -94,13 +94,16 @@ class RolloutCollector:
             valid[t] = is_valid
             self.prev_done = term | trunc
         self.env_steps += int(valid.sum())
-        last_obs = torch.from_numpy(self.obs_norm(self.obs))
-        values = torch.stack([*val_buf, model.value(last_obs)])
+        obs_buf.append(torch.from_numpy(self.obs_norm(self.obs)))
+        all_obs = torch.stack(obs_buf)  # [T + 1, N, obs_dim]
+        values = model.value(all_obs.flatten(0, 1)).view(num_steps + 1, n)
+        actions, params = torch.stack(act_buf), torch.stack(par_buf)
+        logp = model.log_prob(params.flatten(0, 1), actions.flatten(0, 1)).view(num_steps, n)
         return Rollout(
-            obs=torch.stack(obs_buf),
-            actions=torch.stack(act_buf),
-            logp=torch.stack(logp_buf),
-            params=torch.stack(par_buf),
+            obs=all_obs[:-1],
+            actions=actions,
+            logp=logp,
+            params=params,
             values=values,
             rewards=torch.from_numpy(rew),
             dones=torch.from_numpy(done),

@@ -14,14 +14,28 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
 LOG_2PI = math.log(2 * math.pi)
 
 
+def mlp(sizes: list[int], activation: str, out_gain: float, ortho_init: bool) -> nn.Sequential:
+    """MLP ``sizes[0] -> ... -> sizes[-1]``; orthogonal init (gain sqrt 2, output ``out_gain``)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        linear = nn.Linear(sizes[i], sizes[i + 1])
+        if ortho_init:
+            # orthogonal init as in the PPO implementation details (Engstrom et al. 2020, sec. 3)
+            last = i == len(sizes) - 2
+            nn.init.orthogonal_(linear.weight, out_gain if last else math.sqrt(2))
+            nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
 class ActorCritic(nn.Module):
-    """Separate policy and value MLPs of the same hidden sizes, evaluated together: hidden layer
-    k of both nets is one batched matmul over stacked weights [2, in, out] (index 0 = policy,
-    1 = value), which halves the per-layer op count of a PPO step; the function computed is
-    exactly that of two independent MLPs. ``dist_params`` is logits [B, A] (categorical) or the
+    """Separate policy and value MLPs. ``dist_params`` is logits [B, A] (categorical) or the
     mean [B, D] (Gaussian; the state-independent ``log_std`` [D] is a parameter)."""
 
     def __init__(
@@ -36,67 +50,73 @@ class ActorCritic(nn.Module):
     ):
         super().__init__()
         self.continuous = continuous
-        self.act = ACTIVATIONS[activation]()
-        sizes = [obs_dim, *hidden_sizes]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            w = torch.empty(2, n_in, n_out)
-            b = torch.zeros(2, 1, n_out)
-            for k in range(2):
-                layer = nn.Linear(n_in, n_out)  # PyTorch's default init unless ortho_init
-                if ortho_init:
-                    # orthogonal init, gain sqrt 2 (Engstrom et al. 2020, "implementation matters")
-                    nn.init.orthogonal_(layer.weight, math.sqrt(2))
-                    nn.init.zeros_(layer.bias)
-                w[k] = layer.weight.detach().T
-                b[k, 0] = layer.bias.detach()
-            self.weights.append(nn.Parameter(w))
-            self.biases.append(nn.Parameter(b))
-        self.pi_head = nn.Linear(sizes[-1], action_dim)
-        self.vf_head = nn.Linear(sizes[-1], 1)
-        if ortho_init:
-            nn.init.orthogonal_(self.pi_head.weight, 0.01)  # near-uniform initial policy
-            nn.init.orthogonal_(self.vf_head.weight, 1.0)
-            nn.init.zeros_(self.pi_head.bias)
-            nn.init.zeros_(self.vf_head.bias)
+        self.action_dim = action_dim
+        hidden = list(hidden_sizes)
+        self.pi = mlp([obs_dim, *hidden, action_dim], activation, 0.01, ortho_init)
+        self.vf = mlp([obs_dim, *hidden, 1], activation, 1.0, ortho_init)
         if continuous:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+        # plain-function evaluation of the MLPs: same result as calling the Sequentials, without
+        # the per-module call overhead (a large share of a small-network PPO step on CPU)
+        self._act_fn = ACTIVATION_FNS[activation]
+        self._pi_linears = [m for m in self.pi if isinstance(m, nn.Linear)]
+        self._vf_linears = [m for m in self.vf if isinstance(m, nn.Linear)]
+
+    def _mlp(self, linears: list[nn.Linear], x: torch.Tensor) -> torch.Tensor:
+        last = len(linears) - 1
+        for i, layer in enumerate(linears):
+            x = torch.nn.functional.linear(x, layer.weight, layer.bias)
+            if i < last:
+                x = self._act_fn(x)
+        return x
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(dist_params [B, A], value [B])."""
-        h = obs.unsqueeze(0).expand(2, *obs.shape)
-        for w, b in zip(self.weights, self.biases, strict=True):
-            h = self.act(torch.baddbmm(b, h, w))
-        return self.pi_head(h[0]), self.vf_head(h[1]).squeeze(-1)
+        return self._mlp(self._pi_linears, obs), self._mlp(self._vf_linears, obs).squeeze(-1)
 
-    def _one(self, obs: torch.Tensor, k: int) -> torch.Tensor:
-        h = obs
-        for w, b in zip(self.weights, self.biases, strict=True):
-            h = self.act(torch.addmm(b[k], h, w[k]))
-        return h
-
-    def pi(self, obs: torch.Tensor) -> torch.Tensor:
+    def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """Distribution parameters only [B, A]."""
-        return self.pi_head(self._one(obs, 0))
+        return self._mlp(self._pi_linears, obs)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(s) [B]."""
-        return self.vf_head(self._one(obs, 1)).squeeze(-1)
+        return self._mlp(self._vf_linears, obs).squeeze(-1)
+
+    def log_prob(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(a|s) [B] at temperature 1 (no entropy: the rollout's hot path)."""
+        if self.continuous:
+            z = (actions - params) / self.log_std.exp()
+            return (-0.5 * z.pow(2) - self.log_std - 0.5 * LOG_2PI).sum(-1)
+        return torch.log_softmax(params, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Exploration noise for ``sample``, drawn in bulk: [*shape, A] standard Gumbel
+        (categorical) or standard normal (Gaussian)."""
+        size = (*shape, self.action_dim)
+        if self.continuous:
+            return torch.randn(size, generator=generator)
+        u = torch.rand(size, generator=generator).clamp_(min=1e-12)
+        return -torch.log(-torch.log(u))
 
     def sample(
-        self, params: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None
+        self,
+        params: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Actions [B] (categorical) or [B, D] (Gaussian) at ``temperature``."""
-        if self.continuous:
-            if temperature == 0:
-                return params
-            std = self.log_std.exp() * temperature
-            return params + std * torch.randn(params.shape, generator=generator)
+        """Actions [B] (categorical) or [B, D] (Gaussian) at ``temperature``.
+
+        Categorical: argmax(logits / T + Gumbel noise) (the Gumbel-max trick: exactly a sample of
+        softmax(logits / T)). Gaussian: mean + std * T * normal noise. T = 0: argmax / mean.
+        """
         if temperature == 0:
-            return params.argmax(-1)
-        probs = torch.softmax(params / temperature, -1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            return params if self.continuous else params.argmax(-1)
+        if noise is None:
+            noise = self.noise(params.shape[:-1], generator)
+        if self.continuous:
+            return params + self.log_std.exp() * temperature * noise
+        return (params / temperature + noise).argmax(-1)
 
     def log_prob_entropy(
         self, params: torch.Tensor, actions: torch.Tensor
@@ -198,7 +218,7 @@ def policy_act_fn(model: ActorCritic, obs_norm: ObsNormalizer, generator: torch.
 
     @torch.no_grad()
     def act(obs: np.ndarray, temperature: float) -> np.ndarray:
-        params = model.pi(torch.as_tensor(obs_norm(obs)))
+        params = model.policy(torch.as_tensor(obs_norm(obs)))
         return model.sample(params, temperature, generator).numpy()
 
     return act

@@ -252,3 +252,19 @@ def test_schedule():
     assert losses.schedule("linear", 3e-4, 0.0) == 0.0
     assert losses.schedule("constant", 3e-4, 0.25) == 3e-4
     assert losses.schedule("constant", 3e-4, 0.0) == 3e-4
+
+
+def test_clip_grad_norm_matches_torch():
+    from bench.algos.losses import clip_grad_norm_
+
+    torch.manual_seed(0)
+    for scale in (0.01, 10.0):  # below and above the threshold
+        grads = [torch.randn(3, 4) * scale, torch.randn(5) * scale]
+        ref = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+        for p, g in zip(ref, grads):
+            p.grad = g.clone()
+        expected_norm = torch.nn.utils.clip_grad_norm_(ref, 0.5)
+        norm = clip_grad_norm_(grads, 0.5)
+        assert torch.allclose(norm, expected_norm)
+        for p, g in zip(ref, grads):
+            assert torch.allclose(p.grad, g)
