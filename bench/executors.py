@@ -220,7 +220,7 @@ def _run_pool(store, specs, jobs, log_dir, progress, finish, running) -> None:
                             result = _died(spec)
                         finish(result)
                     if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
-                        for fut, spec in list(in_flight.items()):
+                        for spec in list(in_flight.values()):
                             running.discard(spec.key)
                             finish(_died(spec))
                         in_flight.clear()

@@ -216,11 +216,12 @@ def load_suite(path: str | Path) -> Suite:
     return suite
 
 
-def _check_steps(path: Path, field: str, steps: Steps, tasks: list[str]) -> None:
+def _check_steps(path: Path, field: str, steps: Steps) -> None:
+    # per-task keys need only be known tasks: a variant may narrow the task list
     if isinstance(steps, dict):
         for task, n in steps.items():
-            if task not in tasks:
-                raise SuiteError(path, f"{field}.{task}", "not a task of this suite")
+            if task not in TASKS:
+                raise SuiteError(path, f"{field}.{task}", f"unknown task {task!r}")
             if n <= 0:
                 raise SuiteError(path, f"{field}.{task}", f"must be > 0 (got {n})")
         return
@@ -236,7 +237,7 @@ def _check_semantics(path: Path, suite: Suite) -> None:
         raise SuiteError(path, "seeds", "seeds repeat")
     if any(not 0 <= s < 2**31 - 2_000_000 for s in suite.seeds):
         raise SuiteError(path, "seeds", "seeds must be in [0, 2**31 - 2e6)")
-    _check_steps(path, "env_steps", suite.env_steps, suite.tasks)
+    _check_steps(path, "env_steps", suite.env_steps)
     for i, entry in enumerate(suite.algorithms):
         where = f"algorithms[{i}]"
         if entry.algo not in ALGORITHMS:
@@ -247,10 +248,10 @@ def _check_semantics(path: Path, suite: Suite) -> None:
             if task not in suite.tasks:
                 raise SuiteError(path, f"{where}.tasks[{j}]", f"{task!r} is not a task of this suite")
         for task in entry.task_params:
-            if task not in suite.tasks:
-                raise SuiteError(path, f"{where}.task_params.{task}", "not a task of this suite")
+            if task not in TASKS:
+                raise SuiteError(path, f"{where}.task_params.{task}", f"unknown task {task!r}")
         if entry.env_steps is not None:
-            _check_steps(path, f"{where}.env_steps", entry.env_steps, suite.tasks)
+            _check_steps(path, f"{where}.env_steps", entry.env_steps)
         for task in entry.tasks or suite.tasks:
             _grid(path, suite, i, entry, task)  # validates every cell
     labels = [(e.label or e.algo, tuple(e.tasks or suite.tasks)) for e in suite.algorithms]

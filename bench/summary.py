@@ -10,16 +10,18 @@ from bench.store import Store
 
 
 def time_to_threshold(evals: pd.DataFrame, threshold: float) -> pd.Series:
-    """Per run: training time (s) and env steps at the first greedy (T=0) evaluation whose mean
-    return reaches ``threshold``; NaN when never reached. ``evals``: one task's eval records."""
+    """Per run: training time (s, evaluation excluded), wall time (s) and env steps at the first
+    greedy (T=0) evaluation whose mean return reaches ``threshold``; runs that never reach it
+    are absent. ``evals``: one task's eval records."""
     greedy = evals[(evals.metric == "eval/return") & (evals.temperature == 0)]
     hit = greedy[greedy.value >= threshold].sort_values("step").groupby("run_key").first()
-    return hit[["train_time", "step"]]
+    return hit[["train_time", "wall_time", "step"]]
 
 
 def run_summary(store: Store, suite: str) -> pd.DataFrame:
-    """Median over seeds, per (algorithm, task): final greedy return, env-steps/s, time and
-    steps to the task's threshold (runs that never reach it count as not reached)."""
+    """Per (algorithm, task): mean/std over seeds of the final greedy return; medians over seeds
+    of env-steps/s and of the time (training and wall) and env steps to the task's threshold,
+    with runs that never reach it counted as infinitely late."""
     runs = store.runs(suite)
     runs = runs[runs.status == "done"]
     if runs.empty:
@@ -35,8 +37,10 @@ def run_summary(store: Store, suite: str) -> pd.DataFrame:
         hits = time_to_threshold(evals[evals.run_key.isin(keys)], threshold)
         reached = len(hits)
         # median over all seeds, with unreached runs counted as +inf
-        t = np.concatenate([hits.train_time.to_numpy(), np.full(len(keys) - reached, np.inf)])
-        s = np.concatenate([hits.step.to_numpy(), np.full(len(keys) - reached, np.inf)])
+        unreached = np.full(len(keys) - reached, np.inf)
+        t = np.concatenate([hits.train_time.to_numpy(), unreached])
+        w = np.concatenate([hits.wall_time.to_numpy(), unreached])
+        s = np.concatenate([hits.step.to_numpy(), unreached])
         scores = final.reindex(keys)
         rows.append({
             "algorithm": algo, "task": task, "seeds": len(keys),
@@ -45,6 +49,7 @@ def run_summary(store: Store, suite: str) -> pd.DataFrame:
             "env_steps_per_s": float(np.median(sps)),
             "reached": f"{reached}/{len(keys)}",
             "time_to_threshold_s": float(np.median(t)) if len(t) else np.nan,
+            "wall_to_threshold_s": float(np.median(w)) if len(w) else np.nan,
             "steps_to_threshold": float(np.median(s)) if len(s) else np.nan,
             "train_time_s": float(group.train_time.median()),
         })

@@ -47,7 +47,7 @@ class PGConfig(BaseModel):
 
 
 TASK_DEFAULTS: dict[str, dict] = {
-    "CartPole-v1": dict(n_envs=16, n_steps=128, lr=3e-3, gamma=0.99),
+    "CartPole-v1": dict(n_envs=16, n_steps=128, lr=1e-3, gamma=0.99),
     "LunarLander-v3": dict(n_envs=16, n_steps=256, lr=1e-3, gamma=0.99, ent_coef=0.01),
     "LunarLanderContinuous-v3": dict(n_envs=16, n_steps=256, lr=1e-3, gamma=0.99),
     "Pendulum-v1": dict(

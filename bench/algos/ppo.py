@@ -59,7 +59,7 @@ class PPOConfig(BaseModel):
 # Shipped per-task defaults (overridden by a suite's params).
 TASK_DEFAULTS: dict[str, dict] = {
     "CartPole-v1": dict(
-        n_envs=16, n_steps=32, batch_size=256, n_epochs=10, lr=2e-3, lr_schedule="linear",
+        n_envs=16, n_steps=32, batch_size=512, n_epochs=10, lr=4e-3, lr_schedule="linear",
         gamma=0.98, gae_lambda=0.8, clip_schedule="linear",
     ),
     "LunarLander-v3": dict(
@@ -71,8 +71,8 @@ TASK_DEFAULTS: dict[str, dict] = {
         ent_coef=0.01,
     ),
     "Pendulum-v1": dict(
-        n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, lr=1e-3, gamma=0.9, gae_lambda=0.95,
-        normalize_obs=True, normalize_reward=True, log_std_init=-1.0,
+        n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, lr=3e-4, gamma=0.9, gae_lambda=0.95,
+        normalize_obs=True, normalize_reward=True, log_std_init=0.0,
     ),
 }
 

@@ -131,3 +131,31 @@ def test_resume_after_kill_loses_and_duplicates_nothing(write_suite, tmp_path):
     assert main(["run", str(suite), "--store", str(fresh), "-q"]) == 0
     q = "SELECT run_key, step, temperature, metric, value FROM evals ORDER BY 1, 2, 3, 4"
     assert _rows(store, q) == _rows(fresh, q)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tmp_path):
+    text = TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]").replace("1024", "4096")
+    suite = write_suite(text)
+    store = tmp_path / "bench.sqlite"
+    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--store", str(store), "-q",
+           "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and done < 1:
+        time.sleep(0.2)
+        if store.exists():
+            try:
+                done = _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0]
+            except sqlite3.OperationalError:
+                pass
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    statuses = dict(_rows(store, "SELECT status, COUNT(*) FROM runs GROUP BY status"))
+    assert "running" not in statuses and statuses.get("done", 0) < 8
+    assert main(["run", str(suite), "--store", str(store), "-q"]) == 0
+    assert _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0] == 8

@@ -261,10 +261,10 @@ def test_clip_grad_norm_matches_torch():
     for scale in (0.01, 10.0):  # below and above the threshold
         grads = [torch.randn(3, 4) * scale, torch.randn(5) * scale]
         ref = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
-        for p, g in zip(ref, grads):
+        for p, g in zip(ref, grads, strict=True):
             p.grad = g.clone()
         expected_norm = torch.nn.utils.clip_grad_norm_(ref, 0.5)
         norm = clip_grad_norm_(grads, 0.5)
         assert torch.allclose(norm, expected_norm)
-        for p, g in zip(ref, grads):
+        for p, g in zip(ref, grads, strict=True):
             assert torch.allclose(p.grad, g)
