@@ -15,8 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
-from bench.algos.rollout import RolloutCollector
-from bench.control.policies import ActorCritic, policy_act_fn
+from bench.algos.rollout import build_agent, set_lr
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -60,26 +59,14 @@ TASK_DEFAULTS: dict[str, dict] = {
 def train(
     task: Task, cfg: PGConfig, env_steps: int, seed: int, evaluator: Evaluator, recorder: Recorder
 ) -> None:
-    torch.manual_seed(seed)
-    env = task.make_vec(cfg.n_envs)
-    obs_dim = env.single_observation_space.shape[0]
-    space = env.single_action_space
-    action_dim = space.shape[0] if task.continuous else int(space.n)
-    model = ActorCritic(
-        obs_dim, action_dim, task.continuous, cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
-        cfg.log_std_init,
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    collector = RolloutCollector(
-        env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder
-    )
-    act = policy_act_fn(model, collector.obs_norm, torch.Generator().manual_seed(seed + 1))
+    agent = build_agent(task, cfg, seed, recorder)
+    env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
 
     while collector.env_steps < env_steps:
         remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
         lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(optimizer, lr)
         ro = collector.collect(cfg.n_steps)
         rewards, last_value = ro.rewards, torch.zeros(env.num_envs)
         if cfg.use_baseline:

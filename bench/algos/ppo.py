@@ -17,8 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
-from bench.algos.rollout import RolloutCollector
-from bench.control.policies import ActorCritic, policy_act_fn
+from bench.algos.rollout import build_agent, set_lr
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -80,29 +79,17 @@ TASK_DEFAULTS: dict[str, dict] = {
 def train(
     task: Task, cfg: PPOConfig, env_steps: int, seed: int, evaluator: Evaluator, recorder: Recorder
 ) -> None:
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    env = task.make_vec(cfg.n_envs)
-    obs_dim = env.single_observation_space.shape[0]
-    space = env.single_action_space
-    action_dim = space.shape[0] if task.continuous else int(space.n)
-    model = ActorCritic(
-        obs_dim, action_dim, task.continuous, cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
-        cfg.log_std_init,
-    )
+    agent = build_agent(task, cfg, seed, recorder)
+    env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
     parameters = list(model.parameters())
     optimizer = torch.optim.Adam(parameters, lr=cfg.lr, eps=1e-5, fused=True)
-    collector = RolloutCollector(
-        env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder
-    )
-    act = policy_act_fn(model, collector.obs_norm, torch.Generator().manual_seed(seed + 1))
     beta = cfg.kl_beta
 
     while collector.env_steps < env_steps:
         remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
         lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(optimizer, lr)
         clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
 
         ro = collector.collect(cfg.n_steps)

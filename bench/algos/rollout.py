@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench.control.policies import ActorCritic, ObsNormalizer, ReturnScaler
+from bench.control.policies import ActorCritic, ObsNormalizer, ReturnScaler, policy_act_fn
+from bench.control.tasks import Task
 from bench.recorder import Recorder
 
 
@@ -116,3 +117,35 @@ class RolloutCollector:
         if self.finished_returns:
             self.recorder.curve(self.env_steps, "train/episode_return", np.mean(self.finished_returns))
             self.finished_returns = []
+
+
+@dataclass
+class Agent:
+    """What PG and PPO train: env, actor-critic, its collector and an evaluation ``act``."""
+
+    env: object
+    model: ActorCritic
+    collector: RolloutCollector
+    act: object
+
+
+def build_agent(task: Task, cfg, seed: int, recorder: Recorder) -> Agent:
+    """Env, policy and collector from the policy fields shared by ``PGConfig`` and ``PPOConfig``."""
+    torch.manual_seed(seed)
+    env = task.make_vec(cfg.n_envs)
+    space = env.single_action_space
+    action_dim = space.shape[0] if task.continuous else int(space.n)
+    model = ActorCritic(
+        env.single_observation_space.shape[0], action_dim, task.continuous, cfg.hidden_sizes,
+        cfg.activation, cfg.ortho_init, cfg.log_std_init,
+    )
+    collector = RolloutCollector(
+        env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder
+    )
+    act = policy_act_fn(model, collector.obs_norm, torch.Generator().manual_seed(seed + 1))
+    return Agent(env, model, collector, act)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

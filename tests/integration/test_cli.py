@@ -24,6 +24,20 @@ def _rows(store, query):
         db.close()
 
 
+def _wait_for_done(store, n: int, timeout: float = 120.0) -> int:
+    """Polls the store until ``n`` runs are done; returns the count seen."""
+    deadline = time.time() + timeout
+    done = 0
+    while time.time() < deadline and done < n:
+        time.sleep(0.2)
+        if store.exists():
+            try:
+                done = _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0]
+            except sqlite3.OperationalError:
+                pass
+    return done
+
+
 def test_run_status_export_and_resume(write_suite, tmp_path, capsys):
     suite = write_suite(TINY)
     store = tmp_path / "bench.sqlite"
@@ -109,15 +123,7 @@ def test_resume_after_kill_loses_and_duplicates_nothing(write_suite, tmp_path):
     cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--store", str(store), "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and done < 2:
-        time.sleep(0.2)
-        if store.exists():
-            try:
-                done = _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0]
-            except sqlite3.OperationalError:
-                pass
+    done = _wait_for_done(store, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 2 <= done < 6, "the kill should land mid-suite"
@@ -142,15 +148,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tm
            "--jobs", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and done < 1:
-        time.sleep(0.2)
-        if store.exists():
-            try:
-                done = _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0]
-            except sqlite3.OperationalError:
-                pass
+    _wait_for_done(store, 1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
