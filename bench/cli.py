@@ -39,19 +39,21 @@ def cmd_run(args) -> int:
     store.register(suite, specs)
     done = store.done_keys(s.key for s in specs)
     todo = [s for s in specs if s.key not in done]
-    print(f"suite {suite.name} v{suite.version}: {len(specs)} runs, {len(done)} already done, "
-          f"{len(todo)} to run (store {args.store})", file=sys.stderr)
+    print(
+        f"suite {suite.name} v{suite.version}: {len(specs)} runs, {len(done)} already done, "
+        f"{len(todo)} to run (store {args.store})",
+        file=sys.stderr,
+    )
     log_dir = Path(args.store).parent / "logs"
     try:
-        results = run_local(store, todo, min(args.jobs, max(len(todo), 1)), log_dir, args.quiet,
-                            suite.name)
+        results = run_local(store, todo, min(args.jobs, max(len(todo), 1)), log_dir, args.quiet, suite.name)
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are stored; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: finished runs are stored; run the same command again to resume", file=sys.stderr
+        )
         return 130
     failed = [r for r in results if r["status"] == "failed"]
-    print(f"{len(results) - len(failed)} done, {len(failed)} failed; logs in {log_dir}",
-          file=sys.stderr)
+    print(f"{len(results) - len(failed)} done, {len(failed)} failed; logs in {log_dir}", file=sys.stderr)
     for r in failed:
         first = (r["error"] or "").splitlines()[0] if r["error"] else "unknown error"
         print(f"  failed {r['key']}: {first} (log: {r.get('log_path')})", file=sys.stderr)
@@ -67,14 +69,18 @@ def cmd_list(args) -> int:
     for path in sorted(Path(args.suites_dir).glob("*.yaml")):
         try:
             suite = load_suite(path)
-            print(f"  {path}  {suite.name} v{suite.version}: {len(expand(suite))} runs"
-                  f"{' — ' + suite.description if suite.description else ''}")
+            print(
+                f"  {path}  {suite.name} v{suite.version}: {len(expand(suite))} runs"
+                f"{' — ' + suite.description if suite.description else ''}"
+            )
         except SuiteError as e:
             print(f"  {path}  INVALID: {e}")
     print("tasks:")
     for t in TASKS.values():
-        print(f"  {t.id}  threshold {t.reward_threshold:g}, bounds "
-              f"[{t.random_score:g} random, {t.solved_score:g} solved]")
+        print(
+            f"  {t.id}  threshold {t.reward_threshold:g}, bounds "
+            f"[{t.random_score:g} random, {t.solved_score:g} solved]"
+        )
     print("algorithms:")
     for a in ALGORITHMS.values():
         print(f"  {a.name}  {a.description}")
@@ -144,8 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help: str, fn) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, epilog=EPILOG)
-        p.add_argument("--store", default=DEFAULT_STORE, metavar="PATH",
-                       help=f"results store, an SQLite file (default: {DEFAULT_STORE})")
+        p.add_argument(
+            "--store",
+            default=DEFAULT_STORE,
+            metavar="PATH",
+            help=f"results store, an SQLite file (default: {DEFAULT_STORE})",
+        )
         p.set_defaults(fn=fn)
         return p
 
@@ -175,4 +185,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

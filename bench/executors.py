@@ -35,10 +35,16 @@ def provenance() -> dict:
     """git revision (with ``-dirty`` for uncommitted changes), package versions, host."""
     root = Path(__file__).resolve().parent.parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         rev = (rev + ("-dirty" if dirty else "")) or "unknown"
     except (OSError, subprocess.SubprocessError):
         rev = "unknown"
@@ -101,8 +107,9 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
                 pass
 
     recorder = Recorder(progress=on_progress)
-    logger.info("run %s: %s on %s, seed %d, %d env steps", spec.key, spec.label, spec.task,
-                spec.seed, spec.env_steps)
+    logger.info(
+        "run %s: %s on %s, seed %d, %d env steps", spec.key, spec.label, spec.task, spec.seed, spec.env_steps
+    )
     logger.info("config %s", spec.config_json)
     status, error = "done", None
     try:
@@ -110,8 +117,7 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
         task = get_task(spec.task)
         cfg = algo.config(**spec.config)
         ev = spec.evaluation
-        evaluator = Evaluator(task, recorder, spec.seed, ev.eval_every, ev.eval_episodes,
-                              ev.temperatures)
+        evaluator = Evaluator(task, recorder, spec.seed, ev.eval_every, ev.eval_episodes, ev.temperatures)
         torch.manual_seed(spec.seed)
         algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run
@@ -122,16 +128,23 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
     for step, _, _, temp, metric, value, n in recorder.evals:
         if metric == "eval/return":
             logger.info("eval step=%d T=%g return=%.2f (n=%d)", step, temp, value, n)
-    logger.info("%s in %.1f s (%.1f s training), %d env steps", status, wall, train,
-                recorder.env_steps)
+    logger.info("%s in %.1f s (%.1f s training), %d env steps", status, wall, train, recorder.env_steps)
     if handler:
         handler.close()
         logger.removeHandler(handler)
     return {
-        "key": spec.key, "status": status, "error": error, "started_at": started,
-        "ended_at": now(), "wall_time": wall, "train_time": train,
-        "env_steps": recorder.env_steps, "curves": recorder.curves, "evals": recorder.evals,
-        "log_path": log_path, **provenance(),
+        "key": spec.key,
+        "status": status,
+        "error": error,
+        "started_at": started,
+        "ended_at": now(),
+        "wall_time": wall,
+        "train_time": train,
+        "env_steps": recorder.env_steps,
+        "curves": recorder.curves,
+        "evals": recorder.evals,
+        "log_path": log_path,
+        **provenance(),
     }
 
 
@@ -139,8 +152,9 @@ class Progress:
     """tqdm bar over runs with the current aggregate env-steps/s in its postfix."""
 
     def __init__(self, total: int, desc: str, disable: bool):
-        self.bar = tqdm(total=total, desc=desc, unit="run", disable=disable, dynamic_ncols=True,
-                        mininterval=0.5)
+        self.bar = tqdm(
+            total=total, desc=desc, unit="run", disable=disable, dynamic_ncols=True, mininterval=0.5
+        )
         self.live: dict[str, float] = {}
         self.failed = 0
 
@@ -162,8 +176,9 @@ class Progress:
         self.bar.close()
 
 
-def run_local(store: Store, specs: list[RunSpec], jobs: int, log_dir: Path, quiet: bool,
-              desc: str) -> list[dict]:
+def run_local(
+    store: Store, specs: list[RunSpec], jobs: int, log_dir: Path, quiet: bool, desc: str
+) -> list[dict]:
     """Runs ``specs`` with ``jobs`` processes (1 = in this process); writes each result."""
     progress = Progress(len(specs), desc, quiet)
     results: list[dict] = []
@@ -198,8 +213,9 @@ def _run_pool(store, specs, jobs, log_dir, progress, finish, running) -> None:
     progress_queue = ctx.Queue(maxsize=10_000)
     todo = list(reversed(specs))
     while todo:
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(progress_queue,)) as pool:
+        with ProcessPoolExecutor(
+            jobs, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue,)
+        ) as pool:
             in_flight: dict = {}
             try:
                 while todo or in_flight:
@@ -234,9 +250,19 @@ def _run_pool(store, specs, jobs, log_dir, progress, finish, running) -> None:
 
 def _died(spec: RunSpec) -> dict:
     t = now()
-    return {"key": spec.key, "status": "failed", "error": "worker process died (killed or out "
-            "of memory)", "started_at": t, "ended_at": t, "wall_time": 0.0, "train_time": 0.0,
-            "env_steps": 0, "curves": [], "evals": [], **provenance()}
+    return {
+        "key": spec.key,
+        "status": "failed",
+        "error": "worker process died (killed or out of memory)",
+        "started_at": t,
+        "ended_at": t,
+        "wall_time": 0.0,
+        "train_time": 0.0,
+        "env_steps": 0,
+        "curves": [],
+        "evals": [],
+        **provenance(),
+    }
 
 
 def _drain(progress_queue, progress: Progress) -> None:

@@ -31,8 +31,7 @@ class Recorder:
 
     def eval(self, step: int, temperature: float, metric: str, value: float, n: int) -> None:
         self.evals.append(
-            (int(step), self.wall_time(), self.train_time(), float(temperature), metric,
-             float(value), int(n))
+            (int(step), self.wall_time(), self.train_time(), float(temperature), metric, float(value), int(n))
         )
 
     def steps(self, env_steps: int) -> None:

@@ -95,8 +95,18 @@ class Store:
                 "INSERT OR IGNORE INTO runs (key, suite, suite_version, task, algorithm, algo, seed,"
                 " env_steps_budget, config, evaluation, status) VALUES (?,?,?,?,?,?,?,?,?,?,'pending')",
                 [
-                    (s.key, s.suite, s.suite_version, s.task, s.label, s.algo, s.seed, s.env_steps,
-                     s.config_json, s.evaluation_json)
+                    (
+                        s.key,
+                        s.suite,
+                        s.suite_version,
+                        s.task,
+                        s.label,
+                        s.algo,
+                        s.seed,
+                        s.env_steps,
+                        s.config_json,
+                        s.evaluation_json,
+                    )
                     for s in specs
                 ],
             )
@@ -133,9 +143,7 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM curves WHERE run_key = ?", (key,))
             db.execute("DELETE FROM evals WHERE run_key = ?", (key,))
-            db.executemany(
-                "INSERT INTO curves VALUES (?,?,?,?,?)", [(key, *row) for row in result["curves"]]
-            )
+            db.executemany("INSERT INTO curves VALUES (?,?,?,?,?)", [(key, *row) for row in result["curves"]])
             db.executemany(
                 "INSERT INTO evals VALUES (?,?,?,?,?,?,?,?)", [(key, *row) for row in result["evals"]]
             )
@@ -143,10 +151,18 @@ class Store:
                 "UPDATE runs SET status=?, error=?, started_at=?, ended_at=?, wall_time=?,"
                 " train_time=?, env_steps=?, git_rev=?, packages=?, host=?, log_path=? WHERE key=?",
                 (
-                    result["status"], result.get("error"), result["started_at"],
-                    result["ended_at"], result["wall_time"], result["train_time"],
-                    result["env_steps"], result["git_rev"], json.dumps(result["packages"]),
-                    result["host"], result.get("log_path"), key,
+                    result["status"],
+                    result.get("error"),
+                    result["started_at"],
+                    result["ended_at"],
+                    result["wall_time"],
+                    result["train_time"],
+                    result["env_steps"],
+                    result["git_rev"],
+                    json.dumps(result["packages"]),
+                    result["host"],
+                    result.get("log_path"),
+                    key,
                 ),
             )
 
@@ -202,8 +218,22 @@ class _Transaction:
 
 
 EXPORT_COLUMNS = [
-    "suite", "suite_version", "run_key", "task", "algorithm", "algo", "seed", "status",
-    "kind", "step", "wall_time", "train_time", "temperature", "metric", "value", "n",
+    "suite",
+    "suite_version",
+    "run_key",
+    "task",
+    "algorithm",
+    "algo",
+    "seed",
+    "status",
+    "kind",
+    "step",
+    "wall_time",
+    "train_time",
+    "temperature",
+    "metric",
+    "value",
+    "n",
 ]
 
 
@@ -213,23 +243,38 @@ def tidy(store: Store, suite: str | None = None) -> pd.DataFrame:
     ident = runs[["key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]]
     ident = ident.rename(columns={"key": "run_key"})
     ev = store.evals(suite).assign(kind="eval")
-    cv = store.curves(suite).assign(kind="curve", train_time=float("nan"), temperature=float("nan"),
-                                    n=pd.NA)
+    cv = store.curves(suite).assign(kind="curve", train_time=float("nan"), temperature=float("nan"), n=pd.NA)
     finished = runs[runs.status.isin(["done", "failed"])]
     summary = []
     for _, r in finished.iterrows():
         sps = r.env_steps / r.train_time if r.train_time else float("nan")
-        for metric, value in [("run/wall_time", r.wall_time), ("run/train_time", r.train_time),
-                              ("run/env_steps", r.env_steps), ("run/env_steps_per_s", sps),
-                              ("run/failed", float(r.status == "failed"))]:
-            summary.append(dict(run_key=r.key, step=r.env_steps, wall_time=r.wall_time,
-                                train_time=r.train_time, temperature=float("nan"),
-                                metric=metric, value=value, n=pd.NA, kind="run"))
+        for metric, value in [
+            ("run/wall_time", r.wall_time),
+            ("run/train_time", r.train_time),
+            ("run/env_steps", r.env_steps),
+            ("run/env_steps_per_s", sps),
+            ("run/failed", float(r.status == "failed")),
+        ]:
+            summary.append(
+                dict(
+                    run_key=r.key,
+                    step=r.env_steps,
+                    wall_time=r.wall_time,
+                    train_time=r.train_time,
+                    temperature=float("nan"),
+                    metric=metric,
+                    value=value,
+                    n=pd.NA,
+                    kind="run",
+                )
+            )
     frames = [f for f in (ev.rename(columns={}), cv, pd.DataFrame(summary)) if len(f)]
     if not frames:
         return pd.DataFrame(columns=EXPORT_COLUMNS)
     records = pd.concat(frames, ignore_index=True)
     out = records.merge(ident, on="run_key", how="inner")
-    return out[EXPORT_COLUMNS].sort_values(
-        ["suite", "algorithm", "task", "seed", "kind", "metric", "step"], kind="stable"
-    ).reset_index(drop=True)
+    return (
+        out[EXPORT_COLUMNS]
+        .sort_values(["suite", "algorithm", "task", "seed", "kind", "metric", "step"], kind="stable")
+        .reset_index(drop=True)
+    )

@@ -259,9 +259,7 @@ def _check_semantics(path: Path, suite: Suite) -> None:
     for i, (label, tasks) in enumerate(labels):
         for task in tasks:
             if (label, task) in seen:
-                raise SuiteError(
-                    path, f"algorithms[{i}].label", f"label {label!r} repeats for task {task}"
-                )
+                raise SuiteError(path, f"algorithms[{i}].label", f"label {label!r} repeats for task {task}")
             seen.add((label, task))
 
 
@@ -336,13 +334,29 @@ def expand(suite: Suite) -> list[RunSpec]:
                 config_json = json.dumps(config, sort_keys=True)
                 for seed in suite.seeds:
                     ident = dict(
-                        suite=suite.name, version=suite.version, label=label, algo=entry.algo,
-                        task=task, seed=seed, env_steps=steps, config=config,
+                        suite=suite.name,
+                        version=suite.version,
+                        label=label,
+                        algo=entry.algo,
+                        task=task,
+                        seed=seed,
+                        env_steps=steps,
+                        config=config,
                         evaluation=json.loads(evaluation_json),
                     )
                     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
                     specs.append(
-                        RunSpec(key, suite.name, suite.version, label, entry.algo, task, seed,
-                                steps, config_json, evaluation_json)
+                        RunSpec(
+                            key,
+                            suite.name,
+                            suite.version,
+                            label,
+                            entry.algo,
+                            task,
+                            seed,
+                            steps,
+                            config_json,
+                            evaluation_json,
+                        )
                     )
     return specs

@@ -42,15 +42,20 @@ def run_summary(store: Store, suite: str) -> pd.DataFrame:
         w = np.concatenate([hits.wall_time.to_numpy(), unreached])
         s = np.concatenate([hits.step.to_numpy(), unreached])
         scores = final.reindex(keys)
-        rows.append({
-            "algorithm": algo, "task": task, "seeds": len(keys),
-            "final_T0_mean": scores.mean(), "final_T0_std": scores.std(ddof=0),
-            "env_steps": int(group.env_steps.median()),
-            "env_steps_per_s": float(np.median(sps)),
-            "reached": f"{reached}/{len(keys)}",
-            "time_to_threshold_s": float(np.median(t)) if len(t) else np.nan,
-            "wall_to_threshold_s": float(np.median(w)) if len(w) else np.nan,
-            "steps_to_threshold": float(np.median(s)) if len(s) else np.nan,
-            "train_time_s": float(group.train_time.median()),
-        })
+        rows.append(
+            {
+                "algorithm": algo,
+                "task": task,
+                "seeds": len(keys),
+                "final_T0_mean": scores.mean(),
+                "final_T0_std": scores.std(ddof=0),
+                "env_steps": int(group.env_steps.median()),
+                "env_steps_per_s": float(np.median(sps)),
+                "reached": f"{reached}/{len(keys)}",
+                "time_to_threshold_s": float(np.median(t)) if len(t) else np.nan,
+                "wall_to_threshold_s": float(np.median(w)) if len(w) else np.nan,
+                "steps_to_threshold": float(np.median(s)) if len(s) else np.nan,
+                "train_time_s": float(group.train_time.median()),
+            }
+        )
     return pd.DataFrame(rows)

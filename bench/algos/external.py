@@ -51,35 +51,84 @@ class SB3Config(BaseModel):
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {
     "sb3-ppo": {
         "CartPole-v1": dict(
-            n_envs=8, n_steps=32, batch_size=256, n_epochs=20, lr=1e-3, lr_schedule="linear",
-            gamma=0.98, gae_lambda=0.8, clip_range=0.2, clip_schedule="linear", ent_coef=0.0,
+            n_envs=8,
+            n_steps=32,
+            batch_size=256,
+            n_epochs=20,
+            lr=1e-3,
+            lr_schedule="linear",
+            gamma=0.98,
+            gae_lambda=0.8,
+            clip_range=0.2,
+            clip_schedule="linear",
+            ent_coef=0.0,
         ),
         "LunarLander-v3": dict(
-            n_envs=16, n_steps=1024, batch_size=64, n_epochs=4, gamma=0.999, gae_lambda=0.98,
+            n_envs=16,
+            n_steps=1024,
+            batch_size=64,
+            n_epochs=4,
+            gamma=0.999,
+            gae_lambda=0.98,
             ent_coef=0.01,
         ),
         "LunarLanderContinuous-v3": dict(
-            n_envs=16, n_steps=1024, batch_size=64, n_epochs=4, gamma=0.999, gae_lambda=0.98,
+            n_envs=16,
+            n_steps=1024,
+            batch_size=64,
+            n_epochs=4,
+            gamma=0.999,
+            gae_lambda=0.98,
             ent_coef=0.01,
         ),
         "Pendulum-v1": dict(
-            n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, lr=1e-3, gamma=0.9,
-            gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, use_sde=True, sde_sample_freq=4,
+            n_envs=4,
+            n_steps=1024,
+            batch_size=64,
+            n_epochs=10,
+            lr=1e-3,
+            gamma=0.9,
+            gae_lambda=0.95,
+            clip_range=0.2,
+            ent_coef=0.0,
+            use_sde=True,
+            sde_sample_freq=4,
         ),
     },
     "sb3-a2c": {
         "CartPole-v1": dict(n_envs=8, ent_coef=0.0),
-        "LunarLander-v3": dict(n_envs=8, gamma=0.995, n_steps=5, lr=8.3e-4, lr_schedule="linear",
-                               ent_coef=1e-5),
+        "LunarLander-v3": dict(
+            n_envs=8, gamma=0.995, n_steps=5, lr=8.3e-4, lr_schedule="linear", ent_coef=1e-5
+        ),
         "LunarLanderContinuous-v3": dict(
-            n_envs=4, normalize=True, gamma=0.99, n_steps=8, gae_lambda=0.9, use_rms_prop=True,
-            ent_coef=0.0, max_grad_norm=0.5, lr=7e-4, lr_schedule="linear", use_sde=True,
-            log_std_init=-2.0, ortho_init=False,
+            n_envs=4,
+            normalize=True,
+            gamma=0.99,
+            n_steps=8,
+            gae_lambda=0.9,
+            use_rms_prop=True,
+            ent_coef=0.0,
+            max_grad_norm=0.5,
+            lr=7e-4,
+            lr_schedule="linear",
+            use_sde=True,
+            log_std_init=-2.0,
+            ortho_init=False,
         ),
         "Pendulum-v1": dict(
-            n_envs=8, normalize=True, gamma=0.9, n_steps=8, gae_lambda=0.9, use_rms_prop=True,
-            ent_coef=0.0, max_grad_norm=0.5, lr=7e-4, lr_schedule="linear", use_sde=True,
-            log_std_init=-2.0, ortho_init=False,
+            n_envs=8,
+            normalize=True,
+            gamma=0.9,
+            n_steps=8,
+            gae_lambda=0.9,
+            use_rms_prop=True,
+            ent_coef=0.0,
+            max_grad_norm=0.5,
+            lr=7e-4,
+            lr_schedule="linear",
+            use_sde=True,
+            log_std_init=-2.0,
+            ortho_init=False,
         ),
     },
 }
@@ -92,8 +141,17 @@ def _schedule(kind: str, value: float):
 def sb3_kwargs(algo: str, cfg: SB3Config) -> dict:
     """Constructor keyword arguments for the SB3 class of ``algo``."""
     kw: dict = {}
-    names = ["n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
-             "normalize_advantage", "use_sde", "sde_sample_freq"]
+    names = [
+        "n_steps",
+        "gamma",
+        "gae_lambda",
+        "ent_coef",
+        "vf_coef",
+        "max_grad_norm",
+        "normalize_advantage",
+        "use_sde",
+        "sde_sample_freq",
+    ]
     if algo == "sb3-ppo":
         names += ["batch_size", "n_epochs"]
         if cfg.clip_range is not None:
@@ -110,9 +168,7 @@ def sb3_kwargs(algo: str, cfg: SB3Config) -> dict:
     if cfg.hidden_sizes is not None:
         policy_kwargs["net_arch"] = dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes))
     if cfg.activation is not None:
-        policy_kwargs["activation_fn"] = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[
-            cfg.activation
-        ]
+        policy_kwargs["activation_fn"] = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
     for name in ("log_std_init", "ortho_init"):
         if getattr(cfg, name) is not None:
             policy_kwargs[name] = getattr(cfg, name)

@@ -50,7 +50,12 @@ TASK_DEFAULTS: dict[str, dict] = {
     "LunarLander-v3": dict(n_envs=16, n_steps=256, lr=1e-3, gamma=0.99, ent_coef=0.01),
     "LunarLanderContinuous-v3": dict(n_envs=16, n_steps=256, lr=1e-3, gamma=0.99),
     "Pendulum-v1": dict(
-        n_envs=8, n_steps=200, lr=1e-3, gamma=0.9, normalize_obs=True, normalize_reward=True,
+        n_envs=8,
+        n_steps=200,
+        lr=1e-3,
+        gamma=0.9,
+        normalize_obs=True,
+        normalize_reward=True,
         log_std_init=-0.5,
     ),
 }

@@ -58,20 +58,45 @@ class PPOConfig(BaseModel):
 # Shipped per-task defaults (overridden by a suite's params).
 TASK_DEFAULTS: dict[str, dict] = {
     "CartPole-v1": dict(
-        n_envs=16, n_steps=32, batch_size=512, n_epochs=10, lr=4e-3, lr_schedule="linear",
-        gamma=0.98, gae_lambda=0.8, clip_schedule="linear",
+        n_envs=16,
+        n_steps=32,
+        batch_size=512,
+        n_epochs=10,
+        lr=4e-3,
+        lr_schedule="linear",
+        gamma=0.98,
+        gae_lambda=0.8,
+        clip_schedule="linear",
     ),
     "LunarLander-v3": dict(
-        n_envs=16, n_steps=1024, batch_size=64, n_epochs=4, gamma=0.999, gae_lambda=0.98,
+        n_envs=16,
+        n_steps=1024,
+        batch_size=64,
+        n_epochs=4,
+        gamma=0.999,
+        gae_lambda=0.98,
         ent_coef=0.01,
     ),
     "LunarLanderContinuous-v3": dict(
-        n_envs=16, n_steps=1024, batch_size=64, n_epochs=4, gamma=0.999, gae_lambda=0.98,
+        n_envs=16,
+        n_steps=1024,
+        batch_size=64,
+        n_epochs=4,
+        gamma=0.999,
+        gae_lambda=0.98,
         ent_coef=0.01,
     ),
     "Pendulum-v1": dict(
-        n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, lr=3e-4, gamma=0.9, gae_lambda=0.95,
-        normalize_obs=True, normalize_reward=True, log_std_init=0.0,
+        n_envs=4,
+        n_steps=1024,
+        batch_size=64,
+        n_epochs=10,
+        lr=3e-4,
+        gamma=0.9,
+        gae_lambda=0.95,
+        normalize_obs=True,
+        normalize_reward=True,
+        log_std_init=0.0,
     ),
 }
 
@@ -148,8 +173,13 @@ def train(
 
         step = collector.env_steps
         collector.log_episodes()
-        for name, key in [("policy_loss", "pg"), ("value_loss", "vf"), ("entropy", "ent"),
-                          ("approx_kl", "kl"), ("clip_fraction", "clipfrac")]:
+        for name, key in [
+            ("policy_loss", "pg"),
+            ("value_loss", "vf"),
+            ("entropy", "ent"),
+            ("approx_kl", "kl"),
+            ("clip_fraction", "clipfrac"),
+        ]:
             recorder.curve(step, f"train/{name}", float(np.mean(stats[key])))
         recorder.curve(step, "train/lr", lr)
         recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))

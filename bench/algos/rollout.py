@@ -136,8 +136,13 @@ def build_agent(task: Task, cfg, seed: int, recorder: Recorder) -> Agent:
     space = env.single_action_space
     action_dim = space.shape[0] if task.continuous else int(space.n)
     model = ActorCritic(
-        env.single_observation_space.shape[0], action_dim, task.continuous, cfg.hidden_sizes,
-        cfg.activation, cfg.ortho_init, cfg.log_std_init,
+        env.single_observation_space.shape[0],
+        action_dim,
+        task.continuous,
+        cfg.hidden_sizes,
+        cfg.activation,
+        cfg.ortho_init,
+        cfg.log_std_init,
     )
     collector = RolloutCollector(
         env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder

@@ -42,8 +42,7 @@ def test_run_status_export_and_resume(write_suite, tmp_path, capsys):
     suite = write_suite(TINY)
     store = tmp_path / "bench.sqlite"
     assert main(["run", str(suite), "--store", str(store), "-q"]) == 0
-    runs = _rows(store, "SELECT key, status, task, algo, seed, env_steps, git_rev, packages, host "
-                        "FROM runs")
+    runs = _rows(store, "SELECT key, status, task, algo, seed, env_steps, git_rev, packages, host FROM runs")
     assert len(runs) == 4 and {r[1] for r in runs} == {"done"}
     assert {(r[3], r[4]) for r in runs} == {("ppo", 0), ("ppo", 1), ("pg", 0), ("pg", 1)}
     assert all(r[5] >= 1024 for r in runs)
@@ -56,8 +55,9 @@ def test_run_status_export_and_resume(write_suite, tmp_path, capsys):
     assert len(logs) == 4 and "done in" in logs[0].read_text()
 
     n_evals = _rows(store, "SELECT COUNT(*) FROM evals")[0][0]
-    last = _rows(store, "SELECT r.env_steps, MAX(e.step) FROM runs r JOIN evals e ON e.run_key=r.key "
-                        "GROUP BY r.key")
+    last = _rows(
+        store, "SELECT r.env_steps, MAX(e.step) FROM runs r JOIN evals e ON e.run_key=r.key GROUP BY r.key"
+    )
     assert all(steps == final for steps, final in last)  # the final evaluation is at the end
     capsys.readouterr()
     # re-running skips every finished run and duplicates nothing
@@ -95,8 +95,9 @@ def test_failing_run_is_recorded_and_suite_goes_on(write_suite, tmp_path, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("exploded on purpose")
 
-    monkeypatch.setitem(algos.ALGORITHMS, "pg", algos.Algorithm(
-        "pg", pg.config, pg.task_defaults, broken, pg.description))
+    monkeypatch.setitem(
+        algos.ALGORITHMS, "pg", algos.Algorithm("pg", pg.config, pg.task_defaults, broken, pg.description)
+    )
     store = tmp_path / "bench.sqlite"
     assert main(["run", str(write_suite(TINY)), "--store", str(store), "-q"]) == 1
     rows = _rows(store, "SELECT algo, status, error FROM runs ORDER BY algo")
@@ -110,8 +111,13 @@ def test_jobs_2_matches_jobs_1(write_suite, tmp_path):
     for jobs in (1, 2):
         store = tmp_path / f"j{jobs}.sqlite"
         assert main(["run", str(suite), "--store", str(store), "-q", "--jobs", str(jobs)]) == 0
-        finals.append(_rows(store, "SELECT run_key, step, temperature, metric, value FROM evals "
-                                   "ORDER BY run_key, step, temperature, metric"))
+        finals.append(
+            _rows(
+                store,
+                "SELECT run_key, step, temperature, metric, value FROM evals "
+                "ORDER BY run_key, step, temperature, metric",
+            )
+        )
     assert finals[0] == finals[1]
 
 
@@ -121,8 +127,12 @@ def test_resume_after_kill_loses_and_duplicates_nothing(write_suite, tmp_path):
     suite = write_suite(text)
     store = tmp_path / "bench.sqlite"
     cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--store", str(store), "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     done = _wait_for_done(store, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -144,10 +154,14 @@ def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tm
     text = TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]").replace("1024", "4096")
     suite = write_suite(text)
     store = tmp_path / "bench.sqlite"
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--store", str(store), "-q",
-           "--jobs", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--store", str(store), "-q", "--jobs", "2"]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     _wait_for_done(store, 1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

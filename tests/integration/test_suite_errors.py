@@ -17,10 +17,16 @@ CASES = [
     # (suite text, expected field in the message, expected words)
     (BASE.replace("CartPole-v1", "NoSuchTask-v0"), "tasks[0]", "unknown task"),
     (BASE.replace("algo: ppo", "algo: trpo"), "algorithms[0].algo", "unknown algorithm"),
-    (BASE.replace("algo: ppo", "algo: ppo\n    params: {lr: fast}"), "algorithms[0].params.lr",
-     "valid number"),
-    (BASE.replace("algo: ppo", "algo: ppo\n    params: {learning_rate: 0.1}"),
-     "algorithms[0].params.learning_rate", "unknown key"),
+    (
+        BASE.replace("algo: ppo", "algo: ppo\n    params: {lr: fast}"),
+        "algorithms[0].params.lr",
+        "valid number",
+    ),
+    (
+        BASE.replace("algo: ppo", "algo: ppo\n    params: {learning_rate: 0.1}"),
+        "algorithms[0].params.learning_rate",
+        "unknown key",
+    ),
     (BASE + "colour: blue\n", "colour", "unknown key"),
     (BASE.replace("seeds: 1", "seeds: many"), "seeds", ""),
     (BASE.replace("env_steps: 1000", "env_steps: -5"), "env_steps", "> 0"),

@@ -9,8 +9,7 @@ from bench.control.tasks import TASKS
 from bench.executors import run_one
 from bench.suite import RunSpec
 
-EVAL = json.dumps({"eval_every": 600, "eval_episodes": 2, "temperatures": [0.0, 1.0]},
-                  sort_keys=True)
+EVAL = json.dumps({"eval_every": 600, "eval_episodes": 2, "temperatures": [0.0, 1.0]}, sort_keys=True)
 TINY_PARAMS = {
     "pg": {"n_envs": 2, "n_steps": 128},
     "ppo": {"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_epochs": 2},
@@ -23,8 +22,18 @@ def make_spec(algo: str, task: str, seed: int = 0, steps: int = 1000, **extra) -
     a = ALGORITHMS[algo]
     params = {**a.task_defaults.get(task, {}), **TINY_PARAMS[algo], **extra}
     config = a.config(**params).model_dump(mode="json")
-    return RunSpec(f"{algo}-{task}-{seed}", "test", "1", algo, algo, task, seed, steps,
-                   json.dumps(config, sort_keys=True), EVAL)
+    return RunSpec(
+        f"{algo}-{task}-{seed}",
+        "test",
+        "1",
+        algo,
+        algo,
+        task,
+        seed,
+        steps,
+        json.dumps(config, sort_keys=True),
+        EVAL,
+    )
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -44,16 +53,21 @@ def test_every_algorithm_runs_on_every_task(algo, task):
 
 
 def _timeless(result):
-    return ([(s, m, v) for s, _, m, v in result["curves"] if not m.startswith("perf/")],
-            [(s, t, m, v, n) for s, _, _, t, m, v, n in result["evals"]])
+    return (
+        [(s, m, v) for s, _, m, v in result["curves"] if not m.startswith("perf/")],
+        [(s, t, m, v, n) for s, _, _, t, m, v, n in result["evals"]],
+    )
 
 
-@pytest.mark.parametrize("algo,task,extra", [
-    ("ppo", "CartPole-v1", {}),
-    ("ppo", "Pendulum-v1", {"objective": "kl_penalty"}),
-    ("pg", "LunarLander-v3", {}),
-    ("sb3-ppo", "CartPole-v1", {}),
-])
+@pytest.mark.parametrize(
+    "algo,task,extra",
+    [
+        ("ppo", "CartPole-v1", {}),
+        ("ppo", "Pendulum-v1", {"objective": "kl_penalty"}),
+        ("pg", "LunarLander-v3", {}),
+        ("sb3-ppo", "CartPole-v1", {}),
+    ],
+)
 def test_identical_seeds_give_identical_curves(algo, task, extra):
     a = run_one(make_spec(algo, task, seed=3, **extra))
     b = run_one(make_spec(algo, task, seed=3, **extra))

@@ -154,8 +154,10 @@ def test_gaussian_kl_matches_torch():
     assert_close(out, expected)
     # hand value for one 1-D case: log(s1/s0) + (s0^2 + (m0-m1)^2) / (2 s1^2) - 1/2
     one = gaussian_kl(
-        torch.tensor([[1.0]], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64),
-        torch.tensor([[0.0]], dtype=torch.float64), torch.tensor([math.log(2.0)], dtype=torch.float64),
+        torch.tensor([[1.0]], dtype=torch.float64),
+        torch.tensor([0.0], dtype=torch.float64),
+        torch.tensor([[0.0]], dtype=torch.float64),
+        torch.tensor([math.log(2.0)], dtype=torch.float64),
     )
     assert one.item() == pytest.approx(math.log(2.0) + (1.0 + 1.0) / 8.0 - 0.5)
 

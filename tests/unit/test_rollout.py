@@ -74,10 +74,15 @@ class FakeVecEnv:
 #   env 0: steps 1,2,3 (terminated at t=2), reset at t=3, steps 1,2 of episode 1 at t=4,5
 #   env 1: steps 1,2 (truncated at t=1), reset at t=2, steps 1,2 (truncated at t=4), reset at t=5
 EXPECTED_VALID = [[True, True], [True, True], [True, False], [False, True], [True, True], [True, False]]
-EXPECTED_DONES = [[False, False], [False, True], [True, False], [False, False], [False, True],
-                  [False, False]]
-EXPECTED_TRUNC = [[False, False], [False, True], [False, False], [False, False], [False, True],
-                  [False, False]]
+EXPECTED_DONES = [[False, False], [False, True], [True, False], [False, False], [False, True], [False, False]]
+EXPECTED_TRUNC = [
+    [False, False],
+    [False, True],
+    [False, False],
+    [False, False],
+    [False, True],
+    [False, False],
+]
 EXPECTED_REWARDS = [[1, 101], [2, 102], [3, 0], [0, 111], [11, 112], [12, 0]]
 # observations the policy saw; on reset steps it is the final observation of the episode
 EXPECTED_OBS = [[0, 100], [1, 101], [2, 102], [3, 110], [10, 111], [11, 112]]

@@ -14,8 +14,9 @@ def test_time_to_threshold_takes_first_greedy_eval_at_or_above():
         ("c", 100, 1.0, 0.4, 0.0, "eval/return", 474.9, 20),  # never reaches
         ("a", 100, 1.0, 0.5, 0.0, "eval/return_std", 600.0, 20),
     ]
-    evals = pd.DataFrame(rows, columns=["run_key", "step", "wall_time", "train_time",
-                                        "temperature", "metric", "value", "n"])
+    evals = pd.DataFrame(
+        rows, columns=["run_key", "step", "wall_time", "train_time", "temperature", "metric", "value", "n"]
+    )
     hits = time_to_threshold(evals, 475.0)
     assert sorted(hits.index) == ["a", "b"]
     assert hits.loc["a"].tolist() == [1.0, 2.0, 200]
