@@ -268,7 +268,7 @@ def tidy(store: Store, suite: str | None = None) -> pd.DataFrame:
                     kind="run",
                 )
             )
-    frames = [f for f in (ev.rename(columns={}), cv, pd.DataFrame(summary)) if len(f)]
+    frames = [f for f in (ev, cv, pd.DataFrame(summary)) if len(f)]
     if not frames:
         return pd.DataFrame(columns=EXPORT_COLUMNS)
     records = pd.concat(frames, ignore_index=True)

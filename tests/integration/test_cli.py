@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from bench.cli import main
 from bench.store import EXPORT_COLUMNS
 from tests.conftest import TINY
+
+SMOKE = Path(__file__).resolve().parents[2] / "suites" / "smoke.yaml"
 
 
 def _rows(store, query):
@@ -171,3 +174,19 @@ def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tm
     assert "running" not in statuses and statuses.get("done", 0) < 8
     assert main(["run", str(suite), "--store", str(store), "-q"]) == 0
     assert _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0] == 8
+
+
+def test_smoke_suite_twice_gives_identical_exports(tmp_path):
+    """Determinism of the shipped smoke suite (every algorithm x task), timing columns aside."""
+    tables = []
+    for i in range(2):
+        store, csv = tmp_path / f"s{i}.sqlite", tmp_path / f"s{i}.csv"
+        assert main(["run", str(SMOKE), "--store", str(store), "-q", "--jobs", "2"]) == 0
+        assert main(["export", "--store", str(store), "-o", str(csv)]) == 0
+        table = pd.read_csv(csv)
+        timing = table.metric.str.startswith("perf/") | table.metric.isin(
+            ["run/wall_time", "run/train_time", "run/env_steps_per_s"]
+        )
+        tables.append(table[~timing].drop(columns=["wall_time", "train_time"]))
+    assert len(tables[0]) > 100 and set(tables[0].algo) == {"pg", "ppo", "sb3-ppo", "sb3-a2c"}
+    pd.testing.assert_frame_equal(tables[0], tables[1])
