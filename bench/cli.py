@@ -7,6 +7,7 @@ unreadable store, bad arguments) — with one message and nothing written; 130 i
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +19,10 @@ EPILOG = "Every command takes --store PATH (default: runs/bench.sqlite)."
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_run(args) -> int:
@@ -45,6 +50,7 @@ def cmd_run(args) -> int:
         file=sys.stderr,
     )
     log_dir = Path(args.store).parent / "logs"
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's SIGTERM stops cleanly, as Ctrl-C
     try:
         results = run_local(store, todo, min(args.jobs, max(len(todo), 1)), log_dir, args.quiet, suite.name)
     except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 
 Workers never touch the store: each returns its records as a plain dict and the driver writes
 it in one transaction. A run that raises comes back ``failed`` with its traceback; the rest of
-the suite goes on. Ctrl-C stops the workers and leaves unfinished runs ``pending``.
+the suite goes on. Ctrl-C (or SIGTERM) stops the workers and leaves unfinished runs ``pending``.
 """
 
 from __future__ import annotations

@@ -153,7 +153,8 @@ def test_resume_after_kill_loses_and_duplicates_nothing(write_suite, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tmp_path, sig):
     text = TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]").replace("1024", "4096")
     suite = write_suite(text)
     store = tmp_path / "bench.sqlite"
@@ -166,7 +167,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tm
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     _wait_for_done(store, 1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
