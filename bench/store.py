@@ -180,13 +180,17 @@ class Store:
             self.db,
         )
 
+    # Reads cover the runs of each suite's current plan; runs of an earlier grid of a suite
+    # (superseded by an edit) stay in the store but are left out.
     def runs(self, suite: str | None = None) -> pd.DataFrame:
-        query = "SELECT * FROM runs"
+        query = "SELECT r.* FROM runs r JOIN plan p ON p.key = r.key AND p.suite = r.suite"
         args: tuple = ()
         if suite is not None:
-            query += " WHERE suite = ?"
+            query += " WHERE r.suite = ?"
             args = (suite,)
-        return pd.read_sql_query(query + " ORDER BY suite, algorithm, task, seed", self.db, params=args)
+        return pd.read_sql_query(
+            query + " ORDER BY r.suite, r.algorithm, r.task, r.seed", self.db, params=args
+        )
 
     def evals(self, suite: str | None = None) -> pd.DataFrame:
         return self._records("evals", suite)
@@ -195,7 +199,10 @@ class Store:
         return self._records("curves", suite)
 
     def _records(self, table: str, suite: str | None) -> pd.DataFrame:
-        query = f"SELECT t.* FROM {table} t JOIN runs r ON r.key = t.run_key"
+        query = (
+            f"SELECT t.* FROM {table} t JOIN runs r ON r.key = t.run_key"
+            " JOIN plan p ON p.key = r.key AND p.suite = r.suite"
+        )
         args: tuple = ()
         if suite is not None:
             query += " WHERE r.suite = ?"

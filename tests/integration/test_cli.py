@@ -191,3 +191,21 @@ def test_smoke_suite_twice_gives_identical_exports(tmp_path):
         tables.append(table[~timing].drop(columns=["wall_time", "train_time"]))
     assert len(tables[0]) > 100 and set(tables[0].algo) == {"pg", "ppo", "sb3-ppo", "sb3-a2c"}
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_editing_a_suite_supersedes_old_runs_in_status_and_export(write_suite, tmp_path):
+    from bench.store import Store, tidy
+
+    store = tmp_path / "bench.sqlite"
+    assert main(["run", str(write_suite(TINY)), "--store", str(store), "-q"]) == 0
+    edited = TINY.replace("n_epochs: 2}", "n_epochs: 3}")  # new ppo config -> new keys
+    assert main(["run", str(write_suite(edited)), "--store", str(store), "-q"]) == 0
+    assert _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0] == 6  # kept
+    s = Store(store, create=False)
+    assert len(s.runs("tiny")) == 4
+    assert set(tidy(s).run_key) == set(s.runs("tiny").key)
+    assert _rows(
+        store,
+        "SELECT done, total FROM (SELECT SUM(r.status='done') AS done, COUNT(*) AS "
+        "total FROM plan p JOIN runs r ON r.key=p.key)",
+    ) == [(4, 4)]
