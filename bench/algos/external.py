@@ -72,15 +72,6 @@ TASK_DEFAULTS: dict[str, dict[str, dict]] = {
             gae_lambda=0.98,
             ent_coef=0.01,
         ),
-        "LunarLanderContinuous-v3": dict(
-            n_envs=16,
-            n_steps=1024,
-            batch_size=64,
-            n_epochs=4,
-            gamma=0.999,
-            gae_lambda=0.98,
-            ent_coef=0.01,
-        ),
         "Pendulum-v1": dict(
             n_envs=4,
             n_steps=1024,
@@ -132,6 +123,8 @@ TASK_DEFAULTS: dict[str, dict[str, dict]] = {
         ),
     },
 }
+
+TASK_DEFAULTS["sb3-ppo"]["LunarLanderContinuous-v3"] = TASK_DEFAULTS["sb3-ppo"]["LunarLander-v3"]
 
 
 def _schedule(kind: str, value: float):

@@ -77,15 +77,6 @@ TASK_DEFAULTS: dict[str, dict] = {
         gae_lambda=0.98,
         ent_coef=0.01,
     ),
-    "LunarLanderContinuous-v3": dict(
-        n_envs=16,
-        n_steps=1024,
-        batch_size=64,
-        n_epochs=4,
-        gamma=0.999,
-        gae_lambda=0.98,
-        ent_coef=0.01,
-    ),
     "Pendulum-v1": dict(
         n_envs=8,
         n_steps=512,
@@ -100,6 +91,8 @@ TASK_DEFAULTS: dict[str, dict] = {
         log_std_init=0.0,
     ),
 }
+
+TASK_DEFAULTS["LunarLanderContinuous-v3"] = TASK_DEFAULTS["LunarLander-v3"]
 
 
 def train(
