@@ -169,7 +169,8 @@ class Store:
     # -- reading -------------------------------------------------------------------------
 
     def status_counts(self) -> pd.DataFrame:
-        """Per suite: planned runs by status (pending includes interrupted ``running`` rows)."""
+        """Per suite: runs of its current plan by status. ``running`` rows left by a killed driver
+        are re-run by the next ``bench run``."""
         return pd.read_sql_query(
             "SELECT p.suite AS suite, s.version AS version,"
             " SUM(r.status = 'done') AS done, SUM(r.status = 'failed') AS failed,"

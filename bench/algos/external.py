@@ -47,6 +47,21 @@ class SB3Config(BaseModel):
     ortho_init: bool | None = Field(None, description="orthogonal initialisation")
 
 
+# rl-zoo A2C with gSDE for continuous control (a2c.yml), shared by its two continuous tasks
+_A2C_GSDE = dict(
+    normalize=True,
+    n_steps=8,
+    gae_lambda=0.9,
+    use_rms_prop=True,
+    ent_coef=0.0,
+    max_grad_norm=0.5,
+    lr=7e-4,
+    lr_schedule="linear",
+    use_sde=True,
+    log_std_init=-2.0,
+    ortho_init=False,
+)
+
 # rl-baselines3-zoo hyperparameters (hyperparams/ppo.yml, a2c.yml) for the shipped tasks.
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {
     "sb3-ppo": {
@@ -91,36 +106,8 @@ TASK_DEFAULTS: dict[str, dict[str, dict]] = {
         "LunarLander-v3": dict(
             n_envs=8, gamma=0.995, n_steps=5, lr=8.3e-4, lr_schedule="linear", ent_coef=1e-5
         ),
-        "LunarLanderContinuous-v3": dict(
-            n_envs=4,
-            normalize=True,
-            gamma=0.99,
-            n_steps=8,
-            gae_lambda=0.9,
-            use_rms_prop=True,
-            ent_coef=0.0,
-            max_grad_norm=0.5,
-            lr=7e-4,
-            lr_schedule="linear",
-            use_sde=True,
-            log_std_init=-2.0,
-            ortho_init=False,
-        ),
-        "Pendulum-v1": dict(
-            n_envs=8,
-            normalize=True,
-            gamma=0.9,
-            n_steps=8,
-            gae_lambda=0.9,
-            use_rms_prop=True,
-            ent_coef=0.0,
-            max_grad_norm=0.5,
-            lr=7e-4,
-            lr_schedule="linear",
-            use_sde=True,
-            log_std_init=-2.0,
-            ortho_init=False,
-        ),
+        "LunarLanderContinuous-v3": {**_A2C_GSDE, "n_envs": 4, "gamma": 0.99},
+        "Pendulum-v1": {**_A2C_GSDE, "n_envs": 8, "gamma": 0.9},
     },
 }
 
