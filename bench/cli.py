@@ -1,7 +1,8 @@
-"""The ``bench`` command line: run | list | status | export.
+"""The ``bench`` command line: run | list | status | export | report | leaderboard | compare.
 
-Exit status: 0 success; 1 some runs failed (``run``); 2 bad input (malformed suite, missing or
-unreadable store, bad arguments) — with one message and nothing written; 130 interrupted.
+Exit status: 0 success; 1 some runs failed (``run``) or a regression was found (``compare``);
+2 bad input (malformed suite, missing or unreadable store or file, bad arguments) — with one
+message and nothing written; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 
 from bench.store import DEFAULT_STORE
+
+DEFAULT_PUBLISHED = "baselines/published.csv"
 
 EPILOG = "Every command takes --store PATH (default: runs/bench.sqlite)."
 
@@ -129,7 +132,10 @@ def cmd_export(args) -> int:
         store = Store(args.store, create=False)
     except StoreError as e:
         return _fail(str(e))
-    table = tidy(store, args.suite)
+    kinds = {k.strip() for k in args.kind.split(",") if k.strip()}
+    if not kinds or kinds - {"eval", "curve", "run"}:
+        return _fail(f"--kind: choose from eval, curve, run (got {args.kind!r})")
+    table = tidy(store, args.suite, kinds)
     out = Path(args.output)
     tmp = out.with_name(out.name + ".tmp")
     try:
@@ -144,6 +150,171 @@ def cmd_export(args) -> int:
         return _fail(f"cannot write {out}: {e.strerror or e}")
     print(f"wrote {len(table)} rows to {out}", file=sys.stderr)
     return 0
+
+
+def _load_results(args):
+    """The suite's results from ``--results FILE`` (a `bench export` CSV) or from the store."""
+    from bench.results import Results
+    from bench.store import Store
+
+    if getattr(args, "results", None):
+        return Results.from_csv(args.results, args.suite)
+    if not args.suite:
+        raise _BadInput("--suite is required (or --results FILE)")
+    return Results.from_store(Store(args.store, create=False), args.suite)
+
+
+class _BadInput(Exception):
+    pass
+
+
+def _published(args):
+    """Published anchors: --published PATH, default baselines/published.csv when it exists."""
+    from bench.results import read_published
+
+    if args.no_published:
+        return None, ""
+    path = Path(args.published or DEFAULT_PUBLISHED)
+    if not path.is_file():
+        if args.published:
+            raise _BadInput(f"{path}: no such file (--published)")
+        return None, ""
+    return read_published(path), str(path)
+
+
+def _check_stats_args(args) -> None:
+    if args.reps < 1:
+        raise _BadInput("--reps must be >= 1")
+    if hasattr(args, "confidence") and not 0 < args.confidence < 1:
+        raise _BadInput("--confidence must be between 0 and 1")
+
+
+def _input_errors():
+    from bench.results import ResultsError
+    from bench.store import StoreError
+
+    return (_BadInput, ResultsError, StoreError)
+
+
+def cmd_report(args) -> int:
+    from bench.report.render import ReportError, build, check_destination
+
+    try:
+        _check_stats_args(args)
+        results = _load_results(args)
+        published, source = _published(args)
+        out = Path(args.output or Path("reports") / results.name)
+        check_destination(out)
+    except (*_input_errors(), ReportError) as e:
+        return _fail(str(e))
+    try:
+        info = build(results, out, published, source, reps=args.reps, seed=args.seed, progress=not args.quiet)
+    except OSError as e:
+        return _fail(f"cannot write {out}: {e.strerror or e}")
+    print(
+        f"wrote {out}/index.html and summary.md: {info['tasks']} tasks, {info['runs']} runs, "
+        f"{info['figures']} figures",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from bench import results as R
+    from bench.report import tables
+
+    try:
+        _check_stats_args(args)
+        results = _load_results(args)
+        published, _ = _published(args)
+    except _input_errors() as e:
+        return _fail(str(e))
+    board = R.leaderboard(results, reps=args.reps, seed=args.seed)
+    if args.format == "csv":
+        board.to_csv(sys.stdout, index=False)
+        return 0
+    render = tables.markdown_table if args.format == "md" else tables.text_table
+    heading = (lambda t: f"### {tables.md_escape(t)}") if args.format == "md" else (lambda t: f"{t}")
+    out = []
+    matrices, agg_tasks = R.normalised_matrices(results)
+    if len(matrices) > 0:
+        agg = R.aggregate_table(matrices, reps=args.reps, seed=args.seed)
+        out += [
+            heading(f"{results.name}: aggregate over {', '.join(agg_tasks)} (normalised, 95% CIs)"),
+            "",
+            render(tables.AGGREGATE_HEADER, tables.aggregate_rows(agg)),
+            "",
+        ]
+    for task in results.tasks():
+        out += [
+            heading(f"{task}"),
+            "",
+            render(tables.LEADERBOARD_HEADER, tables.leaderboard_rows(board, published, task)),
+            "",
+        ]
+    print("\n".join(out).rstrip())
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import jinja2
+
+    from bench.compare import HEADER, compare, display_rows
+    from bench.report.render import _env
+    from bench.report.tables import markdown_table, text_table
+    from bench.results import Results
+    from bench.store import now
+
+    try:
+        _check_stats_args(args)
+        if args.tolerance < 0:
+            raise _BadInput("--tolerance must be >= 0")
+        results = _load_results(args)
+        baseline = Results.from_csv(args.baseline, args.baseline_suite or results.name)
+    except _input_errors() as e:
+        return _fail(str(e))
+    table, level = compare(results, baseline, args.tolerance, args.confidence, args.reps, args.seed)
+    rows = display_rows(table)
+    regressions = table[table.verdict == "regression"]
+    missing = table[table.verdict == "missing"]
+    compared = len(table) - len(missing)
+    if compared == 0:
+        return _fail(
+            "nothing to compare: no (task, algorithm) has finished runs in both the store "
+            f"and {args.baseline}"
+        )
+    verdict = (
+        f"REGRESSION in {len(regressions)} of {compared} comparisons"
+        if len(regressions)
+        else f"no regression in {compared} comparisons"
+    )
+    method = (
+        f"Differences of mean final greedy scores, store minus baseline, on normalised scores where the task "
+        f"declares bounds; {level:.2%} bootstrap CIs ({args.confidence:.0%} family-wise, Bonferroni over "
+        f"{compared} comparisons, {args.reps} resamples, seed {args.seed}); regression = CI entirely below "
+        f"-{args.tolerance:g} or more failed runs than the baseline."
+    )
+    print(text_table(HEADER, rows))
+    print(f"\n{verdict}. {method}")
+    for _, r in missing.iterrows():
+        side = "store" if r.store_seeds == 0 else "baseline"
+        print(f"warning: {r.task} / {r.algorithm}: no finished runs in the {side}", file=sys.stderr)
+    out = Path(args.output or Path(args.store).parent / "compare" / results.name)
+    title = f"bench compare — {results.name}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "compare.csv", index=False)
+        md = f"# {title}\n\n**{verdict}**\n\n{method}\n\n{markdown_table(HEADER, rows)}\n"
+        (out / "compare.md").write_text(md, encoding="utf-8")
+        html = _env().get_template("compare.html.j2").render(
+            title=title, verdict=verdict, store=results.source, baseline=args.baseline, generated=now(),
+            method=method, header=HEADER, rows=rows,
+        )  # fmt: skip
+        (out / "compare.html").write_text(html, encoding="utf-8")
+    except (OSError, jinja2.TemplateError) as e:
+        return _fail(f"cannot write {out}: {e}")
+    print(f"wrote {out}/compare.md, compare.html, compare.csv", file=sys.stderr)
+    return 1 if len(regressions) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +352,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("--output", "-o", required=True, metavar="PATH", help="output file")
     p.add_argument("--suite", help="only this suite")
+    p.add_argument(
+        "--kind",
+        default="eval,curve,run",
+        help="record kinds to export, comma-separated from eval,curve,run (default: all); "
+        "baselines keep eval,run",
+    )
+
+    def stats_args(p, results=True):
+        p.add_argument("--suite", help="suite name in the store")
+        if results:
+            p.add_argument("--results", metavar="CSV", help="read a `bench export` CSV instead of the store")
+        p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+        p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
+    def published_args(p):
+        p.add_argument(
+            "--published",
+            metavar="CSV",
+            help="published anchor numbers to show beside the suite's "
+            f"(default: {DEFAULT_PUBLISHED} if present)",
+        )
+        p.add_argument("--no-published", action="store_true", help="leave published anchors out")
+
+    p = add(
+        "report",
+        "Render a suite's comparison report: index.html, figures, CSV tables and summary.md in one folder.",
+        cmd_report,
+    )
+    stats_args(p)
+    published_args(p)
+    p.add_argument("--output", "-o", metavar="DIR", help="report folder (default: reports/SUITE)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p = add(
+        "leaderboard",
+        "Print a suite's leaderboard per task (and aggregate) for a README or PR.",
+        cmd_leaderboard,
+    )
+    stats_args(p)
+    published_args(p)
+    p.add_argument(
+        "--format", choices=["text", "md", "csv"], default="text", help="output format (default text)"
+    )
+
+    p = add(
+        "compare",
+        "Regression gate: compare a suite's final scores with a baseline CSV; exit 1 on a regression.",
+        cmd_compare,
+    )
+    stats_args(p)
+    p.add_argument("--baseline", required=True, metavar="CSV", help="baseline in `bench export` format")
+    p.add_argument("--baseline-suite", help="suite name inside the baseline (default: --suite)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.05,
+        help="a drop counts only if the CI lies entirely below -TOLERANCE, in normalised score units "
+        "(fraction of the random-to-solved range; raw units for tasks without bounds); default 0.05",
+    )
+    p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="where to write compare.md/.html/.csv (default: next to the store)",
+    )
     return parser
 
 

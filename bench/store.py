@@ -245,14 +245,20 @@ EXPORT_COLUMNS = [
 ]
 
 
-def tidy(store: Store, suite: str | None = None) -> pd.DataFrame:
-    """The long export table: one row per record (columns documented in README.md)."""
+def tidy(store: Store, suite: str | None = None, kinds: set[str] | None = None) -> pd.DataFrame:
+    """The long export table: one row per record (columns documented in README.md); ``kinds``
+    selects record kinds among eval, curve and run (default: all)."""
+    kinds = kinds or {"eval", "curve", "run"}
     runs = store.runs(suite)
     ident = runs[["key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]]
     ident = ident.rename(columns={"key": "run_key"})
-    ev = store.evals(suite).assign(kind="eval")
-    cv = store.curves(suite).assign(kind="curve", train_time=float("nan"), temperature=float("nan"), n=pd.NA)
-    finished = runs[runs.status.isin(["done", "failed"])]
+    ev = store.evals(suite).assign(kind="eval") if "eval" in kinds else pd.DataFrame()
+    cv = pd.DataFrame()
+    if "curve" in kinds:
+        cv = store.curves(suite).assign(
+            kind="curve", train_time=float("nan"), temperature=float("nan"), n=pd.NA
+        )
+    finished = runs[runs.status.isin(["done", "failed"])] if "run" in kinds else runs.iloc[:0]
     summary = []
     for _, r in finished.iterrows():
         sps = r.env_steps / r.train_time if r.train_time else float("nan")

@@ -1,0 +1,1 @@
+"""Report rendering: figures, tables, HTML and Markdown."""

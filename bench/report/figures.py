@@ -1,0 +1,212 @@
+"""The report's figures (seaborn theme over matplotlib, written as PNG files).
+
+Every figure takes ``colors``, one colour per algorithm name (and per method name for frontiers),
+built once per report by ``palette`` so that an algorithm keeps its colour in every figure.
+Bands are computed by ``bench.stats`` with the report's seed, not by seaborn's own bootstrap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from bench import stats  # noqa: E402
+from bench.results import curve_grid  # noqa: E402
+
+DPI = 100
+ANCHOR_MARKERS = ["*", "P", "X", "D", "^", "v"]
+
+
+def setup() -> None:
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
+
+
+def palette(names: list[str]) -> dict[str, tuple]:
+    """A fixed colour per name (sorted, so the same names always get the same colours)."""
+    names = sorted(set(names))
+    colors = sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))
+    return dict(zip(names, colors, strict=True))
+
+
+def _save(fig, path: Path) -> str:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path.name
+
+
+def _score_label(metric: str) -> str:
+    return {
+        "eval/return": "episode return",
+        "eval/gold_reward": "gold reward",
+        "eval/win_rate": "win rate",
+    }.get(metric, metric)
+
+
+def task_figure(
+    ev: pd.DataFrame,
+    finals: pd.DataFrame,
+    task: str,
+    metric: str,
+    colors: dict,
+    anchors: pd.DataFrame,
+    threshold: float | None,
+    path: Path,
+    reps: int,
+    seed: int,
+) -> str:
+    """Three panels for one task: greedy score against env steps and against wall time (mean
+    over seeds, 95% bootstrap band), and the final score of every seed per algorithm with the
+    published anchors beside them."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
+    label = _score_label(metric)
+    for ax, x, xlabel in [(axes[0], "step", "env steps"), (axes[1], "wall_time", "wall time (s)")]:
+        for algo, g in ev.groupby("algorithm", sort=True):
+            grid, values = curve_grid(g, x)
+            mean, lo, hi = stats.mean_band(values, reps, seed=seed)
+            ax.plot(grid, mean, color=colors[algo], label=f"{algo} (n={len(values)})", lw=1.8)
+            ax.fill_between(grid, lo, hi, color=colors[algo], alpha=0.2, lw=0)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.4", ls="--", lw=1, label=f"threshold {threshold:g}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{label} (greedy, mean and 95% CI)")
+    for i, (_, a) in enumerate(anchors.iterrows()):
+        axes[0].plot(
+            a.budget,
+            a.score,
+            marker=ANCHOR_MARKERS[i % len(ANCHOR_MARKERS)],
+            ms=11,
+            ls="none",
+            color="black",
+            label=f"{a.source}: {a.algorithm} at {a.budget:,.0f} steps",
+        )
+    axes[0].set_title(f"{task}: learning curves")
+    axes[1].set_title(f"{task}: against wall time")
+    # final scores: one dot per seed, the mean as a bar, anchors as black markers with ± std
+    order = sorted(finals.algorithm.unique())
+    ax = axes[2]
+    if len(finals):
+        sns.stripplot(
+            data=finals, y="algorithm", x="score", hue="algorithm", order=order, hue_order=order,
+            palette=colors, size=4, alpha=0.6, jitter=0.25, legend=False, ax=ax,
+        )  # fmt: skip
+        means = finals.groupby("algorithm").score.mean().reindex(order)
+        ax.scatter(means, range(len(order)), marker="|", s=500, color="black", zorder=3, label="mean")
+    ticks = list(order)
+    for i, (_, a) in enumerate(anchors.iterrows()):
+        y = len(ticks)
+        ticks.append(f"{a.source}: {a.algorithm}")
+        err = a.get("std") if pd.notna(a.get("std", np.nan)) else None
+        ax.errorbar(
+            a.score, y, xerr=err, marker=ANCHOR_MARKERS[i % len(ANCHOR_MARKERS)], ms=10, color="black",
+            capsize=3, ls="none",
+        )  # fmt: skip
+    ax.set_yticks(range(len(ticks)), ticks)
+    ax.set_ylim(len(ticks) - 0.5, -0.5)
+    if threshold is not None:
+        ax.axvline(threshold, color="0.4", ls="--", lw=1)
+    ax.set_xlabel(f"final {label} (greedy)")
+    ax.set_ylabel("")
+    ax.set_title(f"{task}: final score per seed")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(4, len(labels)),
+        frameon=False,
+    )
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def aggregate_figure(table: pd.DataFrame, colors: dict, path: Path) -> str:
+    """IQM, mean, median and optimality gap of normalised scores, 95% stratified-bootstrap CIs."""
+    names = [("iqm", "IQM"), ("mean", "Mean"), ("median", "Median"), ("optimality_gap", "Optimality gap")]
+    algos = list(table.algorithm)
+    fig, axes = plt.subplots(1, 4, figsize=(15, 0.45 * len(algos) + 1.6), sharey=True)
+    for ax, (key, title) in zip(axes, names, strict=True):
+        for i, row in table.reset_index(drop=True).iterrows():
+            c = colors[row.algorithm]
+            ax.barh(
+                i, row[f"{key}_hi"] - row[f"{key}_lo"], left=row[f"{key}_lo"], height=0.6, color=c, alpha=0.6
+            )
+            ax.plot(row[key], i, marker="|", ms=20, mew=2, color="black")
+        ax.margins(x=0.1)
+        ax.set_title(title)
+        ax.set_xlabel("normalised score" + (" (lower is better)" if key == "optimality_gap" else ""))
+    axes[0].set_yticks(range(len(algos)), algos)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def improvement_figure(matrix: pd.DataFrame, path: Path) -> str:
+    """Heatmap of P(row > column) on normalised scores."""
+    n = len(matrix)
+    fig, ax = plt.subplots(figsize=(1.1 * n + 3, 0.8 * n + 1.5))
+    sns.heatmap(
+        matrix.astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="RdBu", center=0.5, square=True,
+        cbar_kws={"label": "P(row algorithm > column algorithm)"}, ax=ax,
+    )  # fmt: skip
+    ax.set_xlabel("column algorithm Y")
+    ax.set_ylabel("row algorithm X")
+    ax.set_title("Probability of improvement P(X > Y)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def profile_figure(matrices: dict[str, np.ndarray], colors: dict, path: Path, reps: int, seed: int) -> str:
+    """Performance profiles: fraction of runs with normalised score above tau, 95% CI bands."""
+    values = np.concatenate([m[~np.isnan(m)] for m in matrices.values()])
+    taus = np.linspace(min(0.0, values.min()), max(1.0, values.max()), 101)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for algo, m in matrices.items():
+        point, lo, hi = stats.performance_profile_band(m, taus, reps, seed=seed)
+        ax.plot(taus, point, color=colors[algo], label=algo, lw=1.8)
+        ax.fill_between(taus, lo, hi, color=colors[algo], alpha=0.2, lw=0)
+    ax.set_xlabel("normalised score τ (0 = random policy, 1 = solved)")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.set_title("Performance profiles (all tasks pooled)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="algorithm")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
+    """(KL to reference, score) of every checkpoint evaluation per method, Pareto front drawn."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for algo, g in points.groupby("algo", sort=True):
+        c = colors[algo]
+        ax.scatter(g.kl, g.score, s=14, color=c, alpha=0.35, lw=0)
+        front = g.iloc[stats.pareto_front(g.kl.to_numpy(), g.score.to_numpy())]
+        ax.plot(front.kl, front.score, color=c, lw=2, marker="o", ms=4, drawstyle="steps-post",
+                label=f"{algo} ({len(g)} points)")  # fmt: skip
+    ax.set_xlabel("sequence-level KL(π ‖ π_ref) (nats)")
+    ax.set_ylabel(f"{_score_label(metric)} at T = 1")
+    ax.set_title(f"{task}: reward vs KL frontier (lines: Pareto fronts)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
+    """Final score against sampling temperature, mean over runs with 95% bootstrap CI."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for algo, g in table.groupby("algorithm", sort=True):
+        g = g.sort_values("temperature")
+        ax.plot(g.temperature, g["mean"], color=colors[algo], marker="o", lw=1.8, label=algo)
+        ax.fill_between(g.temperature, g.lo, g.hi, color=colors[algo], alpha=0.2, lw=0)
+    ax.set_xlabel("sampling temperature T (0 = greedy)")
+    ax.set_ylabel(f"final {_score_label(metric)} (mean and 95% CI)")
+    ax.set_title(f"{task}: robustness to sampling temperature")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="algorithm")
+    fig.tight_layout()
+    return _save(fig, path)

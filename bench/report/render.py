@@ -1,0 +1,260 @@
+"""``bench report``: one folder with index.html, figures/, CSV tables and summary.md.
+
+The folder is built beside its destination and moved into place at the end, so an interrupted or
+failed report leaves the previous one untouched. Every string from a suite or a run reaches the
+HTML through Jinja2's autoescaping and the Markdown through ``md_escape``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+from tqdm import tqdm
+
+from bench import results as R
+from bench.report import figures
+from bench.report.tables import (
+    AGGREGATE_HEADER,
+    LEADERBOARD_HEADER,
+    aggregate_rows,
+    leaderboard_rows,
+    markdown_table,
+    md_escape,
+)
+
+MARKER = "report.json"  # identifies a folder written by `bench report` (safe to replace)
+
+
+class ReportError(Exception):
+    pass
+
+
+def check_destination(out: Path) -> None:
+    """Refuses to replace a folder that is not a previous report."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
+        raise ReportError(f"{out}: exists and is not a bench report folder; choose another --output")
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bench.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def build(
+    results: R.Results,
+    out: Path,
+    published: pd.DataFrame | None = None,
+    published_source: str = "",
+    reps: int = 2000,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Renders the report of ``results`` into ``out``; returns a short summary."""
+    out = Path(out)
+    check_destination(out)
+    tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "figures").mkdir(parents=True)
+    try:
+        summary = _render(results, tmp, published, published_source, reps, seed, progress)
+        old = out.parent / f".{out.name}.old{os.getpid()}"
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _render(results, tmp: Path, published, published_source, reps, seed, progress) -> dict:
+    figures.setup()
+    fig_dir = tmp / "figures"
+    tasks = results.tasks()
+    finals = R.final_scores(results)
+    board = R.leaderboard(results, reps=reps, seed=seed)
+    matrices, agg_tasks = R.normalised_matrices(results)
+    points = R.frontier_points(results)
+    temps = R.temperature_table(results, reps=reps, seed=seed)
+    scored = results.scored_evals()
+    scored = scored[scored.status == "done"]
+    greedy = scored[scored.temperature == scored.groupby("run_key").temperature.transform("min")]
+    anchors = published if published is not None else pd.DataFrame(columns=["source", "algorithm", "task"])
+    colors = figures.palette([*results.algorithms(), *results.runs.algo.unique()])
+
+    steps = len(tasks) + (3 if matrices else 0) + points.task.nunique() + temps.task.nunique()
+    bar = tqdm(total=steps, desc="report", unit="figure", disable=not progress)
+    task_sections = []
+    for i, task in enumerate(tasks):
+        metric = results.score_metric(task) or "eval/return"
+        ev = greedy[greedy.task == task]
+        fig = None
+        if len(ev):
+            fig = "figures/" + figures.task_figure(
+                ev, finals[finals.task == task], task, metric, colors, anchors[anchors.task == task],
+                R.threshold(task), fig_dir / f"task{i + 1}.png", reps=min(reps, 1000), seed=seed,
+            )  # fmt: skip
+        rows = leaderboard_rows(board, anchors, task)
+        n_own = int((board.task == task).sum())
+        task_sections.append(
+            dict(
+                name=task,
+                metric=metric,
+                threshold=R.threshold(task),
+                figure=fig,
+                rows=[dict(cells=r, anchor=j >= n_own) for j, r in enumerate(rows)],
+                md_rows=rows,
+            )
+        )
+        bar.update()
+
+    aggregate = None
+    agg_table = pd.DataFrame()
+    poi = pd.DataFrame()
+    if matrices:
+        agg_table = R.aggregate_table(matrices, reps=reps, seed=seed)
+        aggregate = dict(
+            tasks=agg_tasks,
+            header=AGGREGATE_HEADER,
+            rows=aggregate_rows(agg_table),
+            figure="figures/" + figures.aggregate_figure(agg_table, colors, fig_dir / "aggregate.png"),
+        )
+        bar.update()
+        aggregate["profile"] = "figures/" + figures.profile_figure(
+            matrices, colors, fig_dir / "profiles.png", reps=min(reps, 1000), seed=seed
+        )
+        bar.update()
+        aggregate["poi"] = None
+        if len(matrices) > 1:
+            poi = R.improvement_matrix(matrices)
+            aggregate["poi"] = "figures/" + figures.improvement_figure(poi, fig_dir / "improvement.png")
+        bar.update()
+
+    frontiers = []
+    for i, (task, g) in enumerate(points.groupby("task", sort=True)):
+        metric = results.score_metric(task) or "eval/return"
+        name = figures.frontier_figure(g, task, metric, colors, fig_dir / f"frontier{i + 1}.png")
+        frontiers.append(dict(task=task, figure="figures/" + name))
+        bar.update()
+    temperatures = []
+    for i, (task, g) in enumerate(temps.groupby("task", sort=True)):
+        metric = results.score_metric(task) or "eval/return"
+        name = figures.temperature_figure(g, task, metric, colors, fig_dir / f"temperature{i + 1}.png")
+        temperatures.append(dict(task=task, figure="figures/" + name))
+        bar.update()
+    bar.close()
+
+    failed = results.runs[results.runs.status == "failed"]
+    failures = [
+        dict(
+            task=r.task,
+            algorithm=r.algorithm,
+            seed=r.seed,
+            error=str(r.get("error") or "(no error recorded)")[-2000:],
+            log=str(r.get("log_path") or ""),
+        )
+        for _, r in failed.iterrows()
+    ]
+
+    # tables as CSV
+    csv_files = {"leaderboard.csv": board, "final_scores.csv": finals}
+    if matrices:
+        csv_files["aggregate.csv"] = agg_table
+    if len(poi):
+        csv_files["probability_of_improvement.csv"] = poi.rename_axis("algorithm")
+    if len(points):
+        csv_files["frontier.csv"] = points
+    if len(temps):
+        csv_files["temperature.csv"] = temps
+    if published is not None and len(published):
+        csv_files["published.csv"] = published[published.task.isin(tasks)]
+    for name, table in csv_files.items():
+        table.to_csv(tmp / name, index=name == "probability_of_improvement.csv")
+
+    prov = R.provenance(results)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    title = f"bench report — {results.name}"
+    description = results.suite_info.get("description", "")
+    html = (
+        _env()
+        .get_template("index.html.j2")
+        .render(
+            title=title,
+            description=description,
+            generated=generated,
+            source=results.source,
+            csv_files=list(csv_files),
+            aggregate=aggregate,
+            tasks=task_sections,
+            leaderboard_header=LEADERBOARD_HEADER,
+            frontiers=frontiers,
+            temperatures=temperatures,
+            failures=failures,
+            provenance=list(prov.items()),
+            reps=reps,
+            seed=seed,
+            published_source=published_source or "no published anchors",
+        )
+    )
+    (tmp / "index.html").write_text(html, encoding="utf-8")
+    (tmp / "summary.md").write_text(
+        _markdown(
+            title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures
+        ),
+        encoding="utf-8",
+    )
+    meta = {
+        "suite": results.name,
+        "generated": generated,
+        "source": results.source,
+        "reps": reps,
+        "seed": seed,
+    }
+    (tmp / MARKER).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    n_figures = sum(1 for _ in (tmp / "figures").iterdir())
+    return {"tasks": len(tasks), "runs": len(results.runs), "figures": n_figures}
+
+
+def _markdown(
+    title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures
+) -> str:
+    lines = [f"# {md_escape(title)}", "", f"Generated {generated} from {md_escape(results.source)}.", ""]
+    if aggregate:
+        lines += [
+            "## Aggregate over tasks (normalised scores, 95% stratified-bootstrap CIs)",
+            "",
+            f"Tasks: {md_escape(', '.join(aggregate['tasks']))}.",
+            "",
+            markdown_table(aggregate["header"], aggregate["rows"]),
+            "",
+            f"![aggregate]({aggregate['figure']})",
+            "",
+        ]
+    for t in task_sections:
+        lines += [f"## {md_escape(t['name'])}", "", markdown_table(LEADERBOARD_HEADER, t["md_rows"]), ""]
+        if t["figure"]:
+            lines += [f"![{md_escape(t['name'])}]({t['figure']})", ""]
+    for f in frontiers:
+        lines += [f"![reward vs KL, {md_escape(f['task'])}]({f['figure']})", ""]
+    for f in temperatures:
+        lines += [f"![temperature, {md_escape(f['task'])}]({f['figure']})", ""]
+    if failures:
+        lines += ["## Failed runs", ""]
+        rows = [
+            [f["task"], f["algorithm"], str(f["seed"]), f["error"].strip().splitlines()[-1]] for f in failures
+        ]
+        lines += [markdown_table(["task", "algorithm", "seed", "error"], rows), ""]
+    lines += ["## Provenance", "", markdown_table(["", ""], [[k, str(v)] for k, v in prov.items()]), ""]
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Display tables: the leaderboard and aggregate rows as strings, and their Markdown / text forms."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+LEADERBOARD_HEADER = [
+    "algorithm", "seeds", "final (mean ± std)", "IQM [95% CI]", "median", "steps to threshold",
+    "wall time to threshold", "wall time", "env-steps/s", "failed",
+]  # fmt: skip
+AGGREGATE_HEADER = ["algorithm", "runs", "tasks", "IQM", "mean", "median", "optimality gap"]
+
+
+def fmt(v, digits: int = 4) -> str:
+    """Compact number: 4 significant digits, thousands separators for large values, '—' for NaN."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, float) and math.isinf(v):
+        return "never" if v > 0 else "-inf"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}g}"
+
+
+def _seconds(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return "never" if v == math.inf else f"{v:.3g} s"
+
+
+def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: str) -> list[list[str]]:
+    """Display rows of one task's leaderboard (best mean first), published anchors after."""
+    rows = []
+    part = board[board.task == task].sort_values("mean", ascending=False, na_position="last")
+    for _, r in part.iterrows():
+        if r.seeds == 0:
+            unfinished = f", {r.unfinished} unfinished" if r.unfinished else ""
+            rows.append([r.algorithm, "0", "—", "—", "—", "—", "—", "—", "—", f"{r.failed}{unfinished}"])
+            continue
+        reached = "" if pd.isna(r.reached) else f" ({int(r.reached)}/{r.seeds} reach)"
+        unfinished = f", {r.unfinished} unfinished" if r.unfinished else ""
+        rows.append(
+            [
+                r.algorithm,
+                f"{r.seeds}",
+                f"{fmt(r['mean'])} ± {fmt(r['std'], 3)}",
+                f"{fmt(r.iqm)} [{fmt(r.iqm_lo)}, {fmt(r.iqm_hi)}]",
+                fmt(r["median"]),
+                fmt(r.steps_to_threshold) + reached,
+                _seconds(r.wall_to_threshold_s),
+                _seconds(r.wall_time_s),
+                fmt(r.env_steps_per_s, 3),
+                f"{r.failed}{unfinished}",
+            ]
+        )
+    if anchors is not None:
+        for _, a in anchors[anchors.task == task].iterrows():
+            std = f" ± {fmt(a['std'], 3)}" if "std" in a and pd.notna(a["std"]) else ""
+            rows.append(
+                [
+                    f"{a.source}: {a.algorithm} (published)",
+                    "—" if "seeds" not in a or pd.isna(a["seeds"]) else f"{int(a['seeds'])}",
+                    f"{fmt(float(a.score))}{std}",
+                    "—",
+                    "—",
+                    f"budget {fmt(float(a.budget))}",
+                    "—",
+                    "—",
+                    "—",
+                    str(a.note) if pd.notna(a.note) else "",
+                ]
+            )
+    return rows
+
+
+def aggregate_rows(table: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for _, r in table.sort_values("iqm", ascending=False).iterrows():
+        cells = [r.algorithm, str(r.runs), str(r.tasks)]
+        for key in ["iqm", "mean", "median", "optimality_gap"]:
+            cells.append(f"{r[key]:.3f} [{r[key + '_lo']:.3f}, {r[key + '_hi']:.3f}]")
+        rows.append(cells)
+    return rows
+
+
+def md_escape(text: str) -> str:
+    """Text safe in a Markdown table cell: no HTML, no column breaks."""
+    return (
+        str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+        .replace("\n", " ")
+    )  # fmt: skip
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]])

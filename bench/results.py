@@ -1,0 +1,384 @@
+"""Stored results as DataFrames, and the tables every report, leaderboard and comparison uses.
+
+``Results`` comes from the store (``Results.from_store``) or from a tidy table written by
+``bench export`` (``Results.from_tidy`` / ``from_csv``), so a baselines CSV and a live store go
+through the same code. Record names (the ``metric`` column of evaluation records):
+
+* ``eval/return`` — mean true return of the evaluation episodes (control tasks);
+* ``eval/gold_reward`` — mean gold reward (LM tasks); ``eval/win_rate`` — win rate (summaries);
+* ``eval/kl`` — sequence-level KL(pi || pi_ref), exact per step; ``eval/kl_k1`` — its k1 estimate.
+
+A task's *score* is the first of ``SCORE_METRICS`` it has records for. The final score of a run is
+its last evaluation at temperature 0 (the temperature closest to 0 it was evaluated at).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import stats
+from bench.control.tasks import TASKS
+from bench.store import Store
+
+SCORE_METRICS = ("eval/return", "eval/gold_reward", "eval/win_rate")
+KL_METRIC = "eval/kl"
+RUN_COLUMNS = ["run_key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]
+TIDY_REQUIRED = [*RUN_COLUMNS, "kind", "step", "temperature", "metric", "value"]
+
+
+class ResultsError(Exception):
+    """Input that cannot be read as results (missing columns, unknown suite)."""
+
+
+@dataclass
+class Results:
+    """One suite's runs (one row per run) and their evaluation records."""
+
+    runs: pd.DataFrame
+    evals: pd.DataFrame
+    source: str
+    suite_info: dict = field(default_factory=dict)
+
+    # -- loading --------------------------------------------------------------------------
+
+    @classmethod
+    def from_store(cls, store: Store, suite: str) -> Results:
+        runs = store.runs(suite)
+        if runs.empty:
+            raise ResultsError(f"no suite {suite!r} in {store.path}")
+        runs = runs.rename(columns={"key": "run_key"})
+        evals = store.evals(suite)
+        row = store.db.execute(
+            "SELECT name, version, hash, path, updated_at, definition FROM suites WHERE name = ?", (suite,)
+        ).fetchone()
+        suite_info = {"name": suite}
+        if row:
+            suite_info = dict(zip(["name", "version", "hash", "path", "registered"], row[:5], strict=True))
+            suite_info["description"] = json.loads(row[5]).get("description") or ""
+        return cls(runs, evals, f"store {store.path}", suite_info)
+
+    @classmethod
+    def from_tidy(cls, table: pd.DataFrame, suite: str | None = None, source: str = "table") -> Results:
+        missing = [c for c in TIDY_REQUIRED if c not in table.columns]
+        if missing:
+            raise ResultsError(
+                f"{source}: missing columns {', '.join(missing)} (expected `bench export` format)"
+            )
+        if suite is not None:
+            names = sorted(table.suite.dropna().astype(str).unique())
+            if suite not in names:
+                raise ResultsError(
+                    f"{source}: no rows for suite {suite!r} (it has: {', '.join(names) or 'none'})"
+                )
+            table = table[table.suite == suite]
+        runs = table[RUN_COLUMNS].drop_duplicates("run_key").set_index("run_key")
+        summary = table[table.kind == "run"].pivot_table(index="run_key", columns="metric", values="value")
+        for col, metric in [
+            ("wall_time", "run/wall_time"),
+            ("train_time", "run/train_time"),
+            ("env_steps", "run/env_steps"),
+        ]:
+            runs[col] = summary[metric].reindex(runs.index) if metric in summary else np.nan
+        runs = runs.reset_index()
+        cols = ["run_key", "step", "wall_time", "train_time", "temperature", "metric", "value", "n"]
+        ev = table[table.kind == "eval"]
+        evals = ev.reindex(columns=cols)
+        name = suite if suite is not None else ", ".join(sorted(runs.suite.astype(str).unique()))
+        versions = sorted(runs.suite_version.dropna().astype(str).unique())
+        return cls(runs, evals.reset_index(drop=True), source, {"name": name, "version": ", ".join(versions)})
+
+    @classmethod
+    def from_csv(cls, path: str | Path, suite: str | None = None) -> Results:
+        path = Path(path)
+        if not path.is_file():
+            raise ResultsError(f"{path}: no such file")
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise ResultsError(f"{path}: not a CSV table: {e}") from None
+        return cls.from_tidy(table, suite, source=str(path))
+
+    # -- views ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return str(self.suite_info.get("name", ""))
+
+    def tasks(self) -> list[str]:
+        return sorted(self.runs.task.unique())
+
+    def algorithms(self) -> list[str]:
+        return sorted(self.runs.algorithm.unique())
+
+    def score_metric(self, task: str) -> str | None:
+        keys = self.runs.run_key[self.runs.task == task]
+        present = set(self.evals.metric[self.evals.run_key.isin(keys)].unique())
+        return next((m for m in SCORE_METRICS if m in present), None)
+
+    def scored_evals(self) -> pd.DataFrame:
+        """Score records of every run (each task's score metric), joined with the run columns."""
+        frames = []
+        for task in self.tasks():
+            metric = self.score_metric(task)
+            if metric is None:
+                continue
+            keys = self.runs.run_key[self.runs.task == task]
+            frames.append(self.evals[(self.evals.metric == metric) & self.evals.run_key.isin(keys)])
+        if not frames:
+            return pd.DataFrame(columns=[*self.evals.columns, "task", "algorithm", "algo", "seed"])
+        ev = pd.concat(frames, ignore_index=True)
+        return ev.merge(self.runs[["run_key", "task", "algorithm", "algo", "seed", "status"]], on="run_key")
+
+
+def final_scores(results: Results) -> pd.DataFrame:
+    """One row per finished (done) run: its final score at its lowest evaluated temperature."""
+    ev = results.scored_evals()
+    ev = ev[ev.status == "done"]
+    if ev.empty:
+        return pd.DataFrame(columns=["run_key", "task", "algorithm", "algo", "seed", "step", "score"])
+    lowest = ev.groupby("run_key").temperature.transform("min")
+    greedy = ev[ev.temperature == lowest]
+    last = greedy.sort_values("step", kind="stable").groupby("run_key").tail(1)
+    out = last[["run_key", "task", "algorithm", "algo", "seed", "step", "value"]].rename(
+        columns={"value": "score"}
+    )
+    return out.sort_values(["task", "algorithm", "seed"]).reset_index(drop=True)
+
+
+def normalise(task: str, score):
+    """Score on the task's declared scale (0 = random, 1 = solved); None for tasks without bounds."""
+    t = TASKS.get(task)
+    return None if t is None else t.normalise(score)
+
+
+def threshold(task: str) -> float | None:
+    t = TASKS.get(task)
+    return None if t is None else t.reward_threshold
+
+
+# -- leaderboard -------------------------------------------------------------------------------
+
+
+def steps_to_threshold(results: Results) -> pd.DataFrame:
+    """Per run that reaches its task's threshold at its greedy evaluation: env steps and wall time
+    of the first evaluation at or above it."""
+    ev = results.scored_evals()
+    if ev.empty:
+        return pd.DataFrame(columns=["run_key", "step", "wall_time"])
+    ev = ev[ev.temperature == ev.groupby("run_key").temperature.transform("min")]
+    ev = ev.assign(threshold=ev.task.map(threshold))
+    hit = ev[ev.value >= ev.threshold].sort_values("step", kind="stable").groupby("run_key").head(1)
+    return hit[["run_key", "step", "wall_time"]]
+
+
+def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per (task, algorithm): final score mean, std, IQM with stratified-bootstrap CI and median
+    over seeds; median env steps and wall time to the task's threshold over all seeds (runs that
+    never reach it count as infinitely late, so the median is inf when half never do); median
+    wall time and env-steps/s; seeds done, failed and unfinished."""
+    finals = final_scores(results)
+    hits = steps_to_threshold(results).set_index("run_key")
+    rows = []
+    for (task, algo), runs in results.runs.groupby(["task", "algorithm"], sort=True):
+        done = runs[runs.status == "done"]
+        scores = finals.score[finals.run_key.isin(done.run_key)].to_numpy(dtype=float)
+        row = {
+            "task": task,
+            "algorithm": algo,
+            "seeds": len(scores),
+            "failed": int((runs.status == "failed").sum()),
+            "unfinished": int(runs.status.isin(["pending", "running"]).sum()),
+        }
+        if len(scores):
+            point, lo, hi = stats.interval_estimate(scores[:, None], stats.iqm, reps, confidence, seed)
+            limit = threshold(task)
+            reached = hits.reindex(done.run_key).dropna(subset=["step"])
+            late = np.full(len(done) - len(reached), np.inf)
+            steps = np.concatenate([reached.step.to_numpy(float), late])
+            walls = np.concatenate([reached.wall_time.to_numpy(float), late])
+            sps = (done.env_steps / done.train_time).replace([np.inf, -np.inf], np.nan)
+            row.update(
+                mean=scores.mean(),
+                std=scores.std(ddof=0),
+                iqm=point,
+                iqm_lo=lo,
+                iqm_hi=hi,
+                median=float(np.median(scores)),
+                threshold=limit if limit is not None else np.nan,
+                reached=len(reached) if limit is not None else np.nan,
+                steps_to_threshold=float(np.median(steps)) if limit is not None else np.nan,
+                wall_to_threshold_s=float(np.median(walls)) if limit is not None else np.nan,
+                env_steps=float(done.env_steps.median()),
+                wall_time_s=float(done.wall_time.median()),
+                env_steps_per_s=float(sps.median()),
+            )
+        rows.append(row)
+    columns = [
+        "task", "algorithm", "seeds", "failed", "unfinished", "mean", "std", "iqm", "iqm_lo", "iqm_hi",
+        "median", "threshold", "reached", "steps_to_threshold", "wall_to_threshold_s", "env_steps",
+        "wall_time_s", "env_steps_per_s",
+    ]  # fmt: skip
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+# -- aggregates over tasks ---------------------------------------------------------------------
+
+
+def normalised_matrices(results: Results) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per algorithm a ``(runs, tasks)`` matrix of normalised final scores (NaN = missing run),
+    over the tasks with declared bounds that every algorithm has finished runs on."""
+    finals = final_scores(results)
+    finals = finals[finals.task.map(lambda t: t in TASKS)]
+    if finals.empty:
+        return {}, []
+    algos = sorted(finals.algorithm.unique())
+    per_algo = finals.groupby("algorithm").task.agg(set)
+    tasks = sorted(set.intersection(*per_algo.reindex(algos).tolist()))
+    out = {}
+    for algo in algos:
+        columns = []
+        for task in tasks:
+            s = finals.score[(finals.algorithm == algo) & (finals.task == task)].to_numpy(float)
+            columns.append(normalise(task, s))
+        n = max(len(c) for c in columns)
+        out[algo] = np.column_stack([np.pad(c, (0, n - len(c)), constant_values=np.nan) for c in columns])
+    return out, tasks
+
+
+def aggregate_table(
+    matrices: dict[str, np.ndarray], reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Per algorithm: IQM, mean, median and optimality gap of normalised scores with CIs."""
+    rows = []
+    for algo, m in matrices.items():
+        row = {"algorithm": algo, "runs": int(np.count_nonzero(~np.isnan(m))), "tasks": m.shape[1]}
+        for name, fn in stats.AGGREGATES.items():
+            point, lo, hi = stats.interval_estimate(m, fn, reps, confidence, seed)
+            key = name.lower().replace(" ", "_")
+            row.update({key: point, f"{key}_lo": lo, f"{key}_hi": hi})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def improvement_matrix(matrices: dict[str, np.ndarray]) -> pd.DataFrame:
+    """P(row algorithm > column algorithm) on normalised scores, averaged over tasks."""
+    algos = list(matrices)
+    p = pd.DataFrame(np.nan, index=algos, columns=algos)
+    for i, a in enumerate(algos):
+        for b in algos[i + 1 :]:
+            v = stats.probability_of_improvement(matrices[a], matrices[b])
+            p.loc[a, b], p.loc[b, a] = v, 1.0 - v
+    return p
+
+
+# -- curves, frontiers, temperatures -------------------------------------------------------------
+
+
+def curve_grid(ev: pd.DataFrame, x: str, points: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Puts each run's greedy curve ``value`` against ``x`` (``step`` or ``wall_time``) on a common
+    grid: the last value at or before each grid point, NaN before a run's first evaluation and
+    after its last. Returns ``(grid, values[runs, points])``."""
+    codes, _ = pd.factorize(ev.run_key, sort=True)
+    xs, ys = ev[x].to_numpy(float), ev.value.to_numpy(float)
+    top = float(xs.max())
+    grid = np.linspace(top / points, top, points)
+    # one sorted axis for all runs: run r's x values live in [r * span, r * span + top]
+    span = 2 * top + 1
+    order = np.lexsort((xs, codes))
+    keys, ys, codes = codes[order] * span + xs[order], ys[order], codes[order]
+    runs = codes.max() + 1
+    queries = np.arange(runs)[:, None] * span + grid[None, :]
+    idx = np.searchsorted(keys, queries, side="right") - 1
+    ok = (idx >= 0) & (codes[np.clip(idx, 0, None)] == np.arange(runs)[:, None])
+    values = np.where(ok, ys[np.clip(idx, 0, None)], np.nan)
+    last = np.full(runs, -np.inf)
+    np.maximum.at(last, codes, keys - codes * span)
+    values[grid[None, :] > last[:, None] * (1 + 0.5 / points)] = np.nan
+    return grid, values
+
+
+def frontier_points(results: Results) -> pd.DataFrame:
+    """Every evaluation that recorded both the KL to the reference and a score, at T = 1:
+    columns task, algorithm, algo, seed, run_key, step, kl, score."""
+    ev = results.evals
+    kl = ev[(ev.metric == KL_METRIC) & (ev.temperature == 1.0)]
+    if kl.empty:
+        return pd.DataFrame(columns=["task", "algorithm", "algo", "seed", "run_key", "step", "kl", "score"])
+    scores = results.scored_evals()
+    scores = scores[scores.temperature == 1.0]
+    pts = (
+        kl[["run_key", "step", "value"]]
+        .rename(columns={"value": "kl"})
+        .merge(
+            scores[["run_key", "step", "value", "task", "algorithm", "algo", "seed"]].rename(
+                columns={"value": "score"}
+            ),
+            on=["run_key", "step"],
+        )
+    )
+    return pts[["task", "algorithm", "algo", "seed", "run_key", "step", "kl", "score"]]
+
+
+def temperature_table(
+    results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0, min_temperatures: int = 3
+) -> pd.DataFrame:
+    """Per (task, algorithm, temperature): mean final-step score over runs with a bootstrap CI,
+    for tasks whose final evaluations cover at least ``min_temperatures`` temperatures."""
+    ev = results.scored_evals()
+    ev = ev[ev.status == "done"]
+    if ev.empty:
+        return pd.DataFrame(columns=["task", "algorithm", "temperature", "runs", "mean", "lo", "hi"])
+    last = ev[ev.step == ev.groupby("run_key").step.transform("max")]
+    rows = []
+    for task, group in last.groupby("task", sort=True):
+        if group.temperature.nunique() < min_temperatures:
+            continue
+        for (algo, temp), g in group.groupby(["algorithm", "temperature"], sort=True):
+            m, lo, hi = stats.mean_interval(g.value.to_numpy(float), reps, confidence, seed)
+            rows.append(dict(task=task, algorithm=algo, temperature=temp, runs=len(g), mean=m, lo=lo, hi=hi))
+    return pd.DataFrame(rows, columns=["task", "algorithm", "temperature", "runs", "mean", "lo", "hi"])
+
+
+# -- provenance --------------------------------------------------------------------------------
+
+
+def provenance(results: Results) -> dict:
+    """Suite version and hash, git revisions, package versions, hosts and dates of the runs."""
+    runs = results.runs
+    info = {"source": results.source}
+    info.update({f"suite {k}": v for k, v in results.suite_info.items() if k != "description"})
+
+    def counts(column: str) -> str:
+        if column not in runs:
+            return "not recorded"
+        c = runs[column].dropna().astype(str).value_counts()
+        return ", ".join(f"{k} ({v} runs)" for k, v in c.items()) or "not recorded"
+
+    info["git revisions"] = counts("git_rev")
+    info["hosts"] = counts("host")
+    if "packages" in runs:
+        versions: dict[str, set] = {}
+        for blob in runs.packages.dropna():
+            for name, version in json.loads(blob).items():
+                versions.setdefault(name, set()).add(str(version))
+        info["packages"] = ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in sorted(versions.items()))
+    if "started_at" in runs:
+        started, ended = runs.started_at.dropna(), runs.ended_at.dropna()
+        info["first run started"] = started.min() if len(started) else "—"
+        info["last run ended"] = ended.max() if len(ended) else "—"
+    info["runs"] = ", ".join(f"{v} {k}" for k, v in runs.status.value_counts().sort_index().items())
+    return info
+
+
+def read_published(path: str | Path) -> pd.DataFrame:
+    """Published anchor numbers: columns source, algorithm, task, budget, score, note."""
+    table = pd.read_csv(path)
+    missing = {"source", "algorithm", "task", "budget", "score", "note"} - set(table.columns)
+    if missing:
+        raise ResultsError(f"{path}: missing columns {', '.join(sorted(missing))}")
+    return table
