@@ -1,0 +1,73 @@
+"""The published report opens in headless Chromium: every figure decodes, no console errors.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (installed by .ci/run) and selenium; skipped
+where they are absent.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.report.synthetic import write_synthetic
+from bench.store import Store
+
+REPORT = Path(__file__).resolve().parents[2] / "reports" / "classic-control" / "index.html"
+
+webdriver = pytest.importorskip("selenium.webdriver")
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs chromium and chromium-driver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"]:
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _open_and_check(driver, page: Path, screenshot: Path) -> list:
+    driver.get_log("browser")  # drop messages from earlier pages
+    driver.get(page.as_uri())
+    images = driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        Promise.all(Array.from(document.images).map(i => i.decode().then(() => true, () => false)))
+          .then(() => done(Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])));
+        """
+    )
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    assert driver.save_screenshot(str(screenshot))
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    broken = [src for src, width in images if not width]
+    assert broken == [], f"images that did not decode: {broken}"
+    return images
+
+
+def test_published_classic_control_report_opens_with_every_figure(browser, tmp_path):
+    assert REPORT.is_file(), "reports/classic-control/index.html is committed (bench report --suite classic-control)"
+    images = _open_and_check(browser, REPORT, tmp_path / "classic-control.png")
+    assert len(images) >= 6  # 3 tasks + aggregate, profiles, probability of improvement
+
+
+def test_report_with_frontiers_and_markup_in_names_opens_cleanly(browser, tmp_path):
+    store = Store(tmp_path / "bench.sqlite")
+    write_synthetic(store, labels=["ppo", "<script>alert(1)</script>"], seeds=3, alignment=True, failed=1)
+    store.close()
+    out = tmp_path / "report"
+    args = ["report", "--store", str(tmp_path / "bench.sqlite"), "--suite", "synthetic", "-o", str(out), "-q"]
+    assert main(args) == 0
+    images = _open_and_check(browser, out / "index.html", tmp_path / "synthetic.png")
+    assert any("frontier" in src for src, _ in images) and any("temperature" in src for src, _ in images)
+    # the label rendered as text: the page has no script element at all
+    assert browser.execute_script("return document.scripts.length") == 0
+    assert "<script>alert(1)</script>" in browser.find_element("tag name", "body").text
