@@ -7,6 +7,7 @@ Bands are computed by ``bench.stats`` with the report's seed, not by seaborn's o
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -148,14 +149,20 @@ def aggregate_figure(table: pd.DataFrame, colors: dict, path: Path) -> str:
     return _save(fig, path)
 
 
-def improvement_figure(matrix: pd.DataFrame, path: Path) -> str:
-    """Heatmap of P(row > column) on normalised scores."""
-    n = len(matrix)
-    fig, ax = plt.subplots(figsize=(1.1 * n + 3, 0.8 * n + 1.5))
+def _heatmap(matrix: pd.DataFrame, ax) -> None:
     sns.heatmap(
         matrix.astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="RdBu", center=0.5, square=True,
         cbar_kws={"label": "P(row algorithm > column algorithm)"}, ax=ax,
     )  # fmt: skip
+
+
+def improvement_figure(matrix: pd.DataFrame, path: Path) -> str:
+    """Heatmap of P(row > column) on normalised scores."""
+    n = len(matrix)
+    fig, ax = plt.subplots(figsize=(1.1 * n + 3, 0.8 * n + 1.5))
+    with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib deprecates
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        _heatmap(matrix, ax)
     ax.set_xlabel("column algorithm Y")
     ax.set_ylabel("row algorithm X")
     ax.set_title("Probability of improvement P(X > Y)")

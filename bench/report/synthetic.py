@@ -88,7 +88,9 @@ def write_synthetic(
         if alignment and status == "done":
             for temp in TEMPERATURE_SWEEP[1:-2] + TEMPERATURE_SWEEP[-1:]:
                 value = score[-1] - 0.2 * temp**2 * abs(score[-1])
-                eval_rows.append((spec.key, int(steps[-1]), wall[-1], train[-1], temp, "eval/return", value, 10))
+                eval_rows.append(
+                    (spec.key, int(steps[-1]), wall[-1], train[-1], temp, "eval/return", value, 10)
+                )
         error = None
         if status == "failed":
             error = f"Traceback (most recent call last):\nRuntimeError: synthetic failure of run {i}"
@@ -127,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     tasks = list(TASKS)
     seeds = math.ceil(args.runs / (len(tasks) * args.algorithms))
     labels = [f"algo-{i}" for i in range(args.algorithms)]
-    write_synthetic(Store(args.store), labels=labels, tasks=tasks, seeds=seeds, alignment=args.alignment, failed=10)
+    write_synthetic(
+        Store(args.store), labels=labels, tasks=tasks, seeds=seeds, alignment=args.alignment, failed=10
+    )
     print(f"wrote {seeds * len(tasks) * args.algorithms} runs to {args.store} (suite 'synthetic')")
 
 

@@ -54,7 +54,9 @@ def _open_and_check(driver, page: Path, screenshot: Path) -> list:
 
 
 def test_published_classic_control_report_opens_with_every_figure(browser, tmp_path):
-    assert REPORT.is_file(), "reports/classic-control/index.html is committed (bench report --suite classic-control)"
+    assert REPORT.is_file(), (
+        "reports/classic-control/index.html is committed (bench report --suite classic-control)"
+    )
     images = _open_and_check(browser, REPORT, tmp_path / "classic-control.png")
     assert len(images) >= 6  # 3 tasks + aggregate, profiles, probability of improvement
 

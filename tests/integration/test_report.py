@@ -88,7 +88,10 @@ def test_report_is_reproducible_and_replaces_only_reports(store, tmp_path, capsy
 
 def test_report_from_exported_csv_matches_store(store, tmp_path):
     csv = tmp_path / "export.csv"
-    assert main(["export", "--store", str(store), "--suite", "synthetic", "--kind", "eval,run", "-o", str(csv)]) == 0
+    assert (
+        main(["export", "--store", str(store), "--suite", "synthetic", "--kind", "eval,run", "-o", str(csv)])
+        == 0
+    )
     assert set(pd.read_csv(csv).kind) == {"eval", "run"}
     a, b = tmp_path / "from-store", tmp_path / "from-csv"
     assert main(["report", "--store", str(store), "--suite", "synthetic", "-o", str(a), "-q"]) == 0
@@ -128,14 +131,27 @@ def test_leaderboard_formats(store, capsys):
 
 def _baseline(store, tmp_path) -> Path:
     csv = tmp_path / "baseline.csv"
-    assert main(["export", "--store", str(store), "--suite", "synthetic", "--kind", "eval,run", "-o", str(csv)]) == 0
+    assert (
+        main(["export", "--store", str(store), "--suite", "synthetic", "--kind", "eval,run", "-o", str(csv)])
+        == 0
+    )
     return csv
 
 
 def test_compare_unchanged_results_pass(store, tmp_path, capsys):
     baseline = _baseline(store, tmp_path)
     out = tmp_path / "cmp"
-    args = ["compare", "--store", str(store), "--suite", "synthetic", "--baseline", str(baseline), "-o", str(out)]
+    args = [
+        "compare",
+        "--store",
+        str(store),
+        "--suite",
+        "synthetic",
+        "--baseline",
+        str(baseline),
+        "-o",
+        str(out),
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "no regression in 6 comparisons" in text
@@ -156,7 +172,17 @@ def test_compare_flags_a_clearly_worse_variant(store, tmp_path, capsys):
     db.commit()
     db.close()
     out = tmp_path / "cmp"
-    args = ["compare", "--store", str(store), "--suite", "synthetic", "--baseline", str(baseline), "-o", str(out)]
+    args = [
+        "compare",
+        "--store",
+        str(store),
+        "--suite",
+        "synthetic",
+        "--baseline",
+        str(baseline),
+        "-o",
+        str(out),
+    ]
     assert main(args) == 1
     assert "REGRESSION in 1 of 6 comparisons" in capsys.readouterr().out
     table = pd.read_csv(out / "compare.csv").set_index(["task", "algorithm"])
@@ -196,9 +222,16 @@ def test_compare_bad_input_exits_2(store, tmp_path, capsys):
 def test_report_on_10000_synthetic_runs(tmp_path):
     """Acceptance: `bench report` on 10,000 runs (timed by the closing note's command, not here)."""
     s = Store(tmp_path / "big.sqlite")
-    write_synthetic(s, labels=[f"algo-{i}" for i in range(8)], tasks=None, seeds=625, alignment=True, failed=10)
+    write_synthetic(
+        s, labels=[f"algo-{i}" for i in range(8)], tasks=None, seeds=625, alignment=True, failed=10
+    )
     s.close()
     out = tmp_path / "report"
-    assert main(["report", "--store", str(tmp_path / "big.sqlite"), "--suite", "synthetic", "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            ["report", "--store", str(tmp_path / "big.sqlite"), "--suite", "synthetic", "-o", str(out), "-q"]
+        )
+        == 0
+    )
     board = pd.read_csv(out / "leaderboard.csv")
     assert board.seeds.sum() + board.failed.sum() == 10_000

@@ -1,0 +1,95 @@
+"""bench.results tables on small hand-made record sets."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import results as R
+
+
+def _results(evals: list[tuple], runs: list[tuple]) -> R.Results:
+    runs = pd.DataFrame(
+        runs,
+        columns=[
+            "run_key",
+            "task",
+            "algorithm",
+            "algo",
+            "seed",
+            "status",
+            "env_steps",
+            "train_time",
+            "wall_time",
+        ],
+    )
+    ev = pd.DataFrame(evals, columns=["run_key", "step", "wall_time", "temperature", "metric", "value"])
+    ev["train_time"], ev["n"] = ev.wall_time, 10
+    return R.Results(runs, ev, "test", {"name": "t"})
+
+
+RUNS = [
+    ("a", "CartPole-v1", "ppo", "ppo", 0, "done", 300, 3.0, 4.0),
+    ("b", "CartPole-v1", "ppo", "ppo", 1, "done", 300, 6.0, 7.0),
+    ("c", "CartPole-v1", "pg", "pg", 0, "failed", 100, 1.0, 1.0),
+]
+EVALS = [
+    ("a", 100, 1.0, 0.0, "eval/return", 100.0),
+    ("a", 200, 2.0, 0.0, "eval/return", 480.0),
+    ("a", 300, 3.0, 0.0, "eval/return", 470.0),
+    ("a", 300, 3.0, 1.0, "eval/return", 400.0),
+    ("b", 100, 1.0, 0.0, "eval/return", 50.0),
+    ("b", 300, 3.0, 0.0, "eval/return", 200.0),
+    ("c", 100, 1.0, 0.0, "eval/return", 10.0),
+]
+
+
+def test_final_scores_are_last_greedy_evaluations_of_done_runs():
+    finals = R.final_scores(_results(EVALS, RUNS))
+    assert finals.set_index("run_key").score.to_dict() == {"a": 470.0, "b": 200.0}
+
+
+def test_leaderboard_by_hand():
+    board = R.leaderboard(_results(EVALS, RUNS), reps=200).set_index("algorithm")
+    ppo = board.loc["ppo"]
+    assert ppo["mean"] == 335.0 and ppo["std"] == 135.0 and ppo["median"] == 335.0
+    # a reaches 475 at step 200 (wall 2 s); b never does: median of [200, inf] = inf
+    assert ppo.reached == 1 and ppo.steps_to_threshold == np.inf
+    assert ppo.env_steps_per_s == pytest.approx(np.median([100.0, 50.0]))
+    assert board.loc["pg"].seeds == 0 and board.loc["pg"].failed == 1
+
+
+def test_normalised_matrices_use_task_bounds():
+    m, tasks = R.normalised_matrices(_results(EVALS, RUNS))
+    assert tasks == ["CartPole-v1"] and list(m) == ["ppo"]
+    np.testing.assert_allclose(m["ppo"][:, 0], (np.array([470.0, 200.0]) - 22.7) / (500 - 22.7))
+
+
+def test_curve_grid_holds_the_last_value_and_stops_at_the_last_evaluation():
+    ev = pd.DataFrame(
+        dict(run_key=["b", "b", "a", "a", "a"], step=[10, 20, 5, 15, 30], value=[1, 2, 3, 4, 5.0])
+    )
+    grid, values = R.curve_grid(ev, "step", points=6)
+    np.testing.assert_allclose(grid, [5, 10, 15, 20, 25, 30])
+    np.testing.assert_allclose(values[0], [3, 3, 4, 4, 4, 5])
+    np.testing.assert_allclose(values[1], [np.nan, 1, 1, 2, np.nan, np.nan])
+
+
+def test_frontier_points_pair_kl_with_the_score_at_t1():
+    evals = [
+        ("a", 100, 1.0, 1.0, "eval/return", 10.0),
+        ("a", 100, 1.0, 1.0, "eval/kl", 0.5),
+        ("a", 200, 2.0, 1.0, "eval/return", 20.0),
+        ("a", 200, 2.0, 1.0, "eval/kl", 1.5),
+        ("a", 200, 2.0, 0.0, "eval/return", 25.0),
+    ]
+    pts = R.frontier_points(_results(evals, RUNS[:1]))
+    assert pts[["step", "kl", "score"]].values.tolist() == [[100, 0.5, 10.0], [200, 1.5, 20.0]]
+
+
+def test_temperature_table_needs_a_sweep():
+    res = _results(EVALS, RUNS)
+    assert R.temperature_table(res).empty  # only T = 0 and 1
+    sweep = EVALS + [("a", 300, 3.0, 0.5, "eval/return", 450.0), ("b", 300, 3.0, 0.5, "eval/return", 150.0)]
+    sweep += [("b", 300, 3.0, 1.0, "eval/return", 100.0)]
+    table = R.temperature_table(_results(sweep, RUNS), reps=100).set_index("temperature")
+    assert table.loc[0.5, "mean"] == 300.0 and table.loc[1.0, "mean"] == 250.0 and table.loc[0.0, "runs"] == 2
