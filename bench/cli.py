@@ -99,8 +99,9 @@ def cmd_list(args) -> int:
 def cmd_status(args) -> int:
     import pandas as pd
 
+    from bench.report.tables import leaderboard_document
+    from bench.results import Results, leaderboard
     from bench.store import Store, StoreError
-    from bench.summary import run_summary
 
     try:
         store = Store(args.store, create=False)
@@ -118,10 +119,9 @@ def cmd_status(args) -> int:
         print(counts.to_string(index=False))
         if args.suite or args.runs:
             for name in counts.suite:
-                table = run_summary(store, name)
-                if not table.empty:
-                    print(f"\n{name}: per algorithm x task (medians over seeds; final = last eval)")
-                    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+                results = Results.from_store(store, name)
+                board = leaderboard(results)
+                print(f"\n{leaderboard_document(results, board, None, 'text')}")
     return 0
 
 
@@ -233,26 +233,7 @@ def cmd_leaderboard(args) -> int:
     if args.format == "csv":
         board.to_csv(sys.stdout, index=False)
         return 0
-    render = tables.markdown_table if args.format == "md" else tables.text_table
-    heading = (lambda t: f"### {tables.md_escape(t)}") if args.format == "md" else (lambda t: f"{t}")
-    out = []
-    matrices, agg_tasks = R.normalised_matrices(results)
-    if len(matrices) > 0:
-        agg = R.aggregate_table(matrices, reps=args.reps, seed=args.seed)
-        out += [
-            heading(f"{results.name}: aggregate over {', '.join(agg_tasks)} (normalised, 95% CIs)"),
-            "",
-            render(tables.AGGREGATE_HEADER, tables.aggregate_rows(agg)),
-            "",
-        ]
-    for task in results.tasks():
-        out += [
-            heading(f"{task}"),
-            "",
-            render(tables.LEADERBOARD_HEADER, tables.leaderboard_rows(board, published, task)),
-            "",
-        ]
-    print("\n".join(out).rstrip())
+    print(tables.leaderboard_document(results, board, published, args.format, args.reps, args.seed))
     return 0
 
 

@@ -164,25 +164,34 @@ def threshold(task: str) -> float | None:
 # -- leaderboard -------------------------------------------------------------------------------
 
 
-def steps_to_threshold(results: Results) -> pd.DataFrame:
-    """Per run that reaches its task's threshold at its greedy evaluation: env steps and wall time
-    of the first evaluation at or above it."""
-    ev = results.scored_evals()
-    if ev.empty:
-        return pd.DataFrame(columns=["run_key", "step", "wall_time"])
-    ev = ev[ev.temperature == ev.groupby("run_key").temperature.transform("min")]
-    ev = ev.assign(threshold=ev.task.map(threshold))
-    hit = ev[ev.value >= ev.threshold].sort_values("step", kind="stable").groupby("run_key").head(1)
-    return hit[["run_key", "step", "wall_time"]]
+def time_to_threshold(evals: pd.DataFrame, threshold: float, metric: str = "eval/return") -> pd.DataFrame:
+    """Per run reaching ``threshold`` (index run_key): training time (s, evaluation excluded),
+    wall time (s) and env steps at its first ``metric`` evaluation at or above it, among the
+    evaluations at the run's lowest temperature (greedy). ``evals``: one task's records."""
+    ev = evals[evals.metric == metric]
+    greedy = ev[ev.temperature == ev.groupby("run_key").temperature.transform("min")]
+    hit = greedy[greedy.value >= threshold].sort_values("step", kind="stable").groupby("run_key").first()
+    return hit[["train_time", "wall_time", "step"]]
 
 
 def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Per (task, algorithm): final score mean, std, IQM with stratified-bootstrap CI and median
-    over seeds; median env steps and wall time to the task's threshold over all seeds (runs that
+    over seeds; median env steps, wall and training time to the task's threshold over all seeds (runs that
     never reach it count as infinitely late, so the median is inf when half never do); median
     wall time and env-steps/s; seeds done, failed and unfinished."""
     finals = final_scores(results)
-    hits = steps_to_threshold(results).set_index("run_key")
+    hits = pd.concat(
+        [
+            time_to_threshold(
+                results.evals[results.evals.run_key.isin(results.runs.run_key[results.runs.task == task])],
+                threshold(task),
+                results.score_metric(task),
+            )
+            for task in results.tasks()
+            if threshold(task) is not None and results.score_metric(task)
+        ]
+        or [pd.DataFrame(columns=["train_time", "wall_time", "step"])]
+    )
     rows = []
     for (task, algo), runs in results.runs.groupby(["task", "algorithm"], sort=True):
         done = runs[runs.status == "done"]
@@ -201,6 +210,7 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
             late = np.full(len(done) - len(reached), np.inf)
             steps = np.concatenate([reached.step.to_numpy(float), late])
             walls = np.concatenate([reached.wall_time.to_numpy(float), late])
+            trains = np.concatenate([reached.train_time.to_numpy(float), late])
             sps = (done.env_steps / done.train_time).replace([np.inf, -np.inf], np.nan)
             row.update(
                 mean=scores.mean(),
@@ -213,6 +223,7 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
                 reached=len(reached) if limit is not None else np.nan,
                 steps_to_threshold=float(np.median(steps)) if limit is not None else np.nan,
                 wall_to_threshold_s=float(np.median(walls)) if limit is not None else np.nan,
+                train_to_threshold_s=float(np.median(trains)) if limit is not None else np.nan,
                 env_steps=float(done.env_steps.median()),
                 wall_time_s=float(done.wall_time.median()),
                 env_steps_per_s=float(sps.median()),
@@ -220,8 +231,8 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
         rows.append(row)
     columns = [
         "task", "algorithm", "seeds", "failed", "unfinished", "mean", "std", "iqm", "iqm_lo", "iqm_hi",
-        "median", "threshold", "reached", "steps_to_threshold", "wall_to_threshold_s", "env_steps",
-        "wall_time_s", "env_steps_per_s",
+        "median", "threshold", "reached", "steps_to_threshold", "wall_to_threshold_s", "train_to_threshold_s",
+        "env_steps", "wall_time_s", "env_steps_per_s",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 LEADERBOARD_HEADER = [
     "algorithm", "seeds", "final (mean ± std)", "IQM [95% CI]", "median", "steps to threshold",
-    "wall time to threshold", "wall time", "env-steps/s", "failed",
+    "time to threshold (train / wall)", "wall time", "env-steps/s", "failed",
 ]  # fmt: skip
 AGGREGATE_HEADER = ["algorithm", "runs", "tasks", "IQM", "mean", "median", "optimality gap"]
 
@@ -49,7 +49,7 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
                 f"{fmt(r.iqm)} [{fmt(r.iqm_lo)}, {fmt(r.iqm_hi)}]",
                 fmt(r["median"]),
                 fmt(r.steps_to_threshold) + reached,
-                _seconds(r.wall_to_threshold_s),
+                f"{_seconds(r.train_to_threshold_s)} / {_seconds(r.wall_to_threshold_s)}",
                 _seconds(r.wall_time_s),
                 fmt(r.env_steps_per_s, 3),
                 f"{r.failed}{unfinished}",
@@ -103,3 +103,22 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]])
+
+
+def leaderboard_document(
+    results, board: pd.DataFrame, published: pd.DataFrame | None, fmt: str, reps: int = 2000, seed: int = 0
+) -> str:
+    """The aggregate table and one leaderboard per task, as Markdown (``fmt="md"``) or text."""
+    from bench.results import aggregate_table, normalised_matrices
+
+    render = markdown_table if fmt == "md" else text_table
+    heading = (lambda t: f"### {md_escape(t)}") if fmt == "md" else (lambda t: t)
+    out = []
+    matrices, agg_tasks = normalised_matrices(results)
+    if matrices:
+        agg = aggregate_table(matrices, reps=reps, seed=seed)
+        title = f"{results.name}: aggregate over {', '.join(agg_tasks)} (normalised, 95% CIs)"
+        out += [heading(title), "", render(AGGREGATE_HEADER, aggregate_rows(agg)), ""]
+    for task in results.tasks():
+        out += [heading(task), "", render(LEADERBOARD_HEADER, leaderboard_rows(board, published, task)), ""]
+    return "\n".join(out).rstrip()

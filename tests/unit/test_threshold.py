@@ -1,6 +1,6 @@
 import pandas as pd
 
-from bench.summary import time_to_threshold
+from bench.results import time_to_threshold
 
 
 def test_time_to_threshold_takes_first_greedy_eval_at_or_above():
