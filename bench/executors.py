@@ -76,6 +76,7 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
     import torch
 
     from bench.algos import ALGORITHMS
+    from bench.control.alignment import AlignmentContext
     from bench.control.tasks import get_task
     from bench.evaluation import Evaluator
     from bench.recorder import Recorder
@@ -117,9 +118,20 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
         task = get_task(spec.task)
         cfg = algo.config(**spec.config)
         ev = spec.evaluation
-        evaluator = Evaluator(task, recorder, spec.seed, ev.eval_every, ev.eval_episodes, ev.temperatures)
+        extra, reference = (), None
+        if algo.aligned:
+            # reference policy and preference data: built once per (task, seed, recipe), cached;
+            # their build time is not part of this run's time
+            context = AlignmentContext(task, spec.alignment, spec.seed, log=logger.info)
+            reference = context.reference()
+            extra = (context,)
+        evaluator = Evaluator(task, recorder, spec.seed, ev.eval_every, ev.eval_episodes, ev.temperatures,
+                              ev.final_temperatures, reference=reference)  # fmt: skip
         torch.manual_seed(spec.seed)
-        algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder)
+        recorder.start = time.perf_counter()
+        if extra:
+            context.recorder = recorder
+        algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder, *extra)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run
         status = "failed"
         error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=-8))

@@ -135,15 +135,31 @@ class Results:
         return ev.merge(self.runs[["run_key", "task", "algorithm", "algo", "seed", "status"]], on="run_key")
 
 
-def final_scores(results: Results) -> pd.DataFrame:
-    """One row per finished (done) run: its final score at its lowest evaluated temperature."""
+def method_of(label: str) -> str:
+    """A run label without its grid suffix: ``dpo[beta=0.1]`` -> ``dpo`` (a method's sweep)."""
+    return str(label).split("[", 1)[0]
+
+
+def scoring_evals(results: Results) -> pd.DataFrame:
+    """Each run's score records at its scoring temperature: T = 1 for alignment runs (runs with
+    KL-to-reference records: the temperature the frontier and the DPO paper's curves use), the
+    lowest evaluated temperature (greedy) otherwise."""
     ev = results.scored_evals()
+    aligned = set(results.evals.run_key[results.evals.metric == KL_METRIC])
+    lowest = ev.groupby("run_key").temperature.transform("min")
+    use = np.where(ev.run_key.isin(aligned) & (ev.groupby("run_key").temperature.transform(
+        lambda t: (t == 1.0).any()).astype(bool)), 1.0, lowest)  # fmt: skip
+    return ev[ev.temperature == use]
+
+
+def final_scores(results: Results) -> pd.DataFrame:
+    """One row per finished (done) run: its final score at its scoring temperature
+    (``scoring_evals``)."""
+    ev = scoring_evals(results)
     ev = ev[ev.status == "done"]
     if ev.empty:
         return pd.DataFrame(columns=["run_key", "task", "algorithm", "algo", "seed", "step", "score"])
-    lowest = ev.groupby("run_key").temperature.transform("min")
-    greedy = ev[ev.temperature == lowest]
-    last = greedy.sort_values("step", kind="stable").groupby("run_key").tail(1)
+    last = ev.sort_values("step", kind="stable").groupby("run_key").tail(1)
     out = last[["run_key", "task", "algorithm", "algo", "seed", "step", "value"]].rename(
         columns={"value": "score"}
     )
@@ -353,6 +369,80 @@ def temperature_table(
             m, lo, hi = stats.mean_interval(g.value.to_numpy(float), reps, confidence, seed)
             rows.append(dict(task=task, algorithm=algo, temperature=temp, runs=len(g), mean=m, lo=lo, hi=hi))
     return pd.DataFrame(rows, columns=["task", "algorithm", "temperature", "runs", "mean", "lo", "hi"])
+
+
+# -- alignment tables ----------------------------------------------------------------------------
+
+
+def kl_budget_table(
+    results: Results, budgets=(5.0, 10.0, 20.0), reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Best T = 1 score a method reaches within each KL budget: per seed, the best checkpoint
+    over all of the method's sweep points with KL <= budget; then mean over seeds with a
+    bootstrap CI. ``seeds`` counts the seeds with any checkpoint inside the budget."""
+    pts = frontier_points(results)
+    cols = ["task", "method", "kl_budget", "seeds", "mean", "lo", "hi"]
+    if pts.empty:
+        return pd.DataFrame(columns=cols)
+    pts = pts.assign(method=pts.algorithm.map(method_of))
+    rows = []
+    for (task, method), g in pts.groupby(["task", "method"], sort=True):
+        for budget in budgets:
+            best = g[g.kl <= budget].groupby("seed").score.max()
+            if best.empty:
+                rows.append(dict(task=task, method=method, kl_budget=budget, seeds=0, mean=np.nan, lo=np.nan,
+                                 hi=np.nan))  # fmt: skip
+                continue
+            m, lo, hi = stats.mean_interval(best.to_numpy(float), reps, confidence, seed)
+            rows.append(
+                dict(task=task, method=method, kl_budget=budget, seeds=len(best), mean=m, lo=lo, hi=hi)
+            )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def reward_model_table(
+    results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Held-out preference accuracy of the reward models (``rm/*`` records), one row per
+    (task, training pairs), over distinct reward models (one per seed and recipe)."""
+    ev = results.evals[results.evals.metric.isin(["rm/accuracy", "rm/gold_accuracy", "data/n_pairs"])]
+    cols = ["task", "n_pairs", "models", "accuracy", "lo", "hi", "gold_accuracy", "heldout_pairs"]
+    if ev.empty or not (ev.metric == "rm/accuracy").any():
+        return pd.DataFrame(columns=cols)
+    wide = ev.pivot_table(index="run_key", columns="metric", values="value", aggfunc="first")
+    n = ev[ev.metric == "rm/accuracy"].set_index("run_key").n
+    wide = wide.join(n.rename("heldout")).join(results.runs.set_index("run_key")[["task", "seed"]])
+    wide = wide.dropna(subset=["rm/accuracy"])
+    # runs of a KL sweep share one reward model per seed: count each model once
+    models = wide.drop_duplicates(["task", "seed", "data/n_pairs", "rm/accuracy", "rm/gold_accuracy"])
+    rows = []
+    for (task, pairs), g in models.groupby(["task", "data/n_pairs"], sort=True):
+        m, lo, hi = stats.mean_interval(g["rm/accuracy"].to_numpy(float), reps, confidence, seed)
+        rows.append(dict(task=task, n_pairs=int(pairs), models=len(g), accuracy=m, lo=lo, hi=hi,
+                         gold_accuracy=float(g["rm/gold_accuracy"].mean()), heldout_pairs=int(g.heldout.iloc[0])))  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def data_efficiency_table(
+    results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Final T = 1 score against the number of preference pairs a run trained on (``data/n_pairs``
+    records), per (task, run label stem, pairs), for stems run at two or more dataset sizes."""
+    cols = ["task", "method", "n_pairs", "runs", "mean", "lo", "hi"]
+    ev = results.evals[results.evals.metric == "data/n_pairs"]
+    if ev.empty:
+        return pd.DataFrame(columns=cols)
+    pairs = ev.groupby("run_key").value.first().rename("n_pairs")
+    finals = final_scores(results).join(pairs, on="run_key").dropna(subset=["n_pairs"])
+    finals = finals.assign(method=finals.algorithm.map(method_of))
+    rows = []
+    for (task, method), g in finals.groupby(["task", "method"], sort=True):
+        if g.n_pairs.nunique() < 2:
+            continue
+        for k, h in g.groupby("n_pairs", sort=True):
+            m, lo, hi = stats.mean_interval(h.score.to_numpy(float), reps, confidence, seed)
+            rows.append(dict(task=task, method=method, n_pairs=int(k), runs=len(h), mean=m, lo=lo, hi=hi))
+    return pd.DataFrame(rows, columns=cols)
 
 
 # -- provenance --------------------------------------------------------------------------------

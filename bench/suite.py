@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.algos import ALGORITHMS
+from bench.control.alignment import Alignment, PreferenceRecipe
 from bench.control.tasks import TASKS
 
 MAX_INCLUDE_DEPTH = 8
@@ -38,14 +39,32 @@ class Evaluation(BaseModel):
     """The evaluation protocol of a suite (shared/design.md §3)."""
 
     model_config = ConfigDict(extra="forbid")
-    eval_every: int = Field(10_000, gt=0, description="env steps between evaluations")
+    eval_every: int | dict[str, int] = Field(
+        10_000, description="env steps between evaluations (or per task)"
+    )
     eval_episodes: int = Field(20, gt=0, le=1000, description="episodes per evaluation")
     temperatures: list[float] = Field([0.0, 1.0], min_length=1, description="sampling temperatures")
+    final_temperatures: list[float] | None = Field(
+        None, min_length=1, description="temperature sweep of the final policy (default: temperatures)"
+    )
 
-    @field_validator("temperatures")
+    @field_validator("eval_every")
     @classmethod
-    def _non_negative(cls, v: list[float]) -> list[float]:
-        if any(t < 0 for t in v):
+    def _positive(cls, v: int | dict[str, int]) -> int | dict[str, int]:
+        if any(n <= 0 for n in (v.values() if isinstance(v, dict) else [v])):
+            raise ValueError("eval_every must be > 0")
+        return v
+
+    def for_task(self, task: str) -> Evaluation:
+        """This evaluation with a per-task ``eval_every`` resolved (10000 where not given)."""
+        if not isinstance(self.eval_every, dict):
+            return self
+        return self.model_copy(update={"eval_every": self.eval_every.get(task, 10_000)})
+
+    @field_validator("temperatures", "final_temperatures")
+    @classmethod
+    def _non_negative(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(t < 0 for t in v):
             raise ValueError("temperatures must be >= 0")
         return v
 
@@ -78,6 +97,7 @@ class SuiteFile(BaseModel):
     seeds: list[int] | int | None = Field(None, description="seed list, or N for 0..N-1")
     env_steps: Steps | None = Field(None, description="training budget (int or per task)")
     evaluation: Evaluation | None = None
+    alignment: Alignment | None = Field(None, description="reference policies and preference data")
     algorithms: list[AlgorithmEntry] | None = None
 
 
@@ -92,6 +112,7 @@ class Suite(BaseModel):
     seeds: list[int] = Field(min_length=1)
     env_steps: Steps
     evaluation: Evaluation = Evaluation()
+    alignment: Alignment | None = None
     algorithms: list[AlgorithmEntry] = Field(min_length=1)
     path: str = ""
 
@@ -114,6 +135,7 @@ class RunSpec:
     env_steps: int
     config_json: str  # the algorithm's full resolved hyperparameters
     evaluation_json: str
+    alignment_json: str = ""  # this task's reference + preference recipes (alignment methods)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -122,6 +144,10 @@ class RunSpec:
     @property
     def evaluation(self) -> Evaluation:
         return Evaluation(**json.loads(self.evaluation_json))
+
+    @property
+    def alignment(self) -> dict | None:
+        return json.loads(self.alignment_json) if self.alignment_json else None
 
 
 def _format_loc(loc: tuple) -> str:
@@ -252,15 +278,36 @@ def _check_semantics(path: Path, suite: Suite) -> None:
                 raise SuiteError(path, f"{where}.task_params.{task}", f"unknown task {task!r}")
         if entry.env_steps is not None:
             _check_steps(path, f"{where}.env_steps", entry.env_steps)
+        if ALGORITHMS[entry.algo].aligned:
+            if suite.alignment is None:
+                raise SuiteError(
+                    path, f"{where}.algo", f"{entry.algo!r} needs the suite's alignment: section"
+                )
+            for task in entry.tasks or suite.tasks:
+                if task not in suite.alignment.reference:
+                    raise SuiteError(path, "alignment.reference", f"no reference recipe for task {task}")
         for task in entry.tasks or suite.tasks:
             _grid(path, suite, i, entry, task)  # validates every cell
-    labels = [(e.label or e.algo, tuple(e.tasks or suite.tasks)) for e in suite.algorithms]
+    if suite.alignment is not None:
+        for task in [*suite.alignment.reference, *suite.alignment.task_preferences]:
+            if task not in TASKS:
+                raise SuiteError(path, f"alignment.{task}", f"unknown task {task!r}")
+        for task, over in suite.alignment.task_preferences.items():
+            try:
+                PreferenceRecipe(**{**suite.alignment.preferences.model_dump(), **over})
+            except ValidationError as e:
+                raise _validation_error(path, e, f"alignment.task_preferences.{task}") from None
+    # run labels (with their grid suffixes) must be unique per task; two entries may share a
+    # label stem (e.g. a strength sweep and a data-size sweep of the same method)
     seen: set[tuple[str, str]] = set()
-    for i, (label, tasks) in enumerate(labels):
-        for task in tasks:
-            if (label, task) in seen:
-                raise SuiteError(path, f"algorithms[{i}].label", f"label {label!r} repeats for task {task}")
-            seen.add((label, task))
+    for i, entry in enumerate(suite.algorithms):
+        for task in entry.tasks or suite.tasks:
+            for label, _ in _grid(path, suite, i, entry, task):
+                if (label, task) in seen:
+                    raise SuiteError(
+                        path, f"algorithms[{i}].label", f"label {label!r} repeats for task {task}"
+                    )
+                seen.add((label, task))
 
 
 def _is_sequence_field(config: type[BaseModel], name: str) -> bool:
@@ -322,7 +369,6 @@ def _budget(steps: Steps, task: str, default: Steps | None = None) -> int | None
 def expand(suite: Suite) -> list[RunSpec]:
     """The suite's runs: algorithms x tasks x grid cells x seeds, in a stable order."""
     path = Path(suite.path or suite.name)
-    evaluation_json = json.dumps(suite.evaluation.model_dump(mode="json"), sort_keys=True)
     specs = []
     for i, entry in enumerate(suite.algorithms):
         for task in entry.tasks or suite.tasks:
@@ -330,6 +376,12 @@ def expand(suite: Suite) -> list[RunSpec]:
             steps = steps or _budget(suite.env_steps, task)
             if steps is None:
                 raise SuiteError(path, "env_steps", f"no budget for task {task}")
+            # unset optional fields stay out of the key, so adding a field keeps existing run keys
+            evaluation = suite.evaluation.for_task(task).model_dump(mode="json", exclude_none=True)
+            evaluation_json = json.dumps(evaluation, sort_keys=True)
+            alignment = None
+            if ALGORITHMS[entry.algo].aligned and suite.alignment is not None:
+                alignment = suite.alignment.for_task(task)
             for label, config in _grid(path, suite, i, entry, task):
                 config_json = json.dumps(config, sort_keys=True)
                 for seed in suite.seeds:
@@ -344,6 +396,8 @@ def expand(suite: Suite) -> list[RunSpec]:
                         config=config,
                         evaluation=json.loads(evaluation_json),
                     )
+                    if alignment is not None:  # absent otherwise: earlier run keys stay valid
+                        ident["alignment"] = alignment
                     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
                     specs.append(
                         RunSpec(
@@ -357,6 +411,7 @@ def expand(suite: Suite) -> list[RunSpec]:
                             steps,
                             config_json,
                             evaluation_json,
+                            json.dumps(alignment, sort_keys=True) if alignment is not None else "",
                         )
                     )
     return specs

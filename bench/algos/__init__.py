@@ -1,6 +1,8 @@
 """Algorithm registry: name -> (config model, shipped per-task defaults, train function).
 
-Every ``train`` has the signature ``train(task, cfg, env_steps, seed, evaluator, recorder)``.
+Every ``train`` has the signature ``train(task, cfg, env_steps, seed, evaluator, recorder)``;
+alignment methods (``aligned=True``) also take the run's ``AlignmentContext`` (reference policy,
+preference data) as a seventh argument and need the suite's ``alignment:`` section.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from functools import partial
 
 from pydantic import BaseModel
 
-from bench.algos import external, pg, ppo
+from bench.algos import aligned, external, pg, ppo
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class Algorithm:
     task_defaults: dict[str, dict]
     train: Callable
     description: str
+    aligned: bool = False
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -54,5 +57,21 @@ ALGORITHMS: dict[str, Algorithm] = {
             partial(external.train, "sb3-a2c"),
             "stable-baselines3 A2C (rl-zoo defaults)",
         ),
+        Algorithm("reference", aligned.ReferenceConfig, {}, aligned.train_reference,
+                  "the reference policy pi_ref itself (frontier origin)", aligned=True),
+        Algorithm("dpo", aligned.DPOConfig, {}, aligned.train_dpo,
+                  "DPO / IPO / hinge on trajectory preferences (offline; budget = updates)",
+                  aligned=True),
+        Algorithm("preferred-bc", aligned.BCConfig, {}, aligned.train_preferred_bc,
+                  "behaviour cloning on preferred segments (offline; budget = updates)",
+                  aligned=True),
+        Algorithm("ppo-gt", aligned.PPOGTConfig, aligned.PPO_DEFAULTS, aligned.train_ppo_gt,
+                  "PPO from pi_ref on the true reward, per-step KL penalty to pi_ref", aligned=True),
+        Algorithm("ppo-rm", aligned.PPORMConfig, aligned.PPO_DEFAULTS, aligned.train_ppo_rm,
+                  "PPO from pi_ref on a Bradley-Terry reward model, KL penalty", aligned=True),
+        Algorithm("pg-gt", aligned.PGGTConfig, aligned.PG_DEFAULTS, aligned.train_pg_gt,
+                  "REINFORCE from pi_ref on the true reward, KL penalty", aligned=True),
+        Algorithm("pg-rm", aligned.PGRMConfig, aligned.PG_DEFAULTS, aligned.train_pg_rm,
+                  "REINFORCE from pi_ref on a reward model, KL penalty", aligned=True),
     ]
-}
+}  # fmt: skip

@@ -124,3 +124,38 @@ def schedule(kind: str, initial: float, progress_remaining: float) -> float:
     if kind == "linear":
         return initial * progress_remaining
     return initial
+
+
+# -- preference losses (DPO family) -------------------------------------------------------------
+# Each takes the policy-minus-reference log-ratios of the chosen (w) and rejected (l) sequences,
+# log pi(y_w) - log pi_ref(y_w) and log pi(y_l) - log pi_ref(y_l) [B], and the strength beta.
+
+
+def dpo_loss(ratio_w: torch.Tensor, ratio_l: torch.Tensor, beta: float) -> torch.Tensor:
+    """DPO (Rafailov et al. 2023, eq. 7): -E log sigma(beta (ratio_w - ratio_l)). [B] -> []"""
+    return -torch.nn.functional.logsigmoid(beta * (ratio_w - ratio_l)).mean()
+
+
+def ipo_loss(ratio_w: torch.Tensor, ratio_l: torch.Tensor, beta: float) -> torch.Tensor:
+    """IPO (Azar et al. 2023, eq. 17 with tau = beta): E (ratio_w - ratio_l - 1/(2 beta))^2. [B] -> []"""
+    return (ratio_w - ratio_l - 1.0 / (2.0 * beta)).pow(2).mean()
+
+
+def hinge_loss(ratio_w: torch.Tensor, ratio_l: torch.Tensor, beta: float) -> torch.Tensor:
+    """SLiC-style hinge on the scaled margin (Zhao et al. 2023): E max(0, 1 - beta (ratio_w - ratio_l))."""
+    return torch.relu(1.0 - beta * (ratio_w - ratio_l)).mean()
+
+
+PREFERENCE_LOSSES = {"dpo": dpo_loss, "ipo": ipo_loss, "hinge": hinge_loss}
+
+
+def bradley_terry_loss(score_w: torch.Tensor, score_l: torch.Tensor) -> torch.Tensor:
+    """Reward-model loss: -E log sigma(r(y_w) - r(y_l)) on summed segment rewards. [B] -> []"""
+    return -torch.nn.functional.logsigmoid(score_w - score_l).mean()
+
+
+def adaptive_kl_coef(coef: float, kl: float, target: float, n_steps: int, horizon: int) -> float:
+    """The proportional controller of Ziegler et al. 2019 (sec. 2.2):
+    coef <- coef (1 + clip(kl / target - 1, -0.2, 0.2) n_steps / horizon)."""
+    error = min(max(kl / target - 1.0, -0.2), 0.2)
+    return coef * (1.0 + error * n_steps / horizon)

@@ -15,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
-from bench.algos.rollout import build_agent, set_lr
+from bench.algos.rollout import Agent, Shaping, build_agent, set_lr
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -62,18 +62,31 @@ TASK_DEFAULTS: dict[str, dict] = {
 
 
 def train(
-    task: Task, cfg: PGConfig, env_steps: int, seed: int, evaluator: Evaluator, recorder: Recorder
-) -> None:
-    agent = build_agent(task, cfg, seed, recorder)
+    task: Task,
+    cfg: PGConfig,
+    env_steps: int,
+    seed: int,
+    evaluator: Evaluator,
+    recorder: Recorder,
+    agent: Agent | None = None,
+    shaping: Shaping | None = None,
+) -> Agent:
+    """Trains until ``env_steps`` (or until ``evaluator.stop``); returns the agent.
+
+    ``agent``: start from this one (e.g. a copy of a reference policy) instead of a fresh one.
+    ``shaping(rollout) -> rewards [T, N]``: the rewards to optimise instead of the env's
+    (KL-regularised and reward-model rewards of the alignment methods)."""
+    agent = agent or build_agent(task, cfg, seed, recorder)
     env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
 
-    while collector.env_steps < env_steps:
+    while collector.env_steps < env_steps and not evaluator.stop:
         remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
         lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
         set_lr(optimizer, lr)
         ro = collector.collect(cfg.n_steps)
-        rewards, last_value = ro.rewards, torch.zeros(env.num_envs)
+        rewards = ro.rewards if shaping is None else shaping(ro)
+        last_value = torch.zeros(env.num_envs)
         if cfg.use_baseline:
             rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
             last_value = ro.values[-1]
@@ -107,3 +120,4 @@ def train(
             evaluator(step, act)
     evaluator.final(collector.env_steps, act)
     env.close()
+    return agent

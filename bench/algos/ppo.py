@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
-from bench.algos.rollout import build_agent, set_lr
+from bench.algos.rollout import Agent, Shaping, build_agent, set_lr
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -96,23 +96,36 @@ TASK_DEFAULTS["LunarLanderContinuous-v3"] = TASK_DEFAULTS["LunarLander-v3"]
 
 
 def train(
-    task: Task, cfg: PPOConfig, env_steps: int, seed: int, evaluator: Evaluator, recorder: Recorder
-) -> None:
+    task: Task,
+    cfg: PPOConfig,
+    env_steps: int,
+    seed: int,
+    evaluator: Evaluator,
+    recorder: Recorder,
+    agent: Agent | None = None,
+    shaping: Shaping | None = None,
+) -> Agent:
+    """Trains until ``env_steps`` (or until ``evaluator.stop``); returns the agent.
+
+    ``agent``: start from this one (e.g. a copy of a reference policy) instead of a fresh one.
+    ``shaping(rollout) -> rewards [T, N]``: the rewards to optimise instead of the env's
+    (KL-regularised and reward-model rewards of the alignment methods)."""
     rng = np.random.default_rng(seed)
-    agent = build_agent(task, cfg, seed, recorder)
+    agent = agent or build_agent(task, cfg, seed, recorder)
     env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
     parameters = list(model.parameters())
     optimizer = torch.optim.Adam(parameters, lr=cfg.lr, eps=1e-5, fused=True)
     beta = cfg.kl_beta
 
-    while collector.env_steps < env_steps:
+    while collector.env_steps < env_steps and not evaluator.stop:
         remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
         lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
         set_lr(optimizer, lr)
         clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
 
         ro = collector.collect(cfg.n_steps)
-        rewards = losses.bootstrap_truncated(ro.rewards, ro.values, ro.truncated, cfg.gamma)
+        rewards = ro.rewards if shaping is None else shaping(ro)
+        rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
         adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
         idx = torch.nonzero(ro.valid.flatten()).squeeze(-1).numpy()
         flat = lambda x: x.flatten(0, 1)  # noqa: E731  [T, N, ...] -> [T*N, ...]
@@ -182,3 +195,4 @@ def train(
             evaluator(step, act)
     evaluator.final(collector.env_steps, act)
     env.close()
+    return agent

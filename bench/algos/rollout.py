@@ -8,12 +8,15 @@ truncated episode can bootstrap with its value (``losses.bootstrap_truncated``).
 
 from __future__ import annotations
 
+import copy
+
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from bench.control.policies import ActorCritic, ObsNormalizer, ReturnScaler, policy_act_fn
+from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct, ReturnScaler, policy_act_fn
 from bench.control.tasks import Task
 from bench.recorder import Recorder
 
@@ -119,6 +122,9 @@ class RolloutCollector:
             self.finished_returns = []
 
 
+Shaping = Callable[[Rollout], torch.Tensor]  # rollout -> the rewards to optimise [T, N]
+
+
 @dataclass
 class Agent:
     """What PG and PPO train: env, actor-critic, its collector and an evaluation ``act``."""
@@ -129,10 +135,17 @@ class Agent:
     act: object
 
 
-def build_agent(task: Task, cfg, seed: int, recorder: Recorder) -> Agent:
-    """Env, policy and collector from the policy fields shared by ``PGConfig`` and ``PPOConfig``."""
+def build_agent(task: Task, cfg, seed: int, recorder: Recorder, init: PolicyAct | None = None) -> Agent:
+    """Env, policy and collector from the policy fields shared by ``PGConfig`` and ``PPOConfig``;
+    with ``init``, the policy starts as a copy of that one (its architecture fields are ignored)."""
     torch.manual_seed(seed)
     env = task.make_vec(cfg.n_envs)
+    if init is not None:  # fine-tuning: the reference's network, log-std and observation scaling
+        model = copy.deepcopy(init.model).requires_grad_(True)
+        collector = RolloutCollector(env, model, seed, cfg.gamma, False, cfg.normalize_reward, recorder)
+        collector.obs_norm = ObsNormalizer.from_state(init.obs_norm.state(), frozen=True)
+        act = policy_act_fn(model, collector.obs_norm, torch.Generator().manual_seed(seed + 1))
+        return Agent(env, model, collector, act)
     space = env.single_action_space
     action_dim = space.shape[0] if task.continuous else int(space.n)
     model = ActorCritic(

@@ -180,17 +180,37 @@ class RunningMeanStd:
 
 
 class ObsNormalizer:
-    """Normalises observations with running statistics; frozen outside training."""
+    """Normalises observations with running statistics; frozen outside training, and for good
+    once ``frozen`` is set (a policy fine-tuned from a reference keeps the reference's inputs)."""
 
     def __init__(self, shape: tuple[int, ...], enabled: bool, clip: float = 10.0):
         self.enabled = enabled
         self.rms = RunningMeanStd(shape)
         self.clip = clip
+        self.frozen = False
+
+    def state(self) -> dict:
+        return {
+            "enabled": self.enabled,
+            "mean": self.rms.mean.tolist(),
+            "var": self.rms.var.tolist(),
+            "count": float(self.rms.count),
+            "clip": self.clip,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, frozen: bool = True) -> ObsNormalizer:
+        out = cls((len(state["mean"]),), state["enabled"], state["clip"])
+        out.rms.mean = np.asarray(state["mean"], np.float64)
+        out.rms.var = np.asarray(state["var"], np.float64)
+        out.rms.count = state["count"]
+        out.frozen = frozen
+        return out
 
     def __call__(self, obs: np.ndarray, update: bool = False) -> np.ndarray:
         if not self.enabled:
             return obs.astype(np.float32, copy=False)
-        if update:
+        if update and not self.frozen:
             self.rms.update(obs)
         out = (obs - self.rms.mean) / np.sqrt(self.rms.var + 1e-8)
         return np.clip(out, -self.clip, self.clip).astype(np.float32)
@@ -213,12 +233,22 @@ class ReturnScaler:
         return np.clip(reward / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip)
 
 
-def policy_act_fn(model: ActorCritic, obs_norm: ObsNormalizer, generator: torch.Generator):
-    """An ``act(obs, temperature) -> actions`` function for the evaluation protocol."""
+class PolicyAct:
+    """``act(obs, temperature) -> actions`` for the evaluation protocol, over a policy network and
+    its (frozen at evaluation) observation normaliser. ``dist`` exposes the distribution
+    parameters, which the KL-to-reference protocol needs."""
+
+    def __init__(self, model: ActorCritic, obs_norm: ObsNormalizer, generator: torch.Generator):
+        self.model, self.obs_norm, self.generator = model, obs_norm, generator
 
     @torch.no_grad()
-    def act(obs: np.ndarray, temperature: float) -> np.ndarray:
-        params = model.policy(torch.as_tensor(obs_norm(obs)))
-        return model.sample(params, temperature, generator).numpy()
+    def dist(self, obs: np.ndarray) -> torch.Tensor:
+        return self.model.policy(torch.as_tensor(self.obs_norm(obs)))
 
-    return act
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray, temperature: float) -> np.ndarray:
+        return self.model.sample(self.dist(obs), temperature, self.generator).numpy()
+
+
+def policy_act_fn(model: ActorCritic, obs_norm: ObsNormalizer, generator: torch.Generator) -> PolicyAct:
+    return PolicyAct(model, obs_norm, generator)

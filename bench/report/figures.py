@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench import stats  # noqa: E402
-from bench.results import curve_grid  # noqa: E402
+from bench.results import curve_grid, method_of  # noqa: E402
 
 DPI = 100
 ANCHOR_MARKERS = ["*", "P", "X", "D", "^", "v"]
@@ -188,14 +188,18 @@ def profile_figure(matrices: dict[str, np.ndarray], colors: dict, path: Path, re
 
 
 def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
-    """(KL to reference, score) of every checkpoint evaluation per method, Pareto front drawn."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for algo, g in points.groupby("algo", sort=True):
-        c = colors[algo]
+    """(KL to reference, score) of every checkpoint evaluation per method (a run label without
+    its sweep suffix), each method's Pareto front drawn over all its sweep points and seeds."""
+    points = points.assign(method=points.algorithm.map(method_of))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for method, g in points.groupby("method", sort=True):
+        c = colors[method]
         ax.scatter(g.kl, g.score, s=14, color=c, alpha=0.35, lw=0)
-        front = g.iloc[stats.pareto_front(g.kl.to_numpy(), g.score.to_numpy())]
+        front = g.iloc[stats.pareto_front(g.kl.to_numpy(), g.score.to_numpy())].sort_values("kl")
         ax.plot(front.kl, front.score, color=c, lw=2, marker="o", ms=4, drawstyle="steps-post",
-                label=f"{algo} ({len(g)} points)")  # fmt: skip
+                label=f"{method} ({len(g)} points)")  # fmt: skip
+    if (points.kl > 0).any() and points.kl.max() / max(points.kl[points.kl > 0].min(), 1e-9) > 100:
+        ax.set_xscale("symlog", linthresh=0.1)
     ax.set_xlabel("sequence-level KL(π ‖ π_ref) (nats)")
     ax.set_ylabel(f"{_score_label(metric)} at T = 1")
     ax.set_title(f"{task}: reward vs KL frontier (lines: Pareto fronts)")
@@ -205,15 +209,45 @@ def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, 
 
 
 def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
-    """Final score against sampling temperature, mean over runs with 95% bootstrap CI."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for algo, g in table.groupby("algorithm", sort=True):
-        g = g.sort_values("temperature")
-        ax.plot(g.temperature, g["mean"], color=colors[algo], marker="o", lw=1.8, label=algo)
-        ax.fill_between(g.temperature, g.lo, g.hi, color=colors[algo], alpha=0.2, lw=0)
-    ax.set_xlabel("sampling temperature T (0 = greedy)")
-    ax.set_ylabel(f"final {_score_label(metric)} (mean and 95% CI)")
-    ax.set_title(f"{task}: robustness to sampling temperature")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="algorithm")
+    """Final score against sampling temperature, mean over runs with 95% CI: one panel per
+    method (run label stem), one line per sweep point of the method."""
+    table = table.assign(method=table.algorithm.map(method_of))
+    methods = sorted(table.method.unique())
+    cols = min(4, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), sharex=True, sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, method in zip(axes.flat, methods, strict=False):
+        g = table[table.method == method]
+        labels = sorted(g.algorithm.unique())
+        shades = sns.light_palette(colors[method], n_colors=len(labels) + 2)[2:]
+        for label, shade in zip(labels, shades, strict=True):
+            h = g[g.algorithm == label].sort_values("temperature")
+            short = label[len(method) :].strip("[]") or method
+            ax.plot(h.temperature, h["mean"], color=shade, marker="o", ms=3, lw=1.5, label=short)
+            ax.fill_between(h.temperature, h.lo, h.hi, color=shade, alpha=0.15, lw=0)
+        ax.set_title(method, fontsize=10)
+        ax.legend(fontsize=6, loc="lower left")
+    for ax in axes.flat[len(methods) :]:
+        ax.axis("off")
+    fig.supxlabel("sampling temperature T (0 = greedy)")
+    fig.supylabel(f"final {_score_label(metric)} (mean, 95% CI)")
+    fig.suptitle(f"{task}: robustness to sampling temperature")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
+    """Final T = 1 score against the number of training preference pairs, per method."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, g in table.groupby("method", sort=True):
+        g = g.sort_values("n_pairs")
+        ax.plot(g.n_pairs, g["mean"], color=colors[method], marker="o", lw=1.8, label=method)
+        ax.fill_between(g.n_pairs, g.lo, g.hi, color=colors[method], alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("training preference pairs")
+    ax.set_ylabel(f"final {_score_label(metric)} at T = 1")
+    ax.set_title(f"{task}: data efficiency")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
     fig.tight_layout()
     return _save(fig, path)

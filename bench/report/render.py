@@ -90,11 +90,17 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     temps = R.temperature_table(results, reps=reps, seed=seed)
     scored = results.scored_evals()
     scored = scored[scored.status == "done"]
-    greedy = scored[scored.temperature == scored.groupby("run_key").temperature.transform("min")]
+    greedy = R.scoring_evals(results)
+    greedy = greedy[greedy.status == "done"]
     anchors = published if published is not None else pd.DataFrame(columns=["source", "algorithm", "task"])
-    colors = figures.palette([*results.algorithms(), *results.runs.algo.unique()])
+    methods = sorted({R.method_of(a) for a in results.algorithms()} - set(results.algorithms()))
+    colors = figures.palette([*results.algorithms(), *results.runs.algo.unique(), *methods])
+    budgets = R.kl_budget_table(results, reps=reps, seed=seed)
+    rm_table = R.reward_model_table(results, reps=reps, seed=seed)
+    efficiency = R.data_efficiency_table(results, reps=reps, seed=seed)
 
     steps = len(tasks) + (3 if matrices else 0) + points.task.nunique() + temps.task.nunique()
+    steps += efficiency.task.nunique()
     bar = tqdm(total=steps, desc="report", unit="figure", disable=not progress)
     task_sections = []
     for i, task in enumerate(tasks):
@@ -154,6 +160,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         name = figures.temperature_figure(g, task, metric, colors, fig_dir / f"temperature{i + 1}.png")
         temperatures.append(dict(task=task, figure="figures/" + name))
         bar.update()
+    alignment = _alignment_sections(results, budgets, rm_table, efficiency, colors, fig_dir, bar)
     bar.close()
 
     failed = results.runs[results.runs.status == "failed"]
@@ -178,6 +185,12 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         csv_files["frontier.csv"] = points
     if len(temps):
         csv_files["temperature.csv"] = temps
+    if len(budgets):
+        csv_files["kl_budgets.csv"] = budgets
+    if len(rm_table):
+        csv_files["reward_models.csv"] = rm_table
+    if len(efficiency):
+        csv_files["data_efficiency.csv"] = efficiency
     if published is not None and len(published):
         csv_files["published.csv"] = published[published.task.isin(tasks)]
     for name, table in csv_files.items():
@@ -201,6 +214,8 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
             leaderboard_header=LEADERBOARD_HEADER,
             frontiers=frontiers,
             temperatures=temperatures,
+            alignment=alignment,
+            rm_header=RM_HEADER,
             failures=failures,
             provenance=list(prov.items()),
             reps=reps,
@@ -211,7 +226,16 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     (tmp / "index.html").write_text(html, encoding="utf-8")
     (tmp / "summary.md").write_text(
         _markdown(
-            title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures
+            title,
+            generated,
+            results,
+            task_sections,
+            aggregate,
+            prov,
+            frontiers,
+            temperatures,
+            failures,
+            alignment,
         ),
         encoding="utf-8",
     )
@@ -228,7 +252,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
 
 
 def _markdown(
-    title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures
+    title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures, alignment=()
 ) -> str:
     lines = [f"# {md_escape(title)}", "", f"Generated {generated} from {md_escape(results.source)}.", ""]
     if aggregate:
@@ -250,6 +274,16 @@ def _markdown(
         lines += [f"![reward vs KL, {md_escape(f['task'])}]({f['figure']})", ""]
     for f in temperatures:
         lines += [f"![temperature, {md_escape(f['task'])}]({f['figure']})", ""]
+    for a in alignment:
+        lines += [f"## Alignment: {md_escape(a['task'])}", ""]
+        if a["budgets"]:
+            lines += ["Best T = 1 return within a KL budget (mean over seeds of each seed's best checkpoint, 95% CI):",
+                      "", markdown_table(a["budget_header"], a["budgets"]), ""]  # fmt: skip
+        if a["reward_models"]:
+            lines += ["Reward models, held-out preference accuracy:", "",
+                      markdown_table(RM_HEADER, a["reward_models"]), ""]  # fmt: skip
+        if a["efficiency"]:
+            lines += [f"![data efficiency, {md_escape(a['task'])}]({a['efficiency']})", ""]
     if failures:
         lines += ["## Failed runs", ""]
         rows = [
@@ -258,3 +292,45 @@ def _markdown(
         lines += [markdown_table(["task", "algorithm", "seed", "error"], rows), ""]
     lines += ["## Provenance", "", markdown_table(["", ""], [[k, str(v)] for k, v in prov.items()]), ""]
     return "\n".join(lines)
+
+
+RM_HEADER = [
+    "training pairs",
+    "models",
+    "held-out accuracy [95% CI]",
+    "vs true return order",
+    "held-out pairs",
+]
+
+
+def _alignment_sections(results, budgets, rm_table, efficiency, colors, fig_dir: Path, bar) -> list[dict]:
+    """Per task: KL-budget table (methods x budgets), reward-model accuracy, data-efficiency figure."""
+    out = []
+    tasks = sorted(set(budgets.task) | set(rm_table.task) | set(efficiency.task))
+    for i, task in enumerate(tasks):
+        section = dict(task=task, budgets=[], budget_header=[], reward_models=[], efficiency=None)
+        b = budgets[budgets.task == task]
+        if len(b):
+            levels = sorted(b.kl_budget.unique())
+            section["budget_header"] = ["method", *[f"KL ≤ {v:g}" for v in levels]]
+            for method, g in b.groupby("method", sort=True):
+                cells = [method]
+                for v in levels:
+                    r = g[g.kl_budget == v].iloc[0]
+                    cells.append(
+                        "—" if r.seeds == 0 else f"{r['mean']:.1f} [{r.lo:.1f}, {r.hi:.1f}] ({int(r.seeds)})"
+                    )
+                section["budgets"].append(cells)
+        for _, r in rm_table[rm_table.task == task].iterrows():
+            section["reward_models"].append([
+                str(r.n_pairs), str(r.models), f"{r.accuracy:.3f} [{r.lo:.3f}, {r.hi:.3f}]",
+                f"{r.gold_accuracy:.3f}", str(r.heldout_pairs),
+            ])  # fmt: skip
+        e = efficiency[efficiency.task == task]
+        if len(e):
+            metric = results.score_metric(task) or "eval/return"
+            name = figures.data_efficiency_figure(e, task, metric, colors, fig_dir / f"efficiency{i + 1}.png")
+            section["efficiency"] = "figures/" + name
+            bar.update()
+        out.append(section)
+    return out

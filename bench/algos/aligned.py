@@ -1,0 +1,288 @@
+"""Alignment methods on classic control, each starting from the reference policy π_ref.
+
+* ``reference``    — π_ref itself, evaluated (the origin of every frontier).
+* ``dpo``          — offline on the preference pairs; log π(segment) = Σ_t log π(a_t|s_t) (the
+                     dynamics cancel in π/π_ref); ``loss`` picks a row of
+                     ``losses.PREFERENCE_LOSSES`` (dpo, ipo, hinge); strength ``beta``.
+* ``preferred-bc`` — behaviour cloning on the preferred segment of each pair (the DPO paper's
+                     "Preferred-FT"); its strength is how long it trains (every checkpoint is a
+                     frontier point).
+* ``ppo-gt`` / ``ppo-rm`` — the project's PPO on r_t − c·KL_t, where r_t is the true reward
+                     (GT) or the learned reward model's (RM) and KL_t = KL(π(·|s_t) ‖ π_ref(·|s_t))
+                     per step (exact, or the k1 sample log π − log π_ref); c fixed or adapted
+                     towards a per-step KL target (Ziegler et al. 2019).
+* ``pg-gt`` / ``pg-rm``   — REINFORCE on the same KL-regularised rewards.
+
+Offline methods (dpo, preferred-bc) count their budget (the suite's ``env_steps``) in gradient
+updates, and evaluate at ``eval_points`` checkpoints. Policies keep π_ref's network, log-std and
+frozen observation normalisation; architecture fields in the configs are not used.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.algos import losses, pg, ppo
+from bench.algos.reward_model import RewardModelConfig, load_reward_model
+from bench.algos.rollout import Rollout, build_agent
+from bench.control.alignment import AlignmentContext, Preferences
+from bench.control.policies import ActorCritic, PolicyAct, categorical_kl, gaussian_kl
+from bench.control.tasks import Task
+from bench.evaluation import Evaluator
+from bench.recorder import Recorder
+
+# -- configs -------------------------------------------------------------------------------------
+
+
+class ReferenceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OfflineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lr: float = Field(1e-4, gt=0, description="Adam learning rate")
+    batch_size: int = Field(64, ge=1, description="pairs per minibatch")
+    n_pairs: int | None = Field(None, ge=1, description="training pairs used (None = all)")
+    eval_points: int = Field(8, ge=1, description="evaluations over the run (checkpoints)")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip")
+
+
+class DPOConfig(OfflineConfig):
+    loss: Literal["dpo", "ipo", "hinge"] = Field("dpo", description="row of losses.PREFERENCE_LOSSES")
+    beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau)")
+
+
+class BCConfig(OfflineConfig):
+    pass
+
+
+class KLRegularised(BaseModel):
+    """The KL-to-reference penalty folded into the per-step reward."""
+
+    kl_coef: float = Field(0.1, ge=0, description="c: initial / fixed KL coefficient")
+    kl_mode: Literal["fixed", "adaptive"] = Field("fixed", description="fixed c, or adapted to ref_kl_target")
+    ref_kl_target: float = Field(0.05, gt=0, description="adaptive: target mean per-step KL (nats)")
+    kl_horizon: int = Field(10_000, gt=0, description="adaptive: controller horizon (env steps)")
+    kl_estimator: Literal["exact", "k1"] = Field(
+        "exact", description="per-step KL: exact or log-ratio sample"
+    )
+
+
+class RewardModelFields(BaseModel):
+    n_pairs: int | None = Field(None, ge=1, description="training pairs for the reward model (None = all)")
+    reward_model: RewardModelConfig = Field(RewardModelConfig(), description="reward-model recipe")
+
+
+class PPOGTConfig(ppo.PPOConfig, KLRegularised):
+    pass
+
+
+class PPORMConfig(ppo.PPOConfig, KLRegularised, RewardModelFields):
+    pass
+
+
+class PGGTConfig(pg.PGConfig, KLRegularised):
+    pass
+
+
+class PGRMConfig(pg.PGConfig, KLRegularised, RewardModelFields):
+    pass
+
+
+def _online_defaults(base: dict[str, dict], **overrides) -> dict[str, dict]:
+    """Fine-tuning defaults: the task defaults of the base algorithm without reward scaling
+    (the KL coefficient is in reward units), entropy bonus or annealing."""
+    out = {}
+    for task, d in base.items():
+        d = {k: v for k, v in d.items() if k not in ("normalize_obs", "log_std_init", "hidden_sizes")}
+        out[task] = {**d, "normalize_reward": False, "ent_coef": 0.0, **overrides}
+    return out
+
+
+PPO_DEFAULTS = _online_defaults(ppo.TASK_DEFAULTS, lr_schedule="constant", clip_schedule="constant")
+# CartPole's from-scratch PPO settings (lr 4e-3 annealed, gae_lambda 0.8) are tuned for speed from a
+# random start; fine-tuning uses the generic PPO values (lr 1e-3, gamma 0.99, gae_lambda 0.95).
+PPO_DEFAULTS["CartPole-v1"].update(lr=1e-3, gamma=0.99, gae_lambda=0.95)
+PG_DEFAULTS = _online_defaults(pg.TASK_DEFAULTS)
+
+
+# -- shared pieces -------------------------------------------------------------------------------
+
+
+def sequence_logp(model: ActorCritic, prefs: Preferences, idx: torch.Tensor) -> torch.Tensor:
+    """log π(segment) = Σ_t log π(a_t|s_t) over the real steps of segments ``idx`` [B]."""
+    obs, actions, mask = prefs.obs[idx], prefs.actions[idx], prefs.mask[idx]
+    B, H = mask.shape
+    params = model.policy(obs.flatten(0, 1))
+    logp = model.log_prob(params, actions.flatten(0, 1)).view(B, H)
+    return (logp * mask).sum(-1)
+
+
+def _fine_tune_copy(ctx: AlignmentContext, seed: int) -> PolicyAct:
+    ref = ctx.reference()
+    import copy
+
+    model = copy.deepcopy(ref.model)
+    model.requires_grad_(True)
+    return PolicyAct(model, ref.obs_norm, torch.Generator().manual_seed(seed + 1))
+
+
+# -- π_ref -----------------------------------------------------------------------------------
+
+
+def train_reference(task, cfg, env_steps, seed, evaluator: Evaluator, recorder: Recorder, alignment):
+    """No training: π_ref evaluated at step 0 (every protocol temperature)."""
+    ref = alignment.reference()
+    temps = sorted(set(evaluator.temperatures) | set(evaluator.final_temperatures))
+    evaluator(0, PolicyAct(ref.model, ref.obs_norm, torch.Generator().manual_seed(seed + 1)), temps)
+    evaluator.final(0, ref)
+
+
+# -- offline: DPO and Preferred-BC -------------------------------------------------------------
+
+
+def _offline_loop(cfg: OfflineConfig, updates: int, seed: int, policy: PolicyAct, evaluator: Evaluator,
+                  recorder: Recorder, n_train: int, step_fn, on_eval=None) -> None:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    params = [p for p in policy.model.pi.parameters()] + (
+        [policy.model.log_std] if policy.model.continuous else []
+    )
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    every = max(1, updates // cfg.eval_points)
+    for u in range(1, updates + 1):
+        mb = torch.from_numpy(rng.integers(0, n_train, size=min(cfg.batch_size, n_train)))
+        loss, info = step_fn(mb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        if u % max(1, every // 4) == 0 or u == updates:
+            recorder.curve(u, "train/loss", float(loss.detach()))
+            for k, v in info.items():
+                recorder.curve(u, f"train/{k}", v)
+            recorder.steps(u)
+        if u % every == 0 and u != updates:
+            evaluator(u, policy)
+            if on_eval:
+                on_eval(u)
+    evaluator.final(updates, policy)
+    if on_eval:
+        on_eval(updates)
+
+
+def train_dpo(task, cfg: DPOConfig, env_steps, seed, evaluator, recorder, alignment: AlignmentContext):
+    prefs = alignment.preferences()
+    ref = alignment.reference()
+    train, heldout = prefs.split(cfg.n_pairs)
+    policy = _fine_tune_copy(alignment, seed)
+    loss_fn = losses.PREFERENCE_LOSSES[cfg.loss]
+    with torch.no_grad():
+        ref_w = sequence_logp(ref.model, prefs, prefs.winner)
+        ref_l = sequence_logp(ref.model, prefs, prefs.loser)
+    w, lo = prefs.winner[train], prefs.loser[train]
+    recorder.eval(0, 1.0, "data/n_pairs", train.stop, train.stop)
+
+    def step(mb):
+        ratio_w = sequence_logp(policy.model, prefs, w[mb]) - ref_w[train][mb]
+        ratio_l = sequence_logp(policy.model, prefs, lo[mb]) - ref_l[train][mb]
+        margin = (ratio_w - ratio_l).detach()
+        return loss_fn(ratio_w, ratio_l, cfg.beta), {
+            "reward_margin": float(cfg.beta * margin.mean()),
+            "pref_accuracy": float((margin > 0).float().mean()),
+        }
+
+    def heldout_accuracy(u):
+        with torch.no_grad():
+            hw, hl = prefs.winner[heldout], prefs.loser[heldout]
+            m = (sequence_logp(policy.model, prefs, hw) - ref_w[heldout]) - (
+                sequence_logp(policy.model, prefs, hl) - ref_l[heldout]
+            )
+        recorder.eval(u, 1.0, "eval/pref_accuracy", float((m > 0).float().mean()), len(m))
+
+    _offline_loop(cfg, env_steps, seed, policy, evaluator, recorder, train.stop, step, heldout_accuracy)
+
+
+def train_preferred_bc(
+    task, cfg: BCConfig, env_steps, seed, evaluator, recorder, alignment: AlignmentContext
+):
+    prefs = alignment.preferences()
+    train, _ = prefs.split(cfg.n_pairs)
+    policy = _fine_tune_copy(alignment, seed)
+    w = prefs.winner[train]
+    recorder.eval(0, 1.0, "data/n_pairs", train.stop, train.stop)
+
+    def step(mb):
+        idx = w[mb]
+        nll = -sequence_logp(policy.model, prefs, idx).sum() / prefs.mask[idx].sum()
+        return nll, {}
+
+    _offline_loop(cfg, env_steps, seed, policy, evaluator, recorder, train.stop, step)
+
+
+# -- online: PPO / PG on KL-regularised true or learned rewards ---------------------------------
+
+
+class KLShaping:
+    """rollout -> r_t − c·KL_t on the valid steps; records the per-step KL and c; adapts c."""
+
+    def __init__(
+        self, cfg: KLRegularised, model: ActorCritic, ref: PolicyAct, recorder: Recorder, reward_model=None
+    ):
+        self.cfg, self.model, self.ref, self.recorder, self.rm = cfg, model, ref, recorder, reward_model
+        self.coef = cfg.kl_coef
+        self.env_steps = 0
+
+    @torch.no_grad()
+    def __call__(self, ro: Rollout) -> torch.Tensor:
+        T, N = ro.rewards.shape
+        obs = ro.obs.flatten(0, 1)
+        ref_params = self.ref.model.policy(obs)
+        params = ro.params.flatten(0, 1)
+        if self.cfg.kl_estimator == "exact":
+            if self.model.continuous:
+                kl = gaussian_kl(params, self.model.log_std, ref_params, self.ref.model.log_std)
+            else:
+                kl = categorical_kl(params, ref_params)
+        else:
+            kl = ro.logp.flatten() - self.ref.model.log_prob(ref_params, ro.actions.flatten(0, 1))
+        kl = kl.view(T, N)
+        valid = ro.valid.float()
+        base = ro.rewards if self.rm is None else self.rm(ro.obs, ro.actions)
+        rewards = (base - self.coef * kl) * valid
+        n_valid = max(float(valid.sum()), 1.0)
+        mean_kl = float((kl * valid).sum() / n_valid)
+        self.env_steps += int(n_valid)
+        self.recorder.curve(self.env_steps, "train/ref_kl_per_step", mean_kl)
+        self.recorder.curve(self.env_steps, "train/kl_coef", self.coef)
+        if self.rm is not None:
+            self.recorder.curve(self.env_steps, "train/rm_reward", float((base * valid).sum() / n_valid))
+        if self.cfg.kl_mode == "adaptive":
+            self.coef = losses.adaptive_kl_coef(self.coef, mean_kl, self.cfg.ref_kl_target, int(n_valid),
+                                                self.cfg.kl_horizon)  # fmt: skip
+        return rewards
+
+
+def _online(base_train, use_rm: bool):
+    def train(task: Task, cfg, env_steps, seed, evaluator, recorder, alignment: AlignmentContext):
+        ref = alignment.reference()
+        rm = None
+        if use_rm:
+            rm, info = load_reward_model(alignment, cfg.n_pairs, cfg.reward_model)
+            for metric in ("accuracy", "gold_accuracy", "train_accuracy"):
+                recorder.eval(0, 1.0, f"rm/{metric}", info[metric], info["heldout_pairs"])
+            recorder.eval(0, 1.0, "data/n_pairs", info["n_pairs"], info["n_pairs"])
+        agent = build_agent(task, cfg, seed, recorder, init=ref)
+        shaping = KLShaping(cfg, agent.model, ref, recorder, rm)
+        base_train(task, cfg, env_steps, seed, evaluator, recorder, agent=agent, shaping=shaping)
+
+    return train
+
+
+train_ppo_gt = _online(ppo.train, use_rm=False)
+train_ppo_rm = _online(ppo.train, use_rm=True)
+train_pg_gt = _online(pg.train, use_rm=False)
+train_pg_rm = _online(pg.train, use_rm=True)
