@@ -418,8 +418,18 @@ def reward_model_table(
     rows = []
     for (task, pairs), g in models.groupby(["task", "data/n_pairs"], sort=True):
         m, lo, hi = stats.mean_interval(g["rm/accuracy"].to_numpy(float), reps, confidence, seed)
-        rows.append(dict(task=task, n_pairs=int(pairs), models=len(g), accuracy=m, lo=lo, hi=hi,
-                         gold_accuracy=float(g["rm/gold_accuracy"].mean()), heldout_pairs=int(g.heldout.iloc[0])))  # fmt: skip
+        rows.append(
+            dict(
+                task=task,
+                n_pairs=int(pairs),
+                models=len(g),
+                accuracy=m,
+                lo=lo,
+                hi=hi,
+                gold_accuracy=float(g["rm/gold_accuracy"].mean()),
+                heldout_pairs=int(g.heldout.iloc[0]),
+            )
+        )
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -116,7 +116,8 @@ def load_reward_model(
     rm.requires_grad_(False)
     ctx.exclude(time.perf_counter() - t0)
     ctx.log(
-        f"reward model {'trained' if built else 'loaded'} ({path}): {data['n_pairs']} pairs, held-out accuracy"
-        f" {data['accuracy']:.3f} (true order {data['gold_accuracy']:.3f}), train {data['train_accuracy']:.3f}"
+        f"reward model {'trained' if built else 'loaded'} ({path}): {data['n_pairs']} pairs,"
+        f" held-out accuracy {data['accuracy']:.3f} (true order {data['gold_accuracy']:.3f}),"
+        f" train {data['train_accuracy']:.3f}"
     )
     return rm, data

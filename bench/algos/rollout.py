@@ -9,7 +9,6 @@ truncated episode can bootstrap with its value (``losses.bootstrap_truncated``).
 from __future__ import annotations
 
 import copy
-
 from collections.abc import Callable
 from dataclasses import dataclass
 

@@ -4,10 +4,11 @@
   once its mean return at T = 1 reaches ``target_return``): a mediocre, still stochastic policy.
 * **Preference dataset** — ``n_pairs`` pairs of trajectory segments of ``segment_length`` steps
   sampled from π_ref at T = 1, each from a random time of a random episode (so from varied
-  states; a segment stops early where its episode terminates, never at a time limit), labelled by Bradley–Terry on the true
-  segment return: P(first ≻ second) = σ((R1 − R2) / τ), τ = 0 deterministic. Pairs of equal
-  return carry no preference and are redrawn. The last ``heldout`` fraction is held out
-  (reward-model and implicit-reward accuracy); methods train on the first pairs.
+  states; a segment stops early where its episode terminates, never at a time limit),
+  labelled by Bradley–Terry on the true segment return: P(first ≻ second) = σ((R1 − R2) / τ),
+  τ = 0 deterministic. Pairs of equal return carry no preference and are redrawn. The last
+  ``heldout`` fraction is held out (reward-model and implicit-reward accuracy); methods train
+  on the first pairs.
 
 Both are artifacts cached under the cache folder (``$BENCH_CACHE``, default ``.cache/bench``),
 keyed by task, seed and the hash of their recipe; a file lock makes concurrent workers build each
@@ -303,7 +304,8 @@ class AlignmentContext:
             last = data["checks"][-1] if data["checks"] else (data["env_steps"], float("nan"))
             self.reference_info = dict(env_steps=data["env_steps"], check_return=last[1])
             self.log(
-                f"reference policy {'trained' if built else 'loaded'} ({path}) in {time.perf_counter() - t0:.1f} s:"
+                f"reference policy {'trained' if built else 'loaded'} ({path})"
+                f" in {time.perf_counter() - t0:.1f} s:"
                 f" {data['env_steps']} PPO env steps, T=1 check return {last[1]:.1f}"
             )
         return self._reference

@@ -277,8 +277,11 @@ def _markdown(
     for a in alignment:
         lines += [f"## Alignment: {md_escape(a['task'])}", ""]
         if a["budgets"]:
-            lines += ["Best T = 1 return within a KL budget (mean over seeds of each seed's best checkpoint, 95% CI):",
-                      "", markdown_table(a["budget_header"], a["budgets"]), ""]  # fmt: skip
+            intro = (
+                "Best T = 1 return within a KL budget"
+                " (mean over seeds of each seed's best checkpoint, 95% CI):"
+            )
+            lines += [intro, "", markdown_table(a["budget_header"], a["budgets"]), ""]
         if a["reward_models"]:
             lines += ["Reward models, held-out preference accuracy:", "",
                       markdown_table(RM_HEADER, a["reward_models"]), ""]  # fmt: skip

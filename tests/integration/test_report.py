@@ -28,11 +28,14 @@ def store(tmp_path):
 
 
 def _finals(path) -> pd.DataFrame:
-    """Final greedy score per done run, straight from SQL (independent of bench.results)."""
+    """Final score per done run, straight from SQL (independent of bench.results): greedy, or at
+    T = 1 for runs with KL-to-reference records (alignment runs)."""
     db = sqlite3.connect(path)
     q = (
         "SELECT r.task, r.algorithm, e.value FROM evals e JOIN runs r ON r.key = e.run_key"
-        " WHERE r.status = 'done' AND e.metric = 'eval/return' AND e.temperature = 0"
+        " WHERE r.status = 'done' AND e.metric = 'eval/return'"
+        " AND e.temperature = (CASE WHEN EXISTS (SELECT 1 FROM evals k WHERE k.run_key = e.run_key"
+        " AND k.metric = 'eval/kl') THEN 1.0 ELSE 0.0 END)"
         " AND e.step = (SELECT MAX(step) FROM evals WHERE run_key = e.run_key)"
     )
     out = pd.read_sql_query(q, db)

@@ -1,0 +1,163 @@
+"""The control-alignment pipeline end to end: the smoke variant on CartPole through the CLI,
+its evaluation records, its report, and suite validation of the alignment section."""
+
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.suite import SuiteError, expand, load_suite
+
+SUITES = Path(__file__).resolve().parents[2] / "suites"
+FINAL_T = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
+
+
+def _rows(store, query):
+    db = sqlite3.connect(store)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke variant narrowed to CartPole, run once with --jobs 2 into a fresh cache."""
+    tmp = tmp_path_factory.mktemp("align")
+    suite = tmp / "suite.yaml"
+    suite.write_text(
+        f"include: {SUITES / 'control-alignment-smoke.yaml'}\n"
+        "name: align-test\nversion: 1\ntasks: [CartPole-v1]\n"
+    )
+    store = tmp / "bench.sqlite"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCH_CACHE", str(tmp / "cache"))
+    try:
+        assert main(["run", str(suite), "--store", str(store), "--jobs", "2", "-q"]) == 0
+    finally:
+        mp.undo()
+    return tmp, store
+
+
+def test_every_method_runs_and_records_kl_and_the_temperature_sweep(smoke_run):
+    tmp, store = smoke_run
+    runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
+    assert set(runs.values()) == {"done"}
+    assert {"reference", "dpo", "ipo", "preferred-bc", "ppo-gt", "ppo-gt-adaptive", "pg-gt", "pg-rm"} <= set(
+        runs
+    )
+    assert {"ppo-rm[n_pairs=20]", "ppo-rm[n_pairs=51]"} <= set(runs)
+    ev = pd.DataFrame(
+        _rows(
+            store,
+            "SELECT r.algorithm, e.step, e.temperature, e.metric, e.value"
+            " FROM evals e JOIN runs r ON r.key = e.run_key",
+        ),
+        columns=["algorithm", "step", "temperature", "metric", "value"],
+    )
+    # KL at T = 1 only, at every checkpoint; exactly zero for pi_ref itself
+    kl = ev[ev.metric == "eval/kl"]
+    assert set(kl.temperature) == {1.0}
+    assert set(kl.algorithm) == set(runs)
+    ref = ev[ev.algorithm == "reference"]
+    assert (ref[ref.metric.isin(["eval/kl", "eval/kl_k1"])].value == 0.0).all()
+    # every method: final temperature sweep of the return
+    for algo in runs:
+        e = ev[(ev.algorithm == algo) & (ev.metric == "eval/return")]
+        assert sorted(e[e.step == e.step.max()].temperature) == FINAL_T, algo
+    # reward models: held-out accuracy recorded once per RM run, with its number of pairs
+    rm = ev[ev.metric == "rm/accuracy"]
+    assert set(rm.algorithm) == {"ppo-rm[n_pairs=20]", "ppo-rm[n_pairs=51]", "pg-rm"}
+    assert ((rm.value >= 0) & (rm.value <= 1)).all()
+    pairs = ev[ev.metric == "data/n_pairs"].set_index("algorithm").value
+    assert pairs["ppo-rm[n_pairs=20]"] == 20 and pairs["dpo"] == 51  # 64 pairs, 13 held out
+    # the reference, preference data and reward models were cached once per recipe
+    cache = sorted(p.name.split("-s0-")[0] for p in (tmp / "cache" / "CartPole-v1").glob("*.pt"))
+    assert cache == ["preferences", "reference", "reward-model", "reward-model", "reward-model"]
+
+
+def test_report_has_frontier_budgets_reward_models_and_data_efficiency(smoke_run, capsys):
+    tmp, store = smoke_run
+    out = tmp / "report"
+    assert (
+        main(["report", "--suite", "align-test", "--store", str(store), "-o", str(out), "--reps", "200"]) == 0
+    )
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "frontier.csv",
+        "temperature.csv",
+        "kl_budgets.csv",
+        "reward_models.csv",
+        "data_efficiency.csv",
+    } <= names
+    figs = {p.name for p in (out / "figures").iterdir()}
+    assert {"frontier1.png", "temperature1.png", "efficiency1.png"} <= figs
+    budgets = pd.read_csv(out / "kl_budgets.csv")
+    assert set(budgets.kl_budget) == {5.0, 10.0, 20.0}
+    assert "reference" in set(budgets.method)
+    eff = pd.read_csv(out / "data_efficiency.csv")
+    assert sorted(eff[eff.method == "ppo-rm"].n_pairs) == [20, 51]
+    html = (out / "index.html").read_text()
+    assert "Alignment: CartPole-v1" in html and "held-out accuracy" in html
+    # alignment runs are scored at T = 1
+    finals = pd.read_csv(out / "final_scores.csv")
+    t1 = _rows(
+        store,
+        "SELECT r.algorithm, e.value FROM evals e JOIN runs r ON r.key = e.run_key "
+        "WHERE e.metric = 'eval/return' AND e.temperature = 1.0 AND r.algorithm = 'reference'",
+    )
+    assert finals[finals.algorithm == "reference"].score.iloc[0] == pytest.approx(t1[0][1])
+
+
+def test_aligned_method_needs_the_alignment_section(write_suite):
+    path = write_suite(
+        """
+        name: x
+        version: 1
+        tasks: [CartPole-v1]
+        seeds: 1
+        env_steps: 100
+        algorithms: [{algo: dpo}]
+        """
+    )
+    with pytest.raises(SuiteError, match="alignment"):
+        load_suite(path)
+
+
+def test_missing_reference_recipe_is_named(write_suite):
+    path = write_suite(
+        """
+        name: x
+        version: 1
+        tasks: [CartPole-v1, Pendulum-v1]
+        seeds: 1
+        env_steps: 100
+        alignment: {reference: {CartPole-v1: {env_steps: 100}}}
+        algorithms: [{algo: ppo-gt}]
+        """
+    )
+    with pytest.raises(SuiteError, match="no reference recipe for task Pendulum-v1"):
+        load_suite(path)
+
+
+def test_shipped_alignment_suites_expand_and_keys_depend_on_the_recipe():
+    full = load_suite(SUITES / "control-alignment.yaml")
+    specs = expand(full)
+    assert len(full.seeds) >= 3 and set(full.tasks) == {"CartPole-v1", "LunarLander-v3", "Pendulum-v1"}
+    assert {s.algo for s in specs} == {
+        "reference",
+        "dpo",
+        "preferred-bc",
+        "ppo-gt",
+        "ppo-rm",
+        "pg-gt",
+        "pg-rm",
+    }
+    assert all(s.alignment["reference"] for s in specs)
+    assert len({s.key for s in specs}) == len(specs)
+    smoke = expand(load_suite(SUITES / "control-alignment-smoke.yaml"))
+    assert {s.alignment_json for s in smoke if s.task == "CartPole-v1"} != {
+        s.alignment_json for s in specs if s.task == "CartPole-v1"
+    }
