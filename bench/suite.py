@@ -52,7 +52,7 @@ class Evaluation(BaseModel):
     @classmethod
     def _positive(cls, v: int | dict[str, int]) -> int | dict[str, int]:
         if any(n <= 0 for n in (v.values() if isinstance(v, dict) else [v])):
-            raise ValueError("eval_every must be > 0")
+            raise ValueError("eval_every must be greater than 0")
         return v
 
     def for_task(self, task: str) -> Evaluation:
@@ -264,6 +264,10 @@ def _check_semantics(path: Path, suite: Suite) -> None:
     if any(not 0 <= s < 2**31 - 2_000_000 for s in suite.seeds):
         raise SuiteError(path, "seeds", "seeds must be in [0, 2**31 - 2e6)")
     _check_steps(path, "env_steps", suite.env_steps)
+    if isinstance(suite.evaluation.eval_every, dict):
+        for task in suite.evaluation.eval_every:
+            if task not in TASKS:
+                raise SuiteError(path, f"evaluation.eval_every.{task}", f"unknown task {task!r}")
     for i, entry in enumerate(suite.algorithms):
         where = f"algorithms[{i}]"
         if entry.algo not in ALGORITHMS:

@@ -93,8 +93,10 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     greedy = R.scoring_evals(results)
     greedy = greedy[greedy.status == "done"]
     anchors = published if published is not None else pd.DataFrame(columns=["source", "algorithm", "task"])
-    methods = sorted({R.method_of(a) for a in results.algorithms()} - set(results.algorithms()))
-    colors = figures.palette([*results.algorithms(), *results.runs.algo.unique(), *methods])
+    colors = figures.palette([*results.algorithms(), *results.runs.algo.unique()])
+    # method-level figures (frontiers, temperature panels, data efficiency) get hues of their own,
+    # spread over the methods only
+    colors.update(figures.palette(sorted({R.method_of(a) for a in results.algorithms()})))
     budgets = R.kl_budget_table(results, reps=reps, seed=seed)
     rm_table = R.reward_model_table(results, reps=reps, seed=seed)
     efficiency = R.data_efficiency_table(results, reps=reps, seed=seed)

@@ -24,12 +24,13 @@ def _rows(store, query):
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """The smoke variant narrowed to CartPole, run once with --jobs 2 into a fresh cache."""
+    """The smoke variant on CartPole and Pendulum (categorical and Gaussian policies), run once
+    with --jobs 2 into a fresh cache."""
     tmp = tmp_path_factory.mktemp("align")
     suite = tmp / "suite.yaml"
     suite.write_text(
         f"include: {SUITES / 'control-alignment-smoke.yaml'}\n"
-        "name: align-test\nversion: 1\ntasks: [CartPole-v1]\n"
+        "name: align-test\nversion: 1\ntasks: [CartPole-v1, Pendulum-v1]\n"
     )
     store = tmp / "bench.sqlite"
     mp = pytest.MonkeyPatch()
@@ -43,8 +44,9 @@ def smoke_run(tmp_path_factory):
 
 def test_every_method_runs_and_records_kl_and_the_temperature_sweep(smoke_run):
     tmp, store = smoke_run
-    runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
-    assert set(runs.values()) == {"done"}
+    assert {s for (s,) in _rows(store, "SELECT status FROM runs")} == {"done"}
+    assert len(_rows(store, "SELECT key FROM runs WHERE task = 'Pendulum-v1'")) == 10
+    runs = dict(_rows(store, "SELECT algorithm, status FROM runs WHERE task = 'CartPole-v1'"))
     assert {"reference", "dpo", "ipo", "preferred-bc", "ppo-gt", "ppo-gt-adaptive", "pg-gt", "pg-rm"} <= set(
         runs
     )
@@ -53,7 +55,7 @@ def test_every_method_runs_and_records_kl_and_the_temperature_sweep(smoke_run):
         _rows(
             store,
             "SELECT r.algorithm, e.step, e.temperature, e.metric, e.value"
-            " FROM evals e JOIN runs r ON r.key = e.run_key",
+            " FROM evals e JOIN runs r ON r.key = e.run_key WHERE r.task = 'CartPole-v1'",
         ),
         columns=["algorithm", "step", "temperature", "metric", "value"],
     )
@@ -76,6 +78,13 @@ def test_every_method_runs_and_records_kl_and_the_temperature_sweep(smoke_run):
     # the reference, preference data and reward models were cached once per recipe
     cache = sorted(p.name.split("-s0-")[0] for p in (tmp / "cache" / "CartPole-v1").glob("*.pt"))
     assert cache == ["preferences", "reference", "reward-model", "reward-model", "reward-model"]
+    # Gaussian policies: pi_ref's KL to itself is exactly zero too
+    pend = _rows(
+        store,
+        "SELECT e.value FROM evals e JOIN runs r ON r.key = e.run_key WHERE r.task ="
+        " 'Pendulum-v1' AND r.algorithm = 'reference' AND e.metric IN ('eval/kl', 'eval/kl_k1')",
+    )
+    assert pend and all(v == 0.0 for (v,) in pend)
 
 
 def test_report_has_frontier_budgets_reward_models_and_data_efficiency(smoke_run, capsys):
@@ -98,9 +107,10 @@ def test_report_has_frontier_budgets_reward_models_and_data_efficiency(smoke_run
     assert set(budgets.kl_budget) == {5.0, 10.0, 20.0}
     assert "reference" in set(budgets.method)
     eff = pd.read_csv(out / "data_efficiency.csv")
-    assert sorted(eff[eff.method == "ppo-rm"].n_pairs) == [20, 51]
+    assert sorted(eff[(eff.method == "ppo-rm") & (eff.task == "CartPole-v1")].n_pairs) == [20, 51]
     html = (out / "index.html").read_text()
-    assert "Alignment: CartPole-v1" in html and "held-out accuracy" in html
+    assert "Alignment: CartPole-v1" in html and "Alignment: Pendulum-v1" in html
+    assert "held-out accuracy" in html
     # alignment runs are scored at T = 1
     finals = pd.read_csv(out / "final_scores.csv")
     t1 = _rows(
@@ -108,7 +118,8 @@ def test_report_has_frontier_budgets_reward_models_and_data_efficiency(smoke_run
         "SELECT r.algorithm, e.value FROM evals e JOIN runs r ON r.key = e.run_key "
         "WHERE e.metric = 'eval/return' AND e.temperature = 1.0 AND r.algorithm = 'reference'",
     )
-    assert finals[finals.algorithm == "reference"].score.iloc[0] == pytest.approx(t1[0][1])
+    ref = finals[(finals.algorithm == "reference") & (finals.task == "CartPole-v1")]
+    assert ref.score.iloc[0] == pytest.approx(t1[0][1])
 
 
 def test_aligned_method_needs_the_alignment_section(write_suite):
