@@ -61,6 +61,17 @@ def test_published_classic_control_report_opens_with_every_figure(browser, tmp_p
     assert len(images) >= 6  # 3 tasks + aggregate, profiles, probability of improvement
 
 
+def test_published_control_alignment_report_opens_with_every_figure(browser, tmp_path):
+    report = REPORT.parents[1] / "control-alignment" / "index.html"
+    assert report.is_file(), "reports/control-alignment is committed (bench report --suite control-alignment)"
+    images = _open_and_check(browser, report, tmp_path / "control-alignment.png")
+    names = {Path(src).name for src, _ in images}
+    # per task: curves, frontier, temperature panels, data efficiency
+    assert {
+        f"{kind}{i}.png" for kind in ("frontier", "temperature", "efficiency") for i in (1, 2, 3)
+    } <= names
+
+
 def test_report_with_frontiers_and_markup_in_names_opens_cleanly(browser, tmp_path):
     store = Store(tmp_path / "bench.sqlite")
     write_synthetic(store, labels=["ppo", "<script>alert(1)</script>"], seeds=3, alignment=True, failed=1)
