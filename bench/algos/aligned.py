@@ -20,6 +20,7 @@ frozen observation normalisation; architecture fields in the configs are not use
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import numpy as np
@@ -124,8 +125,6 @@ def sequence_logp(model: ActorCritic, prefs: Preferences, idx: torch.Tensor) -> 
 
 def _fine_tune_copy(ctx: AlignmentContext, seed: int) -> PolicyAct:
     ref = ctx.reference()
-    import copy
-
     model = copy.deepcopy(ref.model)
     model.requires_grad_(True)
     return PolicyAct(model, ref.obs_norm, torch.Generator().manual_seed(seed + 1))
