@@ -147,8 +147,7 @@ def scoring_evals(results: Results) -> pd.DataFrame:
     ev = results.scored_evals()
     aligned = set(results.evals.run_key[results.evals.metric == KL_METRIC])
     lowest = ev.groupby("run_key").temperature.transform("min")
-    use = np.where(ev.run_key.isin(aligned) & (ev.groupby("run_key").temperature.transform(
-        lambda t: (t == 1.0).any()).astype(bool)), 1.0, lowest)  # fmt: skip
+    use = np.where(ev.run_key.isin(aligned), 1.0, lowest)  # KL is recorded only at T = 1
     return ev[ev.temperature == use]
 
 

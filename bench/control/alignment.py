@@ -285,7 +285,6 @@ class AlignmentContext:
         self.root = cache_dir() / task.id
         self._reference: PolicyAct | None = None
         self._preferences: Preferences | None = None
-        self.reference_info: dict = {}
         self.recorder: Recorder | None = None  # set: artifact build time is kept out of training time
 
     def exclude(self, seconds: float) -> None:
@@ -302,7 +301,6 @@ class AlignmentContext:
             data, built = cached(path, lambda: _train_reference(self.task, self.reference_recipe, self.seed))
             self._reference = reference_from_artifact(data, self.seed)
             last = data["checks"][-1] if data["checks"] else (data["env_steps"], float("nan"))
-            self.reference_info = dict(env_steps=data["env_steps"], check_return=last[1])
             self.log(
                 f"reference policy {'trained' if built else 'loaded'} ({path})"
                 f" in {time.perf_counter() - t0:.1f} s:"

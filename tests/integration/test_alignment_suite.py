@@ -1,7 +1,6 @@
 """The control-alignment pipeline end to end: the smoke variant on CartPole through the CLI,
 its evaluation records, its report, and suite validation of the alignment section."""
 
-import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -9,17 +8,10 @@ import pytest
 
 from bench.cli import main
 from bench.suite import SuiteError, expand, load_suite
+from tests.integration.test_cli import _rows
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 FINAL_T = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
-
-
-def _rows(store, query):
-    db = sqlite3.connect(store)
-    try:
-        return db.execute(query).fetchall()
-    finally:
-        db.close()
 
 
 @pytest.fixture(scope="module")
