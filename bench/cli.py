@@ -28,6 +28,12 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _lm_tasks() -> dict:
+    from bench.lm.tasks import LM_TASKS
+
+    return LM_TASKS
+
+
 def cmd_run(args) -> int:
     from bench.executors import run_local
     from bench.store import Store, StoreError
@@ -38,6 +44,14 @@ def cmd_run(args) -> int:
         specs = expand(suite)
     except SuiteError as e:
         return _fail(str(e))
+    lm_recipes = {s.alignment_json: s.alignment for s in specs if s.task in _lm_tasks() and s.alignment_json}
+    if lm_recipes:
+        from bench.lm.hub import HubError, preflight
+
+        try:
+            preflight(list(lm_recipes.values()))
+        except HubError as e:
+            return _fail(f"{args.suite}: {e}")
     if args.jobs < 1:
         return _fail("--jobs must be >= 1")
     try:
@@ -75,7 +89,7 @@ def cmd_list(args) -> int:
     from bench.suite import SuiteError, expand, load_suite
 
     print("suites:")
-    for path in sorted(Path(args.suites_dir).glob("*.yaml")):
+    for path in sorted(Path(args.suites_dir).glob("**/*.yaml")):
         try:
             suite = load_suite(path)
             print(
@@ -90,6 +104,8 @@ def cmd_list(args) -> int:
             f"  {t.id}  threshold {t.reward_threshold:g}, bounds "
             f"[{t.random_score:g} random, {t.solved_score:g} solved]"
         )
+    for t in _lm_tasks().values():
+        print(f"  {t.id}  LM task: {t.description}")
     print("algorithms:")
     for a in ALGORITHMS.values():
         print(f"  {a.name}  {a.description}")

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from bench.store import Store, now
 from bench.suite import RunSpec
 
-PACKAGES = ["bench", "torch", "numpy", "gymnasium", "stable-baselines3", "pydantic"]
+PACKAGES = ["bench", "torch", "numpy", "gymnasium", "stable-baselines3", "pydantic", "transformers", "trl"]
 
 
 @lru_cache(maxsize=1)
@@ -76,9 +76,6 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
     import torch
 
     from bench.algos import ALGORITHMS
-    from bench.control.alignment import AlignmentContext
-    from bench.control.tasks import get_task
-    from bench.evaluation import Evaluator
     from bench.recorder import Recorder
 
     torch.set_num_threads(1)  # determinism and no oversubscription with --jobs
@@ -115,27 +112,64 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
     status, error = "done", None
     try:
         algo = ALGORITHMS[spec.algo]
-        task = get_task(spec.task)
         cfg = algo.config(**spec.config)
-        ev = spec.evaluation
-        extra, reference = (), None
-        if algo.aligned:
-            # reference policy and preference data: built once per (task, seed, recipe), cached;
-            # their build time is not part of this run's time
-            context = AlignmentContext(task, spec.alignment, spec.seed, log=logger.info)
-            reference = context.reference()
-            extra = (context,)
-        evaluator = Evaluator(task, recorder, spec.seed, ev.eval_every, ev.eval_episodes, ev.temperatures,
-                              ev.final_temperatures, reference=reference)  # fmt: skip
-        torch.manual_seed(spec.seed)
-        recorder.start = time.perf_counter()
-        if extra:
-            context.recorder = recorder
-        algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder, *extra)
+        (_train_lm if algo.domain == "lm" else _train_control)(spec, algo, cfg, recorder, logger)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run
         status = "failed"
         error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=-8))
         logger.info("FAILED\n%s", error)
+    return _result(spec, recorder, logger, handler, started, log_path, status, error)
+
+
+def _train_control(spec: RunSpec, algo, cfg, recorder, logger) -> None:
+    """A classic-control run (with the task's reference and preferences for alignment methods)."""
+    import torch
+
+    from bench.control.alignment import AlignmentContext
+    from bench.control.tasks import get_task
+    from bench.evaluation import Evaluator
+
+    ev = spec.evaluation
+    task = get_task(spec.task)
+    extra, reference = (), None
+    if algo.aligned:
+        # reference policy and preference data: built once per (task, seed, recipe), cached;
+        # their build time is not part of this run's time
+        context = AlignmentContext(task, spec.alignment, spec.seed, log=logger.info)
+        reference = context.reference()
+        extra = (context,)
+    evaluator = Evaluator(task, recorder, spec.seed, ev.eval_every, ev.eval_episodes, ev.temperatures,
+                          ev.final_temperatures, reference=reference)  # fmt: skip
+    torch.manual_seed(spec.seed)
+    recorder.start = time.perf_counter()
+    if extra:
+        context.recorder = recorder
+    algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder, *extra)
+
+
+def _train_lm(spec: RunSpec, algo, cfg, recorder, logger) -> None:
+    """An LM run: the task's pipeline context (built or loaded from the cache) and evaluator."""
+    import torch
+
+    from bench.lm import quiet_hf
+    from bench.lm.evaluation import LMEvaluator
+    from bench.lm.setup import LMContext
+    from bench.lm.tasks import get_lm_task
+
+    quiet_hf()
+    task = get_lm_task(spec.task)
+    ev = spec.evaluation
+    context = LMContext(task, spec.alignment, spec.seed, log=logger.info)
+    evaluator = LMEvaluator(
+        context, recorder, spec.seed, ev.eval_every, ev.temperatures, ev.final_temperatures
+    )
+    torch.manual_seed(spec.seed)
+    recorder.start = time.perf_counter()
+    context.recorder = recorder  # from here on, artifact build time is kept out of training time
+    algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder, context)
+
+
+def _result(spec, recorder, logger, handler, started, log_path, status, error) -> dict:
     wall, train = recorder.wall_time(), recorder.train_time()
     for step, _, _, temp, metric, value, n in recorder.evals:
         if metric == "eval/return":
@@ -155,6 +189,7 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
         "env_steps": recorder.env_steps,
         "curves": recorder.curves,
         "evals": recorder.evals,
+        "samples": recorder.samples,
         "log_path": log_path,
         **provenance(),
     }

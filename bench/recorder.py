@@ -15,6 +15,7 @@ class Recorder:
 
     curves: list[tuple[int, float, str, float]] = field(default_factory=list)
     evals: list[tuple[int, float, float, float, str, float, int]] = field(default_factory=list)
+    samples: list[tuple[int, float, str, str, float]] = field(default_factory=list)
     env_steps: int = 0
     start: float = field(default_factory=time.perf_counter)
     eval_seconds: float = 0.0
@@ -33,6 +34,10 @@ class Recorder:
         self.evals.append(
             (int(step), self.wall_time(), self.train_time(), float(temperature), metric, float(value), int(n))
         )
+
+    def sample(self, step: int, temperature: float, prompt: str, completion: str, score: float) -> None:
+        """A generated text sample (LM tasks): prompt, completion and its gold score."""
+        self.samples.append((int(step), float(temperature), prompt, completion, float(score)))
 
     def steps(self, env_steps: int) -> None:
         """Report training progress (env steps so far); feeds the live progress bar."""

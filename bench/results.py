@@ -43,6 +43,7 @@ class Results:
     evals: pd.DataFrame
     source: str
     suite_info: dict = field(default_factory=dict)
+    samples: pd.DataFrame | None = None  # LM runs' generated texts (from a store only)
 
     # -- loading --------------------------------------------------------------------------
 
@@ -60,7 +61,8 @@ class Results:
         if row:
             suite_info = dict(zip(["name", "version", "hash", "path", "registered"], row[:5], strict=True))
             suite_info["description"] = json.loads(row[5]).get("description") or ""
-        return cls(runs, evals, f"store {store.path}", suite_info)
+        samples = store.samples(suite)
+        return cls(runs, evals, f"store {store.path}", suite_info, samples if not samples.empty else None)
 
     @classmethod
     def from_tidy(cls, table: pd.DataFrame, suite: str | None = None, source: str = "table") -> Results:
@@ -492,3 +494,37 @@ def read_published(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(sorted(missing))}")
     return table
+
+
+# -- text samples (LM tasks) -------------------------------------------------------------------
+
+REFERENCE_ALGOS = ("sft", "reference")
+
+
+def sample_table(results: Results, reference_n: int = 5, method_n: int = 3, temperature: float = 1.0):
+    """Generated texts to read, per task: ``reference_n`` samples of π_SFT and ``method_n`` of each
+    other method's best sweep point (highest mean final score), all from the lowest seed at
+    ``temperature``, each with its gold score."""
+    cols = ["task", "method", "algorithm", "seed", "prompt", "completion", "score"]
+    if results.samples is None or results.samples.empty:
+        return pd.DataFrame(columns=cols)
+    s = results.samples[np.isclose(results.samples.temperature, temperature)]
+    runs = results.runs[results.runs.status == "done"].set_index("run_key")
+    s = s.join(runs[["task", "algorithm", "algo", "seed"]], on="run_key", how="inner")
+    finals = final_scores(results)
+    means = finals.groupby(["task", "algorithm"]).score.mean()
+    rows = []
+    for task, g in s.groupby("task", sort=True):
+        g = g.assign(method=g.algorithm.map(method_of))
+        for method, m in g.groupby("method", sort=False):
+            is_ref = m.algo.isin(REFERENCE_ALGOS).all()
+            labels = [a for a in m.algorithm.unique() if (task, a) in means.index]
+            best = max(labels, key=lambda a: means[(task, a)]) if labels else m.algorithm.iloc[0]
+            b = m[m.algorithm == best]
+            b = b[b.seed == b.seed.min()].head(reference_n if is_ref else method_n)
+            for _, r in b.iterrows():
+                rows.append([task, method, best, int(r.seed), r.prompt, r.completion, float(r.score)])
+    out = pd.DataFrame(rows, columns=cols)
+    # the reference first, then methods by name
+    order = out.method.map(lambda m: (m not in REFERENCE_ALGOS, m))
+    return out.iloc[sorted(range(len(out)), key=lambda i: order.iloc[i])].reset_index(drop=True)

@@ -2,7 +2,8 @@
 
 Tables: ``suites`` (definition and hash), ``plan`` (the run keys of a suite's current grid),
 ``runs`` (one row per run with config, status and provenance), ``curves`` (training metrics
-against env steps) and ``evals`` (evaluation-protocol records). A finished run is written in one
+against env steps), ``evals`` (evaluation-protocol records) and ``samples`` (generated texts of
+LM runs with their gold scores). A finished run is written in one
 transaction, so a crash leaves either the whole run or none of it.
 """
 
@@ -39,7 +40,11 @@ CREATE TABLE IF NOT EXISTS evals (
   run_key TEXT NOT NULL, step INTEGER, wall_time REAL, train_time REAL, temperature REAL,
   metric TEXT, value REAL, n INTEGER
 );
+CREATE TABLE IF NOT EXISTS samples (
+  run_key TEXT NOT NULL, step INTEGER, temperature REAL, prompt TEXT, completion TEXT, score REAL
+);
 CREATE INDEX IF NOT EXISTS curves_run ON curves (run_key);
+CREATE INDEX IF NOT EXISTS samples_run ON samples (run_key);
 CREATE INDEX IF NOT EXISTS evals_run ON evals (run_key);
 CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, status);
 """
@@ -143,6 +148,10 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM curves WHERE run_key = ?", (key,))
             db.execute("DELETE FROM evals WHERE run_key = ?", (key,))
+            db.execute("DELETE FROM samples WHERE run_key = ?", (key,))
+            db.executemany(
+                "INSERT INTO samples VALUES (?,?,?,?,?,?)", [(key, *row) for row in result.get("samples", [])]
+            )
             db.executemany("INSERT INTO curves VALUES (?,?,?,?,?)", [(key, *row) for row in result["curves"]])
             db.executemany(
                 "INSERT INTO evals VALUES (?,?,?,?,?,?,?,?)", [(key, *row) for row in result["evals"]]
@@ -198,6 +207,9 @@ class Store:
 
     def curves(self, suite: str | None = None) -> pd.DataFrame:
         return self._records("curves", suite)
+
+    def samples(self, suite: str | None = None) -> pd.DataFrame:
+        return self._records("samples", suite)
 
     def _records(self, table: str, suite: str | None) -> pd.DataFrame:
         query = (

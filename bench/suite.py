@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bench.algos import ALGORITHMS
 from bench.control.alignment import Alignment, PreferenceRecipe
 from bench.control.tasks import TASKS
+from bench.lm.setup import LMSetup
+from bench.lm.tasks import LM_TASKS
 
 MAX_INCLUDE_DEPTH = 8
 
@@ -98,6 +100,7 @@ class SuiteFile(BaseModel):
     env_steps: Steps | None = Field(None, description="training budget (int or per task)")
     evaluation: Evaluation | None = None
     alignment: Alignment | None = Field(None, description="reference policies and preference data")
+    lm: LMSetup | None = Field(None, description="LM tasks: corpus, tokenizer, model, SFT, preferences")
     algorithms: list[AlgorithmEntry] | None = None
 
 
@@ -113,11 +116,12 @@ class Suite(BaseModel):
     env_steps: Steps
     evaluation: Evaluation = Evaluation()
     alignment: Alignment | None = None
+    lm: LMSetup | None = None
     algorithms: list[AlgorithmEntry] = Field(min_length=1)
     path: str = ""
 
     def hash(self) -> str:
-        data = self.model_dump(mode="json", exclude={"path"})
+        data = self.model_dump(mode="json", exclude={"path"}, exclude_none=True)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -246,7 +250,7 @@ def _check_steps(path: Path, field: str, steps: Steps) -> None:
     # per-task keys need only be known tasks: a variant may narrow the task list
     if isinstance(steps, dict):
         for task, n in steps.items():
-            if task not in TASKS:
+            if not _known(task):
                 raise SuiteError(path, f"{field}.{task}", f"unknown task {task!r}")
             if n <= 0:
                 raise SuiteError(path, f"{field}.{task}", f"must be > 0 (got {n})")
@@ -257,8 +261,9 @@ def _check_steps(path: Path, field: str, steps: Steps) -> None:
 
 def _check_semantics(path: Path, suite: Suite) -> None:
     for i, task in enumerate(suite.tasks):
-        if task not in TASKS:
-            raise SuiteError(path, f"tasks[{i}]", f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        if not _known(task):
+            known = ", ".join([*TASKS, *LM_TASKS])
+            raise SuiteError(path, f"tasks[{i}]", f"unknown task {task!r}; known: {known}")
     if len(set(suite.seeds)) != len(suite.seeds):
         raise SuiteError(path, "seeds", "seeds repeat")
     if any(not 0 <= s < 2**31 - 2_000_000 for s in suite.seeds):
@@ -266,7 +271,7 @@ def _check_semantics(path: Path, suite: Suite) -> None:
     _check_steps(path, "env_steps", suite.env_steps)
     if isinstance(suite.evaluation.eval_every, dict):
         for task in suite.evaluation.eval_every:
-            if task not in TASKS:
+            if not _known(task):
                 raise SuiteError(path, f"evaluation.eval_every.{task}", f"unknown task {task!r}")
     for i, entry in enumerate(suite.algorithms):
         where = f"algorithms[{i}]"
@@ -278,10 +283,20 @@ def _check_semantics(path: Path, suite: Suite) -> None:
             if task not in suite.tasks:
                 raise SuiteError(path, f"{where}.tasks[{j}]", f"{task!r} is not a task of this suite")
         for task in entry.task_params:
-            if task not in TASKS:
+            if not _known(task):
                 raise SuiteError(path, f"{where}.task_params.{task}", f"unknown task {task!r}")
         if entry.env_steps is not None:
             _check_steps(path, f"{where}.env_steps", entry.env_steps)
+        domain = ALGORITHMS[entry.algo].domain
+        for task in entry.tasks or suite.tasks:
+            if (task in LM_TASKS) != (domain == "lm"):
+                kind = "LM" if domain == "lm" else "control"
+                raise SuiteError(
+                    path,
+                    f"{where}.algo",
+                    f"{entry.algo!r} runs on {kind} tasks only, not on {task!r}"
+                    + ("; give the entry a `tasks:` list" if not entry.tasks else ""),
+                )
         if ALGORITHMS[entry.algo].aligned:
             if suite.alignment is None:
                 raise SuiteError(
@@ -312,6 +327,10 @@ def _check_semantics(path: Path, suite: Suite) -> None:
                         path, f"algorithms[{i}].label", f"label {label!r} repeats for task {task}"
                     )
                 seen.add((label, task))
+
+
+def _known(task: str) -> bool:
+    return task in TASKS or task in LM_TASKS
 
 
 def _is_sequence_field(config: type[BaseModel], name: str) -> bool:
@@ -386,6 +405,8 @@ def expand(suite: Suite) -> list[RunSpec]:
             alignment = None
             if ALGORITHMS[entry.algo].aligned and suite.alignment is not None:
                 alignment = suite.alignment.for_task(task)
+            elif ALGORITHMS[entry.algo].domain == "lm":
+                alignment = (suite.lm or LMSetup()).for_task(LM_TASKS[task])
             for label, config in _grid(path, suite, i, entry, task):
                 config_json = json.dumps(config, sort_keys=True)
                 for seed in suite.seeds:

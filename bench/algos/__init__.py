@@ -2,7 +2,9 @@
 
 Every ``train`` has the signature ``train(task, cfg, env_steps, seed, evaluator, recorder)``;
 alignment methods (``aligned=True``) also take the run's ``AlignmentContext`` (reference policy,
-preference data) as a seventh argument and need the suite's ``alignment:`` section.
+preference data) as a seventh argument and need the suite's ``alignment:`` section. LM methods
+(``domain="lm"``) run on LM tasks, get an ``LMEvaluator`` and the run's ``LMContext`` (tokenizer,
+π_SFT, preferences, reward model) and count their budget in optimizer updates.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from functools import partial
 
 from pydantic import BaseModel
 
-from bench.algos import aligned, external, pg, ppo
+from bench.algos import aligned, external, lm, pg, ppo, trl_dpo
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Algorithm:
     train: Callable
     description: str
     aligned: bool = False
+    domain: str = "control"  # or "lm"
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -73,5 +76,16 @@ ALGORITHMS: dict[str, Algorithm] = {
                   "REINFORCE from pi_ref on the true reward, KL penalty", aligned=True),
         Algorithm("pg-rm", aligned.PGRMConfig, aligned.PG_DEFAULTS, aligned.train_pg_rm,
                   "REINFORCE from pi_ref on a reward model, KL penalty", aligned=True),
+        Algorithm("sft", lm.SFTConfig, {}, lm.train_sft,
+                  "pi_SFT itself, the LM reference (frontier origin)", domain="lm"),
+        Algorithm("lm-dpo", lm.LMDPOConfig, {}, lm.train_dpo,
+                  "DPO / IPO / hinge on completion preferences (project's own; budget = updates)",
+                  domain="lm"),
+        Algorithm("trl-dpo", trl_dpo.TRLDPOConfig, {}, trl_dpo.train_trl_dpo,
+                  "TRL DPOTrainer on the same model, data and hyperparameters (cross-check)", domain="lm"),
+        Algorithm("preferred-ft", lm.PreferredFTConfig, {}, lm.train_preferred_ft,
+                  "supervised fine-tuning on the chosen completions (budget = updates)", domain="lm"),
+        Algorithm("best-of-n", lm.BestOfNConfig, {}, lm.train_best_of_n,
+                  "best of N samples from pi_SFT by reward model or gold (no training)", domain="lm"),
     ]
 }  # fmt: skip

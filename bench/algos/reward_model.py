@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from bench.algos import losses
-from bench.control.alignment import AlignmentContext, Preferences, cached, recipe_hash
+from bench.cache import cached, recipe_hash
+from bench.control.alignment import AlignmentContext, Preferences
 from bench.control.policies import mlp
 
 

@@ -18,13 +18,8 @@ which is also what every policy fine-tuned from it sees.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +28,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.cache import cache_dir, cached, recipe_hash
 from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct
 from bench.control.tasks import Task
 from bench.recorder import Recorder
@@ -74,38 +70,6 @@ class Alignment(BaseModel):
     def for_task(self, task: str) -> dict:
         prefs = PreferenceRecipe(**{**self.preferences.model_dump(), **self.task_preferences.get(task, {})})
         return {"reference": self.reference[task].model_dump(mode="json"), "preferences": prefs.model_dump()}
-
-
-def recipe_hash(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("BENCH_CACHE", ".cache/bench"))
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive lock beside ``path`` (one builder per artifact across processes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def cached(path: Path, build: Callable[[], dict]) -> tuple[dict, bool]:
-    """Loads ``path`` or builds, saves (atomically) and returns it; second value: was built."""
-    with _locked(path):
-        if path.exists():
-            return torch.load(path, weights_only=False), False
-        data = build()
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save(data, tmp)
-        os.replace(tmp, path)
-        return data, True
 
 
 # -- reference policy ---------------------------------------------------------------------------

@@ -100,6 +100,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     budgets = R.kl_budget_table(results, reps=reps, seed=seed)
     rm_table = R.reward_model_table(results, reps=reps, seed=seed)
     efficiency = R.data_efficiency_table(results, reps=reps, seed=seed)
+    samples = R.sample_table(results)
 
     steps = len(tasks) + (3 if matrices else 0) + points.task.nunique() + temps.task.nunique()
     steps += efficiency.task.nunique()
@@ -162,7 +163,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         name = figures.temperature_figure(g, task, metric, colors, fig_dir / f"temperature{i + 1}.png")
         temperatures.append(dict(task=task, figure="figures/" + name))
         bar.update()
-    alignment = _alignment_sections(results, budgets, rm_table, efficiency, colors, fig_dir, bar)
+    alignment = _alignment_sections(results, budgets, rm_table, efficiency, samples, colors, fig_dir, bar)
     bar.close()
 
     failed = results.runs[results.runs.status == "failed"]
@@ -193,6 +194,8 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         csv_files["reward_models.csv"] = rm_table
     if len(efficiency):
         csv_files["data_efficiency.csv"] = efficiency
+    if len(samples):
+        csv_files["samples.csv"] = samples
     if published is not None and len(published):
         csv_files["published.csv"] = published[published.task.isin(tasks)]
     for name, table in csv_files.items():
@@ -218,6 +221,8 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
             temperatures=temperatures,
             alignment=alignment,
             rm_header=RM_HEADER,
+            samples_header=SAMPLES_HEADER,
+            samples_intro=SAMPLES_INTRO,
             failures=failures,
             provenance=list(prov.items()),
             reps=reps,
@@ -289,6 +294,8 @@ def _markdown(
                       markdown_table(RM_HEADER, a["reward_models"]), ""]  # fmt: skip
         if a["efficiency"]:
             lines += [f"![data efficiency, {md_escape(a['task'])}]({a['efficiency']})", ""]
+        if a["samples"]:
+            lines += [SAMPLES_INTRO, "", markdown_table(SAMPLES_HEADER, a["samples"]), ""]
     if failures:
         lines += ["## Failed runs", ""]
         rows = [
@@ -299,6 +306,12 @@ def _markdown(
     return "\n".join(lines)
 
 
+SAMPLES_HEADER = ["run", "prompt", "completion", "gold"]
+SAMPLES_INTRO = (
+    "Samples at T = 1 on test prompts (lowest seed): five of the reference π_SFT, three of each"
+    " method's best sweep point, with their gold reward:"
+)
+
 RM_HEADER = [
     "training pairs",
     "models",
@@ -308,12 +321,19 @@ RM_HEADER = [
 ]
 
 
-def _alignment_sections(results, budgets, rm_table, efficiency, colors, fig_dir: Path, bar) -> list[dict]:
-    """Per task: KL-budget table (methods x budgets), reward-model accuracy, data-efficiency figure."""
+def _alignment_sections(
+    results, budgets, rm_table, efficiency, samples, colors, fig_dir: Path, bar
+) -> list[dict]:
+    """Per task: KL-budget table (methods x budgets), reward-model accuracy, data-efficiency
+    figure, generated text samples (LM tasks)."""
     out = []
-    tasks = sorted(set(budgets.task) | set(rm_table.task) | set(efficiency.task))
+    tasks = sorted(set(budgets.task) | set(rm_table.task) | set(efficiency.task) | set(samples.task))
     for i, task in enumerate(tasks):
         section = dict(task=task, budgets=[], budget_header=[], reward_models=[], efficiency=None)
+        section["samples"] = [
+            [r.algorithm, r.prompt, r.completion, f"{r.score:+.2f}"]
+            for r in samples[samples.task == task].itertuples()
+        ]
         b = budgets[budgets.task == task]
         if len(b):
             levels = sorted(b.kl_budget.unique())

@@ -1,0 +1,230 @@
+"""Preference methods on LM tasks: SFT (the reference itself), DPO and its loss variants,
+Preferred-FT and Best-of-N. The budget of the trained methods counts optimizer updates.
+
+DPO follows Rafailov et al. (2023): the sequence log-probability of a completion is the sum of
+its token log-probabilities given the prompt, and the loss is a row of
+``losses.PREFERENCE_LOSSES`` applied to the log-ratios against π_SFT (computed once, up front).
+Pairs are tokenised the way TRL's DPOTrainer tokenises non-chat data (``encode_pair``) so that
+``trl-dpo`` trains on exactly the same token sequences.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.algos.losses import PREFERENCE_LOSSES
+from bench.lm.evaluation import LMEvaluator
+from bench.lm.generation import completion_logits
+from bench.lm.setup import LMContext, rm_scores_batched
+from bench.lm.tasks import LMTask
+from bench.recorder import Recorder
+
+
+class SFTConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OfflineLMConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lr: float = Field(5e-5, gt=0, le=1, description="AdamW learning rate (constant)")
+    batch_size: int = Field(32, gt=0, le=4096, description="preference pairs per update")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip")
+
+
+class LMDPOConfig(OfflineLMConfig):
+    loss: Literal["dpo", "ipo", "hinge"] = Field("dpo", description="row of losses.PREFERENCE_LOSSES")
+    beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau)")
+
+
+class PreferredFTConfig(OfflineLMConfig):
+    pass
+
+
+class BestOfNConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(4, ge=1, le=4096, description="samples per prompt")
+    ranker: Literal["rm", "gold"] = Field("rm", description="reward model, or the gold reward (oracle)")
+
+
+# -- tokenised pairs ------------------------------------------------------------------------
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode_pair(tok, prompt: str, chosen: str, rejected: str) -> tuple[list[int], list[int], list[int]]:
+    """(prompt, chosen, rejected) token ids as TRL's DPOTrainer makes them for non-chat text: eos
+    appended to each completion, prompt + completion tokenised together, the completion starting
+    where the two tokenisations of the prompt diverge."""
+    eos = tok.eos_token
+    chosen = chosen if chosen.endswith(eos) else chosen + eos
+    rejected = rejected if rejected.endswith(eos) else rejected + eos
+    p, pc, pr = (tok(t)["input_ids"] for t in (prompt, prompt + chosen, prompt + rejected))
+    n = min(_common_prefix(p, pc), _common_prefix(p, pr))
+    return p[:n], pc[n:], pr[n:]
+
+
+def completion_logps(
+    model, prompts: list[list[int]], completions: list[list[int]], pad_id: int
+) -> torch.Tensor:
+    """Σ_t log π(y_t | x, y_<t) over each completion. [B]"""
+    logits, targets, mask = completion_logits(model, prompts, completions, pad_id)
+    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+    return -(nll.view_as(mask) * mask).sum(-1)
+
+
+def pair_logps(model, batch: list[tuple], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chosen and rejected sequence log-probs of a batch of encoded pairs (one forward pass)."""
+    prompts = [p for p, _, _ in batch]
+    logps = completion_logps(
+        model, prompts + prompts, [c for _, c, _ in batch] + [r for _, _, r in batch], pad_id
+    )
+    return logps[: len(batch)], logps[len(batch) :]
+
+
+@torch.no_grad()
+def reference_logps(ref, pairs: list[tuple], pad_id: int, batch_size: int = 128):
+    out_w, out_l = [], []
+    for i in range(0, len(pairs), batch_size):
+        w, lo = pair_logps(ref, pairs[i : i + batch_size], pad_id)
+        out_w.append(w)
+        out_l.append(lo)
+    return torch.cat(out_w), torch.cat(out_l)
+
+
+def preference_loss(cfg: LMDPOConfig, logp_w, logp_l, ref_w, ref_l) -> torch.Tensor:
+    return PREFERENCE_LOSSES[cfg.loss](logp_w - ref_w, logp_l - ref_l, cfg.beta)
+
+
+class Batches:
+    """Epochs of shuffled indices (seeded), cut into batches of ``size``."""
+
+    def __init__(self, n: int, size: int, seed: int):
+        self.n, self.size = n, min(size, n)
+        self.g = torch.Generator().manual_seed(seed)
+        self.order: list[int] = []
+
+    def next(self) -> list[int]:
+        if len(self.order) < self.size:
+            self.order += torch.randperm(self.n, generator=self.g).tolist()
+        out, self.order = self.order[: self.size], self.order[self.size :]
+        return out
+
+
+def encoded_pairs(ctx: LMContext) -> tuple[list[tuple], list[tuple]]:
+    """Encoded (prompt, chosen, rejected) of the train and held-out preference pairs."""
+    tok, prefs = ctx.tokenizer(), ctx.preferences()
+    train, held = prefs.split()
+    return tuple(
+        [encode_pair(tok, *t) for t in zip(*prefs.texts(pairs), strict=True)] if pairs else []
+        for pairs in (train, held)
+    )
+
+
+# -- methods ----------------------------------------------------------------------------------
+
+
+def train_sft(task: LMTask, cfg: SFTConfig, steps: int, seed: int, evaluator: LMEvaluator,
+              recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    """π_SFT itself: the origin of every frontier (KL 0)."""
+    evaluator.final(0, ctx.reference())
+
+
+def train_dpo(task: LMTask, cfg: LMDPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
+              recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    pad = ctx.tokenizer().pad_token_id
+    train, held = encoded_pairs(ctx)
+    if not train:
+        raise ValueError("no training preference pairs")
+    policy, ref = ctx.policy(), ctx.reference()
+    ref_w, ref_l = reference_logps(ref, train, pad)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    batches = Batches(len(train), cfg.batch_size, seed)
+    for step in range(1, steps + 1):
+        idx = batches.next()
+        logp_w, logp_l = pair_logps(policy, [train[i] for i in idx], pad)
+        loss = preference_loss(cfg, logp_w, logp_l, ref_w[idx], ref_l[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+        opt.step()
+        recorder.steps(step)
+        if step % 10 == 0 or step == steps:
+            margin = ((logp_w - ref_w[idx]) - (logp_l - ref_l[idx])).detach()
+            recorder.curve(step, "train/loss", loss.item())
+            recorder.curve(step, "train/reward_accuracy", float((margin > 0).float().mean()))
+            recorder.curve(step, "train/reward_margin", float(cfg.beta * margin.mean()))
+        if evaluator.due(step) and step < steps:
+            evaluator(step, policy)
+    if held:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            held_ref_w, held_ref_l = reference_logps(ref, held, pad)
+            held_w, held_l = reference_logps(policy.eval(), held, pad)
+        acc = float(((held_w - held_ref_w) > (held_l - held_ref_l)).float().mean())
+        recorder.eval(steps, 1.0, "eval/pref_accuracy", acc, len(held))
+        recorder.eval_seconds += time.perf_counter() - t0
+    evaluator.final(steps, policy)
+
+
+def train_preferred_ft(task: LMTask, cfg: PreferredFTConfig, steps: int, seed: int, evaluator: LMEvaluator,
+                       recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    """Preferred-FT (DPO paper §6): supervised fine-tuning on the chosen completions only."""
+    pad = ctx.tokenizer().pad_token_id
+    train, _ = encoded_pairs(ctx)
+    if not train:
+        raise ValueError("no training preference pairs")
+    policy = ctx.policy()
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    batches = Batches(len(train), cfg.batch_size, seed)
+    for step in range(1, steps + 1):
+        batch = [train[i] for i in batches.next()]
+        logits, targets, mask = completion_logits(
+            policy, [p for p, _, _ in batch], [c for _, c, _ in batch], pad
+        )
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+        loss = (nll.view_as(mask) * mask).sum() / mask.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+        opt.step()
+        recorder.steps(step)
+        if step % 10 == 0 or step == steps:
+            recorder.curve(step, "train/loss", loss.item())
+        if evaluator.due(step) and step < steps:
+            evaluator(step, policy)
+    evaluator.final(steps, policy)
+
+
+def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, evaluator: LMEvaluator,
+                    recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    """Best-of-N from π_SFT, ranked by the reward model (or the gold reward: the oracle)."""
+    if cfg.ranker == "gold":
+        gold = ctx.gold()
+
+        def ranker(prompts, completions, texts):
+            return gold(texts)
+    else:
+        rm, info = ctx.reward_model()
+        # the reward-model records the report's reward-model table reads (as on control tasks)
+        recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
+        recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
+        recorder.eval(0, 1.0, "data/n_pairs", info["train_pairs"], info["train_pairs"])
+        pad = ctx.tokenizer().pad_token_id
+
+        def ranker(prompts, completions, texts):
+            return rm_scores_batched(rm, prompts, completions, pad)
+
+    evaluator.best_of_n(cfg.n, ranker)
+    recorder.steps(0)

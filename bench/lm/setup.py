@@ -1,0 +1,529 @@
+"""The LM pipeline of a suite (its ``lm:`` section) and the per-run context that builds it.
+
+1. **Corpus** — the task's generated corpus (``source: generated``) or a ``datasets`` dataset
+   (``source: hf``). The last ``prompts.train + prompts.test`` documents are kept for prompts;
+   the rest is the SFT corpus.
+2. **Tokenizer** — byte-level BPE trained on the SFT corpus, or the pretrained model's own.
+3. **SFT** — π_SFT = π_ref: the tiny GPT-2 (or ``model.base``) fine-tuned on the SFT corpus.
+4. **Prompts** — a prefix of ``min_tokens``–``max_tokens`` tokens of each prompt document, cut
+   before a token that starts a word; train prompts feed preference data, test prompts every
+   evaluation.
+5. **Preferences** — for each train prompt ``completions`` samples from π_SFT at
+   ``temperature``, every pair of them labelled by Bradley–Terry on the gold reward (τ = 0:
+   deterministic; pairs of equal gold reward carry no preference and are dropped). The last
+   ``held_out`` fraction of prompts is held out.
+6. **Reward model** — π_SFT's transformer with a scalar head, trained with the Bradley–Terry
+   loss on the train pairs; its accuracy on the held-out pairs is stored with it.
+
+Every artifact is cached (``bench.cache``) by the hash of the recipe parts it depends on;
+tokenizer and prompts are shared by all seeds, SFT, preferences and reward model are per seed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from itertools import combinations
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bench.cache import cache_dir, cached_dir, cached_json, recipe_hash
+from bench.lm.generation import batch_pairs, sample
+from bench.lm.gold import Scorer, get_gold
+from bench.lm.models import ModelRecipe, build_tiny_lm, load_lm, load_scalar_model, scalar_model_from
+from bench.lm.tasks import LMTask
+from bench.lm.tokenizer import encode, train_tokenizer
+from bench.recorder import Recorder
+
+EVAL_SEED_BASE = 1_000_000  # generators of evaluation samples; pipeline samples use the run seed
+
+
+class _Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CorpusRecipe(_Recipe):
+    source: Literal["generated", "hf"] = Field("generated", description="task generator or a dataset")
+    documents: int = Field(20_000, gt=0, le=10_000_000, description="documents to generate / read")
+    seed: int = Field(0, ge=0, description="seed of the generated corpus")
+    dataset: str | None = Field(None, description="hf: load_dataset name or builder (csv, json, text)")
+    data_files: str | None = Field(None, description="hf: local data files for a builder")
+    split: str = "train"
+    text_field: str = "text"
+
+    @model_validator(mode="after")
+    def _dataset_given(self) -> CorpusRecipe:
+        if self.source == "hf" and not self.dataset:
+            raise ValueError("source: hf needs `dataset`")
+        return self
+
+
+class TokenizerRecipe(_Recipe):
+    vocab_size: int = Field(1024, ge=300, le=200_000, description="BPE vocabulary trained on the corpus")
+    name: str | None = Field(None, description="pretrained tokenizer (default: model.base's, if set)")
+
+
+class SFTRecipe(_Recipe):
+    steps: int = Field(2500, ge=0, le=10_000_000)
+    batch_size: int = Field(32, gt=0, le=4096)
+    lr: float = Field(1e-3, gt=0, le=1)
+    warmup: int = Field(50, ge=0)
+    max_len: int = Field(96, gt=4, le=8192, description="tokens per training document (truncated)")
+
+
+class PromptRecipe(_Recipe):
+    train: int = Field(1024, gt=0, le=1_000_000, description="train prompts (preference data)")
+    test: int = Field(128, gt=0, le=1_000_000, description="test prompts (every evaluation)")
+    min_tokens: int = Field(2, gt=0)
+    max_tokens: int = Field(8, gt=0)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> PromptRecipe:
+        if self.min_tokens > self.max_tokens:
+            raise ValueError("min_tokens must be <= max_tokens")
+        return self
+
+
+class LMPreferenceRecipe(_Recipe):
+    completions: int = Field(4, ge=2, le=16, description="samples per prompt (4 -> 6 pairs)")
+    tau: float = Field(0.0, ge=0, description="Bradley-Terry temperature; 0 = deterministic")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the completions")
+    held_out: float = Field(0.1, ge=0, lt=1, description="fraction of prompts held out")
+
+
+class RewardModelRecipe(_Recipe):
+    steps: int = Field(400, gt=0, le=10_000_000)
+    batch_size: int = Field(32, gt=0, le=4096, description="pairs per step")
+    lr: float = Field(3e-4, gt=0, le=1)
+
+
+class LMSetup(_Recipe):
+    """The ``lm:`` section of a suite."""
+
+    corpus: CorpusRecipe = CorpusRecipe()
+    tokenizer: TokenizerRecipe = TokenizerRecipe()
+    model: ModelRecipe = ModelRecipe()
+    sft: SFTRecipe = SFTRecipe()
+    prompts: PromptRecipe = PromptRecipe()
+    max_new_tokens: int = Field(48, gt=0, le=4096, description="completion length limit")
+    preferences: LMPreferenceRecipe = LMPreferenceRecipe()
+    reward_model: RewardModelRecipe = RewardModelRecipe()
+    gold: str | None = Field(None, description="gold scorer: vader | hf:MODEL (default: the task's)")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where models run (auto: cuda if any)")
+
+    def torch_device(self) -> str:
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def for_task(self, task: LMTask) -> dict:
+        """The recipe of ``task``'s runs (part of their run keys; the default device is left out, so
+        run keys from before the field existed stay valid)."""
+        data = {**self.model_dump(mode="json"), "gold": self.gold or task.gold}
+        if data["device"] == "cpu":
+            del data["device"]
+        return data
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def load_corpus(task: LMTask, recipe: CorpusRecipe) -> list[str]:
+    if recipe.source == "generated":
+        return task.corpus(recipe.documents, recipe.seed)
+    import datasets
+
+    kwargs = {"data_files": recipe.data_files} if recipe.data_files else {}
+    data = datasets.load_dataset(recipe.dataset, split=recipe.split, **kwargs)
+    if recipe.text_field not in data.column_names:
+        raise ValueError(f"dataset {recipe.dataset}: no field {recipe.text_field!r} ({data.column_names})")
+    n = min(recipe.documents, len(data))
+    return [str(t) for t in data.select(range(n))[recipe.text_field]]
+
+
+def cut_prompts(tokenizer, docs: list[str], recipe: PromptRecipe, seed: int) -> list[tuple[str, list[int]]]:
+    """A prefix of each document, cut before a token that starts a new word."""
+    rng = random.Random(seed)
+    out = []
+    for ids in encode(tokenizer, docs):
+        cuts = [
+            k for k in range(recipe.min_tokens, min(recipe.max_tokens, len(ids) - 1) + 1)
+            if tokenizer.decode(ids[k : k + 1]).startswith(" ")
+        ]  # fmt: skip
+        if not cuts:
+            continue
+        text = tokenizer.decode(ids[: rng.choice(cuts)])
+        out.append((text, encode(tokenizer, [text])[0]))
+    return out
+
+
+def lm_loss(model, seqs: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Mean next-token NLL over the non-pad tokens of right-padded ``seqs``."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        attn[i, : len(s)] = 1
+    labels = ids.masked_fill(attn == 0, -100)
+    ids, attn, labels = ids.to(model.device), attn.to(model.device), labels.to(model.device)
+    return model(input_ids=ids, attention_mask=attn, labels=labels).loss
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warmup, then cosine decay to 10%."""
+    if step < warmup:
+        return (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def train_sft(model, tokenizer, docs: list[str], recipe: SFTRecipe, seed: int, log) -> dict:
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    seqs = [(ids + [eos])[: recipe.max_len] for ids in encode(tokenizer, docs)]
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, recipe.steps, recipe.warmup))
+    model.train()
+    curve, t0 = [], time.perf_counter()
+    for step in range(recipe.steps):
+        idx = torch.randint(len(seqs), (recipe.batch_size,), generator=g).tolist()
+        loss = lm_loss(model, [seqs[i] for i in idx], pad)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == recipe.steps - 1:
+            curve.append((step + 1, loss.item()))
+        if step % 500 == 0:
+            log(f"  sft step {step}/{recipe.steps}: loss {loss.item():.3f}")
+    model.eval()
+    return {"loss_curve": curve, "seconds": time.perf_counter() - t0, "documents": len(seqs)}
+
+
+def bradley_terry_pairs(scores: list[float], tau: float, rng: np.random.Generator) -> tuple[list, int]:
+    """(winner, loser) for every pair of one prompt's completions, and the number of ties dropped."""
+    pairs, ties = [], 0
+    for i, j in combinations(range(len(scores)), 2):
+        d = scores[i] - scores[j]
+        if d == 0:
+            ties += 1
+            continue
+        first_wins = d > 0 if tau == 0 else rng.random() < 1 / (1 + math.exp(-d / tau))
+        pairs.append((i, j) if first_wins else (j, i))
+    return pairs, ties
+
+
+def rm_scores(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Reward-model score of each prompt + completion (read at its last token)."""
+    ids, attn, *_ = batch_pairs(prompts, completions, pad_id)
+    return model(input_ids=ids.to(model.device), attention_mask=attn.to(model.device)).logits[:, 0]
+
+
+@torch.no_grad()
+def rm_scores_batched(model, prompts, completions, pad_id: int, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    out = [
+        rm_scores(model, prompts[i : i + batch_size], completions[i : i + batch_size], pad_id).cpu().numpy()
+        for i in range(0, len(prompts), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+# -- the context a run gets -------------------------------------------------------------------
+
+
+class Preferences:
+    """Completions of the train prompts and their labelled pairs."""
+
+    def __init__(self, data: dict):
+        self.prompt_text: list[str] = data["prompt_text"]
+        self.prompt_ids: list[list[int]] = data["prompt_ids"]
+        self.completion_text: list[list[str]] = data["completion_text"]
+        self.completion_ids: list[list[list[int]]] = data["completion_ids"]
+        self.gold: list[list[float]] = data["gold"]
+        self.pairs: list[tuple[int, int, int]] = [tuple(p) for p in data["pairs"]]  # prompt, winner, loser
+        self.n_train_prompts: int = data["n_train_prompts"]
+        self.ties: int = data["ties"]
+
+    def split(self) -> tuple[list, list]:
+        train = [p for p in self.pairs if p[0] < self.n_train_prompts]
+        return train, [p for p in self.pairs if p[0] >= self.n_train_prompts]
+
+    def texts(self, pairs) -> tuple[list[str], list[str], list[str]]:
+        """(prompt, chosen, rejected) texts of ``pairs``."""
+        return (
+            [self.prompt_text[p] for p, _, _ in pairs],
+            [self.completion_text[p][w] for p, w, _ in pairs],
+            [self.completion_text[p][lo] for p, _, lo in pairs],
+        )
+
+
+class LMContext:
+    """Per run: the task's tokenizer, π_SFT, prompts, preference data, reward model and gold
+    scorer for the run's seed (built on first use, then cached)."""
+
+    def __init__(self, task: LMTask, recipe: dict, seed: int, log: Callable[[str], None] = print):
+        self.task, self.seed, self.log = task, seed, log
+        self.setup = LMSetup(**recipe)
+        self.gold_name: str = recipe["gold"]
+        s = self.setup.model_dump(mode="json")
+        self.tok_hash = recipe_hash({"task": task.id, "corpus": s["corpus"], "tok": s["tokenizer"],
+                                     "base": s["model"]["base"], "prompts": s["prompts"]})  # fmt: skip
+        self.sft_hash = recipe_hash({"tok": self.tok_hash, "model": s["model"], "sft": s["sft"]})
+        self.pref_hash = recipe_hash(
+            {
+                "sft": self.sft_hash,
+                "prefs": s["preferences"],
+                "new": s["max_new_tokens"],
+                "gold": self.gold_name,
+            }
+        )
+        self.rm_hash = recipe_hash({"prefs": self.pref_hash, "rm": s["reward_model"]})
+        self.root = cache_dir() / "lm" / task.id
+        self.recorder: Recorder | None = None  # set: artifact build time is kept out of training time
+        self._memo: dict = {}
+        self._depth, self.in_eval = 0, False
+
+    # -- bookkeeping
+    def exclude(self, seconds: float) -> None:
+        if self.recorder is not None:
+            self.recorder.eval_seconds += seconds
+
+    def _once(self, name: str, build: Callable):
+        """Builds (or loads) an artifact once per run; the outermost build's time is excluded from
+        training time (evaluations exclude their own time, builds inside them included)."""
+        if name not in self._memo:
+            t0 = time.perf_counter()
+            self._depth += 1
+            try:
+                self._memo[name] = build()
+            finally:
+                self._depth -= 1
+            if self._depth == 0 and not self.in_eval:
+                self.exclude(time.perf_counter() - t0)
+        return self._memo[name]
+
+    # -- artifacts
+    def documents(self) -> tuple[list[str], list[str]]:
+        """(SFT documents, prompt documents)."""
+
+        def build():
+            docs = load_corpus(self.task, self.setup.corpus)
+            n_prompt = self.setup.prompts.train + self.setup.prompts.test
+            if len(docs) < 2 * n_prompt:
+                raise ValueError(
+                    f"corpus has {len(docs)} documents: too few for {n_prompt} prompts and an SFT corpus"
+                )
+            return docs[:-n_prompt], docs[-n_prompt:]
+
+        return self._once("documents", build)
+
+    def tokenizer(self):
+        def build():
+            from transformers import AutoTokenizer
+
+            name = self.setup.tokenizer.name or self.setup.model.base
+            if name:
+                tok = AutoTokenizer.from_pretrained(name)
+                if tok.pad_token is None:
+                    tok.pad_token = tok.eos_token
+                tok.padding_side = "right"
+                return tok
+            path = self.root / f"tokenizer-{self.tok_hash}"
+
+            def train(tmp: Path) -> dict:
+                sft_docs, _ = self.documents()
+                tok = train_tokenizer(sft_docs, self.setup.tokenizer.vocab_size)
+                tok.save_pretrained(tmp)
+                return {"vocab_size": len(tok)}
+
+            info, built = cached_dir(path, train)
+            self.log(f"tokenizer {'trained' if built else 'loaded'} ({path}): {info['vocab_size']} tokens")
+            return AutoTokenizer.from_pretrained(str(path))
+
+        return self._once("tokenizer", build)
+
+    def prompts(self) -> dict:
+        """{"train": [(text, ids)], "test": [(text, ids)]}, the same for every seed."""
+
+        def build():
+            _, docs = self.documents()
+            r = self.setup.prompts
+            cut = cut_prompts(self.tokenizer(), docs, r, r.seed)
+            if len(cut) < r.train + r.test:
+                raise ValueError(f"only {len(cut)} prompt documents could be cut into prompts")
+            return {"train": cut[: r.train], "test": cut[r.train : r.train + r.test]}
+
+        return self._once("prompts", build)
+
+    def sft_path(self) -> Path:
+        def build():
+            path = self.root / f"sft-s{self.seed}-{self.sft_hash}"
+            t0 = time.perf_counter()
+
+            def train(tmp: Path) -> dict:
+                tok = self.tokenizer()
+                base = self.setup.model.base
+                model = load_lm(base) if base else build_tiny_lm(self.setup.model, tok, self.seed)
+                model.to(self.setup.torch_device())
+                sft_docs, _ = self.documents()
+                info = train_sft(model, tok, sft_docs, self.setup.sft, self.seed, self.log)
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                return {**info, "parameters": sum(p.numel() for p in model.parameters())}
+
+            info, built = cached_dir(path, train)
+            self.log(
+                f"pi_SFT {'trained' if built else 'loaded'} ({path}) in {time.perf_counter() - t0:.1f} s:"
+                f" {info['parameters']} parameters, final loss {info['loss_curve'][-1][1]:.3f}"
+                if info["loss_curve"] else f"pi_SFT loaded ({path})"
+            )  # fmt: skip
+            return path
+
+        return self._once("sft", build)
+
+    def policy(self):
+        """A fresh trainable copy of π_SFT."""
+        model = load_lm(str(self.sft_path())).to(self.setup.torch_device())
+        model.train()
+        return model
+
+    def reference(self):
+        """The frozen π_SFT (one per run)."""
+
+        def build():
+            model = load_lm(str(self.sft_path())).to(self.setup.torch_device()).eval()
+            model.requires_grad_(False)
+            return model
+
+        return self._once("reference", build)
+
+    def gold(self) -> Scorer:
+        return self._once("gold", lambda: get_gold(self.gold_name))
+
+    def preferences(self) -> Preferences:
+        def build():
+            path = self.root / f"prefs-s{self.seed}-{self.pref_hash}.json"
+            t0 = time.perf_counter()
+            data, built = cached_json(path, self._build_preferences)
+            prefs = Preferences(data)
+            self.log(
+                f"preferences {'built' if built else 'loaded'} ({path}) in {time.perf_counter() - t0:.1f} s:"
+                f" {len(prefs.pairs)} pairs over {len(prefs.prompt_ids)} prompts, {prefs.ties} ties dropped"
+            )
+            return prefs
+
+        return self._once("preferences", build)
+
+    def _build_preferences(self) -> dict:
+        r, tok = self.setup.preferences, self.tokenizer()
+        prompts = self.prompts()["train"]
+        k = r.completions
+        g = torch.Generator().manual_seed(self.seed)
+        flat = [ids for _, ids in prompts for _ in range(k)]
+        comps = sample(self.reference(), flat, r.temperature, self.setup.max_new_tokens,
+                       tok.eos_token_id, tok.pad_token_id, generator=g)  # fmt: skip
+        texts = tok.batch_decode(comps, skip_special_tokens=True)
+        gold = self.gold()(texts).tolist()
+        rng = np.random.default_rng(self.seed)
+        pairs, ties = [], 0
+        for p in range(len(prompts)):
+            got, t = bradley_terry_pairs(gold[p * k : (p + 1) * k], r.tau, rng)
+            pairs += [(p, w, lo) for w, lo in got]
+            ties += t
+        return {
+            "prompt_text": [t for t, _ in prompts],
+            "prompt_ids": [ids for _, ids in prompts],
+            "completion_text": [texts[p * k : (p + 1) * k] for p in range(len(prompts))],
+            "completion_ids": [comps[p * k : (p + 1) * k] for p in range(len(prompts))],
+            "gold": [gold[p * k : (p + 1) * k] for p in range(len(prompts))],
+            "pairs": pairs,
+            "n_train_prompts": len(prompts) - int(round(r.held_out * len(prompts))),
+            "ties": ties,
+        }
+
+    def reward_model(self) -> tuple[object, dict]:
+        """The frozen reward model and its metadata (held-out accuracy, score mean and std)."""
+
+        def build():
+            path = self.root / f"rm-s{self.seed}-{self.rm_hash}"
+            t0 = time.perf_counter()
+            info, built = cached_dir(path, self._train_reward_model)
+            model = load_scalar_model(str(path)).to(self.setup.torch_device()).eval()
+            model.requires_grad_(False)
+            self.log(
+                f"reward model {'trained' if built else 'loaded'} ({path})"
+                f" in {time.perf_counter() - t0:.1f} s:"
+                f" held-out accuracy {info['heldout_accuracy']:.3f} on {info['heldout_pairs']} pairs"
+            )
+            return model, info
+
+        return self._once("reward_model", build)
+
+    def _train_reward_model(self, out: Path) -> dict:
+        r, tok, prefs = self.setup.reward_model, self.tokenizer(), self.preferences()
+        pad = tok.pad_token_id
+        model = scalar_model_from(str(self.sft_path()), pad, self.seed).to(self.setup.torch_device())
+        train, held = prefs.split()
+        if not train:
+            raise ValueError("no training preference pairs (every pair tied?)")
+
+        def pair_ids(pairs):
+            prompts = [prefs.prompt_ids[p] for p, _, _ in pairs]
+            win = [prefs.completion_ids[p][w] for p, w, _ in pairs]
+            lose = [prefs.completion_ids[p][lo] for p, _, lo in pairs]
+            return prompts, win, lose
+
+        g = torch.Generator().manual_seed(self.seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=0.0)
+        model.train()
+        t0, losses = time.perf_counter(), []
+        for step in range(r.steps):
+            idx = torch.randint(len(train), (min(r.batch_size, len(train)),), generator=g).tolist()
+            prompts, win, lose = pair_ids([train[i] for i in idx])
+            scores = rm_scores(model, prompts + prompts, win + lose, pad)
+            loss = -F.logsigmoid(scores[: len(idx)] - scores[len(idx) :]).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if step % 50 == 0 or step == r.steps - 1:
+                losses.append((step + 1, loss.item()))
+        model.eval()
+
+        def accuracy(pairs) -> float:
+            if not pairs:
+                return float("nan")
+            prompts, win, lose = pair_ids(pairs)
+            s = rm_scores_batched(model, prompts + prompts, win + lose, pad)
+            return float(np.mean(s[: len(pairs)] > s[len(pairs) :]))
+
+        flat_p = [prefs.prompt_ids[p] for p in range(len(prefs.prompt_ids)) for _ in prefs.completion_ids[p]]
+        flat_c = [c for comps in prefs.completion_ids for c in comps]
+        scores = rm_scores_batched(model, flat_p, flat_c, pad)
+        model.save_pretrained(out)
+        gold = prefs.gold
+        return {
+            "train_accuracy": accuracy(train),
+            "heldout_accuracy": accuracy(held),
+            # how often the gold reward itself agrees with the held-out labels (1 when tau = 0)
+            "heldout_gold_accuracy": float(np.mean([gold[p][w] > gold[p][lo] for p, w, lo in held]))
+            if held
+            else float("nan"),
+            "train_pairs": len(train),
+            "heldout_pairs": len(held),
+            "score_mean": float(scores.mean()),
+            "score_std": float(scores.std()),
+            "loss_curve": losses,
+            "seconds": time.perf_counter() - t0,
+        }

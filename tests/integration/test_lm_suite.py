@@ -1,0 +1,160 @@
+"""The controlled-sentiment pipeline end to end: the LM smoke suite through the CLI (records,
+samples, report), suite validation across domains, and the paper-scale path with local models."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from tests.integration.test_cli import _rows
+
+SUITES = Path(__file__).resolve().parents[2] / "suites"
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lm")
+    store = tmp / "bench.sqlite"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCH_CACHE", str(tmp / "cache"))
+    try:
+        assert main(["run", str(SUITES / "lm-smoke.yaml"), "--store", str(store), "--jobs", "2", "-q"]) == 0
+        # a second run finds everything done and trains nothing
+        assert main(["run", str(SUITES / "lm-smoke.yaml"), "--store", str(store), "-q"]) == 0
+    finally:
+        mp.undo()
+    return tmp, store
+
+
+def _evals(store) -> pd.DataFrame:
+    return pd.DataFrame(
+        _rows(
+            store,
+            "SELECT r.algorithm, r.algo, e.step, e.temperature, e.metric, e.value, e.n"
+            " FROM evals e JOIN runs r ON r.key = e.run_key",
+        ),
+        columns=["algorithm", "algo", "step", "temperature", "metric", "value", "n"],
+    )
+
+
+def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
+    tmp, store = lm_run
+    runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
+    assert set(runs.values()) == {"done"} and len(runs) == 8
+    assert {"sft", "dpo", "trl-dpo", "preferred-ft"} <= set(runs)
+    ev = _evals(store)
+    # the reference has KL exactly 0 to itself
+    sft = ev[ev.algo == "sft"]
+    assert (sft[sft.metric.isin(["eval/kl", "eval/kl_k1"])].value == 0.0).all()
+    # trained methods: checkpoints every 10 updates with KL at T = 1, final sweep at T = 0 and 1
+    for algo in ("lm-dpo", "trl-dpo", "preferred-ft"):
+        e = ev[ev.algo == algo]
+        assert sorted(e[e.metric == "eval/kl"].step.unique()) == [10, 20]
+        assert set(e[e.metric == "eval/kl"].temperature) == {1.0}
+        assert set(e[(e.metric == "eval/return") & (e.step == 20)].temperature) == {0.0, 1.0}
+        assert (e[e.metric == "eval/return"].n == 24).all()  # one completion per test prompt
+        assert (e[e.metric == "eval/kl"].value > 0).all()  # the policy moved
+    # Best-of-N: analytic KL log N - (N - 1)/N; the reward-model runs carry its accuracy
+    bon = ev[(ev.algo == "best-of-n") & (ev.metric == "eval/kl")]
+    assert sorted(round(v, 6) for v in bon.value) == [0.0, 0.0, 0.636294, 0.636294]
+    assert len(ev[ev.metric == "rm/accuracy"]) == 2
+
+
+def test_lm_runs_store_text_samples_and_the_report_shows_them(lm_run):
+    tmp, store = lm_run
+    samples = _rows(store, "SELECT prompt, completion, score, temperature FROM samples")
+    assert samples and {t for *_, t in samples} == {0.0, 1.0}
+    assert all(isinstance(p, str) and isinstance(c, str) for p, c, *_ in samples)
+    out = tmp / "report"
+    assert main(["report", "--suite", "lm-smoke", "--store", str(store), "--out", str(out), "-q"]) == 0
+    md = (out / "summary.md").read_text()
+    assert "Samples at T = 1" in md and "reward vs KL" in md
+    table = pd.read_csv(out / "samples.csv")
+    assert (table.method == "sft").sum() == 5 and table.method.iloc[0] == "sft"
+    assert (out / "frontier.csv").is_file()
+
+
+def test_lm_methods_and_control_tasks_do_not_mix(write_suite, tmp_path, capsys):
+    path = write_suite(
+        """
+        name: mixed
+        version: 1
+        tasks: [CartPole-v1, sentiment]
+        seeds: 1
+        env_steps: 10
+        algorithms:
+          - algo: lm-dpo
+        """
+    )
+    assert main(["run", str(path), "--store", str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "'lm-dpo' runs on LM tasks only, not on 'CartPole-v1'" in err
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_paper_suite_stops_before_training_without_the_hub(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as if unreachable, whatever this machine can reach
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # and an empty cache
+    store = tmp_path / "paper.sqlite"
+    assert main(["run", str(SUITES / "paper" / "imdb-sentiment.yaml"), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    for name in ("gpt2-large", "siebert/sentiment-roberta-large-english", "stanfordnlp/imdb"):
+        assert name in err
+    assert "HF_HOME" in err and "data_files" in err
+    assert not store.exists()
+
+
+def test_paper_path_runs_on_local_models_and_data(write_suite, tmp_path, monkeypatch):
+    """The paper suite's loaders (from_pretrained on model.base and gold: hf:..., load_dataset with
+    data_files) on tiny models and a CSV saved to disk."""
+    import torch
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    from bench.lm.corpus import generate_reviews
+    from bench.lm.models import ModelRecipe, build_tiny_lm
+    from bench.lm.tokenizer import train_tokenizer
+
+    texts = [r.text for r in generate_reviews(400, seed=1)]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "reviews.csv", index=False)
+    tok = train_tokenizer(texts, 320)
+    base = tmp_path / "base"
+    build_tiny_lm(ModelRecipe(n_layer=1, n_embd=16, n_head=2, n_positions=64), tok, 0).save_pretrained(base)
+    tok.save_pretrained(base)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=1, n_head=2, num_labels=2,
+                        id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1},
+                        pad_token_id=tok.pad_token_id)  # fmt: skip
+    judge = tmp_path / "judge"
+    GPT2ForSequenceClassification(config).save_pretrained(judge)
+    tok.save_pretrained(judge)
+    path = write_suite(
+        f"""
+        include: {SUITES / "paper" / "imdb-sentiment.yaml"}
+        name: paper-local
+        seeds: 1
+        env_steps: 4
+        evaluation: {{eval_every: 2, temperatures: [1.0], final_temperatures: [0.0, 1.0]}}
+        lm:
+          corpus: {{source: hf, dataset: csv, data_files: {tmp_path / "reviews.csv"}, documents: 400}}
+          model: {{base: {base}}}
+          sft: {{steps: 5, batch_size: 8, max_len: 48}}
+          prompts: {{train: 16, test: 8}}
+          max_new_tokens: 6
+          reward_model: {{steps: 3, batch_size: 8}}
+          gold: hf:{judge}
+          device: cpu
+        algorithms:
+          - algo: lm-dpo
+            params: {{beta: 0.1, batch_size: 4}}
+          - algo: best-of-n
+            params: {{n: 2}}
+        """
+    )
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    store = tmp_path / "local.sqlite"
+    assert main(["run", str(path), "--store", str(store), "-q"]) == 0
+    assert {s for (s,) in _rows(store, "SELECT status FROM runs")} == {"done"}
+    gold = [v for (v,) in _rows(store, "SELECT value FROM evals WHERE metric = 'eval/return'")]
+    assert gold and all(-1.0 <= v <= 1.0 for v in gold)
