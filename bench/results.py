@@ -406,11 +406,18 @@ def reward_model_table(
 ) -> pd.DataFrame:
     """Held-out preference accuracy of the reward models (``rm/*`` records), one row per
     (task, training pairs), over distinct reward models (one per seed and recipe)."""
-    ev = results.evals[results.evals.metric.isin(["rm/accuracy", "rm/gold_accuracy", "data/n_pairs"])]
+    metrics = ["rm/accuracy", "rm/gold_accuracy", "data/n_pairs", "rm/train_pairs"]
+    ev = results.evals[results.evals.metric.isin(metrics)]
     cols = ["task", "n_pairs", "models", "accuracy", "lo", "hi", "gold_accuracy", "heldout_pairs"]
     if ev.empty or not (ev.metric == "rm/accuracy").any():
         return pd.DataFrame(columns=cols)
     wide = ev.pivot_table(index="run_key", columns="metric", values="value", aggfunc="first")
+    wide = wide.reindex(columns=metrics)
+    # LM tasks: the number of training pairs varies by seed (ties are dropped), so their reward
+    # models form one group labelled with the mean count
+    lm = wide["data/n_pairs"].isna() & wide["rm/train_pairs"].notna()
+    if lm.any():
+        wide.loc[lm, "data/n_pairs"] = round(wide.loc[lm, "rm/train_pairs"].mean())
     n = ev[ev.metric == "rm/accuracy"].set_index("run_key").n
     wide = wide.join(n.rename("heldout")).join(results.runs.set_index("run_key")[["task", "seed"]])
     wide = wide.dropna(subset=["rm/accuracy"])

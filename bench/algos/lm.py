@@ -220,7 +220,7 @@ def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, eva
         # the reward-model records the report's reward-model table reads (as on control tasks)
         recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
         recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
-        recorder.eval(0, 1.0, "data/n_pairs", info["train_pairs"], info["train_pairs"])
+        recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
         pad = ctx.tokenizer().pad_token_id
 
         def ranker(prompts, completions, texts):

@@ -42,7 +42,11 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def _score_label(metric: str) -> str:
+def _score_label(metric: str, task: str | None = None) -> str:
+    from bench.lm.tasks import LM_TASKS
+
+    if metric == "eval/return" and task in LM_TASKS:
+        return "gold reward"  # LM tasks record their gold reward as the return
     return {
         "eval/return": "episode return",
         "eval/gold_reward": "gold reward",
@@ -66,7 +70,7 @@ def task_figure(
     over seeds, 95% bootstrap band), and the final score of every seed per algorithm with the
     published anchors beside them."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
-    label = _score_label(metric)
+    label = _score_label(metric, task)
     for ax, x, xlabel in [(axes[0], "step", "env steps"), (axes[1], "wall_time", "wall time (s)")]:
         for algo, g in ev.groupby("algorithm", sort=True):
             grid, values = curve_grid(g, x)
@@ -201,7 +205,7 @@ def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, 
     if (points.kl > 0).any() and points.kl.max() / max(points.kl[points.kl > 0].min(), 1e-9) > 100:
         ax.set_xscale("symlog", linthresh=0.1)
     ax.set_xlabel("sequence-level KL(π ‖ π_ref) (nats)")
-    ax.set_ylabel(f"{_score_label(metric)} at T = 1")
+    ax.set_ylabel(f"{_score_label(metric, task)} at T = 1")
     ax.set_title(f"{task}: reward vs KL frontier (lines: Pareto fronts)")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
     fig.tight_layout()
@@ -231,7 +235,7 @@ def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict
     for ax in axes.flat[len(methods) :]:
         ax.axis("off")
     fig.supxlabel("sampling temperature T (0 = greedy)")
-    fig.supylabel(f"final {_score_label(metric)} (mean, 95% CI)")
+    fig.supylabel(f"final {_score_label(metric, task)} (mean, 95% CI)")
     fig.suptitle(f"{task}: robustness to sampling temperature")
     fig.tight_layout()
     return _save(fig, path)
@@ -246,7 +250,7 @@ def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: 
         ax.fill_between(g.n_pairs, g.lo, g.hi, color=colors[method], alpha=0.2, lw=0)
     ax.set_xscale("log")
     ax.set_xlabel("training preference pairs")
-    ax.set_ylabel(f"final {_score_label(metric)} at T = 1")
+    ax.set_ylabel(f"final {_score_label(metric, task)} at T = 1")
     ax.set_title(f"{task}: data efficiency")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
     fig.tight_layout()

@@ -338,13 +338,14 @@ def _alignment_sections(
         if len(b):
             levels = sorted(b.kl_budget.unique())
             section["budget_header"] = ["method", *[f"KL ≤ {v:g}" for v in levels]]
+            # scores within [-10, 10] (LM gold rewards) get two decimals, returns one
+            d = 2 if b[["mean", "lo", "hi"]].abs().max().max() <= 10 else 1
             for method, g in b.groupby("method", sort=True):
                 cells = [method]
                 for v in levels:
                     r = g[g.kl_budget == v].iloc[0]
-                    cells.append(
-                        "—" if r.seeds == 0 else f"{r['mean']:.1f} [{r.lo:.1f}, {r.hi:.1f}] ({int(r.seeds)})"
-                    )
+                    interval = f"{r['mean']:.{d}f} [{r.lo:.{d}f}, {r.hi:.{d}f}] ({int(r.seeds)})"
+                    cells.append("—" if r.seeds == 0 else interval)
                 section["budgets"].append(cells)
         for _, r in rm_table[rm_table.task == task].iterrows():
             section["reward_models"].append([

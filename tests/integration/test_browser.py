@@ -72,6 +72,17 @@ def test_published_control_alignment_report_opens_with_every_figure(browser, tmp
     } <= names
 
 
+def test_published_lm_sentiment_report_opens_with_frontier_temperatures_and_samples(browser, tmp_path):
+    report = REPORT.parents[1] / "lm-sentiment" / "index.html"
+    assert report.is_file(), "reports/lm-sentiment is committed (bench report --suite lm-sentiment)"
+    images = _open_and_check(browser, report, tmp_path / "lm-sentiment.png")
+    assert {"task1.png", "frontier1.png", "temperature1.png"} <= {Path(src).name for src, _ in images}
+    from selenium.webdriver.common.by import By
+
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.samples tr")
+    assert len(rows) >= 1 + 5  # header, five samples of pi_SFT and more
+
+
 def test_report_with_frontiers_and_markup_in_names_opens_cleanly(browser, tmp_path):
     store = Store(tmp_path / "bench.sqlite")
     write_synthetic(store, labels=["ppo", "<script>alert(1)</script>"], seeds=3, alignment=True, failed=1)
