@@ -63,25 +63,42 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def encode_pair(tok, prompt: str, chosen: str, rejected: str) -> tuple[list[int], list[int], list[int]]:
+def encode_pairs(tok, prompts: list[str], chosen: list[str], rejected: list[str]) -> list[tuple]:
     """(prompt, chosen, rejected) token ids as TRL's DPOTrainer makes them for non-chat text: eos
     appended to each completion, prompt + completion tokenised together, the completion starting
-    where the two tokenisations of the prompt diverge."""
+    where the two tokenisations of the prompt diverge. One batched tokenizer call per column."""
     eos = tok.eos_token
-    chosen = chosen if chosen.endswith(eos) else chosen + eos
-    rejected = rejected if rejected.endswith(eos) else rejected + eos
-    p, pc, pr = (tok(t)["input_ids"] for t in (prompt, prompt + chosen, prompt + rejected))
-    n = min(_common_prefix(p, pc), _common_prefix(p, pr))
-    return p[:n], pc[n:], pr[n:]
+
+    def ended(texts: list[str]) -> list[str]:
+        return [t if t.endswith(eos) else t + eos for t in texts]
+
+    chosen, rejected = ended(chosen), ended(rejected)
+    ids_p = tok(prompts)["input_ids"]
+    ids_c = tok([p + c for p, c in zip(prompts, chosen, strict=True)])["input_ids"]
+    ids_r = tok([p + r for p, r in zip(prompts, rejected, strict=True)])["input_ids"]
+    out = []
+    for p, pc, pr in zip(ids_p, ids_c, ids_r, strict=True):
+        n = min(_common_prefix(p, pc), _common_prefix(p, pr))
+        out.append((p[:n], pc[n:], pr[n:]))
+    return out
+
+
+def encode_pair(tok, prompt: str, chosen: str, rejected: str) -> tuple[list[int], list[int], list[int]]:
+    return encode_pairs(tok, [prompt], [chosen], [rejected])[0]
+
+
+def completion_nll(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int):
+    """Per-token negative log-likelihood of each completion ([B, C], zero on padding) and its mask."""
+    logits, targets, mask = completion_logits(model, prompts, completions, pad_id)
+    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+    return nll.view_as(mask) * mask, mask
 
 
 def completion_logps(
     model, prompts: list[list[int]], completions: list[list[int]], pad_id: int
 ) -> torch.Tensor:
     """Σ_t log π(y_t | x, y_<t) over each completion. [B]"""
-    logits, targets, mask = completion_logits(model, prompts, completions, pad_id)
-    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
-    return -(nll.view_as(mask) * mask).sum(-1)
+    return -completion_nll(model, prompts, completions, pad_id)[0].sum(-1)
 
 
 def pair_logps(model, batch: list[tuple], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,10 +111,11 @@ def pair_logps(model, batch: list[tuple], pad_id: int) -> tuple[torch.Tensor, to
 
 
 @torch.no_grad()
-def reference_logps(ref, pairs: list[tuple], pad_id: int, batch_size: int = 128):
+def frozen_pair_logps(model, pairs: list[tuple], pad_id: int, batch_size: int = 128):
+    """``pair_logps`` over many pairs in batches, without gradients (the reference, evaluations)."""
     out_w, out_l = [], []
     for i in range(0, len(pairs), batch_size):
-        w, lo = pair_logps(ref, pairs[i : i + batch_size], pad_id)
+        w, lo = pair_logps(model, pairs[i : i + batch_size], pad_id)
         out_w.append(w)
         out_l.append(lo)
     return torch.cat(out_w), torch.cat(out_l)
@@ -105,6 +123,22 @@ def reference_logps(ref, pairs: list[tuple], pad_id: int, batch_size: int = 128)
 
 def preference_loss(cfg: LMDPOConfig, logp_w, logp_l, ref_w, ref_l) -> torch.Tensor:
     return PREFERENCE_LOSSES[cfg.loss](logp_w - ref_w, logp_l - ref_l, cfg.beta)
+
+
+def optimizer_step(opt, model, loss: torch.Tensor, max_grad_norm: float) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    opt.step()
+
+
+def dpo_update(policy, opt, cfg: LMDPOConfig, batch: list[tuple], ref_w, ref_l, pad_id: int):
+    """One DPO update on encoded pairs with their reference log-probs; returns the loss and the
+    log-ratio margins (detached)."""
+    logp_w, logp_l = pair_logps(policy, batch, pad_id)
+    loss = preference_loss(cfg, logp_w, logp_l, ref_w, ref_l)
+    optimizer_step(opt, policy, loss, cfg.max_grad_norm)
+    return loss, ((logp_w - ref_w) - (logp_l - ref_l)).detach()
 
 
 class Batches:
@@ -126,10 +160,7 @@ def encoded_pairs(ctx: LMContext) -> tuple[list[tuple], list[tuple]]:
     """Encoded (prompt, chosen, rejected) of the train and held-out preference pairs."""
     tok, prefs = ctx.tokenizer(), ctx.preferences()
     train, held = prefs.split()
-    return tuple(
-        [encode_pair(tok, *t) for t in zip(*prefs.texts(pairs), strict=True)] if pairs else []
-        for pairs in (train, held)
-    )
+    return tuple(encode_pairs(tok, *prefs.texts(pairs)) if pairs else [] for pairs in (train, held))
 
 
 # -- methods ----------------------------------------------------------------------------------
@@ -148,20 +179,14 @@ def train_dpo(task: LMTask, cfg: LMDPOConfig, steps: int, seed: int, evaluator: 
     if not train:
         raise ValueError("no training preference pairs")
     policy, ref = ctx.policy(), ctx.reference()
-    ref_w, ref_l = reference_logps(ref, train, pad)
+    ref_w, ref_l = frozen_pair_logps(ref, train, pad)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     batches = Batches(len(train), cfg.batch_size, seed)
     for step in range(1, steps + 1):
         idx = batches.next()
-        logp_w, logp_l = pair_logps(policy, [train[i] for i in idx], pad)
-        loss = preference_loss(cfg, logp_w, logp_l, ref_w[idx], ref_l[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        opt.step()
+        loss, margin = dpo_update(policy, opt, cfg, [train[i] for i in idx], ref_w[idx], ref_l[idx], pad)
         recorder.steps(step)
         if step % 10 == 0 or step == steps:
-            margin = ((logp_w - ref_w[idx]) - (logp_l - ref_l[idx])).detach()
             recorder.curve(step, "train/loss", loss.item())
             recorder.curve(step, "train/reward_accuracy", float((margin > 0).float().mean()))
             recorder.curve(step, "train/reward_margin", float(cfg.beta * margin.mean()))
@@ -169,9 +194,8 @@ def train_dpo(task: LMTask, cfg: LMDPOConfig, steps: int, seed: int, evaluator: 
             evaluator(step, policy)
     if held:
         t0 = time.perf_counter()
-        with torch.no_grad():
-            held_ref_w, held_ref_l = reference_logps(ref, held, pad)
-            held_w, held_l = reference_logps(policy.eval(), held, pad)
+        held_ref_w, held_ref_l = frozen_pair_logps(ref, held, pad)
+        held_w, held_l = frozen_pair_logps(policy.eval(), held, pad)
         acc = float(((held_w - held_ref_w) > (held_l - held_ref_l)).float().mean())
         recorder.eval(steps, 1.0, "eval/pref_accuracy", acc, len(held))
         recorder.eval_seconds += time.perf_counter() - t0
@@ -190,15 +214,9 @@ def train_preferred_ft(task: LMTask, cfg: PreferredFTConfig, steps: int, seed: i
     batches = Batches(len(train), cfg.batch_size, seed)
     for step in range(1, steps + 1):
         batch = [train[i] for i in batches.next()]
-        logits, targets, mask = completion_logits(
-            policy, [p for p, _, _ in batch], [c for _, c, _ in batch], pad
-        )
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
-        loss = (nll.view_as(mask) * mask).sum() / mask.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        opt.step()
+        nll, mask = completion_nll(policy, [p for p, _, _ in batch], [c for _, c, _ in batch], pad)
+        loss = nll.sum() / mask.sum()
+        optimizer_step(opt, policy, loss, cfg.max_grad_norm)
         recorder.steps(step)
         if step % 10 == 0 or step == steps:
             recorder.curve(step, "train/loss", loss.item())

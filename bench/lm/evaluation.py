@@ -59,8 +59,6 @@ class LMEvaluator:
         tok = ctx.tokenizer()
         self.tok, self.eos, self.pad = tok, tok.eos_token_id, tok.pad_token_id
         self.next_eval = eval_every
-        self.last_step, self.last_temperatures = -1, []
-        self.stop = False  # LM runs never stop early; kept for the shared train-loop interface
 
     def due(self, step: int) -> bool:
         return step >= self.next_eval
@@ -117,8 +115,6 @@ class LMEvaluator:
         self.recorder.eval_seconds += time.perf_counter() - t0
         while self.next_eval <= step:
             self.next_eval += self.eval_every
-        self.last_step, self.last_temperatures = step, list(self.temperatures if temperatures is None
-                                                            else temperatures)  # fmt: skip
         return means
 
     def final(self, step: int, policy) -> None:

@@ -23,25 +23,20 @@ import torch
 
 
 def _ours(ctx, cfg, steps: int, warmup: int, seed: int) -> dict:
-    from bench.algos.lm import Batches, encoded_pairs, pair_logps, preference_loss, reference_logps
+    from bench.algos.lm import Batches, dpo_update, encoded_pairs, frozen_pair_logps
 
     pad = ctx.tokenizer().pad_token_id
     t0 = time.perf_counter()
     train, _ = encoded_pairs(ctx)
     policy, ref = ctx.policy(), ctx.reference()
-    ref_w, ref_l = reference_logps(ref, train, pad)
+    ref_w, ref_l = frozen_pair_logps(ref, train, pad)
     setup = time.perf_counter() - t0
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     batches = Batches(len(train), cfg.batch_size, seed)
     ends = []
     for _ in range(steps):
         idx = batches.next()
-        logp_w, logp_l = pair_logps(policy, [train[i] for i in idx], pad)
-        loss = preference_loss(cfg, logp_w, logp_l, ref_w[idx], ref_l[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        opt.step()
+        dpo_update(policy, opt, cfg, [train[i] for i in idx], ref_w[idx], ref_l[idx], pad)
         ends.append(time.perf_counter())
     return {"setup_s": setup, "ends": ends}
 
