@@ -190,6 +190,7 @@ def _result(spec, recorder, logger, handler, started, log_path, status, error) -
         "curves": recorder.curves,
         "evals": recorder.evals,
         "samples": recorder.samples,
+        "outcomes": recorder.outcomes,
         "log_path": log_path,
         **provenance(),
     }

@@ -16,6 +16,7 @@ class Recorder:
     curves: list[tuple[int, float, str, float]] = field(default_factory=list)
     evals: list[tuple[int, float, float, float, str, float, int]] = field(default_factory=list)
     samples: list[tuple[int, float, str, str, float]] = field(default_factory=list)
+    outcomes: list[tuple[float, str, int, float]] = field(default_factory=list)
     env_steps: int = 0
     start: float = field(default_factory=time.perf_counter)
     eval_seconds: float = 0.0
@@ -38,6 +39,11 @@ class Recorder:
     def sample(self, step: int, temperature: float, prompt: str, completion: str, score: float) -> None:
         """A generated text sample (LM tasks): prompt, completion and its gold score."""
         self.samples.append((int(step), float(temperature), prompt, completion, float(score)))
+
+    def outcome(self, temperature: float, metric: str, values) -> None:
+        """Per-item outcomes of a final evaluation (one per test prompt, in prompt order), for
+        confidence intervals over prompts as well as seeds (e.g. win against the reference)."""
+        self.outcomes += [(float(temperature), metric, i, float(v)) for i, v in enumerate(values)]
 
     def steps(self, env_steps: int) -> None:
         """Report training progress (env steps so far); feeds the live progress bar."""

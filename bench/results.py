@@ -44,6 +44,7 @@ class Results:
     source: str
     suite_info: dict = field(default_factory=dict)
     samples: pd.DataFrame | None = None  # LM runs' generated texts (from a store only)
+    outcomes: pd.DataFrame | None = None  # per-prompt final outcomes (from a store only)
 
     # -- loading --------------------------------------------------------------------------
 
@@ -61,8 +62,9 @@ class Results:
         if row:
             suite_info = dict(zip(["name", "version", "hash", "path", "registered"], row[:5], strict=True))
             suite_info["description"] = json.loads(row[5]).get("description") or ""
-        samples = store.samples(suite)
-        return cls(runs, evals, f"store {store.path}", suite_info, samples if not samples.empty else None)
+        samples, outcomes = store.samples(suite), store.outcomes(suite)
+        return cls(runs, evals, f"store {store.path}", suite_info, samples if not samples.empty else None,
+                   outcomes if not outcomes.empty else None)  # fmt: skip
 
     @classmethod
     def from_tidy(cls, table: pd.DataFrame, suite: str | None = None, source: str = "table") -> Results:
@@ -370,6 +372,53 @@ def temperature_table(
             m, lo, hi = stats.mean_interval(g.value.to_numpy(float), reps, confidence, seed)
             rows.append(dict(task=task, algorithm=algo, temperature=temp, runs=len(g), mean=m, lo=lo, hi=hi))
     return pd.DataFrame(rows, columns=["task", "algorithm", "temperature", "runs", "mean", "lo", "hi"])
+
+
+WIN_METRIC = "eval/win_rate"
+
+
+def win_rate_table(
+    results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Per (task, algorithm, temperature): final win rate against the reference completions
+    (wins + ½ ties by the gold reward), mean over seeds and test prompts. The 95% CI is a two-way
+    bootstrap over seeds and prompts (``stats.two_way_interval``) where the store has the
+    per-prompt outcomes, else a bootstrap over the seeds' win rates (``ci`` says which)."""
+    cols = ["task", "algorithm", "temperature", "runs", "prompts", "mean", "lo", "hi", "ci"]
+    ev = results.evals[results.evals.metric == WIN_METRIC]
+    if ev.empty:
+        return pd.DataFrame(columns=cols)
+    runs = results.runs[results.runs.status == "done"].set_index("run_key")[["task", "algorithm", "seed"]]
+    ev = ev.join(runs, on="run_key", how="inner")
+    last = ev[ev.step == ev.groupby("run_key").step.transform("max")]
+    out = results.outcomes
+    if out is not None:
+        out = out[out.metric == WIN_METRIC].join(runs, on="run_key", how="inner")
+    rows = []
+    for (task, algo, temp), g in last.groupby(["task", "algorithm", "temperature"], sort=True):
+        o = (
+            None
+            if out is None
+            else out[(out.task == task) & (out.algorithm == algo) & np.isclose(out.temperature, temp)]
+        )
+        if o is not None and len(o):
+            matrix = o.pivot_table(index="run_key", columns="item", values="value").dropna(axis=1)
+            m, lo, hi = stats.two_way_interval(matrix.to_numpy(), reps, confidence, seed)
+            rows.append([task, algo, temp, len(matrix), matrix.shape[1], m, lo, hi, "seeds x prompts"])
+        else:
+            m, lo, hi = stats.mean_interval(g.value.to_numpy(float), reps, confidence, seed)
+            rows.append([task, algo, temp, len(g), int(g.n.iloc[0]), m, lo, hi, "seeds"])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def kl_curves(results: Results) -> pd.DataFrame:
+    """The T = 1 KL-to-reference records over training of every finished run: task, algorithm,
+    seed, step, kl (runs with a single evaluation, e.g. Best-of-N, are left out)."""
+    ev = results.evals[(results.evals.metric == KL_METRIC) & (results.evals.temperature == 1.0)]
+    runs = results.runs[results.runs.status == "done"].set_index("run_key")[["task", "algorithm", "seed"]]
+    ev = ev.join(runs, on="run_key", how="inner")
+    ev = ev[ev.groupby("run_key").step.transform("nunique") > 1]
+    return ev.rename(columns={"value": "kl"})[["task", "algorithm", "seed", "run_key", "step", "kl"]]
 
 
 # -- alignment tables ----------------------------------------------------------------------------

@@ -158,6 +158,23 @@ def mean_interval(
     return float(point[0]), float(lo[0]), float(hi[0])
 
 
+def two_way_interval(
+    matrix: np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of a ``(seeds, items)`` matrix and its two-way bootstrap percentile CI: each resample
+    draws seeds (rows) and items (columns, e.g. test prompts shared by every seed) independently
+    with replacement, so the interval covers both sources of variation."""
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError("need a non-empty (seeds, items) matrix")
+    rng = np.random.default_rng(seed)
+    rows = _resample_weights(m.shape[0], reps, rng)  # (reps, seeds)
+    cols = _resample_weights(m.shape[1], reps, rng)  # (reps, items)
+    boot = np.einsum("rs,si,ri->r", rows, m, cols) / (m.shape[0] * m.shape[1])
+    lo, hi = percentile_interval(boot, confidence)
+    return float(m.mean()), float(lo), float(hi)
+
+
 def difference_interval(
     a: np.ndarray, b: np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:

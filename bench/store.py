@@ -2,8 +2,9 @@
 
 Tables: ``suites`` (definition and hash), ``plan`` (the run keys of a suite's current grid),
 ``runs`` (one row per run with config, status and provenance), ``curves`` (training metrics
-against env steps), ``evals`` (evaluation-protocol records) and ``samples`` (generated texts of
-LM runs with their gold scores). A finished run is written in one
+against env steps), ``evals`` (evaluation-protocol records), ``samples`` (generated texts of
+LM runs with their gold scores) and ``outcomes`` (per-prompt outcomes of LM runs' final
+evaluation, e.g. win against the reference, for intervals over prompts). A finished run is written in one
 transaction, so a crash leaves either the whole run or none of it.
 """
 
@@ -43,7 +44,11 @@ CREATE TABLE IF NOT EXISTS evals (
 CREATE TABLE IF NOT EXISTS samples (
   run_key TEXT NOT NULL, step INTEGER, temperature REAL, prompt TEXT, completion TEXT, score REAL
 );
+CREATE TABLE IF NOT EXISTS outcomes (
+  run_key TEXT NOT NULL, temperature REAL, metric TEXT, item INTEGER, value REAL
+);
 CREATE INDEX IF NOT EXISTS curves_run ON curves (run_key);
+CREATE INDEX IF NOT EXISTS outcomes_run ON outcomes (run_key);
 CREATE INDEX IF NOT EXISTS samples_run ON samples (run_key);
 CREATE INDEX IF NOT EXISTS evals_run ON evals (run_key);
 CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, status);
@@ -149,6 +154,10 @@ class Store:
             db.execute("DELETE FROM curves WHERE run_key = ?", (key,))
             db.execute("DELETE FROM evals WHERE run_key = ?", (key,))
             db.execute("DELETE FROM samples WHERE run_key = ?", (key,))
+            db.execute("DELETE FROM outcomes WHERE run_key = ?", (key,))
+            db.executemany(
+                "INSERT INTO outcomes VALUES (?,?,?,?,?)", [(key, *row) for row in result.get("outcomes", [])]
+            )
             db.executemany(
                 "INSERT INTO samples VALUES (?,?,?,?,?,?)", [(key, *row) for row in result.get("samples", [])]
             )
@@ -210,6 +219,9 @@ class Store:
 
     def samples(self, suite: str | None = None) -> pd.DataFrame:
         return self._records("samples", suite)
+
+    def outcomes(self, suite: str | None = None) -> pd.DataFrame:
+        return self._records("outcomes", suite)
 
     def _records(self, table: str, suite: str | None) -> pd.DataFrame:
         query = (

@@ -15,7 +15,7 @@ from functools import partial
 
 from pydantic import BaseModel
 
-from bench.algos import aligned, external, lm, pg, ppo, trl_dpo
+from bench.algos import aligned, external, lm, pg, ppo, rlhf_ppo, trl_dpo
 
 
 @dataclass(frozen=True)
@@ -87,5 +87,10 @@ ALGORITHMS: dict[str, Algorithm] = {
                   "supervised fine-tuning on the chosen completions (budget = updates)", domain="lm"),
         Algorithm("best-of-n", lm.BestOfNConfig, {}, lm.train_best_of_n,
                   "best of N samples from pi_SFT by reward model or gold (no training)", domain="lm"),
+        Algorithm("rlhf-ppo", rlhf_ppo.RLHFPPOConfig, {}, rlhf_ppo.train_rlhf_ppo,
+                  "RLHF-PPO with actor, critic, reward model and reference (reward: gold = PPO-GT)",
+                  domain="lm"),
+        Algorithm("lm-pg", rlhf_ppo.LMPGConfig, {}, rlhf_ppo.train_lm_pg,
+                  "REINFORCE on the KL-regularised sequence reward; baseline: rloo = RLOO", domain="lm"),
     ]
 }  # fmt: skip

@@ -231,8 +231,8 @@ def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, eva
     if cfg.ranker == "gold":
         gold = ctx.gold()
 
-        def ranker(prompts, completions, texts):
-            return gold(texts)
+        def ranker(prompts, completions, texts, prompt_texts):
+            return gold(texts, prompt_texts)
     else:
         rm, info = ctx.reward_model()
         # the reward-model records the report's reward-model table reads (as on control tasks)
@@ -241,7 +241,7 @@ def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, eva
         recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
         pad = ctx.tokenizer().pad_token_id
 
-        def ranker(prompts, completions, texts):
+        def ranker(prompts, completions, texts, prompt_texts):
             return rm_scores_batched(rm, prompts, completions, pad)
 
     evaluator.best_of_n(cfg.n, ranker)

@@ -10,6 +10,13 @@ exactly over the vocabulary, ``eval/kl_k1`` the mean of Σ_t log π(y_t|s_t) −
 length in tokens. The final evaluation runs the temperature sweep and keeps the first
 ``keep_samples`` completions per temperature as text samples for the report.
 
+On tasks whose prompts come with a reference completion (summarisation), each completion is
+also compared with its prompt's reference by the gold reward: ``eval/win_rate`` is the mean of
+1 (higher), ½ (equal) or 0 (lower) over the test prompts — the DPO paper's win rate, wins + ½
+ties — and the task's reference metrics (``eval/rouge_l``) are recorded too. The final sweep
+stores the per-prompt win outcomes and gold rewards (``Recorder.outcome``) so reports can give
+intervals over prompts as well as seeds.
+
 Best-of-N is evaluated by ``best_of_n``: N samples per prompt from π_SFT, the one the ranker
 scores highest is kept; its KL to π_SFT is the analytic log N − (N − 1)/N.
 """
@@ -27,7 +34,8 @@ from bench.lm.generation import sample, score, sequence_kl
 from bench.lm.setup import EVAL_SEED_BASE, LMContext
 from bench.recorder import Recorder
 
-Ranker = Callable[[list[list[int]], list[list[int]], list[str]], np.ndarray]
+# (prompt ids, completion ids, completion texts, prompt texts) -> one score per completion
+Ranker = Callable[[list[list[int]], list[list[int]], list[str], list[str]], np.ndarray]
 
 
 def best_of_n_kl(n: int) -> float:
@@ -53,9 +61,12 @@ class LMEvaluator:
         self.eval_every, self.temperatures = eval_every, temperatures
         self.final_temperatures = final_temperatures or temperatures
         self.keep_samples, self.kl_batch = keep_samples, kl_batch
-        test = ctx.prompts()["test"]
+        prompts = ctx.prompts()
+        test = prompts["test"]
         self.prompt_text = [t for t, _ in test]
         self.prompt_ids = [ids for _, ids in test]
+        self.references: list[str] | None = prompts.get("test_refs")
+        self._reference_gold: np.ndarray | None = None
         tok = ctx.tokenizer()
         self.tok, self.eos, self.pad = tok, tok.eos_token_id, tok.pad_token_id
         self.next_eval = eval_every
@@ -84,15 +95,33 @@ class LMEvaluator:
         policy.train(was_training)
         return np.concatenate(exact), np.concatenate(k1)
 
-    def _record(self, step, temp, completions, gold, final: bool) -> None:
+    def reference_gold(self) -> np.ndarray:
+        """Gold reward of each test prompt's reference completion (tasks with references)."""
+        if self._reference_gold is None:
+            self._reference_gold = self.ctx.gold()(self.references, self.prompt_text)
+        return self._reference_gold
+
+    def gold(self, texts: list[str]) -> np.ndarray:
+        """Gold reward of one completion text per test prompt."""
+        return self.ctx.gold()(texts, self.prompt_text)
+
+    def _record(self, step, temp, completions, texts, gold, final: bool) -> None:
         n = len(gold)
         rec = self.recorder
         rec.eval(step, temp, "eval/return", gold.mean(), n)
         rec.eval(step, temp, "eval/return_std", gold.std(), n)
         rec.eval(step, temp, "eval/length", float(np.mean([len(c) for c in completions])), n)
+        if self.references is not None:
+            ref = self.reference_gold()
+            wins = np.where(np.isclose(gold, ref), 0.5, (gold > ref).astype(float))
+            rec.eval(step, temp, "eval/win_rate", wins.mean(), n)
+            for name, metric in self.ctx.task.reference_metrics.items():
+                rec.eval(step, temp, name, float(np.mean(metric(self.references, texts))), n)
+            if final:
+                rec.outcome(temp, "eval/win_rate", wins)
         if final:
-            texts = self.tok.batch_decode(completions[: self.keep_samples], skip_special_tokens=True)
-            for prompt, text, g in zip(self.prompt_text, texts, gold, strict=False):
+            rec.outcome(temp, "eval/return", gold)
+            for prompt, text, g in zip(self.prompt_text, texts[: self.keep_samples], gold, strict=False):
                 rec.sample(step, temp, prompt, text, float(g))
 
     def __call__(self, step: int, policy, temperatures: list[float] | None = None,
@@ -103,8 +132,9 @@ class LMEvaluator:
         means = {}
         for temp in self.temperatures if temperatures is None else temperatures:
             completions = self._sample(policy, self.prompt_ids, temp)
-            gold = self.ctx.gold()(self.tok.batch_decode(completions, skip_special_tokens=True))
-            self._record(step, temp, completions, gold, final)
+            texts = self.tok.batch_decode(completions, skip_special_tokens=True)
+            gold = self.gold(texts)
+            self._record(step, temp, completions, texts, gold, final)
             if temp == 1.0:
                 kl, k1 = self.kl(policy, completions)
                 self.recorder.eval(step, temp, "eval/kl", kl.mean(), len(kl))
@@ -128,13 +158,14 @@ class LMEvaluator:
         ref = self.ctx.reference()
         for temp in self.final_temperatures:
             flat = [ids for ids in self.prompt_ids for _ in range(n)]
+            flat_text = [t for t in self.prompt_text for _ in range(n)]
             comps = self._sample(ref, flat, temp)
             texts = self.tok.batch_decode(comps, skip_special_tokens=True)
-            scores = np.asarray(ranker(flat, comps, texts)).reshape(len(self.prompt_ids), n)
+            scores = np.asarray(ranker(flat, comps, texts, flat_text)).reshape(len(self.prompt_ids), n)
             best = scores.argmax(axis=1)
             chosen = [comps[i * n + b] for i, b in enumerate(best)]
-            gold = self.ctx.gold()([texts[i * n + b] for i, b in enumerate(best)])
-            self._record(0, temp, chosen, gold, final=True)
+            chosen_text = [texts[i * n + b] for i, b in enumerate(best)]
+            self._record(0, temp, chosen, chosen_text, self.gold(chosen_text), final=True)
             if temp == 1.0:
                 self.recorder.eval(0, temp, "eval/kl", best_of_n_kl(n), len(chosen))
         self.ctx.in_eval = False

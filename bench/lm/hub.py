@@ -57,9 +57,10 @@ def needed(recipe: dict) -> list[tuple[str, str, bool]]:
     if tok:
         out.append(("tokenizer", tok, Path(tok).exists() or _model_cached(tok, "tokenizer_config.json")))
     gold = recipe.get("gold") or ""
-    if gold.startswith("hf:"):
-        name = gold[3:]
-        out.append(("gold classifier", name, Path(name).exists() or _model_cached(name, "config.json")))
+    for prefix, kind in (("hf:", "gold classifier"), ("hf-rm:", "judge reward model")):
+        if gold.startswith(prefix):
+            name = gold[len(prefix) :]
+            out.append((kind, name, Path(name).exists() or _model_cached(name, "config.json")))
     corpus = recipe["corpus"]
     if corpus["source"] == "hf":
         name, files = corpus["dataset"], corpus.get("data_files")

@@ -57,6 +57,9 @@ class CorpusRecipe(_Recipe):
     data_files: str | None = Field(None, description="hf: local data files for a builder")
     split: str = "train"
     text_field: str = "text"
+    reference_field: str | None = Field(
+        None, description="hf: a field appended to text_field after a space (e.g. a reference summary)"
+    )
 
     @model_validator(mode="after")
     def _dataset_given(self) -> CorpusRecipe:
@@ -146,7 +149,14 @@ def load_corpus(task: LMTask, recipe: CorpusRecipe) -> list[str]:
     if recipe.text_field not in data.column_names:
         raise ValueError(f"dataset {recipe.dataset}: no field {recipe.text_field!r} ({data.column_names})")
     n = min(recipe.documents, len(data))
-    return [str(t) for t in data.select(range(n))[recipe.text_field]]
+    rows = data.select(range(n))
+    if recipe.reference_field is None:
+        return [str(t) for t in rows[recipe.text_field]]
+    if recipe.reference_field not in data.column_names:
+        raise ValueError(
+            f"dataset {recipe.dataset}: no field {recipe.reference_field!r} ({data.column_names})"
+        )
+    return [f"{t} {r}" for t, r in zip(rows[recipe.text_field], rows[recipe.reference_field], strict=True)]
 
 
 def cut_prompts(tokenizer, docs: list[str], recipe: PromptRecipe, seed: int) -> list[tuple[str, list[int]]]:
@@ -354,15 +364,31 @@ class LMContext:
         return self._once("tokenizer", build)
 
     def prompts(self) -> dict:
-        """{"train": [(text, ids)], "test": [(text, ids)]}, the same for every seed."""
+        """{"train": [(text, ids)], "test": [(text, ids)]}, the same for every seed; tasks with
+        references also have "train_refs" and "test_refs" (the reference completion texts)."""
 
         def build():
             _, docs = self.documents()
-            r = self.setup.prompts
-            cut = cut_prompts(self.tokenizer(), docs, r, r.seed)
+            r, tok = self.setup.prompts, self.tokenizer()
+            refs = None
+            if self.task.split is not None:
+                parts = [part for part in map(self.task.split, docs) if part is not None]
+                cut = list(zip([p for p, _ in parts], encode(tok, [p for p, _ in parts]), strict=True))
+                refs = [ref for _, ref in parts]
+            else:
+                cut = cut_prompts(tok, docs, r, r.seed)
             if len(cut) < r.train + r.test:
                 raise ValueError(f"only {len(cut)} prompt documents could be cut into prompts")
-            return {"train": cut[: r.train], "test": cut[r.train : r.train + r.test]}
+            longest = max(len(ids) for _, ids in cut[: r.train + r.test]) + self.setup.max_new_tokens
+            if not self.setup.model.base and longest > self.setup.model.n_positions:
+                raise ValueError(
+                    f"prompts of up to {longest - self.setup.max_new_tokens} tokens plus max_new_tokens"
+                    f" {self.setup.max_new_tokens} exceed model.n_positions {self.setup.model.n_positions}"
+                )
+            out = {"train": cut[: r.train], "test": cut[r.train : r.train + r.test]}
+            if refs is not None:
+                out["train_refs"], out["test_refs"] = refs[: r.train], refs[r.train : r.train + r.test]
+            return out
 
         return self._once("prompts", build)
 
@@ -434,7 +460,7 @@ class LMContext:
         comps = sample(self.reference(), flat, r.temperature, self.setup.max_new_tokens,
                        tok.eos_token_id, tok.pad_token_id, generator=g)  # fmt: skip
         texts = tok.batch_decode(comps, skip_special_tokens=True)
-        gold = self.gold()(texts).tolist()
+        gold = self.gold()(texts, [t for t, _ in prompts for _ in range(k)]).tolist()
         rng = np.random.default_rng(self.seed)
         pairs, ties = [], 0
         for p in range(len(prompts)):
@@ -452,11 +478,14 @@ class LMContext:
             "ties": ties,
         }
 
+    def reward_model_path(self) -> Path:
+        return self.root / f"rm-s{self.seed}-{self.rm_hash}"
+
     def reward_model(self) -> tuple[object, dict]:
         """The frozen reward model and its metadata (held-out accuracy, score mean and std)."""
 
         def build():
-            path = self.root / f"rm-s{self.seed}-{self.rm_hash}"
+            path = self.reward_model_path()
             t0 = time.perf_counter()
             info, built = cached_dir(path, self._train_reward_model)
             model = load_scalar_model(str(path)).to(self.setup.torch_device()).eval()

@@ -241,6 +241,57 @@ def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict
     return _save(fig, path)
 
 
+def win_rate_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) -> str:
+    """Win rate against the reference completions vs sampling temperature (the DPO paper's
+    temperature-robustness figure): per method, its sweep point with the best mean win rate over
+    temperatures, mean with 95% CI; the dashed line is a tie with the references."""
+    table = table.assign(method=table.algorithm.map(method_of))
+    best = table.groupby(["method", "algorithm"])["mean"].mean().reset_index()
+    best = best.loc[best.groupby("method")["mean"].idxmax()]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for _, b in best.sort_values("method").iterrows():
+        h = table[table.algorithm == b.algorithm].sort_values("temperature")
+        c = colors[b.method]
+        ax.plot(h.temperature, h["mean"], color=c, marker="o", ms=4, lw=1.8, label=b.algorithm)
+        ax.fill_between(h.temperature, h.lo, h.hi, color=c, alpha=0.15, lw=0)
+    ax.axhline(0.5, color="0.4", ls="--", lw=1)
+    ax.set_xlabel("sampling temperature T (0 = greedy)")
+    ax.set_ylabel("win rate vs reference (wins + ½ ties, 95% CI)")
+    ax.set_title(f"{task}: win rate against the reference vs temperature (best sweep point per method)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def kl_curve_figure(curves: pd.DataFrame, task: str, colors: dict, path: Path) -> str:
+    """KL(π ‖ π_ref) at T = 1 over training updates, mean over seeds: one panel per method, one
+    line per sweep point."""
+    curves = curves.assign(method=curves.algorithm.map(method_of))
+    methods = sorted(curves.method.unique())
+    cols = min(4, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), sharex=True, sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, method in zip(axes.flat, methods, strict=False):
+        g = curves[curves.method == method]
+        labels = sorted(g.algorithm.unique())
+        shades = sns.light_palette(colors[method], n_colors=len(labels) + 2)[2:]
+        for label, shade in zip(labels, shades, strict=True):
+            h = g[g.algorithm == label].groupby("step").kl.agg(["mean", "min", "max"]).reset_index()
+            short = label[len(method) :].strip("[]") or method
+            ax.plot(h.step, h["mean"], color=shade, lw=1.6, marker="o", ms=2.5, label=short)
+            ax.fill_between(h.step, h["min"], h["max"], color=shade, alpha=0.15, lw=0)
+        ax.set_title(method, fontsize=10)
+        ax.legend(fontsize=6, loc="upper left")
+    for ax in axes.flat[len(methods) :]:
+        ax.axis("off")
+    fig.supxlabel("optimizer updates")
+    fig.supylabel("KL(π ‖ π_ref) at T = 1 (nats; mean, band = seed range)")
+    fig.suptitle(f"{task}: KL to the reference over training")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
     """Final T = 1 score against the number of training preference pairs, per method."""
     fig, ax = plt.subplots(figsize=(7, 4.5))

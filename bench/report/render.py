@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -101,9 +102,11 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     rm_table = R.reward_model_table(results, reps=reps, seed=seed)
     efficiency = R.data_efficiency_table(results, reps=reps, seed=seed)
     samples = R.sample_table(results)
+    win_rates = R.win_rate_table(results, reps=reps, seed=seed)
+    kl_curves = R.kl_curves(results)
 
     steps = len(tasks) + (3 if matrices else 0) + points.task.nunique() + temps.task.nunique()
-    steps += efficiency.task.nunique()
+    steps += efficiency.task.nunique() + win_rates.task.nunique() + kl_curves.task.nunique()
     bar = tqdm(total=steps, desc="report", unit="figure", disable=not progress)
     task_sections = []
     for i, task in enumerate(tasks):
@@ -163,7 +166,9 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         name = figures.temperature_figure(g, task, metric, colors, fig_dir / f"temperature{i + 1}.png")
         temperatures.append(dict(task=task, figure="figures/" + name))
         bar.update()
-    alignment = _alignment_sections(results, budgets, rm_table, efficiency, samples, colors, fig_dir, bar)
+    alignment = _alignment_sections(
+        results, budgets, rm_table, efficiency, samples, win_rates, kl_curves, colors, fig_dir, bar
+    )
     bar.close()
 
     failed = results.runs[results.runs.status == "failed"]
@@ -196,6 +201,8 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         csv_files["data_efficiency.csv"] = efficiency
     if len(samples):
         csv_files["samples.csv"] = samples
+    if len(win_rates):
+        csv_files["win_rates.csv"] = win_rates
     if published is not None and len(published):
         csv_files["published.csv"] = published[published.task.isin(tasks)]
     for name, table in csv_files.items():
@@ -222,6 +229,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
             alignment=alignment,
             rm_header=RM_HEADER,
             samples_header=SAMPLES_HEADER,
+            win_intro=WIN_INTRO,
             samples_intro=SAMPLES_INTRO,
             failures=failures,
             provenance=list(prov.items()),
@@ -294,6 +302,11 @@ def _markdown(
                       markdown_table(RM_HEADER, a["reward_models"]), ""]  # fmt: skip
         if a["efficiency"]:
             lines += [f"![data efficiency, {md_escape(a['task'])}]({a['efficiency']})", ""]
+        if a["win_rates"]:
+            lines += [WIN_INTRO, "", markdown_table(a["win_header"], a["win_rates"]), ""]
+            lines += [f"![win rate vs temperature, {md_escape(a['task'])}]({a['win_figure']})", ""]
+        if a["kl_figure"]:
+            lines += [f"![KL over training, {md_escape(a['task'])}]({a['kl_figure']})", ""]
         if a["samples"]:
             lines += [SAMPLES_INTRO, "", markdown_table(SAMPLES_HEADER, a["samples"]), ""]
     if failures:
@@ -312,6 +325,13 @@ SAMPLES_INTRO = (
     " method's best sweep point, with their gold reward:"
 )
 
+WIN_HEADER = ["run"]  # + one column per temperature
+WIN_INTRO = (
+    "Win rate against the reference completions by the gold reward (wins + ½ ties) at each sampling"
+    " temperature: mean over seeds and test prompts, 95% CI from a two-way bootstrap over seeds and"
+    " prompts:"
+)
+
 RM_HEADER = [
     "training pairs",
     "models",
@@ -322,14 +342,40 @@ RM_HEADER = [
 
 
 def _alignment_sections(
-    results, budgets, rm_table, efficiency, samples, colors, fig_dir: Path, bar
+    results, budgets, rm_table, efficiency, samples, win_rates, kl_curves, colors, fig_dir: Path, bar
 ) -> list[dict]:
     """Per task: KL-budget table (methods x budgets), reward-model accuracy, data-efficiency
-    figure, generated text samples (LM tasks)."""
+    figure, win rate against the references by temperature (table and figure), KL over training,
+    generated text samples (LM tasks)."""
     out = []
-    tasks = sorted(set(budgets.task) | set(rm_table.task) | set(efficiency.task) | set(samples.task))
+    tables = (budgets, rm_table, efficiency, samples, win_rates, kl_curves)
+    tasks = sorted(set().union(*(set(t.task) for t in tables)))
     for i, task in enumerate(tasks):
-        section = dict(task=task, budgets=[], budget_header=[], reward_models=[], efficiency=None)
+        section = dict(task=task, budgets=[], budget_header=[], reward_models=[], efficiency=None,
+                       win_rates=[], win_header=[], win_figure=None, kl_figure=None)  # fmt: skip
+        w = win_rates[win_rates.task == task]
+        if len(w):
+            temps = sorted(w.temperature.unique())
+            section["win_header"] = [*WIN_HEADER, *[f"T = {t:g}" for t in temps]]
+            for algo, g in w.groupby("algorithm", sort=True):
+                cells = [algo]
+                for t in temps:
+                    r = g[np.isclose(g.temperature, t)]
+                    cells.append(
+                        "—"
+                        if r.empty
+                        else f"{r['mean'].iloc[0]:.3f} [{r.lo.iloc[0]:.3f}, {r.hi.iloc[0]:.3f}]"
+                    )
+                section["win_rates"].append(cells)
+            name = figures.win_rate_figure(w, task, colors, fig_dir / f"winrate{i + 1}.png")
+            section["win_figure"] = "figures/" + name
+            bar.update()
+        k = kl_curves[kl_curves.task == task]
+        if len(k):
+            section["kl_figure"] = "figures/" + figures.kl_curve_figure(
+                k, task, colors, fig_dir / f"kl{i + 1}.png"
+            )
+            bar.update()
         section["samples"] = [
             [r.algorithm, r.prompt, r.completion, f"{r.score:+.2f}"]
             for r in samples[samples.task == task].itertuples()

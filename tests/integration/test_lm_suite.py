@@ -41,14 +41,14 @@ def _evals(store) -> pd.DataFrame:
 def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     tmp, store = lm_run
     runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
-    assert set(runs.values()) == {"done"} and len(runs) == 8
-    assert {"sft", "dpo", "trl-dpo", "preferred-ft"} <= set(runs)
+    assert set(runs.values()) == {"done"} and len(runs) == 11
+    assert {"sft", "dpo", "trl-dpo", "preferred-ft", "rlhf-ppo", "ppo-gt", "rloo"} <= set(runs)
     ev = _evals(store)
     # the reference has KL exactly 0 to itself
     sft = ev[ev.algo == "sft"]
     assert (sft[sft.metric.isin(["eval/kl", "eval/kl_k1"])].value == 0.0).all()
     # trained methods: checkpoints every 10 updates with KL at T = 1, final sweep at T = 0 and 1
-    for algo in ("lm-dpo", "trl-dpo", "preferred-ft"):
+    for algo in ("lm-dpo", "trl-dpo", "preferred-ft", "rlhf-ppo", "lm-pg"):
         e = ev[ev.algo == algo]
         assert sorted(e[e.metric == "eval/kl"].step.unique()) == [10, 20]
         assert set(e[e.metric == "eval/kl"].temperature) == {1.0}
@@ -58,7 +58,16 @@ def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     # Best-of-N: analytic KL log N - (N - 1)/N; the reward-model runs carry its accuracy
     bon = ev[(ev.algo == "best-of-n") & (ev.metric == "eval/kl")]
     assert sorted(round(v, 6) for v in bon.value) == [0.0, 0.0, 0.636294, 0.636294]
-    assert len(ev[ev.metric == "rm/accuracy"]) == 2
+    # the reward-model runs of Best-of-N and RLHF-PPO (not PPO-GT) carry its accuracy
+    assert len(ev[ev.metric == "rm/accuracy"]) == 3
+    assert not len(ev[(ev.algorithm == "ppo-gt") & (ev.metric == "rm/accuracy")])
+    # RLHF-PPO with a target KL adapts its coefficient between iterations
+    query = (
+        "SELECT c.value FROM curves c JOIN runs r ON r.key = c.run_key"
+        " WHERE r.algorithm = 'rlhf-ppo' AND c.metric = 'train/kl_coef' ORDER BY c.step"
+    )
+    coef = _rows(store, query)
+    assert coef[0][0] == 0.05 and len({v for (v,) in coef}) == len(coef)
 
 
 def test_lm_runs_store_text_samples_and_the_report_shows_them(lm_run):
@@ -93,13 +102,30 @@ def test_lm_methods_and_control_tasks_do_not_mix(write_suite, tmp_path, capsys):
     assert not (tmp_path / "s.sqlite").exists()
 
 
-def test_paper_suite_stops_before_training_without_the_hub(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("suite", "names"),
+    [
+        (
+            "imdb-sentiment.yaml",
+            ("gpt2-large", "siebert/sentiment-roberta-large-english", "stanfordnlp/imdb"),
+        ),
+        (
+            "tldr-summarization.yaml",
+            (
+                "CarperAI/openai_summarize_tldr_sft",
+                "judge reward model 'OpenAssistant/reward-model-deberta-v3-large-v2'",
+                "CarperAI/openai_summarize_tldr",
+            ),
+        ),
+    ],
+)
+def test_paper_suite_stops_before_training_without_the_hub(suite, names, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as if unreachable, whatever this machine can reach
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # and an empty cache
     store = tmp_path / "paper.sqlite"
-    assert main(["run", str(SUITES / "paper" / "imdb-sentiment.yaml"), "--store", str(store)]) == 2
+    assert main(["run", str(SUITES / "paper" / suite), "--store", str(store)]) == 2
     err = capsys.readouterr().err
-    for name in ("gpt2-large", "siebert/sentiment-roberta-large-english", "stanfordnlp/imdb"):
+    for name in names:
         assert name in err
     assert "HF_HOME" in err and "data_files" in err
     assert not store.exists()
@@ -158,3 +184,92 @@ def test_paper_path_runs_on_local_models_and_data(write_suite, tmp_path, monkeyp
     assert {s for (s,) in _rows(store, "SELECT status FROM runs")} == {"done"}
     gold = [v for (v,) in _rows(store, "SELECT value FROM evals WHERE metric = 'eval/return'")]
     assert gold and all(-1.0 <= v <= 1.0 for v in gold)
+
+
+@pytest.fixture(scope="module")
+def summary_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("summ")
+    store = tmp / "bench.sqlite"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCH_CACHE", str(tmp / "cache"))
+    try:
+        suite = SUITES / "lm-summarization-smoke.yaml"
+        assert main(["run", str(suite), "--store", str(store), "--jobs", "2", "-q"]) == 0
+    finally:
+        mp.undo()
+    return tmp, store
+
+
+def test_summarization_records_win_rate_rouge_and_per_prompt_outcomes(summary_run):
+    tmp, store = summary_run
+    runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
+    assert set(runs.values()) == {"done"} and len(runs) == 7
+    ev = _evals(store)
+    final = ev[(ev.metric == "eval/win_rate") & (ev.step == ev.groupby("algorithm").step.transform("max"))]
+    assert set(final.algorithm) == set(runs)
+    assert sorted(final[final.algorithm == "dpo"].temperature) == [0.0, 0.5, 1.0]
+    assert ((final.value >= 0) & (final.value <= 1)).all()
+    rouge = ev[ev.metric == "eval/rouge_l"]
+    assert (
+        len(rouge) == len(ev[ev.metric == "eval/win_rate"])
+        and ((rouge.value >= 0) & (rouge.value <= 1)).all()
+    )
+    # per prompt: 24 test prompts x 3 temperatures x (win, gold) per run; the win outcomes are
+    # 0, 1/2 or 1 and average to the recorded win rate
+    out = pd.DataFrame(
+        _rows(
+            store,
+            "SELECT r.algorithm, o.temperature, o.metric, o.item, o.value FROM outcomes o"
+            " JOIN runs r ON r.key = o.run_key",
+        ),  # fmt: skip
+        columns=["algorithm", "temperature", "metric", "item", "value"],
+    )
+    assert len(out) == 7 * 24 * 3 * 2
+    wins = out[out.metric == "eval/win_rate"]
+    assert set(wins.value) <= {0.0, 0.5, 1.0}
+    for (algo, temp), g in wins.groupby(["algorithm", "temperature"]):
+        rec = final[(final.algorithm == algo) & (final.temperature == temp)].value.iloc[0]
+        assert g.value.mean() == pytest.approx(rec)
+
+
+def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
+    tmp, store = summary_run
+    out = tmp / "report"
+    assert (
+        main(["report", "--suite", "lm-summarization-smoke", "--store", str(store), "--out", str(out), "-q"])
+        == 0
+    )
+    md = (out / "summary.md").read_text()
+    assert "Win rate against the reference" in md and "KL over training" in md and "Samples at T = 1" in md
+    wins = pd.read_csv(out / "win_rates.csv")
+    assert set(wins.ci) == {"seeds x prompts"} and (wins.prompts == 24).all()
+    assert sorted(wins.temperature.unique()) == [0.0, 0.5, 1.0]
+    assert ((wins.lo <= wins["mean"]) & (wins["mean"] <= wins.hi)).all()
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"winrate1.png", "kl1.png", "frontier1.png"} <= figures
+
+
+def test_online_methods_are_deterministic_for_a_seed(summary_run, write_suite, monkeypatch):
+    tmp, _ = summary_run
+    monkeypatch.setenv("BENCH_CACHE", str(tmp / "cache"))  # pi_SFT and reward model already built
+    text = (SUITES / "lm-summarization-smoke.yaml").read_text()
+    head, _ = text.split("algorithms:")
+    suite = write_suite(
+        head.replace("name: lm-summarization-smoke", "name: determinism")
+        + """algorithms:
+  - algo: rlhf-ppo
+    params: {batch_size: 8, minibatch_size: 4, ppo_epochs: 2}
+  - algo: lm-pg
+    label: rloo
+    params: {prompts_per_batch: 4, k: 4}
+"""
+    )
+    stores = [tmp / "det-a.sqlite", tmp / "det-b.sqlite"]
+    for store in stores:
+        assert main(["run", str(suite), "--store", str(store), "-q"]) == 0
+    a, b = (
+        _evals(s).sort_values(["algorithm", "step", "temperature", "metric"]).reset_index(drop=True)
+        for s in stores
+    )
+    assert len(a) > 20
+    pd.testing.assert_frame_equal(a, b)

@@ -1,0 +1,317 @@
+"""Online RL on LM tasks: RLHF-PPO with four models, and policy gradient (REINFORCE / RLOO).
+
+**RLHF-PPO** (``rlhf-ppo``) follows the four-model layout of DeepSpeed-Chat's step 3 (Yao et al.
+2023) and the PPO recipe of Ziegler et al. (2019) and Stiennon et al. (2020):
+
+* *actor* — trained, initialised from π_SFT; *reference* — frozen π_SFT;
+* *reward model* — frozen (``reward: rm``), or the gold reward itself (``reward: gold``: the DPO
+  paper's PPO-GT, no reward model anywhere);
+* *critic* — trained, a scalar head read at every token; initialised from the reward model
+  (``reward: gold``: from π_SFT's transformer with a fresh head).
+
+One iteration samples ``batch_size`` train prompts, one completion each from the actor at
+``temperature``, and builds per-token rewards over the completion tokens (``token_rewards``):
+−kl_coef·(log π − log π_ref) on every token, plus the sequence score — the reward model's score
+or the gold reward, standardised by its mean and std over π_SFT's preference completions —
+clipped to ±``clip_reward`` on the last token. GAE (γ, λ) runs over the completion tokens only
+(``masked_gae``); returns = advantages + values. Then ``ppo_epochs`` passes of minibatches:
+the clipped ratio loss averaged over completion tokens for the actor, the clipped value loss for
+the critic, each with its own AdamW. With ``target_kl`` set, kl_coef follows the proportional
+controller of Ziegler et al. on the rollouts' sequence KL (nats), the paper's target-KL sweep.
+
+**PG on language** (``lm-pg``) is REINFORCE with the KL-regularised sequence reward
+R = score − kl_coef·Σ_t (log π − log π_ref): ``k`` completions per prompt and, with
+``baseline: rloo``, the leave-one-out mean of the other k − 1 rewards of the same prompt as the
+baseline (RLOO, Kool et al. 2019; Ahmadian et al. 2024); ``baseline: none`` is plain REINFORCE.
+One optimizer update per batch of prompts.
+
+The budget of both counts optimizer updates (of the actor), like every trained LM method.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.algos import losses
+from bench.algos.lm import Batches, optimizer_step
+from bench.lm.evaluation import LMEvaluator
+from bench.lm.generation import batch_pairs, sample, score
+from bench.lm.models import load_scalar_model, scalar_model_from
+from bench.lm.setup import LMContext, rm_scores_batched
+from bench.lm.tasks import LMTask
+from bench.recorder import Recorder
+
+
+class _OnlineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reward: Literal["rm", "gold"] = Field("rm", description="reward model, or the gold reward (PPO-GT)")
+    lr: float = Field(5e-5, gt=0, le=1, description="actor AdamW learning rate (constant)")
+    kl_coef: float = Field(0.05, ge=0, description="KL penalty coefficient (initial, with target_kl)")
+    clip_reward: float = Field(5.0, gt=0, description="the sequence score is clipped to ± this")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts")
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
+class RLHFPPOConfig(_OnlineConfig):
+    batch_size: int = Field(64, gt=0, le=65536, description="prompts (one completion each) per iteration")
+    minibatch_size: int = Field(16, gt=0, le=65536, description="completions per update")
+    ppo_epochs: int = Field(4, gt=0, le=100, description="passes over each batch of experience")
+    clip_range: float = Field(0.2, gt=0, description="policy ratio clip ε")
+    clip_range_vf: float = Field(0.2, gt=0, description="value clip around the rollout values")
+    critic_lr: float = Field(1e-4, gt=0, le=1, description="critic AdamW learning rate")
+    gamma: float = Field(1.0, gt=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1, description="GAE λ")
+    whiten_advantages: bool = True
+    target_kl: float | None = Field(None, gt=0, description="adaptive kl_coef toward this sequence KL (nats)")
+    horizon: int = Field(500, gt=0, description="controller horizon in samples (Ziegler et al.: 10k)")
+
+
+class LMPGConfig(_OnlineConfig):
+    baseline: Literal["rloo", "none"] = Field("rloo", description="leave-one-out baseline, or none")
+    prompts_per_batch: int = Field(16, gt=0, le=65536, description="prompts per update")
+    k: int = Field(4, ge=1, le=256, description="completions per prompt (RLOO needs k >= 2)")
+
+
+# -- pure functions (tested against hand values) ------------------------------------------------
+
+
+def token_rewards(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor,
+                  kl_coef: float, clip_reward: float) -> torch.Tensor:  # fmt: skip
+    """Per-token rewards [B, C]: −kl_coef·(log π − log π_ref) on every completion token, plus the
+    sequence score clipped to ±clip_reward on the last one; zero on padding."""
+    rewards = -kl_coef * (logp - ref_logp) * mask
+    last = mask.sum(-1).long() - 1  # index of each row's last completion token
+    rows = torch.arange(len(mask))
+    rewards[rows, last] += scores.clamp(-clip_reward, clip_reward).to(rewards.dtype)
+    return rewards * mask
+
+
+def masked_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
+               lam: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """GAE over each row's completion tokens [B, C] (right-padded, ``mask`` marks real tokens):
+    the episode ends at the row's last token (no bootstrap past it). Returns (advantages,
+    returns = advantages + values), zero on padding."""
+    B, C = rewards.shape
+    lengths = mask.sum(-1).long()
+    steps = torch.arange(C)[None, :]
+    dones = steps >= (lengths[:, None] - 1)  # the last token ends the episode; padding stays done
+    values = values * mask
+    v_ext = torch.cat([values, torch.zeros(B, 1, dtype=values.dtype)], dim=1)
+    adv, _ = losses.gae(rewards.T, v_ext.T, dones.T, gamma, lam)
+    adv = adv.T * mask
+    return adv, (adv + values) * mask
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(x − mean) / std over the real tokens (population std), zero on padding."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    return (x - mean) / torch.sqrt(var + eps) * mask
+
+
+def rloo_baseline(rewards: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out baseline [P, k]: for sample i of a prompt, the mean reward of the other
+    k − 1 samples of that prompt."""
+    k = rewards.shape[-1]
+    if k < 2:
+        raise ValueError("RLOO needs k >= 2 completions per prompt")
+    return (rewards.sum(-1, keepdim=True) - rewards) / (k - 1)
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+
+def token_values(critic, prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> torch.Tensor:
+    """The critic's value of each completion token's state (read where the policy's logit for
+    that token is read: the position before it). [B, C]"""
+    ids, attn, index, _, _ = (t.to(critic.device) for t in batch_pairs(prompts, completions, pad_id))
+    hidden = critic.base_model(input_ids=ids, attention_mask=attn).last_hidden_state
+    rows = torch.arange(len(prompts), device=critic.device)[:, None]
+    head = critic.score if hasattr(critic, "score") else critic.classifier
+    return head(hidden[rows, index])[..., 0].float()
+
+
+class SequenceScorer:
+    """The score a rollout gets: the frozen reward model's, or the gold reward, standardised by
+    its mean and std over π_SFT's preference completions (so both have the same scale)."""
+
+    def __init__(self, ctx: LMContext, reward: str, recorder: Recorder):
+        self.ctx, self.reward = ctx, reward
+        self.tok = ctx.tokenizer()
+        if reward == "rm":
+            self.rm, info = ctx.reward_model()
+            self.mean, self.std = info["score_mean"], max(info["score_std"], 1e-6)
+            recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
+            recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
+            recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
+
+        else:
+            # the gold reward gets the same standardisation, from π_SFT's preference completions
+            gold = np.concatenate([np.asarray(g, dtype=float) for g in ctx.preferences().gold])
+            self.mean, self.std = float(gold.mean()), max(float(gold.std()), 1e-6)
+
+    def raw(self, prompts: list[list[int]], completions: list[list[int]]) -> np.ndarray:
+        if self.reward == "rm":
+            return rm_scores_batched(self.rm, prompts, completions, self.tok.pad_token_id)
+        texts = self.tok.batch_decode(completions, skip_special_tokens=True)
+        prompt_texts = self.tok.batch_decode(prompts, skip_special_tokens=True)
+        return self.ctx.gold()(texts, prompt_texts)
+
+    def __call__(self, prompts: list[list[int]], completions: list[list[int]]) -> torch.Tensor:
+        """Standardised sequence scores: (raw − mean) / std."""
+        return torch.as_tensor((self.raw(prompts, completions) - self.mean) / self.std, dtype=torch.float32)
+
+
+def _critic(ctx: LMContext, reward: str):
+    """The trainable critic: a copy of the reward model, or π_SFT's transformer with a new head."""
+    if reward == "rm":
+        ctx.reward_model()
+        model = load_scalar_model(str(ctx.reward_model_path()))
+    else:
+        model = scalar_model_from(str(ctx.sft_path()), ctx.tokenizer().pad_token_id, ctx.seed)
+    model.to(ctx.setup.torch_device()).train()
+    return model
+
+
+def _rollout(ctx: LMContext, actor, prompts: list[list[int]], temperature: float, g: torch.Generator):
+    tok = ctx.tokenizer()
+    return sample(actor, prompts, temperature, ctx.setup.max_new_tokens, tok.eos_token_id, tok.pad_token_id,
+                  generator=g)  # fmt: skip
+
+
+def _logps(model, prompts, completions, pad) -> tuple[torch.Tensor, torch.Tensor]:
+    s = score(model, prompts, completions, pad)
+    return s.token_logp.cpu(), s.mask.cpu()
+
+
+def _tokens(t: torch.Tensor, idx: torch.Tensor, keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The real-token entries of rows ``idx`` of a batch tensor [B, C], as a flat tensor on
+    ``like``'s device (``keep`` [len(idx), w] marks them; w <= C)."""
+    return t[idx, : keep.shape[1]][keep].to(like.device)
+
+
+# -- RLHF-PPO -----------------------------------------------------------------------------------
+
+
+def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
+                   recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    tok = ctx.tokenizer()
+    pad = tok.pad_token_id
+    train_prompts = [ids for _, ids in ctx.prompts()["train"]]
+    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+    actor, ref, critic = ctx.policy(), ctx.reference(), _critic(ctx, cfg.reward)
+    actor_opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
+    critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
+    prompt_batches = Batches(len(train_prompts), cfg.batch_size, seed)
+    g = torch.Generator().manual_seed(seed)
+    kl_coef, update = cfg.kl_coef, 0
+    mb = min(cfg.minibatch_size, cfg.batch_size)
+    while update < steps:
+        # -- experience
+        prompts = [train_prompts[i] for i in prompt_batches.next()]
+        with torch.no_grad():
+            completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
+            old_logp, mask = _logps(actor, prompts, completions, pad)
+            ref_logp, _ = _logps(ref, prompts, completions, pad)
+            critic.eval()
+            old_values = token_values(critic, prompts, completions, pad).cpu() * mask
+            critic.train()
+            seq_score = scorer(prompts, completions)
+            rewards = token_rewards(old_logp, ref_logp, mask, seq_score, kl_coef, cfg.clip_reward)
+            adv, returns = masked_gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
+            if cfg.whiten_advantages:
+                adv = masked_whiten(adv, mask)
+        seq_kl = ((old_logp - ref_logp) * mask).sum(-1)
+        # -- PPO epochs over minibatches
+        stats = {"policy_loss": [], "value_loss": [], "clipfrac": []}
+        order_g = torch.Generator().manual_seed(seed * 100_003 + update)
+        for _ in range(cfg.ppo_epochs):
+            for idx in torch.randperm(len(prompts), generator=order_g).split(mb):
+                if update >= steps:
+                    break
+                p = [prompts[i] for i in idx]
+                c = [completions[i] for i in idx]
+                new = score(actor, p, c, pad, with_grad=True).token_logp
+                w = new.shape[1]  # this minibatch's longest completion (the batch may be wider)
+                keep = mask[idx, :w].bool()
+                new_flat = new[keep.to(new.device)]
+                old_flat, adv_flat = _tokens(old_logp, idx, keep, new), _tokens(adv, idx, keep, new)
+                pl = losses.clipped_surrogate_loss(new_flat, old_flat, adv_flat, cfg.clip_range)
+                optimizer_step(actor_opt, actor, pl, cfg.max_grad_norm)
+                values = token_values(critic, p, c, pad)
+                values = values[keep.to(values.device)]
+                vl = losses.value_loss(values, _tokens(old_values, idx, keep, values),
+                                       _tokens(returns, idx, keep, values), cfg.clip_range_vf)  # fmt: skip
+                optimizer_step(critic_opt, critic, vl, cfg.max_grad_norm)
+                ratio = torch.exp(new_flat.detach() - old_flat)
+                stats["policy_loss"].append(pl.item())
+                stats["value_loss"].append(vl.item())
+                stats["clipfrac"].append(float(((ratio - 1).abs() > cfg.clip_range).float().mean()))
+                update += 1
+                recorder.steps(update)
+                if evaluator.due(update) and update < steps:
+                    evaluator(update, actor)
+        # -- records and the KL controller
+        mean_kl = float(seq_kl.mean())
+        recorder.curve(update, "train/score", float(seq_score.mean()))
+        recorder.curve(update, "train/kl", mean_kl)
+        recorder.curve(update, "train/kl_coef", kl_coef)
+        recorder.curve(update, "train/length", float(mask.sum(-1).mean()))
+        for name, vals in stats.items():
+            if vals:
+                recorder.curve(update, f"train/{name}", float(np.mean(vals)))
+        if cfg.target_kl is not None:
+            kl_coef = losses.adaptive_kl_coef(kl_coef, mean_kl, cfg.target_kl, len(prompts), cfg.horizon)
+    evaluator.final(steps, actor)
+
+
+# -- policy gradient (REINFORCE / RLOO) ---------------------------------------------------------
+
+
+def train_lm_pg(task: LMTask, cfg: LMPGConfig, steps: int, seed: int, evaluator: LMEvaluator,
+                recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    if cfg.baseline == "rloo" and cfg.k < 2:
+        raise ValueError("baseline: rloo needs k >= 2")
+    tok = ctx.tokenizer()
+    pad = tok.pad_token_id
+    train_prompts = [ids for _, ids in ctx.prompts()["train"]]
+    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+    actor, ref = ctx.policy(), ctx.reference()
+    opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
+    prompt_batches = Batches(len(train_prompts), cfg.prompts_per_batch, seed)
+    g = torch.Generator().manual_seed(seed)
+    for update in range(1, steps + 1):
+        base = [train_prompts[i] for i in prompt_batches.next()]
+        prompts = [p for p in base for _ in range(cfg.k)]
+        completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
+        s = score(actor, prompts, completions, pad, with_grad=True)
+        dev = s.token_logp.device
+        with torch.no_grad():
+            ref_logp, _ = _logps(ref, prompts, completions, pad)
+            seq_score = scorer(prompts, completions).to(dev)
+        seq_logp = s.token_logp.sum(-1)  # token log-probs are zero on padding
+        seq_kl = seq_logp.detach() - ref_logp.sum(-1).to(dev)
+        reward = seq_score.clamp(-cfg.clip_reward, cfg.clip_reward) - cfg.kl_coef * seq_kl
+        per_prompt = reward.view(len(base), cfg.k)
+        baseline = rloo_baseline(per_prompt) if cfg.baseline == "rloo" else torch.zeros_like(per_prompt)
+        adv = (per_prompt - baseline).flatten()
+        loss = losses.policy_gradient_loss(seq_logp, adv)
+        optimizer_step(opt, actor, loss, cfg.max_grad_norm)
+        recorder.steps(update)
+        if update % 5 == 0 or update == steps:
+            recorder.curve(update, "train/loss", loss.item())
+            recorder.curve(update, "train/score", float(seq_score.mean()))
+            recorder.curve(update, "train/kl", float(seq_kl.mean()))
+            recorder.curve(update, "train/reward", float(reward.mean()))
+            recorder.curve(update, "train/length", float(s.mask.sum(-1).float().mean()))
+        if evaluator.due(update) and update < steps:
+            evaluator(update, actor)
+    evaluator.final(steps, actor)
