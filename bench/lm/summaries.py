@@ -60,10 +60,11 @@ References
 Each article has one imperfect "human-written" reference summary of one sentence, built from
 several word orders (active, passive, fronted time, headline style), whose ``kind`` is drawn as:
 
-* ``complete`` (45%) — every key fact, at most ``budget`` words: scores 1;
+* ``complete`` (35%) — every key fact, at most ``budget`` words: scores 1;
 * ``missing`` (25%) — one or two key facts left out (a vote counts as two), within the budget;
-* ``wordy`` (15%) — every key fact, padded with phrases without facts past the budget;
-* ``distracted`` (15%) — every key fact plus one fact of a distractor sentence.
+* ``vague`` (15%) — a lazy summary: who, the object and one more fact only;
+* ``wordy`` (12.5%) — every key fact, padded with phrases without facts past the budget;
+* ``distracted`` (12.5%) — every key fact plus one fact of a distractor sentence.
 
 References never mention a fact absent from their document. Generation is deterministic in the
 seed: all draws come from one ``random.Random(seed)``, article after article, so the first ``k`` of
@@ -599,6 +600,13 @@ def _reference(event: _Event, kind: str, background: list[tuple[str, str]], rng:
         if rng.random() < 0.3 and "vote" not in (first, second) and {first, second} != {"org", "person"}:
             dropped.add(second)
         return _fitted(lambda: _summary(event, full - dropped, rng), _BUDGET)
+    if kind == "vague":  # someone, the object and one more fact
+        who = [s for s in ("org", "person") if s in full]
+        keep = {rng.choice(who)} if who else set()
+        rest = sorted(full - {"org", "person"})
+        if rest:
+            keep.add(rng.choice(rest))
+        return _fitted(lambda: _summary(event, keep, rng), _BUDGET)
     if kind == "distracted":
         slot, value = rng.choice(background)
         extra = rng.choice(_BACKGROUND_PHRASES[slot]).format(x=value)
@@ -617,7 +625,7 @@ def _reference(event: _Event, kind: str, background: list[tuple[str, str]], rng:
 
 
 # reference kinds with their cumulative shares
-_KINDS = (("complete", 0.45), ("missing", 0.70), ("wordy", 0.85), ("distracted", 1.0))
+_KINDS = (("complete", 0.35), ("missing", 0.60), ("vague", 0.75), ("wordy", 0.875), ("distracted", 1.0))
 
 
 def generate_articles(n: int, seed: int) -> list[Article]:

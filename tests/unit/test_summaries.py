@@ -222,8 +222,9 @@ def test_references_never_invent_facts(articles):
 
 def test_reference_kind_shares(articles):
     shares = Counter(a.kind for a in articles)
-    assert set(shares) == {"complete", "missing", "wordy", "distracted"}
-    for kind, share in (("complete", 0.45), ("missing", 0.25), ("wordy", 0.15), ("distracted", 0.15)):
+    assert set(shares) == {"complete", "missing", "vague", "wordy", "distracted"}
+    kinds = (("complete", 0.35), ("missing", 0.25), ("vague", 0.15), ("wordy", 0.125), ("distracted", 0.125))
+    for kind, share in kinds:
         assert shares[kind] / len(articles) == pytest.approx(share, abs=0.04)
 
 
@@ -238,6 +239,8 @@ def test_reference_kinds_score_as_designed(articles, details):
         elif article.kind == "missing":
             missing = round(key * (1 - detail["recall"]))
             assert 1 <= missing <= 2 and detail["distractors"] == 0 and detail["words"] <= 20
+        elif article.kind == "vague":
+            assert round(key * detail["recall"]) <= 4 and detail["distractors"] == 0  # a vote is two
         elif article.kind == "wordy":
             assert detail["recall"] == 1.0 and detail["distractors"] == 0 and detail["words"] > 20
         else:
@@ -247,6 +250,7 @@ def test_reference_kinds_score_as_designed(articles, details):
     assert mean["complete"] > mean["wordy"] > mean["missing"]
     assert mean["wordy"] > mean["distracted"]
     assert mean["missing"] == pytest.approx(mean["distracted"], abs=0.1)
+    assert mean["vague"] < mean["missing"]
 
 
 def test_judge_matches_details(articles, details):
