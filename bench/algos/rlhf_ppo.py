@@ -152,7 +152,6 @@ class SequenceScorer:
             recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
             recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
             recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
-
         else:
             # the gold reward gets the same standardisation, from π_SFT's preference completions
             gold = np.concatenate([np.asarray(g, dtype=float) for g in ctx.preferences().gold])

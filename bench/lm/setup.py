@@ -128,11 +128,13 @@ class LMSetup(_Recipe):
         return self.device
 
     def for_task(self, task: LMTask) -> dict:
-        """The recipe of ``task``'s runs (part of their run keys; the default device is left out, so
-        run keys from before the field existed stay valid)."""
+        """The recipe of ``task``'s runs (part of their run keys; the default device and an unset
+        reference field are left out, so run keys from before those fields existed stay valid)."""
         data = {**self.model_dump(mode="json"), "gold": self.gold or task.gold}
         if data["device"] == "cpu":
             del data["device"]
+        if data["corpus"]["reference_field"] is None:
+            del data["corpus"]["reference_field"]
         return data
 
 

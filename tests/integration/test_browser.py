@@ -76,11 +76,26 @@ def test_published_lm_sentiment_report_opens_with_frontier_temperatures_and_samp
     report = REPORT.parents[1] / "lm-sentiment" / "index.html"
     assert report.is_file(), "reports/lm-sentiment is committed (bench report --suite lm-sentiment)"
     images = _open_and_check(browser, report, tmp_path / "lm-sentiment.png")
-    assert {"task1.png", "frontier1.png", "temperature1.png"} <= {Path(src).name for src, _ in images}
+    assert {"task1.png", "frontier1.png", "temperature1.png", "kl1.png"} <= {
+        Path(src).name for src, _ in images
+    }
     from selenium.webdriver.common.by import By
 
     rows = browser.find_elements(By.CSS_SELECTOR, "table.samples tr")
     assert len(rows) >= 1 + 5  # header, five samples of pi_SFT and more
+
+
+def test_published_lm_summarization_report_opens_with_win_rates_kl_curves_and_samples(browser, tmp_path):
+    report = REPORT.parents[1] / "lm-summarization" / "index.html"
+    assert report.is_file(), "reports/lm-summarization is committed (bench report --suite lm-summarization)"
+    images = _open_and_check(browser, report, tmp_path / "lm-summarization.png")
+    names = {Path(src).name for src, _ in images}
+    assert {"frontier1.png", "temperature1.png", "winrate1.png", "kl1.png"} <= names
+    from selenium.webdriver.common.by import By
+
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.samples tr")) >= 1 + 5
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "Win rate against the reference" in body and "T = 0.25" in body
 
 
 def test_report_with_frontiers_and_markup_in_names_opens_cleanly(browser, tmp_path):

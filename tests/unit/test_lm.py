@@ -181,3 +181,17 @@ def test_dpo_loss_equals_trl_dpotrainer_on_the_same_batch(model, tok, tmp_path):
     # and by hand: -log sigma(beta * margin), mean over the batch
     margin = (logp_w - ref_w) - (logp_l - ref_l)
     assert our_loss == pytest.approx(float(-F.logsigmoid(0.1 * margin).mean()), abs=1e-6)
+
+
+def test_run_keys_of_earlier_lm_suites_stay_valid():
+    """Fields added to the lm: section after runs were stored (device, corpus.reference_field) are
+    left out of the run recipe at their defaults, so stored runs keep their keys."""
+    from bench.lm.setup import LMSetup
+    from bench.lm.tasks import get_lm_task
+
+    recipe = LMSetup().for_task(get_lm_task("sentiment"))
+    assert "device" not in recipe and "reference_field" not in recipe["corpus"]
+    custom = LMSetup(corpus={"source": "hf", "dataset": "x", "reference_field": "label"}, device="auto")
+    recipe = custom.for_task(get_lm_task("summarization"))
+    assert recipe["device"] == "auto" and recipe["corpus"]["reference_field"] == "label"
+    assert recipe["gold"] == "summary-judge"
