@@ -58,8 +58,8 @@ def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     # Best-of-N: analytic KL log N - (N - 1)/N; the reward-model runs carry its accuracy
     bon = ev[(ev.algo == "best-of-n") & (ev.metric == "eval/kl")]
     assert sorted(round(v, 6) for v in bon.value) == [0.0, 0.0, 0.636294, 0.636294]
-    # the reward-model runs of Best-of-N and RLHF-PPO (not PPO-GT) carry its accuracy
-    assert len(ev[ev.metric == "rm/accuracy"]) == 3
+    # the reward-model runs of Best-of-N (2), RLHF-PPO and RLOO (not PPO-GT) carry its accuracy
+    assert len(ev[ev.metric == "rm/accuracy"]) == 4
     assert not len(ev[(ev.algorithm == "ppo-gt") & (ev.metric == "rm/accuracy")])
     # RLHF-PPO with a target KL adapts its coefficient between iterations
     query = (
