@@ -391,17 +391,14 @@ def win_rate_table(
     runs = results.runs[results.runs.status == "done"].set_index("run_key")[["task", "algorithm", "seed"]]
     ev = ev.join(runs, on="run_key", how="inner")
     last = ev[ev.step == ev.groupby("run_key").step.transform("max")]
-    out = results.outcomes
-    if out is not None:
-        out = out[out.metric == WIN_METRIC].join(runs, on="run_key", how="inner")
+    groups: dict = {}  # (task, algorithm, temperature) -> that cell's per-prompt outcomes
+    if results.outcomes is not None:
+        out = results.outcomes[results.outcomes.metric == WIN_METRIC].join(runs, on="run_key", how="inner")
+        groups = dict(list(out.groupby(["task", "algorithm", "temperature"])))
     rows = []
     for (task, algo, temp), g in last.groupby(["task", "algorithm", "temperature"], sort=True):
-        o = (
-            None
-            if out is None
-            else out[(out.task == task) & (out.algorithm == algo) & np.isclose(out.temperature, temp)]
-        )
-        if o is not None and len(o):
+        o = groups.get((task, algo, temp))
+        if o is not None:
             matrix = o.pivot_table(index="run_key", columns="item", values="value").dropna(axis=1)
             m, lo, hi = stats.two_way_interval(matrix.to_numpy(), reps, confidence, seed)
             rows.append([task, algo, temp, len(matrix), matrix.shape[1], m, lo, hi, "seeds x prompts"])

@@ -4,6 +4,21 @@ from pathlib import Path
 import pytest
 
 
+def run_in_cache(tmp: Path, suite: Path, *args: str) -> Path:
+    """``bench run suite`` into ``tmp/bench.sqlite`` with the artifact cache in ``tmp/cache``
+    (for module-scoped fixtures, which cannot use the ``monkeypatch`` fixture); returns the store."""
+    from bench.cli import main
+
+    store = tmp / "bench.sqlite"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCH_CACHE", str(tmp / "cache"))
+    try:
+        assert main(["run", str(suite), "--store", str(store), "-q", *args]) == 0
+    finally:
+        mp.undo()
+    return store
+
+
 @pytest.fixture
 def write_suite(tmp_path: Path):
     """Writes a suite file from a YAML string; returns its path."""

@@ -157,16 +157,17 @@ class SequenceScorer:
             gold = np.concatenate([np.asarray(g, dtype=float) for g in ctx.preferences().gold])
             self.mean, self.std = float(gold.mean()), max(float(gold.std()), 1e-6)
 
-    def raw(self, prompts: list[list[int]], completions: list[list[int]]) -> np.ndarray:
+    def raw(
+        self, prompt_texts: list[str], prompts: list[list[int]], completions: list[list[int]]
+    ) -> np.ndarray:
         if self.reward == "rm":
             return rm_scores_batched(self.rm, prompts, completions, self.tok.pad_token_id)
-        texts = self.tok.batch_decode(completions, skip_special_tokens=True)
-        prompt_texts = self.tok.batch_decode(prompts, skip_special_tokens=True)
-        return self.ctx.gold()(texts, prompt_texts)
+        return self.ctx.gold()(self.tok.batch_decode(completions, skip_special_tokens=True), prompt_texts)
 
-    def __call__(self, prompts: list[list[int]], completions: list[list[int]]) -> torch.Tensor:
-        """Standardised sequence scores: (raw − mean) / std."""
-        return torch.as_tensor((self.raw(prompts, completions) - self.mean) / self.std, dtype=torch.float32)
+    def __call__(self, prompt_texts: list[str], prompts: list[list[int]], completions: list[list[int]]):
+        """Standardised sequence scores [B]: (raw − mean) / std."""
+        raw = self.raw(prompt_texts, prompts, completions)
+        return torch.as_tensor((raw - self.mean) / self.std, dtype=torch.float32)
 
 
 def _critic(ctx: LMContext, reward: str):
@@ -204,7 +205,7 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
                    recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
     tok = ctx.tokenizer()
     pad = tok.pad_token_id
-    train_prompts = [ids for _, ids in ctx.prompts()["train"]]
+    train_prompts = ctx.prompts()["train"]  # (text, ids)
     scorer = SequenceScorer(ctx, cfg.reward, recorder)
     actor, ref, critic = ctx.policy(), ctx.reference(), _critic(ctx, cfg.reward)
     actor_opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -215,7 +216,8 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
     mb = min(cfg.minibatch_size, cfg.batch_size)
     while update < steps:
         # -- experience
-        prompts = [train_prompts[i] for i in prompt_batches.next()]
+        batch = [train_prompts[i] for i in prompt_batches.next()]
+        prompts = [ids for _, ids in batch]
         with torch.no_grad():
             completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
             old_logp, mask = _logps(actor, prompts, completions, pad)
@@ -223,7 +225,7 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
             critic.eval()
             old_values = token_values(critic, prompts, completions, pad).cpu() * mask
             critic.train()
-            seq_score = scorer(prompts, completions)
+            seq_score = scorer([t for t, _ in batch], prompts, completions)
             rewards = token_rewards(old_logp, ref_logp, mask, seq_score, kl_coef, cfg.clip_reward)
             adv, returns = masked_gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
             if cfg.whiten_advantages:
@@ -281,7 +283,7 @@ def train_lm_pg(task: LMTask, cfg: LMPGConfig, steps: int, seed: int, evaluator:
         raise ValueError("baseline: rloo needs k >= 2")
     tok = ctx.tokenizer()
     pad = tok.pad_token_id
-    train_prompts = [ids for _, ids in ctx.prompts()["train"]]
+    train_prompts = ctx.prompts()["train"]  # (text, ids)
     scorer = SequenceScorer(ctx, cfg.reward, recorder)
     actor, ref = ctx.policy(), ctx.reference()
     opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -289,13 +291,13 @@ def train_lm_pg(task: LMTask, cfg: LMPGConfig, steps: int, seed: int, evaluator:
     g = torch.Generator().manual_seed(seed)
     for update in range(1, steps + 1):
         base = [train_prompts[i] for i in prompt_batches.next()]
-        prompts = [p for p in base for _ in range(cfg.k)]
+        prompts = [ids for _, ids in base for _ in range(cfg.k)]
         completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
         s = score(actor, prompts, completions, pad, with_grad=True)
         dev = s.token_logp.device
         with torch.no_grad():
             ref_logp, _ = _logps(ref, prompts, completions, pad)
-            seq_score = scorer(prompts, completions).to(dev)
+            seq_score = scorer([t for t, _ in base for _ in range(cfg.k)], prompts, completions).to(dev)
         seq_logp = s.token_logp.sum(-1)  # token log-probs are zero on padding
         seq_kl = seq_logp.detach() - ref_logp.sum(-1).to(dev)
         reward = seq_score.clamp(-cfg.clip_reward, cfg.clip_reward) - cfg.kl_coef * seq_kl

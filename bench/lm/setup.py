@@ -373,7 +373,7 @@ class LMContext:
             _, docs = self.documents()
             r, tok = self.setup.prompts, self.tokenizer()
             refs = None
-            if self.task.split is not None:
+            if self.task.has_references:
                 parts = [part for part in map(self.task.split, docs) if part is not None]
                 cut = list(zip([p for p, _ in parts], encode(tok, [p for p, _ in parts]), strict=True))
                 refs = [ref for _, ref in parts]

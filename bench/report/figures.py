@@ -212,28 +212,39 @@ def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, 
     return _save(fig, path)
 
 
-def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
-    """Final score against sampling temperature, mean over runs with 95% CI: one panel per
-    method (run label stem), one line per sweep point of the method."""
+def _method_panels(table: pd.DataFrame, colors: dict, height: float, legend_loc: str, draw):
+    """A figure with one panel per method (run label stem) of ``table``: ``draw(axis, rows of one
+    sweep point, shade, short label)`` draws each sweep point in its own shade of the method's
+    colour. Returns the figure; the caller adds its labels."""
     table = table.assign(method=table.algorithm.map(method_of))
     methods = sorted(table.method.unique())
     cols = min(4, len(methods))
     rows = -(-len(methods) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), sharex=True, sharey=True,
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, height * rows), sharex=True, sharey=True,
                              squeeze=False)  # fmt: skip
     for ax, method in zip(axes.flat, methods, strict=False):
         g = table[table.method == method]
         labels = sorted(g.algorithm.unique())
         shades = sns.light_palette(colors[method], n_colors=len(labels) + 2)[2:]
         for label, shade in zip(labels, shades, strict=True):
-            h = g[g.algorithm == label].sort_values("temperature")
-            short = label[len(method) :].strip("[]") or method
-            ax.plot(h.temperature, h["mean"], color=shade, marker="o", ms=3, lw=1.5, label=short)
-            ax.fill_between(h.temperature, h.lo, h.hi, color=shade, alpha=0.15, lw=0)
+            draw(ax, g[g.algorithm == label], shade, label[len(method) :].strip("[]") or method)
         ax.set_title(method, fontsize=10)
-        ax.legend(fontsize=6, loc="lower left")
+        ax.legend(fontsize=6, loc=legend_loc)
     for ax in axes.flat[len(methods) :]:
         ax.axis("off")
+    return fig
+
+
+def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
+    """Final score against sampling temperature, mean over runs with 95% CI: one panel per
+    method (run label stem), one line per sweep point of the method."""
+
+    def draw(ax, h, shade, short):
+        h = h.sort_values("temperature")
+        ax.plot(h.temperature, h["mean"], color=shade, marker="o", ms=3, lw=1.5, label=short)
+        ax.fill_between(h.temperature, h.lo, h.hi, color=shade, alpha=0.15, lw=0)
+
+    fig = _method_panels(table, colors, 2.9, "lower left", draw)
     fig.supxlabel("sampling temperature T (0 = greedy)")
     fig.supylabel(f"final {_score_label(metric, task)} (mean, 95% CI)")
     fig.suptitle(f"{task}: robustness to sampling temperature")
@@ -266,25 +277,13 @@ def win_rate_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) ->
 def kl_curve_figure(curves: pd.DataFrame, task: str, colors: dict, path: Path) -> str:
     """KL(π ‖ π_ref) at T = 1 over training updates, mean over seeds: one panel per method, one
     line per sweep point."""
-    curves = curves.assign(method=curves.algorithm.map(method_of))
-    methods = sorted(curves.method.unique())
-    cols = min(4, len(methods))
-    rows = -(-len(methods) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), sharex=True, sharey=True,
-                             squeeze=False)  # fmt: skip
-    for ax, method in zip(axes.flat, methods, strict=False):
-        g = curves[curves.method == method]
-        labels = sorted(g.algorithm.unique())
-        shades = sns.light_palette(colors[method], n_colors=len(labels) + 2)[2:]
-        for label, shade in zip(labels, shades, strict=True):
-            h = g[g.algorithm == label].groupby("step").kl.agg(["mean", "min", "max"]).reset_index()
-            short = label[len(method) :].strip("[]") or method
-            ax.plot(h.step, h["mean"], color=shade, lw=1.6, marker="o", ms=2.5, label=short)
-            ax.fill_between(h.step, h["min"], h["max"], color=shade, alpha=0.15, lw=0)
-        ax.set_title(method, fontsize=10)
-        ax.legend(fontsize=6, loc="upper left")
-    for ax in axes.flat[len(methods) :]:
-        ax.axis("off")
+
+    def draw(ax, h, shade, short):
+        h = h.groupby("step").kl.agg(["mean", "min", "max"]).reset_index()
+        ax.plot(h.step, h["mean"], color=shade, lw=1.6, marker="o", ms=2.5, label=short)
+        ax.fill_between(h.step, h["min"], h["max"], color=shade, alpha=0.15, lw=0)
+
+    fig = _method_panels(curves, colors, 2.8, "upper left", draw)
     fig.supxlabel("optimizer updates")
     fig.supylabel("KL(π ‖ π_ref) at T = 1 (nats; mean, band = seed range)")
     fig.suptitle(f"{task}: KL to the reference over training")

@@ -189,20 +189,16 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         csv_files["aggregate.csv"] = agg_table
     if len(poi):
         csv_files["probability_of_improvement.csv"] = poi.rename_axis("algorithm")
-    if len(points):
-        csv_files["frontier.csv"] = points
-    if len(temps):
-        csv_files["temperature.csv"] = temps
-    if len(budgets):
-        csv_files["kl_budgets.csv"] = budgets
-    if len(rm_table):
-        csv_files["reward_models.csv"] = rm_table
-    if len(efficiency):
-        csv_files["data_efficiency.csv"] = efficiency
-    if len(samples):
-        csv_files["samples.csv"] = samples
-    if len(win_rates):
-        csv_files["win_rates.csv"] = win_rates
+    optional = {
+        "frontier.csv": points,
+        "temperature.csv": temps,
+        "kl_budgets.csv": budgets,
+        "reward_models.csv": rm_table,
+        "data_efficiency.csv": efficiency,
+        "samples.csv": samples,
+        "win_rates.csv": win_rates,
+    }
+    csv_files.update({name: table for name, table in optional.items() if len(table)})
     if published is not None and len(published):
         csv_files["published.csv"] = published[published.task.isin(tasks)]
     for name, table in csv_files.items():

@@ -8,6 +8,7 @@ import pytest
 
 from bench.cli import main
 from bench.suite import SuiteError, expand, load_suite
+from tests.conftest import run_in_cache
 from tests.integration.test_cli import _rows
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
@@ -24,14 +25,7 @@ def smoke_run(tmp_path_factory):
         f"include: {SUITES / 'control-alignment-smoke.yaml'}\n"
         "name: align-test\nversion: 1\ntasks: [CartPole-v1, Pendulum-v1]\n"
     )
-    store = tmp / "bench.sqlite"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("BENCH_CACHE", str(tmp / "cache"))
-    try:
-        assert main(["run", str(suite), "--store", str(store), "--jobs", "2", "-q"]) == 0
-    finally:
-        mp.undo()
-    return tmp, store
+    return tmp, run_in_cache(tmp, suite, "--jobs", "2")
 
 
 def test_every_method_runs_and_records_kl_and_the_temperature_sweep(smoke_run):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from tests.conftest import run_in_cache
 from tests.integration.test_cli import _rows
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
@@ -15,15 +16,9 @@ SUITES = Path(__file__).resolve().parents[2] / "suites"
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lm")
-    store = tmp / "bench.sqlite"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("BENCH_CACHE", str(tmp / "cache"))
-    try:
-        assert main(["run", str(SUITES / "lm-smoke.yaml"), "--store", str(store), "--jobs", "2", "-q"]) == 0
-        # a second run finds everything done and trains nothing
-        assert main(["run", str(SUITES / "lm-smoke.yaml"), "--store", str(store), "-q"]) == 0
-    finally:
-        mp.undo()
+    store = run_in_cache(tmp, SUITES / "lm-smoke.yaml", "--jobs", "2")
+    # a second run finds everything done and trains nothing
+    assert run_in_cache(tmp, SUITES / "lm-smoke.yaml") == store
     return tmp, store
 
 
@@ -189,15 +184,7 @@ def test_paper_path_runs_on_local_models_and_data(write_suite, tmp_path, monkeyp
 @pytest.fixture(scope="module")
 def summary_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("summ")
-    store = tmp / "bench.sqlite"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("BENCH_CACHE", str(tmp / "cache"))
-    try:
-        suite = SUITES / "lm-summarization-smoke.yaml"
-        assert main(["run", str(suite), "--store", str(store), "--jobs", "2", "-q"]) == 0
-    finally:
-        mp.undo()
-    return tmp, store
+    return tmp, run_in_cache(tmp, SUITES / "lm-summarization-smoke.yaml", "--jobs", "2")
 
 
 def test_summarization_records_win_rate_rouge_and_per_prompt_outcomes(summary_run):
