@@ -35,10 +35,21 @@ def _lm_tasks() -> dict:
 
 
 def cmd_run(args) -> int:
-    from bench.executors import run_local
+    from bench.executors import RAY_MISSING, ExecutorError, run_local, run_ray
     from bench.store import Store, StoreError
     from bench.suite import SuiteError, expand, load_suite
 
+    if args.address and args.executor != "ray":
+        return _fail("--address is for --executor ray")
+    if args.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            return _fail(RAY_MISSING)
+    from bench import distributed
+
+    if distributed.launched():  # under torchrun: this process is one rank of a distributed launch
+        return distributed.cmd_run(args)
     try:
         suite = load_suite(args.suite)
         specs = expand(suite)
@@ -69,7 +80,13 @@ def cmd_run(args) -> int:
     log_dir = Path(args.store).parent / "logs"
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's SIGTERM stops cleanly, as Ctrl-C
     try:
-        results = run_local(store, todo, min(args.jobs, max(len(todo), 1)), log_dir, args.quiet, suite.name)
+        if args.executor == "ray":
+            results = run_ray(store, todo, args.address, log_dir, args.quiet, suite.name)
+        else:
+            jobs = min(args.jobs, max(sum(s.cpus for s in todo), 1))
+            results = run_local(store, todo, jobs, log_dir, args.quiet, suite.name)
+    except ExecutorError as e:
+        return _fail(str(e))
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished runs are stored; run the same command again to resume", file=sys.stderr
@@ -335,7 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", "Run a suite: every run not already done in the store (resumable).", cmd_run)
     p.add_argument("suite", help="suite file, e.g. suites/smoke.yaml")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--jobs", "-j", type=int, default=1,
+        help="local executor: CPU cores to keep busy (default 1); a run takes one, a Distributed "
+        "PPO run one per worker",
+    )  # fmt: skip
+    p.add_argument(
+        "--executor", choices=["local", "ray"], default="local",
+        help="local: processes on this machine (default); ray: one Ray task per run, with its "
+        "CPU/GPU needs (needs the [ray] extra)",
+    )  # fmt: skip
+    p.add_argument(
+        "--address", metavar="ADDR",
+        help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local Ray instance",
+    )  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = add("list", "List the suites in a folder, the tasks and the algorithms.", cmd_list)

@@ -1,12 +1,16 @@
-"""Executing runs: ``run_one`` (in a worker) and the local executor (process pool, driver).
+"""Executing runs: ``run_one`` (in a worker) and the executors that drive it: local (a process
+pool on this machine) and Ray (tasks on a Ray cluster, ``run_ray``).
 
 Workers never touch the store: each returns its records as a plain dict and the driver writes
 it in one transaction. A run that raises comes back ``failed`` with its traceback; the rest of
 the suite goes on. Ctrl-C (or SIGTERM) stops the workers and leaves unfinished runs ``pending``.
+A run occupies ``spec.cpus`` cores (its worker processes, for Distributed PPO): the local
+executor keeps at most ``--jobs`` cores busy, Ray schedules each run with its CPU/GPU needs.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import multiprocessing as mp
 import queue
@@ -71,20 +75,27 @@ def _init_worker(progress_queue) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
 
 
-def run_one(spec: RunSpec, log_path: str | None = None, progress=None) -> dict:
-    """Trains and evaluates one run; returns its records. Never raises for a failing run."""
+def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_log: bool = False) -> dict:
+    """Trains and evaluates one run; returns its records. Never raises for a failing run.
+
+    ``capture_log``: the log goes into the result (``log_text``) instead of a file, for workers
+    that do not share the driver's filesystem (Ray)."""
     import torch
 
-    from bench.algos import ALGORITHMS
+    from bench.algos import ALGORITHMS, warm_up
     from bench.recorder import Recorder
 
     torch.set_num_threads(1)  # determinism and no oversubscription with --jobs
+    warm_up()
     logger = logging.getLogger(f"bench.run.{spec.key}")
     logger.propagate = False
     handler = None
-    if log_path:
+    if capture_log:
+        handler = logging.StreamHandler(io.StringIO())
+    elif log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_path, mode="w")
+    if handler is not None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -175,7 +186,10 @@ def _result(spec, recorder, logger, handler, started, log_path, status, error) -
         if metric == "eval/return":
             logger.info("eval step=%d T=%g return=%.2f (n=%d)", step, temp, value, n)
     logger.info("%s in %.1f s (%.1f s training), %d env steps", status, wall, train, recorder.env_steps)
+    log_text = None
     if handler:
+        if isinstance(handler.stream, io.StringIO):
+            log_text = handler.stream.getvalue()
         handler.close()
         logger.removeHandler(handler)
     return {
@@ -192,6 +206,7 @@ def _result(spec, recorder, logger, handler, started, log_path, status, error) -
         "samples": recorder.samples,
         "outcomes": recorder.outcomes,
         "log_path": log_path,
+        "log_text": log_text,
         **provenance(),
     }
 
@@ -267,7 +282,8 @@ def _run_pool(store, specs, jobs, log_dir, progress, finish, running) -> None:
             in_flight: dict = {}
             try:
                 while todo or in_flight:
-                    while todo and len(in_flight) < jobs:
+                    # a run takes spec.cpus of the ``jobs`` cores; a bigger one runs on its own
+                    while todo and (not in_flight or busy(in_flight) + todo[-1].cpus <= jobs):
                         spec = todo.pop()
                         path = str(log_path_for(log_dir, spec))
                         store.mark_running(spec.key, path)
@@ -296,12 +312,17 @@ def _run_pool(store, specs, jobs, log_dir, progress, finish, running) -> None:
                 raise
 
 
-def _died(spec: RunSpec) -> dict:
+def busy(in_flight: dict) -> int:
+    """Cores taken by the runs in flight (values: their specs)."""
+    return sum(spec.cpus for spec in in_flight.values())
+
+
+def _died(spec: RunSpec, error: str = "worker process died (killed or out of memory)") -> dict:
     t = now()
     return {
         "key": spec.key,
         "status": "failed",
-        "error": "worker process died (killed or out of memory)",
+        "error": error,
         "started_at": t,
         "ended_at": t,
         "wall_time": 0.0,
@@ -320,3 +341,112 @@ def _drain(progress_queue, progress: Progress) -> None:
         except (queue.Empty, OSError, EOFError):
             return
         progress.update_live(key, steps, sps)
+
+
+# -- Ray -------------------------------------------------------------------------------------
+
+
+class ExecutorError(Exception):
+    """The executor cannot start (e.g. Ray missing or its cluster unreachable)."""
+
+
+RAY_MISSING = 'the Ray executor needs Ray, an optional extra: pip install -e ".[ray]"'
+
+
+def _ray_task(spec: RunSpec, progress_queue) -> dict:
+    """One run as a Ray task: the log comes back in the result (the driver writes it); live
+    progress goes to the driver through a Ray queue, at most once a second."""
+    last = [0.0]
+
+    def progress(key: str, env_steps: int, sps: float) -> None:
+        t = time.monotonic()
+        if t - last[0] >= 1.0:
+            last[0] = t
+            try:
+                progress_queue.put_nowait((key, env_steps, sps))
+            except Exception:  # noqa: BLE001 - a full or gone progress queue must never fail a run
+                pass
+
+    return run_one(spec, None, progress, capture_log=True)
+
+
+def run_ray(
+    store: Store, specs: list[RunSpec], address: str | None, log_dir: Path, quiet: bool, desc: str
+) -> list[dict]:
+    """Runs ``specs`` as Ray tasks, each with its CPU/GPU needs; the driver writes every result
+    to the store as it comes back (workers never open it: a cluster needs no shared filesystem).
+    Without ``address`` a local Ray instance is started (and stopped at the end). At most as
+    many runs are in flight as the cluster has CPUs, so the store's ``running`` is honest."""
+    try:
+        import ray
+        from ray.util.queue import Queue
+    except ImportError:
+        raise ExecutorError(RAY_MISSING) from None
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
+                     object_store_memory=128 * 1024**2)  # fmt: skip
+    except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ...: one message
+        raise ExecutorError(f"cannot start Ray{f' at {address}' if address else ''}: {e}") from None
+    progress = Progress(len(specs), desc, quiet)
+    results: list[dict] = []
+    in_flight: dict = {}  # object ref -> spec
+    try:
+        capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        queue_ = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
+        task = ray.remote(max_retries=0)(_ray_task)
+        todo = list(reversed(specs))
+        while todo or in_flight:
+            while todo and (not in_flight or busy(in_flight) + todo[-1].cpus <= capacity):
+                spec = todo.pop()
+                store.mark_running(spec.key, str(log_path_for(log_dir, spec)))
+                ref = task.options(num_cpus=spec.cpus, num_gpus=spec.gpus).remote(spec, queue_)
+                in_flight[ref] = spec
+            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+            _drain_ray(queue_, progress)
+            for ref in done:
+                spec = in_flight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - the worker or node died: the run failed
+                    result = _died(spec, f"Ray task failed: {type(e).__name__}: {e}")
+                _write_log(result, log_path_for(log_dir, spec))
+                store.write_result(result)
+                results.append(result)
+                progress.finished(result)
+    except KeyboardInterrupt:
+        for ref in in_flight:
+            ray.cancel(ref, force=True)
+        store.mark_pending(spec.key for spec in in_flight.values())
+        raise
+    finally:
+        progress.close()
+        ray.shutdown()
+    return results
+
+
+def _write_log(result: dict, path: Path) -> None:
+    """Writes a log that came back in the result to the driver's log folder."""
+    text = result.pop("log_text", None)
+    if text is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        result["log_path"] = str(path)
+
+
+def _drain_ray(queue_, progress: Progress) -> None:
+    try:
+        items = queue_.get_nowait_batch(queue_.qsize()) if queue_.qsize() else []
+    except Exception:  # noqa: BLE001 - progress is best effort
+        return
+    for key, steps, sps in items:
+        progress.update_live(key, steps, sps)
+
+
+def ray_worker_setup() -> None:
+    """Ray's ``worker_process_setup_hook``: imports and warms up a Ray worker as it starts."""
+    from bench.algos import warm_up
+
+    warm_up()

@@ -581,3 +581,48 @@ def sample_table(results: Results, reference_n: int = 5, method_n: int = 3, temp
     # the reference first, then methods by name
     order = out.method.map(lambda m: (m not in REFERENCE_ALGOS, m))
     return out.iloc[sorted(range(len(out)), key=lambda i: order.iloc[i])].reset_index(drop=True)
+
+
+def _without_workers(label: str) -> str:
+    """``dppo[lr=0.001,workers=2]`` -> ``dppo[lr=0.001]``; ``dppo-4mb[workers=2]`` -> ``dppo-4mb``."""
+    stem, _, suffix = str(label).partition("[")
+    axes = [a for a in suffix.rstrip("]").split(",") if a and not a.startswith("workers=")]
+    return stem + (f"[{','.join(axes)}]" if axes else "")
+
+
+def scaling_table(results: Results) -> pd.DataFrame:
+    """Throughput against the number of workers, for runs that record one (Distributed PPO): per
+    task, method (the run label without its ``workers`` axis) and worker count W, over its done
+    runs: env-steps/s (env steps / training time) and wall time (mean, min, max over seeds), the
+    speed-up over the same method's W = 1 and the efficiency against linear (speed-up / W)."""
+    runs = results.runs
+    columns = ["task", "method", "workers", "runs", "env_steps_per_s", "sps_min", "sps_max",
+               "wall_time", "wall_min", "wall_max", "speedup", "efficiency"]  # fmt: skip
+    if "config" not in runs or runs.empty:
+        return pd.DataFrame(columns=columns)
+    done = runs[(runs.status == "done") & (runs.train_time > 0)].copy()
+    done["workers"] = [json.loads(c or "{}").get("workers") for c in done.config]
+    done = done[done.workers.notna()]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    done["workers"] = done.workers.astype(int)
+    done["method"] = done.algorithm.map(_without_workers)
+    done["sps"] = done.env_steps / done.train_time
+    table = (
+        done.groupby(["task", "method", "workers"])
+        .agg(
+            runs=("sps", "size"),
+            env_steps_per_s=("sps", "mean"),
+            sps_min=("sps", "min"),
+            sps_max=("sps", "max"),
+            wall_time=("wall_time", "mean"),
+            wall_min=("wall_time", "min"),
+            wall_max=("wall_time", "max"),
+        )  # fmt: skip
+        .reset_index()
+    )
+    base = table[table.workers == 1].set_index(["task", "method"]).env_steps_per_s
+    one = [base.get((t, m), np.nan) for t, m in zip(table.task, table.method, strict=True)]
+    table["speedup"] = table.env_steps_per_s / np.asarray(one, float)
+    table["efficiency"] = table.speedup / table.workers
+    return table[columns]

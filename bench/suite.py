@@ -153,6 +153,16 @@ class RunSpec:
     def alignment(self) -> dict | None:
         return json.loads(self.alignment_json) if self.alignment_json else None
 
+    @property
+    def cpus(self) -> int:
+        """CPU cores the run occupies: its worker processes (Distributed PPO), else one."""
+        return int(self.config.get("workers", 1))
+
+    @property
+    def gpus(self) -> int:
+        """GPUs the run needs: one for an LM run on ``device: cuda``, else none."""
+        return int((self.alignment or {}).get("device") == "cuda")
+
 
 def _format_loc(loc: tuple) -> str:
     out = ""

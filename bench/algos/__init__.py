@@ -15,7 +15,16 @@ from functools import partial
 
 from pydantic import BaseModel
 
-from bench.algos import aligned, external, lm, pg, ppo, rlhf_ppo, trl_dpo
+from bench.algos import aligned, dppo, external, lm, pg, ppo, rlhf_ppo, trl_dpo
+
+
+def warm_up() -> None:
+    """Pays one-time lazy imports before a run's clock starts: the first optimizer a process
+    builds imports ``torch._dynamo`` (over a second on a laptop core), which would otherwise be
+    charged to the first run of every worker process."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,13 @@ ALGORITHMS: dict[str, Algorithm] = {
             ppo.TASK_DEFAULTS,
             ppo.train,
             "PPO, clipped or adaptive-KL objective, GAE (project's own)",
+        ),
+        Algorithm(
+            "dppo",
+            dppo.DPPOConfig,
+            ppo.TASK_DEFAULTS,
+            dppo.train,
+            "Distributed PPO: W synchronous workers, gradients all-reduced (torch.distributed)",
         ),
         Algorithm(
             "sb3-ppo",

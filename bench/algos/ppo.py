@@ -104,26 +104,36 @@ def train(
     recorder: Recorder,
     agent: Agent | None = None,
     shaping: Shaping | None = None,
+    group=None,
 ) -> Agent:
     """Trains until ``env_steps`` (or until ``evaluator.stop``); returns the agent.
 
     ``agent``: start from this one (e.g. a copy of a reference policy) instead of a fresh one.
     ``shaping(rollout) -> rewards [T, N]``: the rewards to optimise instead of the env's
-    (KL-regularised and reward-model rewards of the alignment methods)."""
-    rng = np.random.default_rng(seed)
+    (KL-regularised and reward-model rewards of the alignment methods).
+    ``group``: this process's ``bench.algos.dppo.Replicas`` when it is one of several
+    synchronous workers (Distributed PPO): gradients are averaged over the workers, the env-step
+    budget and the early-stopping decisions are global. ``None``: plain single-process PPO."""
+    rng = np.random.default_rng(seed + 7919 * (group.rank if group is not None else 0))
     agent = agent or build_agent(task, cfg, seed, recorder)
     env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
     parameters = list(model.parameters())
     optimizer = torch.optim.Adam(parameters, lr=cfg.lr, eps=1e-5, fused=True)
     beta = cfg.kl_beta
+    head = PPOHead(model) if group is None else group.wrap(PPOHead(model))
+    steps, stop = 0, False  # env steps so far (over all workers); stop: evaluator's early stop
 
-    while collector.env_steps < env_steps and not evaluator.stop:
-        remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
+    while steps < env_steps and not stop:
+        remaining = max(0.0, 1.0 - steps / env_steps)
         lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
         set_lr(optimizer, lr)
         clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
 
+        if group is not None:
+            group.snapshot(collector)
         ro = collector.collect(cfg.n_steps)
+        if group is not None:
+            group.merge_running_stats(collector)  # one observation / return scaling for all
         rewards = ro.rewards if shaping is None else shaping(ro)
         rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
         adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
@@ -135,13 +145,16 @@ def train(
         old_log_std = model.log_std.detach().clone() if task.continuous else None
 
         stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")}
-        stop = False
+        early = False
+        # workers must take the same number of minibatch steps (each is an all-reduce), but their
+        # valid-step counts differ by the autoreset steps: the shorter ones cycle their shuffle
+        length = len(idx) if group is None else group.max(len(idx))
         for _ in range(cfg.n_epochs):
             rng.shuffle(idx)
-            for start in range(0, len(idx), cfg.batch_size):
-                mb = torch.from_numpy(idx[start : start + cfg.batch_size])
-                params, values = model(obs[mb])
-                logp, entropy = model.log_prob_entropy(params, actions[mb])
+            order = idx if length == len(idx) else np.resize(idx, length)
+            for start in range(0, length, cfg.batch_size):
+                mb = torch.from_numpy(order[start : start + cfg.batch_size])
+                params, values, logp, entropy = head(obs[mb], actions[mb])
                 mb_adv = adv[mb]
                 if cfg.normalize_advantage and len(mb) > 1:
                     mb_adv = losses.normalize(mb_adv)
@@ -159,27 +172,31 @@ def train(
                 with torch.no_grad():
                     log_ratio = logp - old_logp[mb]
                     approx_kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
+                    if group is not None and cfg.target_kl is not None:
+                        approx_kl = group.mean(approx_kl)  # every worker stops at the same point
                     stats["clipfrac"].append(float(((log_ratio.exp() - 1).abs() > clip).float().mean()))
                 stats["pg"].append(float(pg_loss.detach()))
                 stats["vf"].append(float(vf_loss.detach()))
                 stats["ent"].append(float(entropy.detach().mean()))
                 stats["kl"].append(approx_kl)
                 if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
-                    stop = True  # early stopping as in SB3 / OpenAI spinning-up
+                    early = True  # early stopping as in SB3 / OpenAI spinning-up
                     break
-            if stop:
+            if early:
                 break
 
+        step = steps = collector.env_steps if group is None else group.total_steps(collector)
         if cfg.objective == "kl_penalty":
             with torch.no_grad():
                 new_params = model.policy(obs[idx])
                 batch_kl = float(model.kl(old_params[idx], new_params, old_log_std).mean())
-            recorder.curve(collector.env_steps, "train/kl", batch_kl)
-            recorder.curve(collector.env_steps, "train/kl_beta", beta)
+            if group is not None:
+                batch_kl = group.mean(batch_kl)  # one penalty coefficient for all workers
+            recorder.curve(step, "train/kl", batch_kl)
+            recorder.curve(step, "train/kl_beta", beta)
             beta = losses.adaptive_kl_beta(beta, batch_kl, cfg.kl_target)
 
-        step = collector.env_steps
-        collector.log_episodes()
+        collector.log_episodes(step)
         for name, key in [
             ("policy_loss", "pg"),
             ("value_loss", "vf"),
@@ -193,6 +210,24 @@ def train(
         recorder.steps(step)
         if evaluator.due(step):
             evaluator(step, act)
-    evaluator.final(collector.env_steps, act)
+        stop = evaluator.stop if group is None else group.any(evaluator.stop)
+    evaluator.final(steps, act)
+    if group is not None:
+        group.finish(model, steps, recorder)
     env.close()
     return agent
+
+
+class PPOHead(torch.nn.Module):
+    """What the PPO loss needs from the actor-critic for a minibatch, in one ``forward``:
+    distribution parameters, values, log pi(a|s) and entropy. One module call, so that
+    DistributedDataParallel (DPPO) sees every parameter used, the log-std included."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor):
+        params, values = self.model(obs)
+        logp, entropy = self.model.log_prob_entropy(params, actions)
+        return params, values, logp, entropy

@@ -114,10 +114,12 @@ class RolloutCollector:
             valid=torch.from_numpy(valid),
         )
 
-    def log_episodes(self) -> None:
-        """Records the mean training return of episodes finished since the last call."""
+    def log_episodes(self, step: int | None = None) -> None:
+        """Records the mean training return of episodes finished since the last call (at
+        ``step``, default this collector's env steps)."""
         if self.finished_returns:
-            self.recorder.curve(self.env_steps, "train/episode_return", np.mean(self.finished_returns))
+            step = self.env_steps if step is None else step
+            self.recorder.curve(step, "train/episode_return", np.mean(self.finished_returns))
             self.finished_returns = []
 
 

@@ -170,7 +170,10 @@ class RunningMeanStd:
         self.count = epsilon
 
     def update(self, x: np.ndarray) -> None:
-        batch_mean, batch_var, n = x.mean(0), x.var(0), x.shape[0]
+        self.merge(x.mean(0), x.var(0), x.shape[0])
+
+    def merge(self, batch_mean: np.ndarray, batch_var: np.ndarray, n: float) -> None:
+        """Adds a batch given by its moments (mean, population variance, count)."""
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean = self.mean + delta * n / total

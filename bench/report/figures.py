@@ -305,3 +305,31 @@ def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: 
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def scaling_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) -> str:
+    """Env-steps/s against workers (dashed: linear scaling from W = 1; bars: seed range) and the
+    efficiency against linear, one line per method."""
+    fig, (ax, ax_eff) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method, g in table.groupby("method", sort=True):
+        g = g.sort_values("workers")
+        c = colors.get(method, colors.get(method_of(method)))
+        err = [g.env_steps_per_s - g.sps_min, g.sps_max - g.env_steps_per_s]
+        ax.errorbar(g.workers, g.env_steps_per_s, yerr=err, color=c, marker="o", lw=2, capsize=3,
+                    label=method)  # fmt: skip
+        one = g[g.workers == 1].env_steps_per_s
+        if len(one):
+            ax.plot(g.workers, one.iloc[0] * g.workers, color=c, ls="--", lw=1, alpha=0.7)
+            ax_eff.plot(g.workers, g.efficiency, color=c, marker="o", lw=2, label=method)
+    ax_eff.axhline(1.0, color="0.4", ls="--", lw=1)
+    for a in (ax, ax_eff):
+        a.set_xlabel("workers (W)")
+        a.set_xticks(sorted(table.workers.unique()))
+    ax.set_ylabel("env steps / s (training)")
+    ax.set_title(f"{task}: throughput (dashed: linear)")
+    ax_eff.set_ylabel("efficiency: speed-up / W")
+    ax_eff.set_ylim(0, max(1.1, float(table.efficiency.max()) * 1.1))
+    ax_eff.set_title("efficiency against linear scaling")
+    ax.legend(loc="upper left", title="method")
+    fig.tight_layout()
+    return _save(fig, path)

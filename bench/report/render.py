@@ -104,9 +104,11 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     samples = R.sample_table(results)
     win_rates = R.win_rate_table(results, reps=reps, seed=seed)
     kl_curves = R.kl_curves(results)
+    scaling_table = R.scaling_table(results)
 
     steps = len(tasks) + (3 if matrices else 0) + points.task.nunique() + temps.task.nunique()
     steps += efficiency.task.nunique() + win_rates.task.nunique() + kl_curves.task.nunique()
+    steps += scaling_table.task.nunique()
     bar = tqdm(total=steps, desc="report", unit="figure", disable=not progress)
     task_sections = []
     for i, task in enumerate(tasks):
@@ -169,6 +171,12 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     alignment = _alignment_sections(
         results, budgets, rm_table, efficiency, samples, win_rates, kl_curves, colors, fig_dir, bar
     )
+    scaling = []
+    colors.update(figures.palette(list(scaling_table.method.unique())))
+    for i, (task, g) in enumerate(scaling_table.groupby("task", sort=True)):
+        name = figures.scaling_figure(g, task, colors, fig_dir / f"scaling{i + 1}.png")
+        scaling.append(dict(task=task, figure="figures/" + name, rows=scaling_rows(g)))
+        bar.update()
     bar.close()
 
     failed = results.runs[results.runs.status == "failed"]
@@ -197,6 +205,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         "data_efficiency.csv": efficiency,
         "samples.csv": samples,
         "win_rates.csv": win_rates,
+        "scaling.csv": scaling_table,
     }
     csv_files.update({name: table for name, table in optional.items() if len(table)})
     if published is not None and len(published):
@@ -223,6 +232,9 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
             frontiers=frontiers,
             temperatures=temperatures,
             alignment=alignment,
+            scaling=scaling,
+            scaling_header=SCALING_HEADER,
+            scaling_intro=SCALING_INTRO,
             rm_header=RM_HEADER,
             samples_header=SAMPLES_HEADER,
             win_intro=WIN_INTRO,
@@ -247,6 +259,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
             temperatures,
             failures,
             alignment,
+            scaling,
         ),
         encoding="utf-8",
     )
@@ -263,8 +276,9 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
 
 
 def _markdown(
-    title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures, alignment=()
-) -> str:
+    title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
+    alignment=(), scaling=(),
+) -> str:  # fmt: skip
     lines = [f"# {md_escape(title)}", "", f"Generated {generated} from {md_escape(results.source)}.", ""]
     if aggregate:
         lines += [
@@ -305,6 +319,10 @@ def _markdown(
             lines += [f"![KL over training, {md_escape(a['task'])}]({a['kl_figure']})", ""]
         if a["samples"]:
             lines += [SAMPLES_INTRO, "", markdown_table(SAMPLES_HEADER, a["samples"]), ""]
+    for sc in scaling:
+        lines += [f"## Scaling: {md_escape(sc['task'])}", "", SCALING_INTRO, "",
+                  markdown_table(SCALING_HEADER, sc["rows"]), "",
+                  f"![scaling, {md_escape(sc['task'])}]({sc['figure']})", ""]  # fmt: skip
     if failures:
         lines += ["## Failed runs", ""]
         rows = [
@@ -313,6 +331,29 @@ def _markdown(
         lines += [markdown_table(["task", "algorithm", "seed", "error"], rows), ""]
     lines += ["## Provenance", "", markdown_table(["", ""], [[k, str(v)] for k, v in prov.items()]), ""]
     return "\n".join(lines)
+
+
+SCALING_HEADER = [
+    "method", "workers", "runs", "env steps/s [seed range]", "wall time (s)", "speed-up", "efficiency"
+]  # fmt: skip
+SCALING_INTRO = (
+    "Training throughput against the number of synchronous workers W (each run on its own, the"
+    " start-up of the workers not counted): mean env steps per second of training over seeds, mean"
+    " wall time of a run, speed-up over the same method with W = 1 and efficiency against linear"
+    " scaling (speed-up / W)."
+)
+
+
+def scaling_rows(table: pd.DataFrame) -> list[list[str]]:
+    def num(v: float, fmt: str) -> str:
+        return "—" if pd.isna(v) else format(v, fmt)
+
+    return [
+        [r.method, str(r.workers), str(r.runs),
+         f"{r.env_steps_per_s:,.0f} [{r.sps_min:,.0f}, {r.sps_max:,.0f}]", f"{r.wall_time:.1f}",
+         num(r.speedup, ".2f") + ("×" if not pd.isna(r.speedup) else ""), num(r.efficiency, ".2f")]
+        for r in table.sort_values(["method", "workers"]).itertuples()
+    ]  # fmt: skip
 
 
 SAMPLES_HEADER = ["run", "prompt", "completion", "gold"]

@@ -13,6 +13,7 @@ EVAL = json.dumps({"eval_every": 600, "eval_episodes": 2, "temperatures": [0.0, 
 TINY_PARAMS = {
     "pg": {"n_envs": 2, "n_steps": 128},
     "ppo": {"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_epochs": 2},
+    "dppo": {"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_epochs": 2, "workers": 2},
     "sb3-ppo": {"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_epochs": 2},
     "sb3-a2c": {"n_envs": 2},
 }
