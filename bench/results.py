@@ -412,8 +412,8 @@ def kl_curves(results: Results) -> pd.DataFrame:
     """The T = 1 KL-to-reference records over training of every finished run: task, algorithm,
     seed, step, kl (runs with a single evaluation, e.g. Best-of-N, are left out)."""
     ev = results.evals[(results.evals.metric == KL_METRIC) & (results.evals.temperature == 1.0)]
-    runs = results.runs[results.runs.status == "done"].set_index("run_key")[["task", "algorithm", "seed"]]
-    ev = ev.join(runs, on="run_key", how="inner")
+    runs = results.runs[results.runs.status == "done"][["run_key", "task", "algorithm", "seed"]]
+    ev = ev.drop(columns=["task", "algorithm", "seed"], errors="ignore").merge(runs, on="run_key")
     ev = ev[ev.groupby("run_key").step.transform("nunique") > 1]
     return ev.rename(columns={"value": "kl"})[["task", "algorithm", "seed", "run_key", "step", "kl"]]
 

@@ -110,3 +110,14 @@ def test_report_with_frontiers_and_markup_in_names_opens_cleanly(browser, tmp_pa
     # the label rendered as text: the page has no script element at all
     assert browser.execute_script("return document.scripts.length") == 0
     assert "<script>alert(1)</script>" in browser.find_element("tag name", "body").text
+
+
+def test_published_dppo_scaling_report_opens_with_the_scaling_study(browser, tmp_path):
+    report = REPORT.parents[1] / "dppo-scaling" / "index.html"
+    assert report.is_file(), "reports/dppo-scaling is committed (bench report --suite dppo-scaling)"
+    images = _open_and_check(browser, report, tmp_path / "dppo-scaling.png")
+    assert {"task1.png", "scaling1.png"} <= {Path(src).name for src, _ in images}
+    from selenium.webdriver.common.by import By
+
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "Scaling: LunarLander-v3" in body and "efficiency" in body

@@ -238,3 +238,14 @@ def test_report_on_10000_synthetic_runs(tmp_path):
     )
     board = pd.read_csv(out / "leaderboard.csv")
     assert board.seeds.sum() + board.failed.sum() == 10_000
+
+
+def test_report_of_a_suite_without_kl_records(tmp_path):
+    # plain RL suites have no KL-to-reference records: no KL figure, and no failure over it
+    path = tmp_path / "plain.sqlite"
+    s = Store(path)
+    write_synthetic(s, labels=["ppo", "pg"], seeds=3, alignment=False, seed=2)
+    s.close()
+    out = tmp_path / "report"
+    assert main(["report", "--store", str(path), "--suite", "synthetic", "-o", str(out), "-q"]) == 0
+    assert "KL over training" not in (out / "index.html").read_text()

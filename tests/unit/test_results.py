@@ -93,3 +93,31 @@ def test_temperature_table_needs_a_sweep():
     sweep += [("b", 300, 3.0, 1.0, "eval/return", 100.0)]
     table = R.temperature_table(_results(sweep, RUNS), reps=100).set_index("temperature")
     assert table.loc[0.5, "mean"] == 300.0 and table.loc[1.0, "mean"] == 250.0 and table.loc[0.0, "runs"] == 2
+
+
+def test_scaling_table_speedup_and_efficiency_by_hand():
+    import json
+
+    def run(key, label, workers, seed, steps, train, status="done"):
+        cfg = json.dumps({"workers": workers} if workers else {})
+        return (key, "LunarLander-v3", label, "dppo", seed, status, steps, train, train + 2.0, cfg)
+
+    rows = [
+        run("a", "dppo[workers=1]", 1, 0, 1000, 1.0),  # 1000 steps/s
+        run("b", "dppo[workers=1]", 1, 1, 1000, 0.5),  # 2000 steps/s -> mean 1500
+        run("c", "dppo[workers=2]", 2, 0, 2000, 1.0),  # 2000
+        run("d", "dppo[workers=2]", 2, 1, 2000, 0.5),  # 4000 -> mean 3000: 2x, efficiency 1
+        run("e", "dppo[lr=0.1,workers=4]", 4, 0, 4000, 1.0),  # no W = 1 of its own: no speed-up
+        run("f", "dppo[workers=2]", 2, 2, 10, 1.0, "failed"),  # left out
+        run("g", "ppo", None, 0, 1000, 1.0),  # no worker count: not a scaling run
+    ]
+    res = _results([], [r[:9] for r in rows])
+    res.runs["config"] = [r[9] for r in rows]
+    table = R.scaling_table(res).set_index(["method", "workers"])
+    assert list(table.index) == [("dppo", 1), ("dppo", 2), ("dppo[lr=0.1]", 4)]
+    assert table.loc[("dppo", 1), "env_steps_per_s"] == pytest.approx(1500)
+    assert table.loc[("dppo", 2), ["runs", "sps_min", "sps_max"]].tolist() == [2, 2000, 4000]
+    assert table.loc[("dppo", 2), "speedup"] == pytest.approx(2.0)
+    assert table.loc[("dppo", 2), "efficiency"] == pytest.approx(1.0)
+    assert table.loc[("dppo", 2), "wall_time"] == pytest.approx(2.75)
+    assert np.isnan(table.loc[("dppo[lr=0.1]", 4), "speedup"])
