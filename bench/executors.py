@@ -386,7 +386,8 @@ def run_ray(
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         else:
-            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
+            # a private instance: its start-up notices (e.g. about token authentication) are noise
+            ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                      object_store_memory=128 * 1024**2)  # fmt: skip
     except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ...: one message
         raise ExecutorError(f"cannot start Ray{f' at {address}' if address else ''}: {e}") from None

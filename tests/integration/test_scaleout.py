@@ -237,6 +237,21 @@ def test_ray_resumes_after_the_driver_is_killed(write_suite, tmp_path):
     assert not evals_after.duplicated(["run_key", "step", "temperature", "metric"]).any()
 
 
+def test_ray_runs_a_distributed_ppo_run_with_its_workers(write_suite, tmp_path):
+    pytest.importorskip("ray")
+    params = {"n_envs": 4, "n_steps": 128, "batch_size": 128, "n_epochs": 2}
+    suite = write_suite(
+        DPPO.format(task="CartPole-v1", steps=2048, every=2048, params=params,
+                    dparams={**params, "workers": 2})
+    )  # fmt: skip
+    store = tmp_path / "bench.sqlite"
+    assert main(["run", str(suite), "--store", str(store), "-q", "--executor", "ray"]) == 0
+    db = sqlite3.connect(store)
+    assert set(db.execute("SELECT status FROM runs").fetchall()) == {("done",)}
+    rows = db.execute("SELECT metric, value FROM curves WHERE metric LIKE 'dist/%w%'").fetchall()
+    assert sorted(rows) == [("dist/replica_max_abs_diff", 0.0), ("dist/workers", 2.0)]
+
+
 def test_ray_missing_gives_one_clear_message(write_suite, tmp_path, monkeypatch, capsys):
     import importlib.util
 
