@@ -169,6 +169,7 @@ def train(
     from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecNormalize
 
     venv = make_vec_env(task.id, n_envs=cfg.n_envs, seed=seed)
@@ -176,6 +177,8 @@ def train(
         venv = VecNormalize(venv, gamma=cfg.gamma if cfg.gamma is not None else 0.99)
     cls = PPO if algo == "sb3-ppo" else A2C
     model = cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **sb3_kwargs(algo, cfg))
+    # a logger with no outputs: SB3's default one makes an empty tempdir/SB3-<time> folder per run
+    model.set_logger(Logger(folder=None, output_formats=[]))
     policy = model.policy
 
     @torch.no_grad()

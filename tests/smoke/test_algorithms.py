@@ -79,3 +79,12 @@ def test_identical_seeds_give_identical_curves(algo, task, extra):
     assert a["status"] == b["status"] == "done"
     assert _timeless(a) == _timeless(b)
     assert _timeless(a) != _timeless(c)
+
+
+def test_sb3_runs_leave_no_log_folders(tmp_path, monkeypatch):
+    # SB3's default logger makes tempdir/SB3-<time> per model; runs use a logger with no outputs
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert run_one(make_spec("sb3-a2c", "CartPole-v1", steps=200))["status"] == "done"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("SB3-")] == []
