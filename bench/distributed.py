@@ -34,14 +34,15 @@ def cmd_run(args) -> int:
     dist.init_process_group("gloo", timeout=dppo.TIMEOUT)
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
-        plan = [_plan(args, world) if rank == 0 else None]
+        code, specs, store = _plan(args, world) if rank == 0 else (None, None, None)
+        plan = [(code, specs)]
         dist.broadcast_object_list(plan, src=0)
         code, specs = plan[0]
         if code is not None:
             return code
         for spec in specs:
             if rank == 0:
-                if not _lead(args, spec):
+                if not _lead(args, store, spec):
                     return 1
             else:
                 dppo.follow(spec.task, spec.config, spec.env_steps, spec.seed)
@@ -52,7 +53,7 @@ def cmd_run(args) -> int:
 
 
 def _plan(args, world: int):
-    """Rank 0: (exit code or None, the runs this launch trains)."""
+    """Rank 0: (exit code or None, the runs this launch trains, the store)."""
     from bench.cli import _fail
     from bench.store import Store, StoreError
     from bench.suite import SuiteError, expand, load_suite
@@ -62,7 +63,7 @@ def _plan(args, world: int):
         specs = expand(suite)
         store = Store(args.store)
     except (SuiteError, StoreError) as e:
-        return _fail(str(e)), []
+        return _fail(str(e)), [], None
     store.register(suite, specs)
     done = store.done_keys(s.key for s in specs)
     mine = [s for s in specs if s.algo == "dppo" and s.cpus == world]
@@ -73,15 +74,13 @@ def _plan(args, world: int):
         f"{len(specs) - len(mine)} other runs are left for a plain `bench run`",
         file=sys.stderr,
     )
-    return None, todo
+    return None, todo, store
 
 
-def _lead(args, spec) -> bool:
+def _lead(args, store, spec) -> bool:
     """Rank 0: trains one run with the others and stores it; False if it failed."""
     from bench.executors import log_path_for, run_one
-    from bench.store import Store
 
-    store = Store(args.store)
     path = str(log_path_for(Path(args.store).parent / "logs", spec))
     store.mark_running(spec.key, path)
     try:

@@ -27,6 +27,7 @@ import signal
 import tempfile
 import time
 import traceback
+from contextlib import contextmanager
 from datetime import timedelta
 
 import numpy as np
@@ -140,9 +141,6 @@ def train(task: Task, cfg: DPPOConfig, env_steps: int, seed: int, evaluator: Eva
         if world != cfg.workers:
             raise ValueError(f"this launch has {world} processes but the run asks for workers={cfg.workers}")
         return _train_rank(task, cfg, env_steps, seed, evaluator, recorder, dist.get_rank())
-    if cfg.workers == 1:
-        with _process_group(0, 1, None):
-            return _train_rank(task, cfg, env_steps, seed, evaluator, recorder, 0)
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -152,7 +150,7 @@ def train(task: Task, cfg: DPPOConfig, env_steps: int, seed: int, evaluator: Eva
         workers = [
             ctx.Process(
                 target=_worker_main,
-                args=(rank, cfg.workers, init, task.id, cfg.model_dump_json(), env_steps, seed, errors),
+                args=(rank, cfg.workers, init, task.id, cfg.model_dump(), env_steps, seed, errors),
                 name=f"dppo-rank{rank}",
             )
             for rank in range(1, cfg.workers)
@@ -195,31 +193,18 @@ def _train_rank(task, cfg, env_steps, seed, evaluator, recorder, rank):
     return ppo.train(task, cfg, env_steps, seed, evaluator, recorder, agent=agent, group=group)
 
 
-class _process_group:
-    """``init_process_group`` / ``destroy_process_group`` as a context (``init`` None: a
-    single-process group in a fresh temporary file)."""
-
-    def __init__(self, rank: int, world: int, init: str | None):
-        self.rank, self.world, self.init = rank, world, init
-
-    def __enter__(self):
-        self._tmp = None
-        if self.init is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="bench-dppo-")
-            self.init = os.path.join(self._tmp.name, "rendezvous")
-        dist.init_process_group(
-            "gloo", init_method=f"file://{self.init}", rank=self.rank, world_size=self.world, timeout=TIMEOUT
-        )
-        return self
-
-    def __exit__(self, *exc):
+@contextmanager
+def _process_group(rank: int, world: int, init: str):
+    """A gloo process group joined through the rendezvous file ``init``, for the ``with`` body."""
+    url = f"file://{init}"
+    dist.init_process_group("gloo", init_method=url, rank=rank, world_size=world, timeout=TIMEOUT)
+    try:
+        yield
+    finally:
         dist.destroy_process_group()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-        return False
 
 
-def _worker_main(rank, world, init, task_id, cfg_json, env_steps, seed, errors) -> None:
+def _worker_main(rank, world, init, task_id, config, env_steps, seed, errors) -> None:
     """Entry point of a spawned worker (ranks 1..W-1)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's process handles Ctrl-C
     torch.set_num_threads(1)
@@ -227,15 +212,14 @@ def _worker_main(rank, world, init, task_id, cfg_json, env_steps, seed, errors) 
 
     warm_up()  # before the rendezvous: rank 0's clock starts when every worker has joined
     try:
-        cfg = DPPOConfig.model_validate_json(cfg_json)
         with _process_group(rank, world, init):
-            _train_rank(get_task(task_id), cfg, env_steps, seed, _Silent(), Recorder(), rank)
+            follow(task_id, config, env_steps, seed)
     except BaseException:
         errors.put(f"rank {rank}: " + traceback.format_exc(limit=-6))
         raise SystemExit(1) from None
 
 
 def follow(task_id: str, config: dict, env_steps: int, seed: int) -> None:
-    """A non-zero rank of a torchrun launch: trains one run alongside rank 0."""
+    """A non-zero rank (spawned, or of a torchrun launch): trains one run alongside rank 0."""
     cfg = DPPOConfig(**config)
     _train_rank(get_task(task_id), cfg, env_steps, seed, _Silent(), Recorder(), dist.get_rank())

@@ -172,7 +172,6 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         results, budgets, rm_table, efficiency, samples, win_rates, kl_curves, colors, fig_dir, bar
     )
     scaling = []
-    colors.update(figures.palette(list(scaling_table.method.unique())))
     for i, (task, g) in enumerate(scaling_table.groupby("task", sort=True)):
         name = figures.scaling_figure(g, task, colors, fig_dir / f"scaling{i + 1}.png")
         scaling.append(dict(task=task, figure="figures/" + name, rows=scaling_rows(g)))

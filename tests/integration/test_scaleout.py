@@ -50,6 +50,15 @@ def _specs(write_suite, task="CartPole-v1", steps=4096, every=2048, params=None,
     return {s.algo: s for s in expand(load_suite(write_suite(text)))}
 
 
+def _two_worker_suite(write_suite):
+    """A CartPole suite of one ppo run and one dppo run with two workers, 2048 steps each."""
+    params = {"n_envs": 4, "n_steps": 128, "batch_size": 128, "n_epochs": 2}
+    return write_suite(
+        DPPO.format(task="CartPole-v1", steps=2048, every=2048, params=params,
+                    dparams={**params, "workers": 2})
+    )  # fmt: skip
+
+
 def _records(result):
     """Curves (without wall-clock metrics) and evaluations, without their timestamps."""
     curves = [(s, m, v) for s, _, m, v in result["curves"] if not m.startswith(("perf/", "dist/"))]
@@ -122,12 +131,8 @@ def test_own_moments_recover_a_workers_new_data_and_merge_in_any_split():
 
 
 def test_dppo_in_a_suite_with_jobs_counts_its_workers_as_cores(write_suite, tmp_path):
-    specs = _specs(write_suite, steps=2048, every=2048, workers=2)
-    suite = write_suite(
-        DPPO.format(task="CartPole-v1", steps=2048, every=2048,
-                    params={"n_envs": 4, "n_steps": 128}, dparams={"n_envs": 4, "workers": 2}),
-        "jobs.yaml",
-    )  # fmt: skip
+    suite = _two_worker_suite(write_suite)
+    specs = {s.algo: s for s in expand(load_suite(suite))}
     assert specs["dppo"].cpus == 2 and specs["ppo"].cpus == 1
     store = tmp_path / "s.sqlite"
     assert main(["run", str(suite), "--store", str(store), "-q", "--jobs", "2"]) == 0
@@ -143,11 +148,7 @@ def test_bad_worker_count_is_a_suite_error(write_suite, tmp_path, capsys):
 
 
 def test_torchrun_launch_trains_the_dppo_runs_and_leaves_the_rest(write_suite, tmp_path):
-    params = {"n_envs": 4, "n_steps": 128, "batch_size": 128, "n_epochs": 2}
-    suite = write_suite(
-        DPPO.format(task="CartPole-v1", steps=2048, every=2048, params=params,
-                    dparams={**params, "workers": 2})
-    )  # fmt: skip
+    suite = _two_worker_suite(write_suite)
     store = tmp_path / "bench.sqlite"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "bench", "run", str(suite), "--store", str(store), "-q"]  # fmt: skip
@@ -239,11 +240,7 @@ def test_ray_resumes_after_the_driver_is_killed(write_suite, tmp_path):
 
 def test_ray_runs_a_distributed_ppo_run_with_its_workers(write_suite, tmp_path):
     pytest.importorskip("ray")
-    params = {"n_envs": 4, "n_steps": 128, "batch_size": 128, "n_epochs": 2}
-    suite = write_suite(
-        DPPO.format(task="CartPole-v1", steps=2048, every=2048, params=params,
-                    dparams={**params, "workers": 2})
-    )  # fmt: skip
+    suite = _two_worker_suite(write_suite)
     store = tmp_path / "bench.sqlite"
     assert main(["run", str(suite), "--store", str(store), "-q", "--executor", "ray"]) == 0
     db = sqlite3.connect(store)
