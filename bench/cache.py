@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 META = "bench-meta.json"
+logger = logging.getLogger("bench.cache")
 
 
 def recipe_hash(data: dict) -> str:
@@ -42,14 +44,47 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _why(e: Exception) -> str:
+    """The gist of a ``torch.load`` failure (the weights-only unpickler's reason, e.g.
+    ``Unsupported global: GLOBAL numpy...``), not its multi-paragraph advice."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        return reason.split(" was not an allowed")[0]
+    return f"{type(e).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"
+
+
+def load_artifact(path: Path) -> dict | None:
+    """The artifact at ``path`` loaded with ``torch.load(weights_only=True)`` — tensors, lists,
+    dicts, numbers and strings only; nothing in the file is executed — or None where it cannot
+    be loaded so (a file of an older format holding other objects, a corrupt or foreign file)."""
+    try:
+        data = torch.load(path, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - UnpicklingError, EOFError, RuntimeError (not a zip), ...
+        logger.warning("artifact %s cannot be loaded safely (%s); rebuilding it", path, _why(e))
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def cached(path: Path, build: Callable[[], dict]) -> tuple[dict, bool]:
-    """Loads ``path`` or builds, saves (atomically) and returns it; second value: was built."""
+    """Loads ``path`` or builds, saves (atomically) and returns it; second value: was built.
+
+    Loading never unpickles arbitrary objects (``weights_only=True``); a file that does not load
+    that way is rebuilt and replaced. ``build`` must return plain data: tensors, lists, tuples,
+    dicts, numbers, strings."""
     with locked(path):
         if path.exists():
-            return torch.load(path, weights_only=False), False
+            data = load_artifact(path)
+            if data is not None:
+                return data, False
         data = build()
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         torch.save(data, tmp)
+        try:  # what is saved must load back safely, or it would be rebuilt every time
+            torch.load(tmp, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - the weights-only unpickler's refusal
+            tmp.unlink(missing_ok=True)
+            raise TypeError(f"artifact {path.name} is not plain data: {_why(e)}") from None
         os.replace(tmp, path)
         return data, True
 

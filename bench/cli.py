@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bench.store import DEFAULT_STORE
+from bench.store import DEFAULT_STORE, TIMING_METRICS, TIMING_PREFIXES, TIMING_SUFFIXES
 
 DEFAULT_PUBLISHED = "baselines/published.csv"
 
@@ -35,7 +35,7 @@ def _lm_tasks() -> dict:
 
 
 def cmd_run(args) -> int:
-    from bench.executors import RAY_MISSING, ExecutorError, run_local, run_ray
+    from bench.executors import RAY_MISSING, ExecutorError, Session, run_local, run_ray
     from bench.store import Store, StoreError
     from bench.suite import SuiteError, expand, load_suite
 
@@ -67,10 +67,10 @@ def cmd_run(args) -> int:
         return _fail("--jobs must be >= 1")
     try:
         store = Store(args.store)
+        store.register(suite, specs)
+        done = store.done_keys(s.key for s in specs)
     except StoreError as e:
         return _fail(str(e))
-    store.register(suite, specs)
-    done = store.done_keys(s.key for s in specs)
     todo = [s for s in specs if s.key not in done]
     print(
         f"suite {suite.name} v{suite.version}: {len(specs)} runs, {len(done)} already done, "
@@ -79,21 +79,36 @@ def cmd_run(args) -> int:
     )
     log_dir = Path(args.store).parent / "logs"
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's SIGTERM stops cleanly, as Ctrl-C
+    session = Session(store, len(todo), log_dir, args.quiet, suite.name)
     try:
         if args.executor == "ray":
-            results = run_ray(store, todo, args.address, log_dir, args.quiet, suite.name)
+            results = run_ray(session, todo, args.address)
         else:
             jobs = min(args.jobs, max(sum(s.cpus for s in todo), 1))
-            results = run_local(store, todo, jobs, log_dir, args.quiet, suite.name)
+            results = run_local(session, todo, jobs)
     except ExecutorError as e:
         return _fail(str(e))
+    except StoreError as e:
+        return _fail(
+            f"{e}\n{len(session.results)} runs were stored before this; fix the store and run the same "
+            "command again to resume"
+        )
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished runs are stored; run the same command again to resume", file=sys.stderr
         )
         return 130
+    finally:
+        session.close()
     failed = [r for r in results if r["status"] == "failed"]
     print(f"{len(results) - len(failed)} done, {len(failed)} failed; logs in {log_dir}", file=sys.stderr)
+    if session.elsewhere:
+        owners = sorted({o.split(":")[1] for o in session.elsewhere.values() if o.count(":") >= 2})
+        print(
+            f"{len(session.elsewhere)} runs are being run by another bench process (pid "
+            f"{', '.join(owners)}) on this store; `bench status` shows when they finish",
+            file=sys.stderr,
+        )
     for r in failed:
         first = (r["error"] or "").splitlines()[0] if r["error"] else "unknown error"
         print(f"  failed {r['key']}: {first} (log: {r.get('log_path')})", file=sys.stderr)
@@ -138,23 +153,25 @@ def cmd_status(args) -> int:
 
     try:
         store = Store(args.store, create=False)
+        counts = store.status_counts()
+        if args.suite:
+            counts = counts[counts.suite == args.suite]
+            if counts.empty:
+                return _fail(f"no suite {args.suite!r} in {args.store}")
+        boards = []  # read everything before printing anything
+        if args.suite or args.runs:
+            for name in counts.suite:
+                results = Results.from_store(store, name)
+                boards.append(leaderboard_document(results, leaderboard(results), None, "text"))
     except StoreError as e:
         return _fail(str(e))
-    counts = store.status_counts()
-    if args.suite:
-        counts = counts[counts.suite == args.suite]
-        if counts.empty:
-            return _fail(f"no suite {args.suite!r} in {args.store}")
     if counts.empty:
         print("no suites in this store yet")
         return 0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(counts.to_string(index=False))
-        if args.suite or args.runs:
-            for name in counts.suite:
-                results = Results.from_store(store, name)
-                board = leaderboard(results)
-                print(f"\n{leaderboard_document(results, board, None, 'text')}")
+        for board in boards:
+            print(f"\n{board}")
     return 0
 
 
@@ -168,7 +185,10 @@ def cmd_export(args) -> int:
     kinds = {k.strip() for k in args.kind.split(",") if k.strip()}
     if not kinds or kinds - {"eval", "curve", "run"}:
         return _fail(f"--kind: choose from eval, curve, run (got {args.kind!r})")
-    table = tidy(store, args.suite, kinds)
+    try:
+        table = tidy(store, args.suite, kinds, timing=not args.no_timing)
+    except StoreError as e:
+        return _fail(str(e))
     out = Path(args.output)
     tmp = out.with_name(out.name + ".tmp")
     try:
@@ -208,11 +228,9 @@ def _published(args):
     if args.no_published:
         return None, ""
     path = Path(args.published or DEFAULT_PUBLISHED)
-    if not path.is_file():
-        if args.published:
-            raise _BadInput(f"{path}: no such file (--published)")
+    if not args.published and not path.is_file():
         return None, ""
-    return read_published(path), str(path)
+    return read_published(path), str(path)  # a ResultsError names what is wrong with the file
 
 
 def _check_stats_args(args) -> None:
@@ -230,13 +248,13 @@ def _input_errors():
 
 
 def cmd_report(args) -> int:
-    from bench.report.render import ReportError, build, check_destination
+    from bench.report.render import ReportError, build, check_destination, folder_name
 
     try:
         _check_stats_args(args)
         results = _load_results(args)
         published, source = _published(args)
-        out = Path(args.output or Path("reports") / results.name)
+        out = Path(args.output or Path("reports") / folder_name(results.name))
         check_destination(out)
     except (*_input_errors(), ReportError) as e:
         return _fail(str(e))
@@ -274,10 +292,9 @@ def cmd_compare(args) -> int:
     import jinja2
 
     from bench.compare import HEADER, compare, display_rows
-    from bench.report.render import _env
-    from bench.report.tables import markdown_table, text_table
+    from bench.report.render import _env, folder_name, generated_at
+    from bench.report.tables import markdown_table, md_escape, plain, text_table
     from bench.results import Results
-    from bench.store import now
 
     try:
         _check_stats_args(args)
@@ -312,17 +329,18 @@ def cmd_compare(args) -> int:
     print(f"\n{verdict}. {method}")
     for _, r in missing.iterrows():
         side = "store" if r.store_seeds == 0 else "baseline"
-        print(f"warning: {r.task} / {r.algorithm}: no finished runs in the {side}", file=sys.stderr)
-    out = Path(args.output or Path(args.store).parent / "compare" / results.name)
+        pair = f"{plain(r.task)} / {plain(r.algorithm)}"
+        print(f"warning: {pair}: no finished runs in the {side}", file=sys.stderr)
+    out = Path(args.output or Path(args.store).parent / "compare" / folder_name(results.name))
     title = f"bench compare — {results.name}"
     try:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "compare.csv", index=False)
-        md = f"# {title}\n\n**{verdict}**\n\n{method}\n\n{markdown_table(HEADER, rows)}\n"
+        md = f"# {md_escape(title)}\n\n**{verdict}**\n\n{method}\n\n{markdown_table(HEADER, rows)}\n"
         (out / "compare.md").write_text(md, encoding="utf-8")
         html = _env().get_template("compare.html.j2").render(
-            title=title, verdict=verdict, store=results.source, baseline=args.baseline, generated=now(),
-            method=method, header=HEADER, rows=rows,
+            title=title, verdict=verdict, store=results.source, baseline=args.baseline,
+            generated=generated_at(), method=method, header=HEADER, rows=rows,
         )  # fmt: skip
         (out / "compare.html").write_text(html, encoding="utf-8")
     except (OSError, jinja2.TemplateError) as e:
@@ -385,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="record kinds to export, comma-separated from eval,curve,run (default: all); "
         "baselines keep eval,run",
     )
+    p.add_argument(
+        "--no-timing", action="store_true",
+        help="leave out what measures time or speed, so that two runs of the same suite export "
+        "byte-identical tables: the wall_time and train_time columns and the timing metrics "
+        f"({', '.join(sorted(TIMING_METRICS))}, and any metric starting with "
+        f"{' or '.join(TIMING_PREFIXES)} or ending with {', '.join(TIMING_SUFFIXES)})",
+    )  # fmt: skip
 
     def stats_args(p, results=True):
         p.add_argument("--suite", help="suite name in the store")

@@ -28,6 +28,7 @@ def cmd_run(args) -> int:
     import torch.distributed as dist
 
     from bench.algos import dppo, warm_up
+    from bench.algos.guard import Diverged
 
     torch.set_num_threads(1)
     warm_up()
@@ -41,11 +42,19 @@ def cmd_run(args) -> int:
         if code is not None:
             return code
         for spec in specs:
+            # rank 0 claims the run in the store; another bench process may hold it already
+            path = [_claim(args, store, spec) if rank == 0 else None]
+            dist.broadcast_object_list(path, src=0)
+            if path[0] is None:
+                continue
             if rank == 0:
-                if not _lead(args, store, spec):
+                if not _lead(store, spec, path[0]):
                     return 1
             else:
-                dppo.follow(spec.task, spec.config, spec.env_steps, spec.seed)
+                try:
+                    dppo.follow(spec.task, spec.config, spec.env_steps, spec.seed)
+                except Diverged:  # every rank stopped together; rank 0 stores the run as failed
+                    return 1
         return 0
     finally:
         if dist.is_initialized():
@@ -77,12 +86,21 @@ def _plan(args, world: int):
     return None, todo, store
 
 
-def _lead(args, store, spec) -> bool:
-    """Rank 0: trains one run with the others and stores it; False if it failed."""
-    from bench.executors import log_path_for, run_one
+def _claim(args, store, spec) -> str | None:
+    """Rank 0: the run's log path if this launch now holds the run, else None (skip it)."""
+    from bench.executors import log_path_for
 
     path = str(log_path_for(Path(args.store).parent / "logs", spec))
-    store.mark_running(spec.key, path)
+    why = store.claim(spec.key, path)
+    if why is not None and why not in ("done", "gone"):
+        print(f"run {spec.key} is being run by another bench process ({why}); skipped", file=sys.stderr)
+    return path if why is None else None
+
+
+def _lead(store, spec, path: str) -> bool:
+    """Rank 0: trains one run with the others and stores it; False if it failed."""
+    from bench.executors import run_one
+
     try:
         result = run_one(spec, path)
     except KeyboardInterrupt:

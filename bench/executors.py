@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import multiprocessing as mp
+import os
 import queue
 import signal
 import socket
@@ -73,6 +74,23 @@ def _init_worker(progress_queue) -> None:
     global _progress_queue
     _progress_queue = progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Linux: this worker process is killed when the process that started it dies (e.g. a
+    ``bench run`` killed with SIGKILL), instead of training on as an orphan."""
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the call
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
 
 
 def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_log: bool = False) -> dict:
@@ -83,6 +101,7 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     import torch
 
     from bench.algos import ALGORITHMS, warm_up
+    from bench.algos.guard import Diverged
     from bench.recorder import Recorder
 
     torch.set_num_threads(1)  # determinism and no oversubscription with --jobs
@@ -125,6 +144,11 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
         algo = ALGORITHMS[spec.algo]
         cfg = algo.config(**spec.config)
         (_train_lm if algo.domain == "lm" else _train_control)(spec, algo, cfg, recorder, logger)
+    except Diverged as e:  # NaN / inf loss or parameter: failed, with the step and the quantity
+        status, error = "failed", str(e)  # one line: "diverged at env step 12288: policy loss is nan"
+        if e.unit in ("env step", "update"):
+            recorder.env_steps = max(recorder.env_steps, e.step)
+        logger.info("FAILED: %s\n%s", error, traceback.format_exc(limit=-3))
     except Exception as e:  # noqa: BLE001 - recorded as a failed run
         status = "failed"
         error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=-8))
@@ -239,38 +263,65 @@ class Progress:
         self.bar.close()
 
 
-def run_local(
-    store: Store, specs: list[RunSpec], jobs: int, log_dir: Path, quiet: bool, desc: str
-) -> list[dict]:
+class Session:
+    """One driver's side of a suite run, shared by the executors: claims runs in the store
+    before starting them, writes every result as it comes back, and on an interruption gives
+    back its claims on unfinished runs. Runs another live ``bench run`` holds are skipped
+    (``elsewhere``); runs whose owner died are taken over."""
+
+    def __init__(self, store: Store, total: int, log_dir: Path, quiet: bool, desc: str):
+        self.store, self.log_dir = store, log_dir
+        self.progress = Progress(total, desc, quiet)
+        self.results: list[dict] = []
+        self.running: set[str] = set()
+        self.elsewhere: dict[str, str] = {}  # run key -> the owner running it
+
+    def claim(self, spec: RunSpec) -> str | None:
+        """The run's log path if this driver now holds the run, else None (skip it)."""
+        path = str(log_path_for(self.log_dir, spec))
+        why = self.store.claim(spec.key, path)
+        if why is None:
+            self.running.add(spec.key)
+            return path
+        if why not in ("done", "gone"):
+            self.elsewhere[spec.key] = why
+        self.progress.bar.total -= 1
+        self.progress.bar.refresh()
+        return None
+
+    def finish(self, result: dict) -> None:
+        self.store.write_result(result)
+        self.running.discard(result["key"])
+        self.results.append(result)
+        self.progress.finished(result)
+
+    def interrupted(self) -> None:
+        self.progress.close()
+        self.store.mark_pending(self.running)
+
+    def close(self) -> None:
+        self.progress.close()
+
+
+def run_local(session: Session, specs: list[RunSpec], jobs: int) -> list[dict]:
     """Runs ``specs`` with ``jobs`` processes (1 = in this process); writes each result."""
-    progress = Progress(len(specs), desc, quiet)
-    results: list[dict] = []
-
-    def finish(result: dict) -> None:
-        store.write_result(result)
-        results.append(result)
-        progress.finished(result)
-
-    running: set[str] = set()
     try:
         if jobs == 1:
             for spec in specs:
-                path = str(log_path_for(log_dir, spec))
-                store.mark_running(spec.key, path)
-                running.add(spec.key)
-                finish(run_one(spec, path, progress.update_live))
-                running.discard(spec.key)
+                path = session.claim(spec)
+                if path is not None:
+                    session.finish(run_one(spec, path, session.progress.update_live))
         else:
-            _run_pool(store, specs, jobs, log_dir, progress, finish, running)
+            _run_pool(session, specs, jobs)
     except KeyboardInterrupt:
-        store.mark_pending(running)
-        progress.close()
+        session.interrupted()
         raise
-    progress.close()
-    return results
+    finally:
+        session.close()
+    return session.results
 
 
-def _run_pool(store, specs, jobs, log_dir, progress, finish, running) -> None:
+def _run_pool(session: Session, specs: list[RunSpec], jobs: int) -> None:
     """At most ``jobs`` runs in flight; a worker that dies fails only the runs it could hold."""
     ctx = mp.get_context("spawn")
     progress_queue = ctx.Queue(maxsize=10_000)
@@ -285,27 +336,24 @@ def _run_pool(store, specs, jobs, log_dir, progress, finish, running) -> None:
                     # a run takes spec.cpus of the ``jobs`` cores; a bigger one runs on its own
                     while todo and (not in_flight or busy(in_flight) + todo[-1].cpus <= jobs):
                         spec = todo.pop()
-                        path = str(log_path_for(log_dir, spec))
-                        store.mark_running(spec.key, path)
-                        running.add(spec.key)
-                        in_flight[pool.submit(run_one, spec, path)] = spec
+                        path = session.claim(spec)
+                        if path is not None:
+                            in_flight[pool.submit(run_one, spec, path)] = spec
                     done, _ = wait(set(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
-                    _drain(progress_queue, progress)
+                    _drain(progress_queue, session.progress)
                     for fut in done:
                         spec = in_flight.pop(fut)
-                        running.discard(spec.key)
                         try:
                             result = fut.result()
                         except BrokenProcessPool:
                             result = _died(spec)
-                        finish(result)
+                        session.finish(result)
                     if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                         for spec in list(in_flight.values()):
-                            running.discard(spec.key)
-                            finish(_died(spec))
+                            session.finish(_died(spec))
                         in_flight.clear()
                         break  # start a fresh pool for the rest
-            except KeyboardInterrupt:
+            except BaseException:  # Ctrl-C, or the store failing: stop the workers now
                 for proc in list((getattr(pool, "_processes", None) or {}).values()):
                     proc.terminate()
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -370,9 +418,7 @@ def _ray_task(spec: RunSpec, progress_queue) -> dict:
     return run_one(spec, None, progress, capture_log=True)
 
 
-def run_ray(
-    store: Store, specs: list[RunSpec], address: str | None, log_dir: Path, quiet: bool, desc: str
-) -> list[dict]:
+def run_ray(session: Session, specs: list[RunSpec], address: str | None) -> list[dict]:
     """Runs ``specs`` as Ray tasks, each with its CPU/GPU needs; the driver writes every result
     to the store as it comes back (workers never open it: a cluster needs no shared filesystem).
     Without ``address`` a local Ray instance is started (and stopped at the end). At most as
@@ -391,8 +437,6 @@ def run_ray(
                      object_store_memory=128 * 1024**2)  # fmt: skip
     except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ...: one message
         raise ExecutorError(f"cannot start Ray{f' at {address}' if address else ''}: {e}") from None
-    progress = Progress(len(specs), desc, quiet)
-    results: list[dict] = []
     in_flight: dict = {}  # object ref -> spec
     try:
         capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -402,30 +446,29 @@ def run_ray(
         while todo or in_flight:
             while todo and (not in_flight or busy(in_flight) + todo[-1].cpus <= capacity):
                 spec = todo.pop()
-                store.mark_running(spec.key, str(log_path_for(log_dir, spec)))
-                ref = task.options(num_cpus=spec.cpus, num_gpus=spec.gpus).remote(spec, queue_)
-                in_flight[ref] = spec
+                if session.claim(spec) is not None:
+                    ref = task.options(num_cpus=spec.cpus, num_gpus=spec.gpus).remote(spec, queue_)
+                    in_flight[ref] = spec
             done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
-            _drain_ray(queue_, progress)
+            _drain_ray(queue_, session.progress)
             for ref in done:
                 spec = in_flight.pop(ref)
                 try:
                     result = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - the worker or node died: the run failed
                     result = _died(spec, f"Ray task failed: {type(e).__name__}: {e}")
-                _write_log(result, log_path_for(log_dir, spec))
-                store.write_result(result)
-                results.append(result)
-                progress.finished(result)
-    except KeyboardInterrupt:
+                _write_log(result, log_path_for(session.log_dir, spec))
+                session.finish(result)
+    except BaseException as e:
         for ref in in_flight:
             ray.cancel(ref, force=True)
-        store.mark_pending(spec.key for spec in in_flight.values())
+        if isinstance(e, KeyboardInterrupt):
+            session.interrupted()
         raise
     finally:
-        progress.close()
+        session.close()
         ray.shutdown()
-    return results
+    return session.results
 
 
 def _write_log(result: dict, path: Path) -> None:

@@ -14,7 +14,10 @@ its last evaluation at temperature 0 (the temperature closest to 0 it was evalua
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +36,196 @@ TIDY_REQUIRED = [*RUN_COLUMNS, "kind", "step", "temperature", "metric", "value"]
 
 class ResultsError(Exception):
     """Input that cannot be read as results (missing columns, unknown suite)."""
+
+
+# -- reading CSV files strictly ------------------------------------------------------------------
+#
+# A CSV from a user (a baseline, exported results, published anchors) is read as text and checked
+# before anything uses it: a corrupt, truncated, binary or mistyped file gets one ResultsError
+# naming the file and the first problem (the CLI prints it and exits 2), never a traceback or a
+# report of half a file.
+
+RUN_STATUSES = ("done", "failed", "running", "pending")
+RECORD_KINDS = ("eval", "curve", "run")
+FINITE_METRICS = (*SCORE_METRICS, KL_METRIC)  # records every statistic is computed from
+_MISSING = {"", "nan", "NaN", "NAN", "<NA>", "NA", "N/A", "null", "NULL", "None"}
+
+
+def read_csv_text(path: str | Path) -> pd.DataFrame:
+    """A CSV file as a table of strings (header row = column names), or a ResultsError: not a
+    file, unreadable, binary, not UTF-8, empty, badly quoted, duplicate column names, or a row
+    whose number of fields differs from the header's (a truncated or corrupt file). Records end
+    at a line feed (``\\r\\n`` is read as one); a lone ``\\r`` belongs to its field, as pandas
+    writes it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResultsError(f"{path}: is a folder, not a CSV file")
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot read: {e.strerror or e}") from None
+    if b"\x00" in data:
+        raise ResultsError(f"{path}: not a CSV table: it contains NUL bytes (a binary or corrupt file)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ResultsError(f"{path}: not a CSV table: not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise ResultsError(f"{path}: empty file (expected a CSV table with a header row)")
+    text = text.replace("\r\n", "\n")
+    table = _read_regular(text)
+    return table if table is not None else _read_exactly(path, text)
+
+
+# a quoted field (RFC 4180: the whole field, "" for a quote inside)
+_QUOTED = re.compile(r'(?:^|(?<=,))"(?:[^"]|"")*"(?=,|\n|\Z)', re.MULTILINE)
+
+
+def _read_regular(text: str) -> pd.DataFrame | None:
+    """The fast way, for a well-formed file: its skeleton (every quoted field taken out) has no
+    quote left and one record per line with the header's number of commas; then pandas' parser
+    reads it. None for anything else: ``_read_exactly`` finds and names the problem."""
+    skeleton = _QUOTED.sub("", text) if '"' in text else text
+    if '"' in skeleton:
+        return None
+    lines = skeleton.split("\n")
+    commas = np.fromiter(map(str.count, lines, [","] * len(lines)), int, len(lines))
+    filled = np.fromiter(map(bool, lines), bool, len(lines))
+    if ((commas != commas[0]) & filled).any():
+        return None
+    header = next(csv.reader(io.StringIO(text)))
+    if len(set(header)) < len(header):
+        return None
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=object, keep_default_na=False, na_filter=False,
+                           lineterminator="\n", skip_blank_lines=True)  # fmt: skip
+    except (pd.errors.ParserError, csv.Error, ValueError):
+        return None
+
+
+def _read_exactly(path: Path, text: str) -> pd.DataFrame:
+    """The csv module, record by record (slow): the table, or a ResultsError naming the line."""
+    cr = next(c for c in map(chr, range(0xE000, 0xF900)) if c not in text)  # stands in for "\r"
+    reader = csv.reader(io.StringIO(text.replace("\r", cr), newline=""), strict=True)
+    rows = []
+    try:
+        for record in reader:
+            if record:
+                rows.append((reader.line_num, [f.replace(cr, "\r") for f in record]))
+    except csv.Error as e:
+        raise ResultsError(f"{path}: not a CSV table: line {reader.line_num}: {e}") from None
+    (_, header), body = rows[0], rows[1:]
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise ResultsError(f"{path}: not a CSV table: duplicate column {dup[0]!r} in the header")
+    for line, record in body:
+        if len(record) != len(header):
+            raise ResultsError(
+                f"{path}: line {line}: {len(record)} fields where the header has {len(header)} "
+                "(a truncated or corrupt file?)"
+            )
+    return pd.DataFrame([r for _, r in body], columns=header, dtype=object)
+
+
+def _is_missing(raw: pd.Series) -> pd.Series:
+    return raw.isna() | raw.astype(str).str.strip().isin(_MISSING)
+
+
+def _numbers(raw: pd.Series, fail, column: str) -> pd.Series:
+    """A column as floats (missing: NaN); a value that is not a number fails."""
+    num = pd.to_numeric(raw, errors="coerce").astype(float)
+    nan = num.isna()
+    if nan.any():
+        bad = ~_is_missing(raw[nan])
+        if bad.any():
+            i = int(raw.index.get_loc(bad.index[bad.to_numpy()][0]))
+            fail(i, f"{column} {str(raw.iloc[i])[:40]!r} is not a number")
+    return num
+
+
+def _first(mask: pd.Series) -> int | None:
+    m = mask.to_numpy(dtype=bool)
+    return int(np.argmax(m)) if m.any() else None
+
+
+def check_tidy(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A table in `bench export` format, checked and typed: text columns as str, seed as int,
+    step / temperature / value / n / wall_time / train_time as float. Raises a ResultsError for
+    missing columns, no rows, empty names, unknown kinds or statuses, values that are not numbers,
+    non-finite scores, evaluation records without step, temperature or n, a run key with two
+    identities, or a record given twice. Row numbers count data rows from 1."""
+    missing = [c for c in TIDY_REQUIRED if c not in table.columns]
+    if missing:
+        raise ResultsError(f"{source}: missing columns {', '.join(missing)} (expected `bench export` format)")
+    if table.columns.duplicated().any():
+        raise ResultsError(f"{source}: duplicate column {table.columns[table.columns.duplicated()][0]!r}")
+    if table.empty:
+        raise ResultsError(f"{source}: no records (only a header)")
+    table = table.reset_index(drop=True)
+
+    def fail(i: int, message: str):
+        raise ResultsError(f"{source}: row {i + 1}: {message}")
+
+    out = pd.DataFrame(index=table.index)
+    for col in ["run_key", "suite", "suite_version", "task", "algorithm", "algo", "status", "kind", "metric"]:
+        text = table[col]
+        if pd.api.types.infer_dtype(text, skipna=False) != "string":  # numbers, NaN: as text
+            text = text.where(text.notna(), "").astype(object).map(str)
+        blank = [v for v in pd.unique(text) if not v.strip()]  # (few distinct names: fast)
+        if blank and col != "suite_version":
+            fail(_first(text.isin(blank)), f"empty {col}")
+        out[col] = text
+    for col, allowed in [("kind", RECORD_KINDS), ("status", RUN_STATUSES)]:
+        i = _first(~out[col].isin(allowed))
+        if i is not None:
+            fail(i, f"{col} {out[col].iloc[i][:40]!r} is not one of {', '.join(allowed)}")
+    seed = _numbers(table.seed, fail, "seed")
+    i = _first(seed.isna())
+    if i is not None:
+        fail(i, "empty seed")
+    i = _first(~np.isfinite(seed) | (seed % 1 != 0) | (seed.abs() > 2**53))
+    if i is not None:
+        fail(i, f"seed {str(table.seed.iloc[i])[:40]!r} is not an integer")
+    out["seed"] = seed.astype("int64")
+    for col in ["step", "temperature", "value", "n", "wall_time", "train_time"]:
+        out[col] = _numbers(table[col], fail, col) if col in table else np.nan
+    ev = (out.kind == "eval").to_numpy()
+    kept = (out.kind != "curve").to_numpy()  # eval and run rows: what the statistics use
+    checks = [
+        (ev & ~np.isfinite(out.step), "an eval record needs a finite step"),
+        (ev & (out.step < 0), "step is negative"),
+        (ev & ~np.isfinite(out.temperature), "an eval record needs a finite temperature"),
+        (ev & (out.temperature < 0), "temperature is negative"),
+        (ev & ~(np.isfinite(out.n) & (out.n >= 0) & (out.n % 1 == 0)), "an eval record needs n, a count"),
+        (kept & np.isinf(out.value), "value is infinite"),
+        (ev & out.metric.isin(FINITE_METRICS) & out.value.isna(), "a score or KL record needs a value"),
+        (kept & np.isinf(out.wall_time), "wall_time is infinite"),
+        (kept & np.isinf(out.train_time), "train_time is infinite"),
+    ]
+    for mask, message in checks:
+        i = _first(pd.Series(mask))
+        if i is not None:
+            what = f"{out.metric.iloc[i][:40]!r}: " if "record" in message else ""
+            fail(i, f"{what}{message}")
+    idents = out[RUN_COLUMNS].drop_duplicates()
+    i = _first(idents.run_key.duplicated())
+    if i is not None:
+        key = idents.run_key.iloc[i]
+        a, b = idents[idents.run_key == key].iloc[:2].to_dict("records")
+        col = next(c for c in RUN_COLUMNS if a[c] != b[c])
+        rows = out.index[(out.run_key == key) & (out[col] == b[col])]
+        values = f"{str(a[col])[:40]!r} and {str(b[col])[:40]!r}"
+        fail(int(rows[0]), f"run {key[:40]!r} has two values of {col}: {values}")
+    for kind, key in [("eval", ["run_key", "step", "temperature", "metric"]), ("run", ["run_key", "metric"])]:
+        part = out[out.kind == kind]
+        dup = part.duplicated(key, keep="first")
+        if dup.any():
+            i = int(part.index[dup.to_numpy()][0])
+            record = f"{out.metric.iloc[i][:40]!r} of run {out.run_key.iloc[i][:40]!r}"
+            fail(i, f"the {kind} record {record} is given twice")
+    return out
 
 
 @dataclass
@@ -55,9 +248,7 @@ class Results:
             raise ResultsError(f"no suite {suite!r} in {store.path}")
         runs = runs.rename(columns={"key": "run_key"})
         evals = store.evals(suite)
-        row = store.db.execute(
-            "SELECT name, version, hash, path, updated_at, definition FROM suites WHERE name = ?", (suite,)
-        ).fetchone()
+        row = store.suite_row(suite)
         suite_info = {"name": suite}
         if row:
             suite_info = dict(zip(["name", "version", "hash", "path", "registered"], row[:5], strict=True))
@@ -68,17 +259,14 @@ class Results:
 
     @classmethod
     def from_tidy(cls, table: pd.DataFrame, suite: str | None = None, source: str = "table") -> Results:
-        missing = [c for c in TIDY_REQUIRED if c not in table.columns]
-        if missing:
-            raise ResultsError(
-                f"{source}: missing columns {', '.join(missing)} (expected `bench export` format)"
-            )
+        """Results from a table in `bench export` format, checked first (``check_tidy``): a
+        ResultsError names the first thing wrong."""
+        table = check_tidy(table, source)
         if suite is not None:
-            names = sorted(table.suite.dropna().astype(str).unique())
+            names = sorted(table.suite.unique())
             if suite not in names:
-                raise ResultsError(
-                    f"{source}: no rows for suite {suite!r} (it has: {', '.join(names) or 'none'})"
-                )
+                shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+                raise ResultsError(f"{source}: no rows for suite {suite!r} (it has: {shown})")
             table = table[table.suite == suite]
         runs = table[RUN_COLUMNS].drop_duplicates("run_key").set_index("run_key")
         summary = table[table.kind == "run"].pivot_table(index="run_key", columns="metric", values="value")
@@ -98,14 +286,8 @@ class Results:
 
     @classmethod
     def from_csv(cls, path: str | Path, suite: str | None = None) -> Results:
-        path = Path(path)
-        if not path.is_file():
-            raise ResultsError(f"{path}: no such file")
-        try:
-            table = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise ResultsError(f"{path}: not a CSV table: {e}") from None
-        return cls.from_tidy(table, suite, source=str(path))
+        """Results from a `bench export` CSV; a ResultsError for anything that is not one."""
+        return cls.from_tidy(read_csv_text(path), suite, source=str(path))
 
     # -- views ----------------------------------------------------------------------------
 
@@ -541,11 +723,34 @@ def provenance(results: Results) -> dict:
 
 
 def read_published(path: str | Path) -> pd.DataFrame:
-    """Published anchor numbers: columns source, algorithm, task, budget, score, note."""
-    table = pd.read_csv(path)
+    """Published anchor numbers: columns source, algorithm, task, budget, score, note, and
+    optionally std and seeds; a ResultsError names the first thing wrong."""
+    table = read_csv_text(path)
     missing = {"source", "algorithm", "task", "budget", "score", "note"} - set(table.columns)
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(sorted(missing))}")
+
+    def fail(i: int, message: str):
+        raise ResultsError(f"{path}: row {i + 1}: {message}")
+
+    for col in ["source", "algorithm", "task"]:
+        i = _first(table[col].str.strip() == "")
+        if i is not None:
+            fail(i, f"empty {col}")
+    table["note"] = table.note.where(~_is_missing(table.note), np.nan)
+    for col in ["budget", "score", "std", "seeds"]:
+        if col not in table:
+            continue
+        values = _numbers(table[col], fail, col)
+        required = col in ("budget", "score")
+        bad = ~np.isfinite(values) if required else np.isinf(values)
+        if col == "seeds":
+            bad |= (values < 0) | (values % 1 != 0)
+        i = _first(bad)
+        if i is not None:
+            expected = "a count" if col == "seeds" else "a finite number"
+            fail(i, f"{col} {str(table[col].iloc[i])[:40]!r} is not {expected}")
+        table[col] = values
     return table
 
 

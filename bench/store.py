@@ -6,15 +6,27 @@ against env steps), ``evals`` (evaluation-protocol records), ``samples`` (genera
 LM runs with their gold scores) and ``outcomes`` (per-prompt outcomes of LM runs' final
 evaluation, e.g. win against the reference, for intervals over prompts). A finished run is written in one
 transaction, so a crash leaves either the whole run or none of it.
+
+Several ``bench run`` processes may share a store (WAL journal, busy timeout, retried
+transactions). A driver *claims* a run before starting it: the row becomes ``running`` with the
+driver as its ``owner`` (host, pid and process start time). Another driver skips a run whose owner
+is alive and takes over one whose owner has died (killed, crashed), so every run is trained to
+completion by exactly one process. ``attempts`` counts the claims of a run.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -32,7 +44,7 @@ CREATE TABLE IF NOT EXISTS runs (
   seed INTEGER, env_steps_budget INTEGER, config TEXT, evaluation TEXT,
   status TEXT NOT NULL, error TEXT, started_at TEXT, ended_at TEXT,
   wall_time REAL, train_time REAL, env_steps INTEGER,
-  git_rev TEXT, packages TEXT, host TEXT, log_path TEXT
+  git_rev TEXT, packages TEXT, host TEXT, log_path TEXT, owner TEXT, attempts INTEGER DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS curves (
   run_key TEXT NOT NULL, step INTEGER, wall_time REAL, metric TEXT, value REAL
@@ -53,6 +65,15 @@ CREATE INDEX IF NOT EXISTS samples_run ON samples (run_key);
 CREATE INDEX IF NOT EXISTS evals_run ON evals (run_key);
 CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, status);
 """
+# columns added after the first release: (name, declaration), added to older stores on open
+ADDED_COLUMNS = [("owner", "TEXT"), ("attempts", "INTEGER DEFAULT 0")]
+TABLES = {"suites", "plan", "runs", "curves", "evals"}
+OPTIONAL_TABLES = {"samples", "outcomes"}  # added later: absent from older stores
+
+BUSY_TIMEOUT_MS = 10_000  # SQLite waits this long for another writer's lock ...
+LOCK_WAIT_S = 600.0  # ... and a transaction is retried (with back-off) for this long in all
+
+T = TypeVar("T")
 
 
 def now() -> str:
@@ -60,35 +81,177 @@ def now() -> str:
 
 
 class StoreError(Exception):
-    """The store cannot be opened, created or read."""
+    """The store cannot be opened, created, read or written."""
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of process ``pid`` (Linux), None if there is no such process;
+    "?" where /proc is missing and the process exists."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        if not os.path.isdir("/proc/self"):
+            try:
+                os.kill(pid, 0)
+                return "?"
+            except ProcessLookupError:
+                return None
+            except PermissionError:
+                return "?"
+        return None
+    except (OSError, IndexError):
+        return "?"
+
+
+@lru_cache(maxsize=1)
+def _host() -> str:
+    return socket.gethostname()
+
+
+def owner_id() -> str:
+    """This process as a run owner: host, pid and start time (a reused pid is another owner)."""
+    pid = os.getpid()
+    return f"{_host()}:{pid}:{_start_time(pid)}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process that claimed a run still lives. An owner on another host counts as
+    alive (SQLite stores are shared by the processes of one machine)."""
+    if not isinstance(owner, str) or not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != _host():
+        return True
+    try:
+        current = _start_time(int(pid))
+    except ValueError:
+        return False
+    return current is not None and (current == start or "?" in (current, start))
+
+
+def _locked(e: sqlite3.Error) -> bool:
+    text = str(e).lower()
+    return "locked" in text or "busy" in text
 
 
 class Store:
-    def __init__(self, path: str | Path, create: bool = True):
+    """The results store. ``create=False`` (read commands) opens an existing store without
+    writing to it: no schema, no journal change; a read-only file or folder is fine."""
+
+    def __init__(self, path: str | Path, create: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                 lock_wait_s: float = LOCK_WAIT_S):  # fmt: skip
         self.path = Path(path)
+        self.lock_wait_s = lock_wait_s
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder, not a results store file")
         if not create and not self.path.is_file():
             raise StoreError(f"{self.path}: no results store here (run `bench run SUITE` first)")
+        existed = self.path.exists()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = self._connect(busy_timeout_ms)
+                self._retry(self._create_schema, "cannot create the results store")
+            else:
+                self.db = self._open_existing(busy_timeout_ms)
+        except (StoreError, sqlite3.Error, OSError) as e:
+            if create and not existed:  # leave no half-created store behind
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+            if self.path.exists() and not writable:
+                raise StoreError(f"{self.path}: the store file or its folder is read-only") from None
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError(f"{self.path}: cannot open results store: {_reason(e)}") from None
+
+    def _connect(self, busy_timeout_ms: int, uri: str | None = None) -> sqlite3.Connection:
+        db = sqlite3.connect(uri or self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
+                             uri=uri is not None)  # fmt: skip
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        return db
+
+    def _create_schema(self) -> None:
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA busy_timeout=30000")
-            self.db.executescript(SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as e:
-            raise StoreError(f"{self.path}: cannot open results store: {e}") from None
+        self.db.executescript(SCHEMA)
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        for name, decl in ADDED_COLUMNS:
+            if name not in have:
+                self.db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+
+    def _open_existing(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        try:
+            db = self._connect(busy_timeout_ms)
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.OperationalError as e:
+            # a WAL store in a read-only folder (or on read-only media) cannot create its
+            # shared-memory file; it opens as immutable when no write-ahead log is pending
+            wal = self.path.with_name(self.path.name + "-wal")
+            if "unable to open" not in str(e) or (wal.exists() and wal.stat().st_size > 0):
+                raise
+            db = self._connect(busy_timeout_ms, f"file:{self.path.resolve()}?mode=ro&immutable=1")
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for name in OPTIONAL_TABLES - tables:  # an older store: read as if empty, writing nothing
+            create = re.search(rf"CREATE TABLE IF NOT EXISTS {name} \([^;]*\);", SCHEMA)
+            db.execute(create.group(0).replace("CREATE TABLE", "CREATE TEMP TABLE"))
+        if not TABLES <= tables:
+            db.close()
+            missing = ", ".join(sorted(TABLES - tables))
+            raise StoreError(f"{self.path}: not a bench results store (no {missing} table)")
+        return db
 
     def close(self) -> None:
         self.db.close()
 
-    def _tx(self):
-        return _Transaction(self.db)
+    def _retry(self, fn: Callable[[], T], what: str) -> T:
+        """Runs ``fn`` (one transaction), retrying while another process holds the write lock
+        (up to ``lock_wait_s``); any other database error becomes a StoreError."""
+        deadline = time.monotonic() + self.lock_wait_s
+        delay = 0.05
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if _locked(e) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(2 * delay, 2.0)
+                    continue
+                if _locked(e):
+                    raise StoreError(
+                        f"{self.path}: {what}: the store stayed locked by another process for "
+                        f"{self.lock_wait_s:.0f} s"
+                    ) from None
+                raise StoreError(f"{self.path}: {what}: {_reason(e)}") from None
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.path}: {what}: {_reason(e)}") from None
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T], what: str = "cannot write to the store") -> T:
+        def tx() -> T:
+            with _Transaction(self.db) as db:
+                return fn(db)
+
+        return self._retry(tx, what)
+
+    def _read(self, query: str, args: tuple = ()) -> pd.DataFrame:
+        def read() -> pd.DataFrame:
+            try:
+                return pd.read_sql_query(query, self.db, params=args)
+            except pd.errors.DatabaseError as e:  # pandas wraps the sqlite3 error
+                cause = e.__cause__
+                raise cause if isinstance(cause, sqlite3.Error) else sqlite3.DatabaseError(str(e)) from None
+
+        return self._retry(read, "cannot read the store")
 
     # -- writing -------------------------------------------------------------------------
 
     def register(self, suite: Suite, specs: list[RunSpec]) -> None:
         """Records the suite and its current plan; new runs become ``pending``."""
         definition = json.dumps(suite.model_dump(mode="json"), sort_keys=True)
-        with self._tx() as db:
+
+        def write(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT OR REPLACE INTO suites VALUES (?,?,?,?,?,?)",
                 (suite.name, suite.version, suite.hash(), suite.path, definition, now()),
@@ -121,36 +284,55 @@ class Store:
                 ],
             )
 
+        self._write(write, "cannot register the suite")
+
     def done_keys(self, keys: Iterable[str]) -> set[str]:
         keys = list(keys)
         out: set[str] = set()
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            rows = self.db.execute(
-                f"SELECT key FROM runs WHERE status = 'done' AND key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            out.update(r[0] for r in rows)
+            query = f"SELECT key FROM runs WHERE status = 'done' AND key IN ({','.join('?' * len(chunk))})"
+            out.update(self._read(query, tuple(chunk))["key"])
         return out
 
-    def mark_running(self, key: str, log_path: str) -> None:
-        with self._tx() as db:
+    def claim(self, key: str, log_path: str) -> str | None:
+        """Takes run ``key`` for this process (``running``, owned by it). Returns None when
+        claimed, else why not: ``"done"`` or the live owner that is running it."""
+        me = owner_id()
+
+        def write(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT status, owner FROM runs WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return "gone"  # dropped from the plan by another driver's edit of the suite
+            status, owner = row
+            if status == "done":
+                return "done"
+            if status == "running" and owner and owner != me and owner_alive(owner):
+                return owner
             db.execute(
-                "UPDATE runs SET status='running', started_at=?, log_path=? WHERE key=?",
-                (now(), log_path, key),
+                "UPDATE runs SET status='running', owner=?, attempts=COALESCE(attempts, 0) + 1,"
+                " started_at=?, log_path=? WHERE key=?",
+                (me, now(), log_path, key),
             )
+            return None
+
+        return self._write(write, "cannot claim a run")
 
     def mark_pending(self, keys: Iterable[str]) -> None:
-        with self._tx() as db:
-            db.executemany(
-                "UPDATE runs SET status='pending' WHERE key=? AND status='running'",
-                [(k,) for k in keys],
+        """Gives back this process's claims on ``keys`` (interrupted runs)."""
+        rows = [(k, owner_id()) for k in keys]
+        self._write(
+            lambda db: db.executemany(
+                "UPDATE runs SET status='pending', owner=NULL WHERE key=? AND status='running' AND owner=?",
+                rows,
             )
+        )
 
     def write_result(self, result: dict) -> None:
         """Stores one finished run (done or failed) in a single transaction."""
         key = result["key"]
-        with self._tx() as db:
+
+        def write(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM curves WHERE run_key = ?", (key,))
             db.execute("DELETE FROM evals WHERE run_key = ?", (key,))
             db.execute("DELETE FROM samples WHERE run_key = ?", (key,))
@@ -167,7 +349,8 @@ class Store:
             )
             db.execute(
                 "UPDATE runs SET status=?, error=?, started_at=?, ended_at=?, wall_time=?,"
-                " train_time=?, env_steps=?, git_rev=?, packages=?, host=?, log_path=? WHERE key=?",
+                " train_time=?, env_steps=?, git_rev=?, packages=?, host=?, log_path=?, owner=NULL"
+                " WHERE key=?",
                 (
                     result["status"],
                     result.get("error"),
@@ -184,20 +367,28 @@ class Store:
                 ),
             )
 
+        self._write(write, f"cannot store run {key}")
+
     # -- reading -------------------------------------------------------------------------
 
     def status_counts(self) -> pd.DataFrame:
-        """Per suite: runs of its current plan by status. ``running`` rows left by a killed driver
-        are re-run by the next ``bench run``."""
-        return pd.read_sql_query(
-            "SELECT p.suite AS suite, s.version AS version,"
-            " SUM(r.status = 'done') AS done, SUM(r.status = 'failed') AS failed,"
-            " SUM(r.status = 'running') AS running, SUM(r.status = 'pending') AS pending,"
-            " COUNT(*) AS total"
+        """Per suite: runs of its current plan by status. A ``running`` run whose driver has
+        died (killed, crashed) counts as ``interrupted``: the next ``bench run`` re-runs it."""
+        owner = "r.owner" if "owner" in self._run_columns() else "NULL"
+        rows = self._read(
+            f"SELECT p.suite AS suite, s.version AS version, r.status AS status, {owner} AS owner"
             " FROM plan p JOIN runs r ON r.key = p.key LEFT JOIN suites s ON s.name = p.suite"
-            " GROUP BY p.suite ORDER BY p.suite",
-            self.db,
         )
+        stale = (rows.status == "running") & ~rows.owner.map(owner_alive).astype(bool)
+        rows.loc[stale, "status"] = "interrupted"
+        statuses = ["done", "failed", "running", "interrupted", "pending"]
+        counts = pd.crosstab([rows.suite, rows.version.fillna("")], rows.status)
+        counts = counts.reindex(columns=statuses, fill_value=0).astype(int)
+        counts["total"] = counts.sum(axis=1)
+        return counts.reset_index().rename_axis(columns=None)
+
+    def _run_columns(self) -> set[str]:
+        return set(self._read("SELECT name FROM pragma_table_info('runs')")["name"])
 
     # Reads cover the runs of each suite's current plan; runs of an earlier grid of a suite
     # (superseded by an edit) stay in the store but are left out.
@@ -207,9 +398,7 @@ class Store:
         if suite is not None:
             query += " WHERE r.suite = ?"
             args = (suite,)
-        return pd.read_sql_query(
-            query + " ORDER BY r.suite, r.algorithm, r.task, r.seed", self.db, params=args
-        )
+        return self._read(query + " ORDER BY r.suite, r.algorithm, r.task, r.seed", args)
 
     def evals(self, suite: str | None = None) -> pd.DataFrame:
         return self._records("evals", suite)
@@ -232,7 +421,25 @@ class Store:
         if suite is not None:
             query += " WHERE r.suite = ?"
             args = (suite,)
-        return pd.read_sql_query(query, self.db, params=args)
+        return self._read(query, args)
+
+    def suite_row(self, suite: str) -> tuple | None:
+        """(name, version, hash, path, updated_at, definition) of a registered suite, or None."""
+        query = "SELECT name, version, hash, path, updated_at, definition FROM suites WHERE name = ?"
+        rows = self._read(query, (suite,))
+        return tuple(rows.iloc[0]) if len(rows) else None
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    low = text.lower()
+    if "disk i/o" in low or "full" in low:
+        text += " (is the disk full, or the file over a size limit?)"
+    elif "readonly" in low or "read-only" in low:
+        text += " (the store file or its folder is read-only)"
+    elif "not a database" in low or "malformed" in low:
+        text += " (the file is corrupt or not a results store; `sqlite3 FILE 'PRAGMA integrity_check'`)"
+    return text
 
 
 class _Transaction:
@@ -246,7 +453,20 @@ class _Transaction:
         return self.db
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:  # no transaction left to roll back (SQLite ended it on the error)
+            pass
 
 
 EXPORT_COLUMNS = [
@@ -269,9 +489,37 @@ EXPORT_COLUMNS = [
 ]
 
 
-def tidy(store: Store, suite: str | None = None, kinds: set[str] | None = None) -> pd.DataFrame:
+# Columns and metrics that measure time or speed: they differ between two runs of the same
+# suite, everything else in the store is reproducible (same suite, same code, CPU: same bytes).
+# `bench export --no-timing` leaves them out. A metric is timing-valued when it is listed in
+# TIMING_METRICS, starts with a TIMING_PREFIXES entry or ends with a TIMING_SUFFIXES entry.
+TIMING_COLUMNS = ("wall_time", "train_time")
+TIMING_METRICS = frozenset(
+    {
+        "run/wall_time",  # seconds for the whole run
+        "run/train_time",  # seconds of training (evaluation excluded)
+        "run/env_steps_per_s",  # env steps / training time
+        "perf/env_steps_per_s",  # the same, so far, on every learning-curve point
+        "dist/startup_s",  # Distributed PPO: seconds to start the workers
+    }
+)
+TIMING_PREFIXES = ("perf/", "time/")  # throughput / clock families
+TIMING_SUFFIXES = ("_s", "_time", "_seconds", "_sps", "/sps", "_per_s", "_per_second")
+
+
+def is_timing_metric(metric: str) -> bool:
+    """True for a metric that measures time or speed (see TIMING_METRICS)."""
+    m = str(metric)
+    return m in TIMING_METRICS or m.startswith(TIMING_PREFIXES) or m.endswith(TIMING_SUFFIXES)
+
+
+def tidy(
+    store: Store, suite: str | None = None, kinds: set[str] | None = None, timing: bool = True
+) -> pd.DataFrame:
     """The long export table: one row per record (columns documented in README.md); ``kinds``
-    selects record kinds among eval, curve and run (default: all)."""
+    selects record kinds among eval, curve and run (default: all). ``timing=False`` leaves out
+    the timing columns and every timing-valued metric (``is_timing_metric``): what is left is
+    byte-identical between two runs of the same suite. Rows are in a canonical order."""
     kinds = kinds or {"eval", "curve", "run"}
     runs = store.runs(suite)
     ident = runs[["key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]]
@@ -306,13 +554,20 @@ def tidy(store: Store, suite: str | None = None, kinds: set[str] | None = None) 
                     kind="run",
                 )
             )
+    columns = EXPORT_COLUMNS if timing else [c for c in EXPORT_COLUMNS if c not in TIMING_COLUMNS]
     frames = [f for f in (ev, cv, pd.DataFrame(summary)) if len(f)]
     if not frames:
-        return pd.DataFrame(columns=EXPORT_COLUMNS)
+        return pd.DataFrame(columns=columns)
     records = pd.concat(frames, ignore_index=True)
     out = records.merge(ident, on="run_key", how="inner")
-    return (
-        out[EXPORT_COLUMNS]
-        .sort_values(["suite", "algorithm", "task", "seed", "kind", "metric", "step"], kind="stable")
-        .reset_index(drop=True)
-    )
+    if not timing:
+        out = out[~out.metric.map(is_timing_metric).astype(bool)]
+    # whole numbers print as such (a failed run's missing env steps would make them floats)
+    for col in ("step", "seed", "n"):
+        values = pd.to_numeric(out[col], errors="coerce")
+        if values.dropna().mod(1).eq(0).all():
+            out[col] = values.astype("Int64")
+    # a canonical order: within one run, ties (same kind, metric, step, temperature) keep the
+    # order the run recorded them in
+    order = ["suite", "algorithm", "task", "seed", "kind", "metric", "step", "temperature", "run_key"]
+    return out[columns].sort_values(order, kind="stable").reset_index(drop=True)

@@ -28,6 +28,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses, pg, ppo
+from bench.algos.guard import check_finite
 from bench.algos.reward_model import RewardModelConfig, load_reward_model
 from bench.algos.rollout import Rollout, build_agent
 from bench.control.alignment import AlignmentContext, Preferences
@@ -40,15 +41,15 @@ from bench.recorder import Recorder
 
 
 class ReferenceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class OfflineConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     lr: float = Field(1e-4, gt=0, description="Adam learning rate")
-    batch_size: int = Field(64, ge=1, description="pairs per minibatch")
-    n_pairs: int | None = Field(None, ge=1, description="training pairs used (None = all)")
-    eval_points: int = Field(8, ge=1, description="evaluations over the run (checkpoints)")
+    batch_size: int = Field(64, ge=1, le=10_000_000, description="pairs per minibatch")
+    n_pairs: int | None = Field(None, ge=1, le=100_000_000, description="training pairs used (None = all)")
+    eval_points: int = Field(8, ge=1, le=100_000, description="evaluations over the run (checkpoints)")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip")
 
 
@@ -67,14 +68,16 @@ class KLRegularised(BaseModel):
     kl_coef: float = Field(0.1, ge=0, description="c: initial / fixed KL coefficient")
     kl_mode: Literal["fixed", "adaptive"] = Field("fixed", description="fixed c, or adapted to ref_kl_target")
     ref_kl_target: float = Field(0.05, gt=0, description="adaptive: target mean per-step KL (nats)")
-    kl_horizon: int = Field(10_000, gt=0, description="adaptive: controller horizon (env steps)")
+    kl_horizon: int = Field(10_000, gt=0, le=10**12, description="adaptive: controller horizon (env steps)")
     kl_estimator: Literal["exact", "k1"] = Field(
         "exact", description="per-step KL: exact or log-ratio sample"
     )
 
 
 class RewardModelFields(BaseModel):
-    n_pairs: int | None = Field(None, ge=1, description="training pairs for the reward model (None = all)")
+    n_pairs: int | None = Field(
+        None, ge=1, le=100_000_000, description="training pairs for the reward model (None = all)"
+    )
     reward_model: RewardModelConfig = Field(RewardModelConfig(), description="reward-model recipe")
 
 
@@ -159,12 +162,16 @@ def _offline_loop(cfg: OfflineConfig, updates: int, seed: int, policy: PolicyAct
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         opt.step()
-        if u % max(1, every // 4) == 0 or u == updates:
-            recorder.curve(u, "train/loss", float(loss.detach()))
+        loss_value = float(loss.detach())
+        record, evaluate = u % max(1, every // 4) == 0 or u == updates, u % every == 0 and u != updates
+        # a NaN / inf loss (every update) or parameter (where recorded or evaluated) stops the run
+        check_finite(u, {"loss": loss_value}, policy.model if record or evaluate else None, unit="update")
+        if record:
+            recorder.curve(u, "train/loss", loss_value)
             for k, v in info.items():
                 recorder.curve(u, f"train/{k}", v)
             recorder.steps(u)
-        if u % every == 0 and u != updates:
+        if evaluate:
             evaluator(u, policy)
             if on_eval:
                 on_eval(u)

@@ -36,6 +36,7 @@ import torch.distributed as dist
 from pydantic import Field
 
 from bench.algos import ppo
+from bench.algos.guard import Diverged
 from bench.algos.rollout import build_agent
 from bench.control.tasks import Task, get_task
 from bench.evaluation import Evaluator
@@ -74,6 +75,16 @@ class Replicas:
 
     def any(self, flag: bool) -> bool:
         return self._all_reduce([float(flag)], dist.ReduceOp.MAX)[0] > 0
+
+    def first_reason(self, reason: str | None) -> str | None:
+        """The divergence decision of all workers (collective): None if no worker has a reason,
+        else the lowest-ranked worker's reason (marked with its rank if it is not this one)."""
+        if not self.any(reason is not None):
+            return None
+        reasons: list[str | None] = [None] * self.world
+        dist.all_gather_object(reasons, reason)
+        rank, first = next((r, why) for r, why in enumerate(reasons) if why is not None)
+        return first if rank == self.rank else f"{first} (worker {rank})"
 
     def total_steps(self, collector) -> int:
         """Env steps collected by all workers so far."""
@@ -144,13 +155,13 @@ def train(task: Task, cfg: DPPOConfig, env_steps: int, seed: int, evaluator: Eva
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
+    errors, ready = ctx.SimpleQueue(), ctx.SimpleQueue()
     with tempfile.TemporaryDirectory(prefix="bench-dppo-") as tmp:
         init = os.path.join(tmp, "rendezvous")
         workers = [
             ctx.Process(
                 target=_worker_main,
-                args=(rank, cfg.workers, init, task.id, cfg.model_dump(), env_steps, seed, errors),
+                args=(rank, cfg.workers, init, task.id, cfg.model_dump(), env_steps, seed, errors, ready),
                 name=f"dppo-rank{rank}",
             )
             for rank in range(1, cfg.workers)
@@ -158,6 +169,7 @@ def train(task: Task, cfg: DPPOConfig, env_steps: int, seed: int, evaluator: Eva
         for w in workers:
             w.start()
         try:
+            _await_workers(workers, ready)
             with _process_group(0, cfg.workers, init):
                 # the training clock starts once every worker has joined, as a single-process
                 # run's starts after its process is up; the start-up time is recorded apart
@@ -171,7 +183,7 @@ def train(task: Task, cfg: DPPOConfig, env_steps: int, seed: int, evaluator: Eva
                 if w.is_alive():
                     w.terminate()
             details = [errors.get() for _ in range(cfg.workers) if not errors.empty()]
-            if details and not isinstance(e, KeyboardInterrupt):
+            if details and not isinstance(e, KeyboardInterrupt | Diverged):
                 raise RuntimeError("a DPPO worker failed:\n" + "\n".join(details)) from e
             raise
         for w in workers:
@@ -180,6 +192,22 @@ def train(task: Task, cfg: DPPOConfig, env_steps: int, seed: int, evaluator: Eva
         if bad:
             raise RuntimeError("DPPO workers failed: " + "; ".join(bad))
     return agent
+
+
+def _await_workers(workers: list, ready) -> None:
+    """Waits until every spawned worker is about to join the group, so that a worker that dies
+    while starting fails the run at once instead of leaving rank 0 at the rendezvous. (Once the
+    group is formed, a dead worker breaks the next collective: gloo reports the closed peer.)"""
+    joined = 0
+    while joined < len(workers):
+        if not ready.empty():
+            ready.get()
+            joined += 1
+            continue
+        dead = [f"{w.name} (exit code {w.exitcode})" for w in workers if not w.is_alive()]
+        if dead:
+            raise RuntimeError(f"DPPO worker died while starting: {', '.join(dead)}")
+        time.sleep(0.05)
 
 
 def _train_rank(task, cfg, env_steps, seed, evaluator, recorder, rank):
@@ -204,16 +232,21 @@ def _process_group(rank: int, world: int, init: str):
         dist.destroy_process_group()
 
 
-def _worker_main(rank, world, init, task_id, config, env_steps, seed, errors) -> None:
+def _worker_main(rank, world, init, task_id, config, env_steps, seed, errors, ready) -> None:
     """Entry point of a spawned worker (ranks 1..W-1)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's process handles Ctrl-C
     torch.set_num_threads(1)
     from bench.algos import warm_up
+    from bench.executors import die_with_parent
 
+    die_with_parent()
     warm_up()  # before the rendezvous: rank 0's clock starts when every worker has joined
+    ready.put(rank)
     try:
         with _process_group(rank, world, init):
             follow(task_id, config, env_steps, seed)
+    except Diverged:
+        pass  # every worker stopped together; rank 0 records the divergence
     except BaseException:
         errors.put(f"rank {rank}: " + traceback.format_exc(limit=-6))
         raise SystemExit(1) from None

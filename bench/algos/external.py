@@ -6,12 +6,13 @@ Unset hyperparameters (None) keep SB3's own defaults.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.algos.guard import Diverged, check_finite
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -21,12 +22,12 @@ class SB3Config(BaseModel):
     """Hyperparameters passed to SB3 (None = SB3's default). PPO-only: batch_size, n_epochs,
     clip_range, clip_schedule. A2C-only: use_rms_prop."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    n_envs: int = Field(8, ge=1, description="parallel environments (DummyVecEnv)")
-    n_steps: int | None = Field(None, ge=1, description="steps per env per rollout")
-    batch_size: int | None = Field(None, ge=1, description="minibatch size (PPO)")
-    n_epochs: int | None = Field(None, ge=1, description="epochs per rollout (PPO)")
+    n_envs: int = Field(8, ge=1, le=4096, description="parallel environments (DummyVecEnv)")
+    n_steps: int | None = Field(None, ge=1, le=1_000_000, description="steps per env per rollout")
+    batch_size: int | None = Field(None, ge=1, le=10_000_000, description="minibatch size (PPO)")
+    n_epochs: int | None = Field(None, ge=1, le=10_000, description="epochs per rollout (PPO)")
     lr: float | None = Field(None, gt=0, description="learning rate")
     lr_schedule: Literal["constant", "linear"] = Field("constant", description="lr annealing")
     gamma: float | None = Field(None, ge=0, le=1, description="discount factor")
@@ -40,8 +41,12 @@ class SB3Config(BaseModel):
     use_rms_prop: bool | None = Field(None, description="RMSprop optimiser (A2C)")
     normalize: bool = Field(False, description="VecNormalize observations and rewards")
     use_sde: bool | None = Field(None, description="generalised state-dependent exploration")
-    sde_sample_freq: int | None = Field(None, description="gSDE noise resample frequency")
-    hidden_sizes: tuple[int, ...] | None = Field(None, description="pi and vf hidden layers")
+    sde_sample_freq: int | None = Field(
+        None, ge=-1, le=10_000_000, description="gSDE noise resample frequency"
+    )
+    hidden_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] | None = Field(
+        None, max_length=64, description="pi and vf hidden layers"
+    )
     activation: Literal["tanh", "relu"] | None = Field(None, description="hidden activation")
     log_std_init: float | None = Field(None, description="initial log std")
     ortho_init: bool | None = Field(None, description="orthogonal initialisation")
@@ -215,6 +220,10 @@ def train(
                 evaluator(step, act)
             return True
 
+        def _on_rollout_start(self) -> None:
+            # after SB3's last update, before the policy acts again: NaN / inf parameters stop the run
+            check_finite(self.model.num_timesteps, None, policy)
+
         def _on_rollout_end(self) -> None:
             step = self.model.num_timesteps
             if self.returns:
@@ -223,7 +232,14 @@ def train(
             recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
             recorder.steps(step)
 
-    model.learn(total_timesteps=env_steps, callback=ProtocolCallback())
+    try:
+        model.learn(total_timesteps=env_steps, callback=ProtocolCallback())
+    except Diverged:
+        raise
+    except Exception:  # e.g. torch.distributions rejecting NaN logits: report the divergence
+        check_finite(model.num_timesteps, None, policy)
+        raise
+    check_finite(model.num_timesteps, None, policy)
     recorder.env_steps = model.num_timesteps
     evaluator.final(model.num_timesteps, act)
     venv.close()

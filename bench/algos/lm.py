@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.algos.guard import check_finite
 from bench.algos.losses import PREFERENCE_LOSSES
 from bench.lm.evaluation import LMEvaluator
 from bench.lm.generation import completion_logits
@@ -26,11 +27,11 @@ from bench.recorder import Recorder
 
 
 class SFTConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class OfflineLMConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     lr: float = Field(5e-5, gt=0, le=1, description="AdamW learning rate (constant)")
     batch_size: int = Field(32, gt=0, le=4096, description="preference pairs per update")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip")
@@ -46,7 +47,7 @@ class PreferredFTConfig(OfflineLMConfig):
 
 
 class BestOfNConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     n: int = Field(4, ge=1, le=4096, description="samples per prompt")
     ranker: Literal["rm", "gold"] = Field("rm", description="reward model, or the gold reward (oracle)")
 
@@ -141,6 +142,12 @@ def dpo_update(policy, opt, cfg: LMDPOConfig, batch: list[tuple], ref_w, ref_l, 
     return loss, ((logp_w - ref_w) - (logp_l - ref_l)).detach()
 
 
+def guard_update(step: int, loss: float, model, with_parameters: bool) -> None:
+    """The divergence check of an LM update: the loss every update; the parameters where the
+    loop records or evaluates (a NaN parameter makes the next loss NaN anyway)."""
+    check_finite(step, {"loss": loss}, model if with_parameters else None, unit="update")
+
+
 class Batches:
     """Epochs of shuffled indices (seeded), cut into batches of ``size``."""
 
@@ -186,11 +193,14 @@ def train_dpo(task: LMTask, cfg: LMDPOConfig, steps: int, seed: int, evaluator: 
         idx = batches.next()
         loss, margin = dpo_update(policy, opt, cfg, [train[i] for i in idx], ref_w[idx], ref_l[idx], pad)
         recorder.steps(step)
-        if step % 10 == 0 or step == steps:
-            recorder.curve(step, "train/loss", loss.item())
+        loss_value = loss.item()
+        record, evaluate = step % 10 == 0 or step == steps, evaluator.due(step) and step < steps
+        guard_update(step, loss_value, policy, record or evaluate)
+        if record:
+            recorder.curve(step, "train/loss", loss_value)
             recorder.curve(step, "train/reward_accuracy", float((margin > 0).float().mean()))
             recorder.curve(step, "train/reward_margin", float(cfg.beta * margin.mean()))
-        if evaluator.due(step) and step < steps:
+        if evaluate:
             evaluator(step, policy)
     if held:
         t0 = time.perf_counter()
@@ -218,9 +228,12 @@ def train_preferred_ft(task: LMTask, cfg: PreferredFTConfig, steps: int, seed: i
         loss = nll.sum() / mask.sum()
         optimizer_step(opt, policy, loss, cfg.max_grad_norm)
         recorder.steps(step)
-        if step % 10 == 0 or step == steps:
-            recorder.curve(step, "train/loss", loss.item())
-        if evaluator.due(step) and step < steps:
+        loss_value = loss.item()
+        record, evaluate = step % 10 == 0 or step == steps, evaluator.due(step) and step < steps
+        guard_update(step, loss_value, policy, record or evaluate)
+        if record:
+            recorder.curve(step, "train/loss", loss_value)
+        if evaluate:
             evaluator(step, policy)
     evaluator.final(steps, policy)
 

@@ -9,12 +9,13 @@ entropy bonus; one gradient step per batch (``n_epochs`` > 1 reuses the batch).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
+from bench.algos.guard import check_finite
 from bench.algos.rollout import Agent, Shaping, build_agent, set_lr
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
@@ -24,11 +25,11 @@ from bench.recorder import Recorder
 class PGConfig(BaseModel):
     """REINFORCE hyperparameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    n_envs: int = Field(8, ge=1, description="parallel environments")
-    n_steps: int = Field(200, ge=1, description="steps per env per batch")
-    n_epochs: int = Field(1, ge=1, description="gradient steps per batch")
+    n_envs: int = Field(8, ge=1, le=4096, description="parallel environments")
+    n_steps: int = Field(200, ge=1, le=1_000_000, description="steps per env per batch")
+    n_epochs: int = Field(1, ge=1, le=10_000, description="gradient steps per batch")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     lr_schedule: Literal["constant", "linear"] = Field("constant", description="lr annealing")
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
@@ -39,7 +40,9 @@ class PGConfig(BaseModel):
     max_grad_norm: float | None = Field(None, gt=0, description="gradient-norm clip (None = off)")
     normalize_obs: bool = Field(False, description="running observation normalisation")
     normalize_reward: bool = Field(False, description="scale rewards by return std")
-    hidden_sizes: tuple[int, ...] = Field((64, 64), description="MLP hidden layers")
+    hidden_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] = Field(
+        (64, 64), max_length=64, description="MLP hidden layers"
+    )
     activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation")
     ortho_init: bool = Field(True, description="orthogonal initialisation")
     log_std_init: float = Field(0.0, description="initial log std (Gaussian policies)")
@@ -110,10 +113,13 @@ def train(
             optimizer.step()
 
         step = collector.env_steps
+        last = {"policy loss": float(pg_loss.detach()), "value loss": float(vf_loss.detach()),
+                "entropy": float(entropy.detach().mean())}  # fmt: skip
+        check_finite(step, last, model)  # a NaN / inf loss or parameter stops the run
         collector.log_episodes()
-        recorder.curve(step, "train/policy_loss", float(pg_loss.detach()))
-        recorder.curve(step, "train/value_loss", float(vf_loss.detach()))
-        recorder.curve(step, "train/entropy", float(entropy.detach().mean()))
+        recorder.curve(step, "train/policy_loss", last["policy loss"])
+        recorder.curve(step, "train/value_loss", last["value loss"])
+        recorder.curve(step, "train/entropy", last["entropy"])
         recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
         recorder.steps(step)
         if evaluator.due(step):

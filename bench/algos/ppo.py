@@ -10,13 +10,14 @@ clipping) -> anneal learning rate / clip range -> evaluate on the shared protoco
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
+from bench.algos.guard import check_finite
 from bench.algos.rollout import Agent, Shaping, build_agent, set_lr
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
@@ -26,12 +27,12 @@ from bench.recorder import Recorder
 class PPOConfig(BaseModel):
     """PPO hyperparameters (defaults: a generic starting point; see TASK_DEFAULTS)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    n_envs: int = Field(8, ge=1, description="parallel environments")
-    n_steps: int = Field(128, ge=1, description="steps per env per rollout")
-    batch_size: int = Field(256, ge=1, description="minibatch size")
-    n_epochs: int = Field(10, ge=1, description="passes over each rollout")
+    n_envs: int = Field(8, ge=1, le=4096, description="parallel environments")
+    n_steps: int = Field(128, ge=1, le=1_000_000, description="steps per env per rollout")
+    batch_size: int = Field(256, ge=1, le=10_000_000, description="minibatch size")
+    n_epochs: int = Field(10, ge=1, le=10_000, description="passes over each rollout")
     lr: float = Field(3e-4, gt=0, description="Adam learning rate")
     lr_schedule: Literal["constant", "linear"] = Field("constant", description="lr annealing")
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
@@ -49,7 +50,9 @@ class PPOConfig(BaseModel):
     normalize_advantage: bool = Field(True, description="normalise advantages per minibatch")
     normalize_obs: bool = Field(False, description="running observation normalisation")
     normalize_reward: bool = Field(False, description="scale rewards by return std")
-    hidden_sizes: tuple[int, ...] = Field((64, 64), description="MLP hidden layers")
+    hidden_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] = Field(
+        (64, 64), max_length=64, description="MLP hidden layers"
+    )
     activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation")
     ortho_init: bool = Field(True, description="orthogonal initialisation")
     log_std_init: float = Field(0.0, description="initial log std (Gaussian policies)")
@@ -186,6 +189,10 @@ def train(
                 break
 
         step = steps = collector.env_steps if group is None else group.total_steps(collector)
+        means = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
+        # a NaN / inf loss or parameter stops the run (every DPPO worker together)
+        named = {"policy loss": "pg", "value loss": "vf", "entropy": "ent"}
+        check_finite(step, {name: means[k] for name, k in named.items() if stats[k]}, model, group=group)
         if cfg.objective == "kl_penalty":
             with torch.no_grad():
                 new_params = model.policy(obs[idx])
@@ -204,7 +211,7 @@ def train(
             ("approx_kl", "kl"),
             ("clip_fraction", "clipfrac"),
         ]:
-            recorder.curve(step, f"train/{name}", float(np.mean(stats[key])))
+            recorder.curve(step, f"train/{name}", means[key])
         recorder.curve(step, "train/lr", lr)
         recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
         recorder.steps(step)

@@ -12,6 +12,7 @@ Cached like the other alignment artifacts.
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -19,17 +20,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from bench.algos import losses
+from bench.algos.guard import check_finite
 from bench.cache import cached, recipe_hash
 from bench.control.alignment import AlignmentContext, Preferences
 from bench.control.policies import mlp
 
 
 class RewardModelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    hidden_sizes: tuple[int, ...] = Field((64, 64), description="MLP hidden layers")
-    epochs: int = Field(30, ge=1, description="passes over the training pairs")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    hidden_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] = Field(
+        (64, 64), max_length=64, description="MLP hidden layers"
+    )
+    epochs: int = Field(30, ge=1, le=100_000, description="passes over the training pairs")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
-    batch_size: int = Field(64, ge=1, description="pairs per minibatch")
+    batch_size: int = Field(64, ge=1, le=10_000_000, description="pairs per minibatch")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
 
 
@@ -73,8 +77,9 @@ def train_reward_model(prefs: Preferences, n_pairs: int | None, cfg: RewardModel
     opt = torch.optim.AdamW(rm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     w_all, l_all = prefs.winner[train], prefs.loser[train]
     n = len(w_all)
-    for _ in range(cfg.epochs):
+    for epoch in range(1, cfg.epochs + 1):
         order = rng.permutation(n)
+        epoch_losses = []
         for start in range(0, n, cfg.batch_size):
             mb = torch.from_numpy(order[start : start + cfg.batch_size])
             loss = losses.bradley_terry_loss(
@@ -83,6 +88,10 @@ def train_reward_model(prefs: Preferences, n_pairs: int | None, cfg: RewardModel
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            epoch_losses.append(loss.detach())
+        # a NaN / inf loss or parameter stops the run (and nothing is cached)
+        mean_loss = torch.stack(epoch_losses).mean() if epoch_losses else 0.0
+        check_finite(epoch, {"loss": mean_loss}, rm, unit="reward-model epoch")
     with torch.no_grad():
         used = torch.unique(torch.cat([w_all, l_all]))
         per_step = rm(prefs.obs[used], prefs.actions[used])[prefs.mask[used] > 0]

@@ -37,6 +37,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
+from bench.algos.guard import check_finite
 from bench.algos.lm import Batches, optimizer_step
 from bench.lm.evaluation import LMEvaluator
 from bench.lm.generation import batch_pairs, sample, score
@@ -47,7 +48,7 @@ from bench.recorder import Recorder
 
 
 class _OnlineConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     reward: Literal["rm", "gold"] = Field("rm", description="reward model, or the gold reward (PPO-GT)")
     lr: float = Field(5e-5, gt=0, le=1, description="actor AdamW learning rate (constant)")
     kl_coef: float = Field(0.05, ge=0, description="KL penalty coefficient (initial, with target_kl)")
@@ -67,7 +68,9 @@ class RLHFPPOConfig(_OnlineConfig):
     lam: float = Field(0.95, ge=0, le=1, description="GAE λ")
     whiten_advantages: bool = True
     target_kl: float | None = Field(None, gt=0, description="adaptive kl_coef toward this sequence KL (nats)")
-    horizon: int = Field(500, gt=0, description="controller horizon in samples (Ziegler et al.: 10k)")
+    horizon: int = Field(
+        500, gt=0, le=10**12, description="controller horizon in samples (Ziegler et al.: 10k)"
+    )
 
 
 class LMPGConfig(_OnlineConfig):
@@ -208,6 +211,7 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
     train_prompts = ctx.prompts()["train"]  # (text, ids)
     scorer = SequenceScorer(ctx, cfg.reward, recorder)
     actor, ref, critic = ctx.policy(), ctx.reference(), _critic(ctx, cfg.reward)
+    models = {"actor": actor, "critic": critic}  # what the divergence guard checks
     actor_opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
     prompt_batches = Batches(len(train_prompts), cfg.batch_size, seed)
@@ -258,8 +262,13 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
                 stats["clipfrac"].append(float(((ratio - 1).abs() > cfg.clip_range).float().mean()))
                 update += 1
                 recorder.steps(update)
-                if evaluator.due(update) and update < steps:
+                evaluate = evaluator.due(update) and update < steps
+                # a NaN / inf loss (every update) or parameter (before evaluating) stops the run
+                last = {"policy loss": stats["policy_loss"][-1], "value loss": stats["value_loss"][-1]}
+                check_finite(update, last, models if evaluate else None, unit="update")
+                if evaluate:
                     evaluator(update, actor)
+        check_finite(update, None, models, unit="update")  # before the next rollout samples from the actor
         # -- records and the KL controller
         mean_kl = float(seq_kl.mean())
         recorder.curve(update, "train/score", float(seq_score.mean()))
@@ -307,8 +316,11 @@ def train_lm_pg(task: LMTask, cfg: LMPGConfig, steps: int, seed: int, evaluator:
         loss = losses.policy_gradient_loss(seq_logp, adv)
         optimizer_step(opt, actor, loss, cfg.max_grad_norm)
         recorder.steps(update)
+        loss_value = loss.item()
+        # the loss and the actor's parameters every update (the next one samples from the actor)
+        check_finite(update, {"loss": loss_value}, actor, unit="update")
         if update % 5 == 0 or update == steps:
-            recorder.curve(update, "train/loss", loss.item())
+            recorder.curve(update, "train/loss", loss_value)
             recorder.curve(update, "train/score", float(seq_score.mean()))
             recorder.curve(update, "train/kl", float(seq_kl.mean()))
             recorder.curve(update, "train/reward", float(reward.mean()))

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from bench.algos.guard import Diverged, check_finite
 from bench.algos.lm import OfflineLMConfig
 from bench.lm.evaluation import LMEvaluator
 from bench.lm.setup import LMContext
@@ -79,10 +80,14 @@ def train_trl_dpo(task: LMTask, cfg: TRLDPOConfig, steps: int, seed: int, evalua
     class Hooks(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
             recorder.steps(state.global_step)
+            # NaN / inf parameters after TRL's update stop the run (before it evaluates or steps again)
+            check_finite(state.global_step, None, model, unit="update")
             if evaluator.due(state.global_step) and state.global_step < steps:
                 evaluator(state.global_step, model)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                check_finite(state.global_step, {"loss": logs["loss"]}, unit="update")
             for name, metric in (("loss", "train/loss"), ("rewards/accuracies", "train/reward_accuracy"),
                                  ("rewards/margins", "train/reward_margin")):  # fmt: skip
                 if logs and name in logs:
@@ -96,7 +101,13 @@ def train_trl_dpo(task: LMTask, cfg: TRLDPOConfig, steps: int, seed: int, evalua
             trainer = make_trainer(policy, ctx.reference(), ctx.tokenizer(), prefs.texts(train), cfg, steps,
                                    seed, out, [Hooks()])  # fmt: skip
             trainer.remove_callback(PrinterCallback)  # so would its log lines
-            trainer.train()
+            try:
+                trainer.train()
+            except Diverged:
+                raise
+            except Exception:  # an error of a run whose parameters went NaN: report the divergence
+                check_finite(trainer.state.global_step, None, trainer.model, unit="update")
+                raise
     finally:
         if quiet is None:
             os.environ.pop("TQDM_DISABLE", None)

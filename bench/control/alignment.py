@@ -40,29 +40,31 @@ REFERENCE_CHECK_SEED_BASE = 500_000
 class ReferenceRecipe(BaseModel):
     """How a task's reference policy is trained (the project's PPO, shipped task defaults)."""
 
-    model_config = ConfigDict(extra="forbid")
-    env_steps: int = Field(gt=0, description="maximum PPO training budget")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    env_steps: int = Field(gt=0, le=10**11, description="maximum PPO training budget")
     target_return: float | None = Field(None, description="stop once the T=1 mean return reaches this")
-    check_every: int = Field(5000, gt=0, description="env steps between target checks")
-    check_episodes: int = Field(20, gt=0, description="episodes per target check")
+    check_every: int = Field(5000, gt=0, le=10**11, description="env steps between target checks")
+    check_episodes: int = Field(20, gt=0, le=10_000, description="episodes per target check")
     params: dict[str, Any] = Field({}, description="PPO hyperparameters over the task defaults")
 
 
 class PreferenceRecipe(BaseModel):
     """How a task's preference dataset is drawn from its reference policy."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     n_pairs: int = Field(1000, gt=0, le=1_000_000, description="pairs in the dataset (train + held out)")
-    segment_length: int = Field(50, gt=0, description="H: steps per segment (fewer where the episode ends)")
+    segment_length: int = Field(
+        50, gt=0, le=1_000_000, description="H: steps per segment (fewer where the episode ends)"
+    )
     label_temperature: float = Field(0.0, ge=0, description="Bradley-Terry tau (0 = deterministic)")
-    episodes: int = Field(100, gt=0, description="reference episodes the segments are cut from")
+    episodes: int = Field(100, gt=0, le=1_000_000, description="reference episodes the segments are cut from")
     heldout: float = Field(0.2, gt=0, lt=1, description="held-out fraction of the pairs")
 
 
 class Alignment(BaseModel):
     """A suite's ``alignment:`` section."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     reference: dict[str, ReferenceRecipe] = Field(description="reference recipe per task")
     preferences: PreferenceRecipe = Field(PreferenceRecipe(), description="preference data")
     task_preferences: dict[str, dict[str, Any]] = Field({}, description="per-task preference overrides")
@@ -77,6 +79,7 @@ class Alignment(BaseModel):
 
 def _train_reference(task: Task, recipe: ReferenceRecipe, seed: int) -> dict:
     from bench.algos import ppo
+    from bench.algos.guard import Diverged
     from bench.evaluation import Evaluator
 
     cfg = ppo.PPOConfig(**{**ppo.TASK_DEFAULTS.get(task.id, {}), **recipe.params})
@@ -92,7 +95,10 @@ def _train_reference(task: Task, recipe: ReferenceRecipe, seed: int) -> dict:
         seed_base=REFERENCE_CHECK_SEED_BASE,
     )
     torch.manual_seed(seed)
-    agent = ppo.train(task, cfg, recipe.env_steps, seed, evaluator, recorder)
+    try:
+        agent = ppo.train(task, cfg, recipe.env_steps, seed, evaluator, recorder)
+    except Diverged as e:  # the run's own steps are not the reference's: say whose these are
+        raise Diverged(e.step, e.reason, f"reference-policy {e.unit}") from None
     checks = [(s, v) for s, _, _, _, m, v, _ in recorder.evals if m == "eval/return"]
     model = agent.model
     return {

@@ -86,6 +86,7 @@ def preflight(recipes: list[dict]) -> None:
         " here, and none of them is in the local cache. Provide them by: (1) running once where the hub"
         " is reachable, or copying a Hugging Face cache from such a machine (HF_HOME, default"
         " ~/.cache/huggingface); or (2) pointing the suite's lm: section at local copies:"
-        " model: {base: /path/to/model}, gold: hf:/path/to/classifier,"
-        " corpus: {source: hf, dataset: csv, data_files: /path/to/reviews.csv}."
+        " model: {base: models/gpt2}, gold: hf:models/classifier,"
+        " corpus: {source: hf, dataset: csv, data_files: data/reviews.csv} (local paths must lie in"
+        " the suite file's folder or in the artifact cache, $BENCH_CACHE)."
     )

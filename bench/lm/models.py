@@ -8,6 +8,8 @@ initialised from a policy's transformer. Both save and load with ``save_pretrain
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 class ModelRecipe(BaseModel):
     """The policy: a pretrained model (``base``: hub name or local path) or a tiny GPT-2."""
 
-    model_config = ConfigDict(extra="forbid")
-    base: str | None = Field(None, description="hub name or local path of a pretrained causal LM")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    base: str | None = Field(
+        None, max_length=1000, description="hub name or local path of a pretrained causal LM"
+    )
     n_layer: int = Field(2, gt=0, le=48)
     n_embd: int = Field(64, gt=0, le=4096)
     n_head: int = Field(4, gt=0, le=64)
@@ -46,10 +50,18 @@ def build_tiny_lm(recipe: ModelRecipe, tokenizer, seed: int):
     return GPT2LMHeadModel(config)
 
 
+def _safe(path: str) -> dict:
+    """``from_pretrained`` arguments for ``path``: a local folder (the cache's ``save_pretrained``
+    output, or a model given as a path) must hold safetensors weights (no pickled
+    ``pytorch_model.bin`` is loaded from it); a hub name keeps transformers' default (safetensors
+    where the repository has them, else ``torch.load(weights_only=True)``)."""
+    return {"use_safetensors": True} if Path(path).is_dir() else {}
+
+
 def load_lm(path: str, **kwargs):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(path, **{**_safe(path), **kwargs})
 
 
 def scalar_model_from(policy_path: str, pad_token_id: int, seed: int):
@@ -57,7 +69,8 @@ def scalar_model_from(policy_path: str, pad_token_id: int, seed: int):
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(policy_path, num_labels=1)
+    safe = _safe(policy_path)
+    model = AutoModelForSequenceClassification.from_pretrained(policy_path, num_labels=1, **safe)
     model.config.pad_token_id = pad_token_id
     return model
 
@@ -65,4 +78,4 @@ def scalar_model_from(policy_path: str, pad_token_id: int, seed: int):
 def load_scalar_model(path: str):
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(path)
+    return AutoModelForSequenceClassification.from_pretrained(path, **_safe(path))

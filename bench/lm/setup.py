@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from itertools import combinations
@@ -32,7 +33,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bench.cache import cache_dir, cached_dir, cached_json, recipe_hash
 from bench.lm.generation import batch_pairs, sample
@@ -46,13 +47,13 @@ EVAL_SEED_BASE = 1_000_000  # generators of evaluation samples; pipeline samples
 
 
 class _Recipe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=1000)
 
 
 class CorpusRecipe(_Recipe):
     source: Literal["generated", "hf"] = Field("generated", description="task generator or a dataset")
     documents: int = Field(20_000, gt=0, le=10_000_000, description="documents to generate / read")
-    seed: int = Field(0, ge=0, description="seed of the generated corpus")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the generated corpus")
     dataset: str | None = Field(None, description="hf: load_dataset name or builder (csv, json, text)")
     data_files: str | None = Field(None, description="hf: local data files for a builder")
     split: str = "train"
@@ -77,16 +78,16 @@ class SFTRecipe(_Recipe):
     steps: int = Field(2500, ge=0, le=10_000_000)
     batch_size: int = Field(32, gt=0, le=4096)
     lr: float = Field(1e-3, gt=0, le=1)
-    warmup: int = Field(50, ge=0)
+    warmup: int = Field(50, ge=0, le=10_000_000)
     max_len: int = Field(96, gt=4, le=8192, description="tokens per training document (truncated)")
 
 
 class PromptRecipe(_Recipe):
     train: int = Field(1024, gt=0, le=1_000_000, description="train prompts (preference data)")
     test: int = Field(128, gt=0, le=1_000_000, description="test prompts (every evaluation)")
-    min_tokens: int = Field(2, gt=0)
-    max_tokens: int = Field(8, gt=0)
-    seed: int = Field(0, ge=0)
+    min_tokens: int = Field(2, gt=0, le=8192)
+    max_tokens: int = Field(8, gt=0, le=8192)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _range(self) -> PromptRecipe:
@@ -119,8 +120,17 @@ class LMSetup(_Recipe):
     max_new_tokens: int = Field(48, gt=0, le=4096, description="completion length limit")
     preferences: LMPreferenceRecipe = LMPreferenceRecipe()
     reward_model: RewardModelRecipe = RewardModelRecipe()
-    gold: str | None = Field(None, description="gold scorer: vader | hf:MODEL (default: the task's)")
+    gold: str | None = Field(
+        None, description="gold scorer: vader | summary-judge | hf:MODEL | hf-rm:MODEL (default: the task's)"
+    )
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where models run (auto: cuda if any)")
+
+    @field_validator("gold")
+    @classmethod
+    def _known_gold(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"vader|summary-judge|hf:.+|hf-rm:.+", v):
+            raise ValueError("must be vader, summary-judge, hf:MODEL or hf-rm:MODEL (hub name or local path)")
+        return v
 
     def torch_device(self) -> str:
         if self.device == "auto":
@@ -199,6 +209,8 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 
 
 def train_sft(model, tokenizer, docs: list[str], recipe: SFTRecipe, seed: int, log) -> dict:
+    from bench.algos.guard import check_finite  # here: bench.algos imports this module
+
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     seqs = [(ids + [eos])[: recipe.max_len] for ids in encode(tokenizer, docs)]
     g = torch.Generator().manual_seed(seed)
@@ -216,6 +228,8 @@ def train_sft(model, tokenizer, docs: list[str], recipe: SFTRecipe, seed: int, l
         sched.step()
         if step % 50 == 0 or step == recipe.steps - 1:
             curve.append((step + 1, loss.item()))
+            # a NaN / inf loss or parameter fails the run, and no diverged model is cached
+            check_finite(step + 1, {"loss": curve[-1][1]}, model, unit="SFT update")
         if step % 500 == 0:
             log(f"  sft step {step}/{recipe.steps}: loss {loss.item():.3f}")
     model.eval()
@@ -502,6 +516,8 @@ class LMContext:
         return self._once("reward_model", build)
 
     def _train_reward_model(self, out: Path) -> dict:
+        from bench.algos.guard import check_finite  # here: bench.algos imports this module
+
         r, tok, prefs = self.setup.reward_model, self.tokenizer(), self.preferences()
         pad = tok.pad_token_id
         model = scalar_model_from(str(self.sft_path()), pad, self.seed).to(self.setup.torch_device())
@@ -530,6 +546,7 @@ class LMContext:
             opt.step()
             if step % 50 == 0 or step == r.steps - 1:
                 losses.append((step + 1, loss.item()))
+                check_finite(step + 1, {"loss": losses[-1][1]}, model, unit="reward-model update")
         model.eval()
 
         def accuracy(pairs) -> float:

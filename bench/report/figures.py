@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench import stats  # noqa: E402
+from bench.report.tables import plain  # noqa: E402
 from bench.results import curve_grid, method_of  # noqa: E402
 
 DPI = 100
@@ -27,6 +28,18 @@ ANCHOR_MARKERS = ["*", "P", "X", "D", "^", "v"]
 
 def setup() -> None:
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
+    # names are data: a "$" in one must print as is, never start TeX or mathtext
+    matplotlib.rcParams.update({"text.usetex": False, "text.parse_math": False})
+
+
+NAME_LIMIT = 48
+
+
+def short(name, limit: int = NAME_LIMIT) -> str:
+    """A name as a figure label: one line without control characters (``tables.plain``), at
+    most ``limit`` characters (longer names are cut with an ellipsis)."""
+    text = plain(name)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def palette(names: list[str]) -> dict[str, tuple]:
@@ -73,9 +86,12 @@ def task_figure(
     label = _score_label(metric, task)
     for ax, x, xlabel in [(axes[0], "step", "env steps"), (axes[1], "wall_time", "wall time (s)")]:
         for algo, g in ev.groupby("algorithm", sort=True):
+            g = g[np.isfinite(g[x].to_numpy(float))]  # an export without timing has no wall times
+            if g.empty:
+                continue
             grid, values = curve_grid(g, x)
             mean, lo, hi = stats.mean_band(values, reps, seed=seed)
-            ax.plot(grid, mean, color=colors[algo], label=f"{algo} (n={len(values)})", lw=1.8)
+            ax.plot(grid, mean, color=colors[algo], label=f"{short(algo)} (n={len(values)})", lw=1.8)
             ax.fill_between(grid, lo, hi, color=colors[algo], alpha=0.2, lw=0)
         if threshold is not None:
             ax.axhline(threshold, color="0.4", ls="--", lw=1, label=f"threshold {threshold:g}")
@@ -89,24 +105,27 @@ def task_figure(
             ms=11,
             ls="none",
             color="black",
-            label=f"{a.source}: {a.algorithm} at {a.budget:,.0f} steps",
+            label=f"{short(a.source, 24)}: {short(a.algorithm, 24)} at {a.budget:,.0f} steps",
         )
-    axes[0].set_title(f"{task}: learning curves")
-    axes[1].set_title(f"{task}: against wall time")
-    # final scores: one dot per seed, the mean as a bar, anchors as black markers with ± std
+    axes[0].set_title(f"{short(task)}: learning curves")
+    timed = np.isfinite(ev.wall_time.to_numpy(float)).any()
+    axes[1].set_title(f"{short(task)}: against wall time" + ("" if timed else " (not recorded)"))
+    # final scores: one dot per seed (jittered by the report's seed, so the same report draws
+    # the same figure), the mean as a bar, anchors as black markers with ± std
     order = sorted(finals.algorithm.unique())
     ax = axes[2]
     if len(finals):
-        sns.stripplot(
-            data=finals, y="algorithm", x="score", hue="algorithm", order=order, hue_order=order,
-            palette=colors, size=4, alpha=0.6, jitter=0.25, legend=False, ax=ax,
-        )  # fmt: skip
+        rng = np.random.default_rng(seed)
+        for j, algo in enumerate(order):
+            s = finals.score[finals.algorithm == algo].to_numpy(float)
+            y = j + (rng.uniform(-0.25, 0.25, len(s)) if len(s) > 1 else np.zeros(len(s)))
+            ax.scatter(s, y, s=16, color=colors[algo], alpha=0.6, lw=0)
         means = finals.groupby("algorithm").score.mean().reindex(order)
         ax.scatter(means, range(len(order)), marker="|", s=500, color="black", zorder=3, label="mean")
-    ticks = list(order)
+    ticks = [short(a) for a in order]
     for i, (_, a) in enumerate(anchors.iterrows()):
         y = len(ticks)
-        ticks.append(f"{a.source}: {a.algorithm}")
+        ticks.append(f"{short(a.source, 24)}: {short(a.algorithm, 24)}")
         err = a.get("std") if pd.notna(a.get("std", np.nan)) else None
         ax.errorbar(
             a.score, y, xerr=err, marker=ANCHOR_MARKERS[i % len(ANCHOR_MARKERS)], ms=10, color="black",
@@ -118,7 +137,7 @@ def task_figure(
         ax.axvline(threshold, color="0.4", ls="--", lw=1)
     ax.set_xlabel(f"final {label} (greedy)")
     ax.set_ylabel("")
-    ax.set_title(f"{task}: final score per seed")
+    ax.set_title(f"{short(task)}: final score per seed")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(
         handles,
@@ -147,7 +166,7 @@ def aggregate_figure(table: pd.DataFrame, colors: dict, path: Path) -> str:
         ax.margins(x=0.1)
         ax.set_title(title)
         ax.set_xlabel("normalised score" + (" (lower is better)" if key == "optimality_gap" else ""))
-    axes[0].set_yticks(range(len(algos)), algos)
+    axes[0].set_yticks(range(len(algos)), [short(a) for a in algos])
     axes[0].invert_yaxis()
     fig.tight_layout()
     return _save(fig, path)
@@ -163,6 +182,9 @@ def _heatmap(matrix: pd.DataFrame, ax) -> None:
 def improvement_figure(matrix: pd.DataFrame, path: Path) -> str:
     """Heatmap of P(row > column) on normalised scores."""
     n = len(matrix)
+    matrix = matrix.set_axis([short(a) for a in matrix.index], axis=0).set_axis(
+        [short(a) for a in matrix.columns], axis=1
+    )
     fig, ax = plt.subplots(figsize=(1.1 * n + 3, 0.8 * n + 1.5))
     with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib deprecates
         warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -181,7 +203,7 @@ def profile_figure(matrices: dict[str, np.ndarray], colors: dict, path: Path, re
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for algo, m in matrices.items():
         point, lo, hi = stats.performance_profile_band(m, taus, reps, seed=seed)
-        ax.plot(taus, point, color=colors[algo], label=algo, lw=1.8)
+        ax.plot(taus, point, color=colors[algo], label=short(algo), lw=1.8)
         ax.fill_between(taus, lo, hi, color=colors[algo], alpha=0.2, lw=0)
     ax.set_xlabel("normalised score τ (0 = random policy, 1 = solved)")
     ax.set_ylabel("fraction of runs with score > τ")
@@ -201,12 +223,12 @@ def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, 
         ax.scatter(g.kl, g.score, s=14, color=c, alpha=0.35, lw=0)
         front = g.iloc[stats.pareto_front(g.kl.to_numpy(), g.score.to_numpy())].sort_values("kl")
         ax.plot(front.kl, front.score, color=c, lw=2, marker="o", ms=4, drawstyle="steps-post",
-                label=f"{method} ({len(g)} points)")  # fmt: skip
+                label=f"{short(method)} ({len(g)} points)")  # fmt: skip
     if (points.kl > 0).any() and points.kl.max() / max(points.kl[points.kl > 0].min(), 1e-9) > 100:
         ax.set_xscale("symlog", linthresh=0.1)
     ax.set_xlabel("sequence-level KL(π ‖ π_ref) (nats)")
     ax.set_ylabel(f"{_score_label(metric, task)} at T = 1")
-    ax.set_title(f"{task}: reward vs KL frontier (lines: Pareto fronts)")
+    ax.set_title(f"{short(task)}: reward vs KL frontier (lines: Pareto fronts)")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
     fig.tight_layout()
     return _save(fig, path)
@@ -227,8 +249,8 @@ def _method_panels(table: pd.DataFrame, colors: dict, height: float, legend_loc:
         labels = sorted(g.algorithm.unique())
         shades = sns.light_palette(colors[method], n_colors=len(labels) + 2)[2:]
         for label, shade in zip(labels, shades, strict=True):
-            draw(ax, g[g.algorithm == label], shade, label[len(method) :].strip("[]") or method)
-        ax.set_title(method, fontsize=10)
+            draw(ax, g[g.algorithm == label], shade, short(label[len(method) :].strip("[]") or method))
+        ax.set_title(short(method), fontsize=10)
         ax.legend(fontsize=6, loc=legend_loc)
     for ax in axes.flat[len(methods) :]:
         ax.axis("off")
@@ -239,15 +261,15 @@ def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict
     """Final score against sampling temperature, mean over runs with 95% CI: one panel per
     method (run label stem), one line per sweep point of the method."""
 
-    def draw(ax, h, shade, short):
+    def draw(ax, h, shade, name):
         h = h.sort_values("temperature")
-        ax.plot(h.temperature, h["mean"], color=shade, marker="o", ms=3, lw=1.5, label=short)
+        ax.plot(h.temperature, h["mean"], color=shade, marker="o", ms=3, lw=1.5, label=name)
         ax.fill_between(h.temperature, h.lo, h.hi, color=shade, alpha=0.15, lw=0)
 
     fig = _method_panels(table, colors, 2.9, "lower left", draw)
     fig.supxlabel("sampling temperature T (0 = greedy)")
     fig.supylabel(f"final {_score_label(metric, task)} (mean, 95% CI)")
-    fig.suptitle(f"{task}: robustness to sampling temperature")
+    fig.suptitle(f"{short(task)}: robustness to sampling temperature")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -263,12 +285,14 @@ def win_rate_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) ->
     for _, b in best.sort_values("method").iterrows():
         h = table[table.algorithm == b.algorithm].sort_values("temperature")
         c = colors[b.method]
-        ax.plot(h.temperature, h["mean"], color=c, marker="o", ms=4, lw=1.8, label=b.algorithm)
+        ax.plot(h.temperature, h["mean"], color=c, marker="o", ms=4, lw=1.8, label=short(b.algorithm))
         ax.fill_between(h.temperature, h.lo, h.hi, color=c, alpha=0.15, lw=0)
     ax.axhline(0.5, color="0.4", ls="--", lw=1)
     ax.set_xlabel("sampling temperature T (0 = greedy)")
     ax.set_ylabel("win rate vs reference (wins + ½ ties, 95% CI)")
-    ax.set_title(f"{task}: win rate against the reference vs temperature (best sweep point per method)")
+    ax.set_title(
+        f"{short(task)}: win rate against the reference vs temperature (best sweep point per method)"
+    )
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
     fig.tight_layout()
     return _save(fig, path)
@@ -278,15 +302,15 @@ def kl_curve_figure(curves: pd.DataFrame, task: str, colors: dict, path: Path) -
     """KL(π ‖ π_ref) at T = 1 over training updates, mean over seeds: one panel per method, one
     line per sweep point."""
 
-    def draw(ax, h, shade, short):
+    def draw(ax, h, shade, name):
         h = h.groupby("step").kl.agg(["mean", "min", "max"]).reset_index()
-        ax.plot(h.step, h["mean"], color=shade, lw=1.6, marker="o", ms=2.5, label=short)
+        ax.plot(h.step, h["mean"], color=shade, lw=1.6, marker="o", ms=2.5, label=name)
         ax.fill_between(h.step, h["min"], h["max"], color=shade, alpha=0.15, lw=0)
 
     fig = _method_panels(curves, colors, 2.8, "upper left", draw)
     fig.supxlabel("optimizer updates")
     fig.supylabel("KL(π ‖ π_ref) at T = 1 (nats; mean, band = seed range)")
-    fig.suptitle(f"{task}: KL to the reference over training")
+    fig.suptitle(f"{short(task)}: KL to the reference over training")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -296,12 +320,12 @@ def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, g in table.groupby("method", sort=True):
         g = g.sort_values("n_pairs")
-        ax.plot(g.n_pairs, g["mean"], color=colors[method], marker="o", lw=1.8, label=method)
+        ax.plot(g.n_pairs, g["mean"], color=colors[method], marker="o", lw=1.8, label=short(method))
         ax.fill_between(g.n_pairs, g.lo, g.hi, color=colors[method], alpha=0.2, lw=0)
     ax.set_xscale("log")
     ax.set_xlabel("training preference pairs")
     ax.set_ylabel(f"final {_score_label(metric, task)} at T = 1")
-    ax.set_title(f"{task}: data efficiency")
+    ax.set_title(f"{short(task)}: data efficiency")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
     fig.tight_layout()
     return _save(fig, path)
@@ -316,17 +340,17 @@ def scaling_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) -> 
         c = colors.get(method, colors.get(method_of(method)))
         err = [g.env_steps_per_s - g.sps_min, g.sps_max - g.env_steps_per_s]
         ax.errorbar(g.workers, g.env_steps_per_s, yerr=err, color=c, marker="o", lw=2, capsize=3,
-                    label=method)  # fmt: skip
+                    label=short(method))  # fmt: skip
         one = g[g.workers == 1].env_steps_per_s
         if len(one):
             ax.plot(g.workers, one.iloc[0] * g.workers, color=c, ls="--", lw=1, alpha=0.7)
-            ax_eff.plot(g.workers, g.efficiency, color=c, marker="o", lw=2, label=method)
+            ax_eff.plot(g.workers, g.efficiency, color=c, marker="o", lw=2, label=short(method))
     ax_eff.axhline(1.0, color="0.4", ls="--", lw=1)
     for a in (ax, ax_eff):
         a.set_xlabel("workers (W)")
         a.set_xticks(sorted(table.workers.unique()))
     ax.set_ylabel("env steps / s (training)")
-    ax.set_title(f"{task}: throughput (dashed: linear)")
+    ax.set_title(f"{short(task)}: throughput (dashed: linear)")
     ax_eff.set_ylabel("efficiency: speed-up / W")
     ax_eff.set_ylim(0, max(1.1, float(table.efficiency.max()) * 1.1))
     ax_eff.set_title("efficiency against linear scaling")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,21 @@ MARKER = "report.json"  # identifies a folder written by `bench report` (safe to
 
 class ReportError(Exception):
     pass
+
+
+def generated_at() -> str:
+    """The report's "generated" time (UTC, to the minute): now, or ``$SOURCE_DATE_EPOCH`` (seconds
+    since 1970) when set, so that the same store renders to byte-identical files."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isdigit() else datetime.now(timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def folder_name(name: str) -> str:
+    """A suite name as one safe folder name for default output paths (``reports/NAME``): letters,
+    digits, ``.``, ``_`` and ``-`` only, never ``..`` or a path, at most 80 characters."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")[:80].strip("._")
+    return text or "suite"
 
 
 def check_destination(out: Path) -> None:
@@ -213,7 +229,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         table.to_csv(tmp / name, index=name == "probability_of_improvement.csv")
 
     prov = R.provenance(results)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = generated_at()
     title = f"bench report — {results.name}"
     description = results.suite_info.get("description", "")
     html = (

@@ -109,13 +109,16 @@ def write_synthetic(
                 spec.key,
             )
         )
-    with store._tx() as db:
+
+    def write(db) -> None:
         db.executemany("INSERT INTO evals VALUES (?,?,?,?,?,?,?,?)", eval_rows)
         db.executemany(
             "UPDATE runs SET status=?, error=?, started_at=?, ended_at=?, wall_time=?, train_time=?,"
             " env_steps=?, git_rev=?, packages=?, host=? WHERE key=?",
             run_rows,
         )
+
+    store._write(write, "cannot write synthetic runs")
     return suite
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -85,12 +86,26 @@ def aggregate_rows(table: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
+def plain(text) -> str:
+    """Text on one line with no control characters (line breaks and tabs become spaces, other
+    control characters U+FFFD): names as printed to a terminal, a Markdown cell or a figure."""
+
+    def clean(c: str) -> str:
+        if c in "\n\r\t\v\f\x85\u2028\u2029":
+            return " "
+        return "\ufffd" if ord(c) < 32 or 127 <= ord(c) < 160 else c
+
+    return "".join(map(clean, str(text)))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_~$])")
+
+
 def md_escape(text: str) -> str:
-    """Text safe in a Markdown table cell: no HTML, no column breaks."""
-    return (
-        str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-        .replace("\n", " ")
-    )  # fmt: skip
+    """Text safe in a Markdown table cell or heading: no HTML, no column or line breaks, no
+    emphasis, code, math, links or images (``\\ ` * _ ~ $`` and ``](`` backslash-escaped)."""
+    text = plain(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("](", "\\](").replace("|", "\\|")
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -100,6 +115,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
+    header, rows = [plain(h) for h in header], [[plain(c) for c in row] for row in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]])
@@ -112,7 +128,7 @@ def leaderboard_document(
     from bench.results import aggregate_table, normalised_matrices
 
     render = markdown_table if fmt == "md" else text_table
-    heading = (lambda t: f"### {md_escape(t)}") if fmt == "md" else (lambda t: t)
+    heading = (lambda t: f"### {md_escape(t)}") if fmt == "md" else plain
     out = []
     matrices, agg_tasks = normalised_matrices(results)
     if matrices:
