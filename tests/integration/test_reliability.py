@@ -207,10 +207,11 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
 
 @pytest.mark.slow
 def test_twenty_kills_on_the_smoke_suite(tmp_path):
-    """20 SIGKILLs in a row on the smoke suite (every control algorithm x task, 3 seeds)."""
-    suite = _smoke(tmp_path, seeds=3)
+    """20 SIGKILLs in a row on the smoke suite (every control algorithm x task, 6 seeds: 90 runs,
+    enough that the suite is not finished before the 20th kill)."""
+    suite = _smoke(tmp_path, seeds=6)
     t0 = time.monotonic()
-    stats = kill_loop(tmp_path, suite, kills=20, seed=0, delay=(2.0, 12.0))
+    stats = kill_loop(tmp_path, suite, kills=20, seed=0, delay=(1.5, 8.0))
     print(f"\nkill loop: {stats} in {time.monotonic() - t0:.0f} s")
     assert stats["kills"] == 20 and stats["in_write"] >= 5 and stats["random"] >= 5
     _assert_complete_and_equal(tmp_path / "killed.sqlite", _uninterrupted(tmp_path, suite))
