@@ -8,6 +8,7 @@ message and nothing written; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -334,19 +335,31 @@ def cmd_compare(args) -> int:
     out = Path(args.output or Path(args.store).parent / "compare" / folder_name(results.name))
     title = f"bench compare — {results.name}"
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "compare.csv", index=False)
         md = f"# {md_escape(title)}\n\n**{verdict}**\n\n{method}\n\n{markdown_table(HEADER, rows)}\n"
-        (out / "compare.md").write_text(md, encoding="utf-8")
         html = _env().get_template("compare.html.j2").render(
             title=title, verdict=verdict, store=results.source, baseline=args.baseline,
             generated=generated_at(), method=method, header=HEADER, rows=rows,
         )  # fmt: skip
-        (out / "compare.html").write_text(html, encoding="utf-8")
+        _write_all(out, {"compare.csv": table.to_csv(index=False), "compare.md": md, "compare.html": html})
     except (OSError, jinja2.TemplateError) as e:
-        return _fail(f"cannot write {out}: {e}")
+        return _fail(f"cannot write {out}: {getattr(e, 'strerror', None) or e}")
     print(f"wrote {out}/compare.md, compare.html, compare.csv", file=sys.stderr)
     return 1 if len(regressions) else 0
+
+
+def _write_all(folder: Path, files: dict[str, str]) -> None:
+    """Writes every file or none: each goes to a temporary name first, and all are renamed into
+    place once all are written (a full disk leaves the previous files as they were)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmps = {name: folder / f".{name}.tmp{os.getpid()}" for name in files}
+    try:
+        for name, text in files.items():
+            tmps[name].write_text(text, encoding="utf-8")
+        for name, tmp in tmps.items():
+            tmp.replace(folder / name)
+    finally:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -368,7 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    p = add("run", "Run a suite: every run not already done in the store (resumable).", cmd_run)
+    p = add(
+        "run",
+        "Run a suite: every run not already done in the store. Resumable after Ctrl-C, a crash or a "
+        "kill; several `bench run` processes may share one store (each run is trained by one of them).",
+        cmd_run,
+    )
     p.add_argument("suite", help="suite file, e.g. suites/smoke.yaml")
     p.add_argument(
         "--jobs", "-j", type=int, default=1,
@@ -389,7 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("list", "List the suites in a folder, the tasks and the algorithms.", cmd_list)
     p.add_argument("suites_dir", nargs="?", default="suites", help="folder of suite files")
 
-    p = add("status", "Per suite: done / failed / running / pending runs.", cmd_status)
+    p = add(
+        "status",
+        "Per suite: done / failed / running / interrupted (its bench run died; re-run by the next) / "
+        "pending runs.",
+        cmd_status,
+    )
     p.add_argument("--suite", help="one suite, with a per algorithm x task summary")
     p.add_argument("--runs", action="store_true", help="per algorithm x task summaries of all suites")
 

@@ -562,3 +562,28 @@ def test_a_killed_dppo_worker_fails_its_run_and_the_suite_goes_on(tmp_path, when
     assert rows["pg"] == "done: "
     expected = "died while starting: dppo-rank1" if when == "starting" else " by peer"  # closed or reset
     assert rows["dppo"].startswith("failed: ") and expected in rows["dppo"], rows["dppo"]
+
+
+def test_compare_on_a_full_disk_writes_nothing(tmp_path, good_store, monkeypatch, capsys):
+    """ENOSPC while `bench compare` writes its three files: exit 2, one message, no file."""
+    import errno
+
+    baseline = tmp_path / "base.csv"
+    assert main(["export", "--store", str(good_store), "-o", str(baseline)]) == 0
+    real = Path.write_text
+    calls = []
+
+    def full(self, *args, **kwargs):
+        calls.append(self.name)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "cmp"
+    capsys.readouterr()
+    argv = ["compare", "--store", str(good_store), "--suite", "small", "--baseline", str(baseline)]
+    assert main([*argv, "-o", str(out), "--reps", "50"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: cannot write {out}: No space left on device", err
+    assert len(calls) == 3 and list(out.iterdir()) == []
