@@ -106,8 +106,8 @@ def cmd_run(args) -> int:
     if session.elsewhere:
         owners = sorted({o.split(":")[1] for o in session.elsewhere.values() if o.count(":") >= 2})
         print(
-            f"{len(session.elsewhere)} runs are being run by another bench process (pid "
-            f"{', '.join(owners)}) on this store; `bench status` shows when they finish",
+            f"{len(session.elsewhere)} runs skipped: another bench process (pid {', '.join(owners)}) "
+            "was running them on this store; `bench status` shows their state",
             file=sys.stderr,
         )
     for r in failed:
