@@ -296,10 +296,11 @@ class Session:
         self.progress.finished(result)
 
     def interrupted(self) -> None:
-        self.progress.close()
+        self.close()
         self.store.mark_pending(self.running)
 
     def close(self) -> None:
+        """Closes the progress bar (the caller that made the session does, when it ends)."""
         self.progress.close()
 
 
@@ -316,8 +317,6 @@ def run_local(session: Session, specs: list[RunSpec], jobs: int) -> list[dict]:
     except KeyboardInterrupt:
         session.interrupted()
         raise
-    finally:
-        session.close()
     return session.results
 
 
@@ -466,7 +465,6 @@ def run_ray(session: Session, specs: list[RunSpec], address: str | None) -> list
             session.interrupted()
         raise
     finally:
-        session.close()
         ray.shutdown()
     return session.results
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,8 +54,7 @@ def read_csv_text(path: str | Path) -> pd.DataFrame:
     """A CSV file as a table of strings (header row = column names), or a ResultsError: not a
     file, unreadable, binary, not UTF-8, empty, badly quoted, duplicate column names, or a row
     whose number of fields differs from the header's (a truncated or corrupt file). Records end
-    at a line feed (``\\r\\n`` is read as one); a lone ``\\r`` belongs to its field, as pandas
-    writes it."""
+    at a line feed."""
     path = Path(path)
     if path.is_dir():
         raise ResultsError(f"{path}: is a folder, not a CSV file")
@@ -74,59 +72,32 @@ def read_csv_text(path: str | Path) -> pd.DataFrame:
         raise ResultsError(f"{path}: not a CSV table: not UTF-8 text (byte {e.start})") from None
     if not text.strip():
         raise ResultsError(f"{path}: empty file (expected a CSV table with a header row)")
+    # records end at a line feed ("\r\n" is one); a lone "\r" belongs to its field, as pandas
+    # writes it unquoted: it stands in as a private-use character while the csv module reads
     text = text.replace("\r\n", "\n")
-    table = _read_regular(text)
-    return table if table is not None else _read_exactly(path, text)
-
-
-# a quoted field (RFC 4180: the whole field, "" for a quote inside)
-_QUOTED = re.compile(r'(?:^|(?<=,))"(?:[^"]|"")*"(?=,|\n|\Z)', re.MULTILINE)
-
-
-def _read_regular(text: str) -> pd.DataFrame | None:
-    """The fast way, for a well-formed file: its skeleton (every quoted field taken out) has no
-    quote left and one record per line with the header's number of commas; then pandas' parser
-    reads it. None for anything else: ``_read_exactly`` finds and names the problem."""
-    skeleton = _QUOTED.sub("", text) if '"' in text else text
-    if '"' in skeleton:
-        return None
-    lines = skeleton.split("\n")
-    commas = np.fromiter(map(str.count, lines, [","] * len(lines)), int, len(lines))
-    filled = np.fromiter(map(bool, lines), bool, len(lines))
-    if ((commas != commas[0]) & filled).any():
-        return None
-    header = next(csv.reader(io.StringIO(text)))
-    if len(set(header)) < len(header):
-        return None
-    try:
-        return pd.read_csv(io.StringIO(text), dtype=object, keep_default_na=False, na_filter=False,
-                           lineterminator="\n", skip_blank_lines=True)  # fmt: skip
-    except (pd.errors.ParserError, csv.Error, ValueError):
-        return None
-
-
-def _read_exactly(path: Path, text: str) -> pd.DataFrame:
-    """The csv module, record by record (slow): the table, or a ResultsError naming the line."""
-    cr = next(c for c in map(chr, range(0xE000, 0xF900)) if c not in text)  # stands in for "\r"
-    reader = csv.reader(io.StringIO(text.replace("\r", cr), newline=""), strict=True)
+    cr = next(c for c in map(chr, range(0xE000, 0xF900)) if c not in text) if "\r" in text else ""
+    reader = csv.reader(io.StringIO(text.replace("\r", cr) if cr else text, newline=""), strict=True)
     rows = []
     try:
+        header = next(reader)
         for record in reader:
-            if record:
-                rows.append((reader.line_num, [f.replace(cr, "\r") for f in record]))
+            if not record:
+                continue
+            if len(record) != len(header):
+                raise ResultsError(
+                    f"{path}: line {reader.line_num}: {len(record)} fields where the header has "
+                    f"{len(header)} (a truncated or corrupt file?)"
+                )
+            rows.append(record)
     except csv.Error as e:
         raise ResultsError(f"{path}: not a CSV table: line {reader.line_num}: {e}") from None
-    (_, header), body = rows[0], rows[1:]
+    if cr:
+        header = [f.replace(cr, "\r") for f in header]
+        rows = [[f.replace(cr, "\r") for f in record] for record in rows]
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise ResultsError(f"{path}: not a CSV table: duplicate column {dup[0]!r} in the header")
-    for line, record in body:
-        if len(record) != len(header):
-            raise ResultsError(
-                f"{path}: line {line}: {len(record)} fields where the header has {len(header)} "
-                "(a truncated or corrupt file?)"
-            )
-    return pd.DataFrame([r for _, r in body], columns=header, dtype=object)
+    return pd.DataFrame(rows, columns=header, dtype=object)
 
 
 def _is_missing(raw: pd.Series) -> pd.Series:

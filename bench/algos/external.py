@@ -6,13 +6,14 @@ Unset hyperparameters (None) keep SB3's own defaults.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos.guard import Diverged, check_finite
+from bench.control.policies import HiddenSizes
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -44,9 +45,7 @@ class SB3Config(BaseModel):
     sde_sample_freq: int | None = Field(
         None, ge=-1, le=10_000_000, description="gSDE noise resample frequency"
     )
-    hidden_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] | None = Field(
-        None, max_length=64, description="pi and vf hidden layers"
-    )
+    hidden_sizes: HiddenSizes | None = Field(None, description="pi and vf hidden layers")
     activation: Literal["tanh", "relu"] | None = Field(None, description="hidden activation")
     log_std_init: float | None = Field(None, description="initial log std")
     ortho_init: bool | None = Field(None, description="orthogonal initialisation")

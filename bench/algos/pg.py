@@ -9,7 +9,7 @@ entropy bonus; one gradient step per batch (``n_epochs`` > 1 reuses the batch).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.algos import losses
 from bench.algos.guard import check_finite
 from bench.algos.rollout import Agent, Shaping, build_agent, set_lr
+from bench.control.policies import HiddenSizes
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -40,9 +41,7 @@ class PGConfig(BaseModel):
     max_grad_norm: float | None = Field(None, gt=0, description="gradient-norm clip (None = off)")
     normalize_obs: bool = Field(False, description="running observation normalisation")
     normalize_reward: bool = Field(False, description="scale rewards by return std")
-    hidden_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] = Field(
-        (64, 64), max_length=64, description="MLP hidden layers"
-    )
+    hidden_sizes: HiddenSizes = Field((64, 64), description="MLP hidden layers")
     activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation")
     ortho_init: bool = Field(True, description="orthogonal initialisation")
     log_std_init: float = Field(0.0, description="initial log std (Gaussian policies)")

@@ -10,7 +10,7 @@ clipping) -> anneal learning rate / clip range -> evaluate on the shared protoco
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.algos import losses
 from bench.algos.guard import check_finite
 from bench.algos.rollout import Agent, Shaping, build_agent, set_lr
+from bench.control.policies import HiddenSizes
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -50,9 +51,7 @@ class PPOConfig(BaseModel):
     normalize_advantage: bool = Field(True, description="normalise advantages per minibatch")
     normalize_obs: bool = Field(False, description="running observation normalisation")
     normalize_reward: bool = Field(False, description="scale rewards by return std")
-    hidden_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] = Field(
-        (64, 64), max_length=64, description="MLP hidden layers"
-    )
+    hidden_sizes: HiddenSizes = Field((64, 64), description="MLP hidden layers")
     activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation")
     ortho_init: bool = Field(True, description="orthogonal initialisation")
     log_std_init: float = Field(0.0, description="initial log std (Gaussian policies)")

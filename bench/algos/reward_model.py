@@ -12,7 +12,6 @@ Cached like the other alignment artifacts.
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
 import numpy as np
 import torch
@@ -23,14 +22,12 @@ from bench.algos import losses
 from bench.algos.guard import check_finite
 from bench.cache import cached, recipe_hash
 from bench.control.alignment import AlignmentContext, Preferences
-from bench.control.policies import mlp
+from bench.control.policies import HiddenSizes, mlp
 
 
 class RewardModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    hidden_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] = Field(
-        (64, 64), max_length=64, description="MLP hidden layers"
-    )
+    hidden_sizes: HiddenSizes = Field((64, 64), description="MLP hidden layers")
     epochs: int = Field(30, ge=1, le=100_000, description="passes over the training pairs")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     batch_size: int = Field(64, ge=1, le=10_000_000, description="pairs per minibatch")

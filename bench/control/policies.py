@@ -8,14 +8,19 @@ computed in closed form (no ``torch.distributions`` objects on the hot path).
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
 LOG_2PI = math.log(2 * math.pi)
+
+# MLP hidden layer sizes in a config: at most 64 layers of 1 to 65,536 units
+HiddenSizes = Annotated[tuple[Annotated[int, Field(ge=1, le=65_536)], ...], Field(max_length=64)]
 
 
 def mlp(sizes: list[int], activation: str, out_gain: float, ortho_init: bool) -> nn.Sequential:

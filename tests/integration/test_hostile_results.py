@@ -173,12 +173,15 @@ CORRUPT = {
 @pytest.mark.parametrize("kind", ["report", "leaderboard", "compare", "compare-results"])
 @pytest.mark.parametrize("case", list(CORRUPT))
 def test_corrupt_results_csv_is_one_error_line_and_exit_2(case, kind, tmp_path, capsys):
-    data, message = CORRUPT[case]
-    csv = tmp_path / "input.csv"
+    assert_refused(tmp_path / "input.csv", *CORRUPT[case], kind, capsys)
+
+
+def assert_refused(csv, data: bytes, message: str, kind: str, capsys) -> None:
+    """``data`` written to ``csv`` and given to command ``kind``: refused with ``message``."""
     csv.write_bytes(data)
-    out = tmp_path / "out"
+    out = csv.parent / "out"
     argv = commands(csv, out, kind)
-    before = files_under(tmp_path)
+    before = files_under(csv.parent)
     rc, err = run_cli(argv, capsys)
     check_refused(rc, err, csv, out, before)
     assert message in err
@@ -202,15 +205,7 @@ CORRUPT_PUBLISHED = {
 @pytest.mark.parametrize("kind", ["published", "leaderboard-published"])
 @pytest.mark.parametrize("case", list(CORRUPT_PUBLISHED))
 def test_corrupt_published_csv_is_one_error_line_and_exit_2(case, kind, tmp_path, capsys):
-    data, message = CORRUPT_PUBLISHED[case]
-    csv = tmp_path / "published.csv"
-    csv.write_bytes(data)
-    out = tmp_path / "out"
-    argv = commands(csv, out, kind)
-    before = files_under(tmp_path)
-    rc, err = run_cli(argv, capsys)
-    check_refused(rc, err, csv, out, before)
-    assert message in err
+    assert_refused(tmp_path / "published.csv", *CORRUPT_PUBLISHED[case], kind, capsys)
 
 
 @pytest.mark.parametrize("kind", ["report", "compare", "published"])
@@ -438,10 +433,8 @@ def test_markdown_escape_and_figure_labels():
     assert len(short("x" * 1000)) == 48 and short("ok") == "ok"
 
 
-def test_csv_reading_is_quick_for_a_large_export(tmp_path):
-    """50k rows (names with commas: the csv-module path) read in seconds."""
-    import time
-
+def test_a_large_export_with_commas_and_quotes_in_names_reads_back(tmp_path):
+    """50k rows whose algorithm names hold commas (quoted fields) read back whole."""
     from bench.results import Results
 
     one = tidy_table(algorithms=[f"algo,{i}" for i in range(30)], seeds=50)
@@ -449,9 +442,9 @@ def test_csv_reading_is_quick_for_a_large_export(tmp_path):
     big["run_key"] = big.run_key + np.repeat(["a", "b"], len(big) // 2)
     csv = tmp_path / "big.csv"
     big.to_csv(csv, index=False)
-    start = time.perf_counter()
     results = Results.from_csv(csv)
-    assert len(results.runs) == 3000 and time.perf_counter() - start < 20
+    assert len(results.runs) == 3000
+    assert set(results.runs.algorithm) == {f"algo,{i}" for i in range(30)}
 
 
 NAMES = st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=40).filter(str.strip)
