@@ -152,6 +152,8 @@ class Store:
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not existed:
+                    self._create_file()
                 self.db = self._connect(busy_timeout_ms)
                 self._retry(self._create_schema, "cannot create the results store")
             else:
@@ -172,6 +174,24 @@ class Store:
                              uri=uri is not None)  # fmt: skip
         db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         return db
+
+    def _create_file(self) -> None:
+        """Creates the store file with its schema complete, or not at all: the schema is written
+        to a private file that is then hard-linked into place (``os.link`` never replaces a file,
+        so of two processes creating one store, one wins and both use its file). A reader never
+        sees a store with half its tables."""
+        tmp = self.path.with_name(f".{self.path.name}.new{os.getpid()}")
+        try:
+            db = sqlite3.connect(tmp)
+            db.executescript(SCHEMA)
+            db.close()
+            os.link(tmp, self.path)
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError:  # no hard links on this filesystem: the schema is created in place
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _create_schema(self) -> None:
         if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":

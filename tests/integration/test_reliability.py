@@ -217,14 +217,14 @@ def test_twenty_kills_on_the_smoke_suite(tmp_path):
     _assert_complete_and_equal(tmp_path / "killed.sqlite", _uninterrupted(tmp_path, suite))
 
 
-def _readers(store: Path, stop: threading.Event, errors: list) -> None:
+def _readers(store: Path, stop: threading.Event, errors: list, capsys) -> None:
     """`bench status` and `bench export` against the store until ``stop``, in this process."""
     while not stop.is_set():
         for argv in (["status", "--store", str(store)], ["export", "--store", str(store), "-o",
                      str(store.with_suffix(".csv"))]):  # fmt: skip
             try:
-                if store.exists() and main(argv) not in (0,):
-                    errors.append(argv)
+                if store.exists() and main(argv) != 0:
+                    errors.append((argv, capsys.readouterr().err))
             except Exception as e:  # noqa: BLE001 - recorded for the assertion
                 errors.append(repr(e))
         time.sleep(0.05)
@@ -236,7 +236,7 @@ def test_concurrent_drivers_share_the_work(tmp_path, capsys):
     suite = _small(tmp_path, seeds=6)
     store = tmp_path / "shared.sqlite"
     stop, errors = threading.Event(), []
-    reader = threading.Thread(target=_readers, args=(store, stop, errors))
+    reader = threading.Thread(target=_readers, args=(store, stop, errors, capsys))
     reader.start()
     procs = [_bench(tmp_path, "run", str(suite), "--store", str(store), "-q") for _ in range(3)]
     outputs = [p.communicate(timeout=600) for p in procs]
@@ -587,3 +587,31 @@ def test_compare_on_a_full_disk_writes_nothing(tmp_path, good_store, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"error: cannot write {out}: No space left on device", err
     assert len(calls) == 3 and list(out.iterdir()) == []
+
+
+def test_a_new_store_appears_with_its_whole_schema(tmp_path, monkeypatch, capsys):
+    """The store file is put in place (hard link) only once every table exists, so a reader
+    racing a driver that creates the store never finds half a schema; a second creator that
+    loses the race uses the winner's file."""
+    import bench.store as store_module
+
+    linked = []
+    real_link = os.link
+
+    def link(src, dst):
+        with sqlite3.connect(src) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        linked.append(tables)
+        real_link(src, dst)
+
+    monkeypatch.setattr(store_module.os, "link", link)
+    path = tmp_path / "new.sqlite"
+    Store(path)
+    assert linked == [{"suites", "plan", "runs", "curves", "evals", "samples", "outcomes"}]
+    store = Store(path)
+    store.db.execute("INSERT INTO plan VALUES ('s', 'k')")
+    store._create_file()  # a creator that lost the race: the link fails, the file stays as it is
+    assert len(linked) == 2 and not list(tmp_path.glob(".new.sqlite.new*"))
+    assert store.db.execute("SELECT COUNT(*) FROM plan").fetchone()[0] == 1
+    assert main(["status", "--store", str(path)]) == 0
+    assert "no suites in this store yet" in capsys.readouterr().out
