@@ -29,6 +29,9 @@ from bench.store import Store
 
 SCORE_METRICS = ("eval/return", "eval/gold_reward", "eval/win_rate")
 KL_METRIC = "eval/kl"
+# an upper bound on the KL where no estimate exists (Best-of-N's log N − (N−1)/N); a point whose KL
+# is only a bound is marked as such in reports (its true KL lies at or left of it)
+KL_BOUND_METRIC = "eval/kl_bound"
 RUN_COLUMNS = ["run_key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]
 TIDY_REQUIRED = [*RUN_COLUMNS, "kind", "step", "temperature", "metric", "value"]
 
@@ -302,7 +305,7 @@ def scoring_evals(results: Results) -> pd.DataFrame:
     KL-to-reference records: the temperature the frontier and the DPO paper's curves use), the
     lowest evaluated temperature (greedy) otherwise."""
     ev = results.scored_evals()
-    aligned = set(results.evals.run_key[results.evals.metric == KL_METRIC])
+    aligned = set(results.evals.run_key[results.evals.metric.isin([KL_METRIC, KL_BOUND_METRIC])])
     lowest = ev.groupby("run_key").temperature.transform("min")
     use = np.where(ev.run_key.isin(aligned), 1.0, lowest)  # KL is recorded only at T = 1
     return ev[ev.temperature == use]
@@ -485,26 +488,35 @@ def curve_grid(ev: pd.DataFrame, x: str, points: int = 60) -> tuple[np.ndarray, 
     return grid, values
 
 
+def kl_records(results: Results) -> pd.DataFrame:
+    """The T = 1 KL-to-reference record of each evaluation: run_key, step, kl and ``kl_is_bound``
+    (True where the run recorded only an upper bound, ``eval/kl_bound``). Stores written before
+    Best-of-N recorded an estimate hold its bound under ``eval/kl``: those records count as bounds."""
+    ev = results.evals[results.evals.temperature == 1.0]
+    kl, bound = ev[ev.metric == KL_METRIC], ev[ev.metric == KL_BOUND_METRIC]
+    legacy_bon = set(results.runs.run_key[results.runs.algo == "best-of-n"]) - set(bound.run_key)
+    kl = kl.assign(kl_is_bound=kl.run_key.isin(legacy_bon))
+    only_bound = bound[~bound.run_key.isin(set(kl.run_key))].assign(kl_is_bound=True)
+    out = pd.concat([kl, only_bound], ignore_index=True)[["run_key", "step", "value", "kl_is_bound"]]
+    return out.rename(columns={"value": "kl"})
+
+
 def frontier_points(results: Results) -> pd.DataFrame:
-    """Every evaluation that recorded both the KL to the reference and a score, at T = 1:
-    columns task, algorithm, algo, seed, run_key, step, kl, score."""
-    ev = results.evals
-    kl = ev[(ev.metric == KL_METRIC) & (ev.temperature == 1.0)]
+    """Every evaluation that recorded both the KL to the reference (or only a bound on it) and a
+    score, at T = 1: columns task, algorithm, algo, seed, run_key, step, kl, kl_is_bound, score."""
+    cols = ["task", "algorithm", "algo", "seed", "run_key", "step", "kl", "kl_is_bound", "score"]
+    kl = kl_records(results)
     if kl.empty:
-        return pd.DataFrame(columns=["task", "algorithm", "algo", "seed", "run_key", "step", "kl", "score"])
+        return pd.DataFrame(columns=cols)
     scores = results.scored_evals()
     scores = scores[scores.temperature == 1.0]
-    pts = (
-        kl[["run_key", "step", "value"]]
-        .rename(columns={"value": "kl"})
-        .merge(
-            scores[["run_key", "step", "value", "task", "algorithm", "algo", "seed"]].rename(
-                columns={"value": "score"}
-            ),
-            on=["run_key", "step"],
-        )
+    pts = kl.merge(
+        scores[["run_key", "step", "value", "task", "algorithm", "algo", "seed"]].rename(
+            columns={"value": "score"}
+        ),
+        on=["run_key", "step"],
     )
-    return pts[["task", "algorithm", "algo", "seed", "run_key", "step", "kl", "score"]]
+    return pts[cols]
 
 
 def temperature_table(

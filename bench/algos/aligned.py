@@ -3,7 +3,7 @@
 * ``reference``    — π_ref itself, evaluated (the origin of every frontier).
 * ``dpo``          — offline on the preference pairs; log π(segment) = Σ_t log π(a_t|s_t) (the
                      dynamics cancel in π/π_ref); ``loss`` picks a row of
-                     ``losses.PREFERENCE_LOSSES`` (dpo, ipo, hinge); strength ``beta``.
+                     ``losses.PREFERENCE_LOSSES`` (dpo, ipo, ipo-mean, hinge); strength ``beta``.
 * ``preferred-bc`` — behaviour cloning on the preferred segment of each pair (the DPO paper's
                      "Preferred-FT"); its strength is how long it trains (every checkpoint is a
                      frontier point).
@@ -21,6 +21,7 @@ frozen observation normalisation; architecture fields in the configs are not use
 from __future__ import annotations
 
 import copy
+import time
 from typing import Literal
 
 import numpy as np
@@ -30,9 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.algos import losses, pg, ppo
 from bench.algos.guard import check_finite
 from bench.algos.reward_model import RewardModelConfig, load_reward_model
-from bench.algos.rollout import Rollout, build_agent
-from bench.control.alignment import AlignmentContext, Preferences
-from bench.control.policies import ActorCritic, PolicyAct, categorical_kl, gaussian_kl
+from bench.algos.rollout import Rollout, Shaping, build_agent
+from bench.control.alignment import AlignmentContext, Preferences, reference_episodes
+from bench.control.policies import ActorCritic, PolicyAct, ReturnScaler, categorical_kl, gaussian_kl
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -54,7 +55,11 @@ class OfflineConfig(BaseModel):
 
 
 class DPOConfig(OfflineConfig):
-    loss: Literal["dpo", "ipo", "hinge"] = Field("dpo", description="row of losses.PREFERENCE_LOSSES")
+    loss: Literal["dpo", "ipo", "ipo-mean", "hinge"] = Field(
+        "dpo",
+        description="row of losses.PREFERENCE_LOSSES: ipo on summed segment log-ratios, ipo-mean on"
+        " per-step means",
+    )
     beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau)")
 
 
@@ -63,14 +68,17 @@ class BCConfig(OfflineConfig):
 
 
 class KLRegularised(BaseModel):
-    """The KL-to-reference penalty folded into the per-step reward."""
+    """The KL-to-reference penalty of fine-tuning: where it acts and how strong it is."""
 
-    kl_coef: float = Field(0.1, ge=0, description="c: initial / fixed KL coefficient")
+    kl_coef: float = Field(0.1, ge=0, description="c: initial / fixed KL coefficient (reward units per nat)")
     kl_mode: Literal["fixed", "adaptive"] = Field("fixed", description="fixed c, or adapted to ref_kl_target")
     ref_kl_target: float = Field(0.05, gt=0, description="adaptive: target mean per-step KL (nats)")
     kl_horizon: int = Field(10_000, gt=0, le=10**12, description="adaptive: controller horizon (env steps)")
-    kl_estimator: Literal["exact", "k1"] = Field(
-        "exact", description="per-step KL: exact or log-ratio sample"
+    kl_penalty: Literal["reward", "loss"] = Field(
+        "reward",
+        description="reward: r_t − c·(log π(a_t|s_t) − log π_ref(a_t|s_t)), the sampled log-ratio (k1) in the"
+        " reward (RLHF convention); loss: r_t alone, plus c·KL(π(·|s_t) ‖ π_ref(·|s_t)), exact, in the policy"
+        " loss (its analytic gradient)",
     )
 
 
@@ -98,12 +106,12 @@ class PGRMConfig(pg.PGConfig, KLRegularised, RewardModelFields):
 
 
 def _online_defaults(base: dict[str, dict], **overrides) -> dict[str, dict]:
-    """Fine-tuning defaults: the task defaults of the base algorithm without reward scaling
-    (the KL coefficient is in reward units), entropy bonus or annealing."""
+    """Fine-tuning defaults: the task defaults of the base algorithm with the optimised (shaped)
+    reward normalised, and without entropy bonus or annealing."""
     out = {}
     for task, d in base.items():
         d = {k: v for k, v in d.items() if k not in ("normalize_obs", "log_std_init", "hidden_sizes")}
-        out[task] = {**d, "normalize_reward": False, "ent_coef": 0.0, **overrides}
+        out[task] = {**d, "normalize_reward": True, "ent_coef": 0.0, **overrides}
     return out
 
 
@@ -190,13 +198,14 @@ def train_dpo(task, cfg: DPOConfig, env_steps, seed, evaluator, recorder, alignm
         ref_w = sequence_logp(ref.model, prefs, prefs.winner)
         ref_l = sequence_logp(ref.model, prefs, prefs.loser)
     w, lo = prefs.winner[train], prefs.loser[train]
+    steps = prefs.mask.sum(-1)  # segment lengths (real steps)
     recorder.eval(0, 1.0, "data/n_pairs", train.stop, train.stop)
 
     def step(mb):
         ratio_w = sequence_logp(policy.model, prefs, w[mb]) - ref_w[train][mb]
         ratio_l = sequence_logp(policy.model, prefs, lo[mb]) - ref_l[train][mb]
         margin = (ratio_w - ratio_l).detach()
-        return loss_fn(ratio_w, ratio_l, cfg.beta), {
+        return loss_fn(ratio_w, ratio_l, cfg.beta, steps[w[mb]], steps[lo[mb]]), {
             "reward_margin": float(cfg.beta * margin.mean()),
             "pref_accuracy": float((margin > 0).float().mean()),
         }
@@ -232,44 +241,108 @@ def train_preferred_bc(
 # -- online: PPO / PG on KL-regularised true or learned rewards ---------------------------------
 
 
-class KLShaping:
-    """rollout -> r_t − c·KL_t on the valid steps; records the per-step KL and c; adapts c."""
+class KLShaping(Shaping):
+    """What PPO/PG fine-tuning from π_ref optimises: r_t (true or learned) with the KL penalty
+    (in the reward, or as a loss term), normalised by the running std of its discounted return
+    (``normalize_reward``, SB3 VecNormalize's rule; r and c·KL are divided alike, so c keeps its
+    meaning and the learned reward keeps its level). Records per rollout the per-step KL to π_ref
+    (exact and k1), c, the reward scale, and for a learned reward its mean/std per step and the
+    correlation of its episode sums with the true returns; adapts c (adaptive mode, on the exact KL)."""
 
-    def __init__(
-        self, cfg: KLRegularised, model: ActorCritic, ref: PolicyAct, recorder: Recorder, reward_model=None
-    ):
+    def __init__(self, cfg, model: ActorCritic, ref: PolicyAct, recorder: Recorder, reward_model=None):
         self.cfg, self.model, self.ref, self.recorder, self.rm = cfg, model, ref, recorder, reward_model
         self.coef = cfg.kl_coef
         self.env_steps = 0
+        self.scaler = ReturnScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward)
+        self.scale = 1.0  # the scaler's divisor after the last rollout
+        self.ref_params: torch.Tensor | None = None  # π_ref's distribution parameters, last rollout [T*N, A]
+        self.episode_sums = np.zeros((2, cfg.n_envs))  # learned, true reward of the running episodes
+        self.finished: list[tuple[float, float]] = []  # (learned, true) sums of finished episodes
+
+    def per_step_kl(self, params: torch.Tensor, ref_params: torch.Tensor) -> torch.Tensor:
+        """Exact KL(π(·|s) ‖ π_ref(·|s)) per state [B]."""
+        if self.model.continuous:
+            return gaussian_kl(params, self.model.log_std, ref_params, self.ref.model.log_std)
+        return categorical_kl(params, ref_params)
 
     @torch.no_grad()
     def __call__(self, ro: Rollout) -> torch.Tensor:
         T, N = ro.rewards.shape
-        obs = ro.obs.flatten(0, 1)
-        ref_params = self.ref.model.policy(obs)
-        params = ro.params.flatten(0, 1)
-        if self.cfg.kl_estimator == "exact":
-            if self.model.continuous:
-                kl = gaussian_kl(params, self.model.log_std, ref_params, self.ref.model.log_std)
-            else:
-                kl = categorical_kl(params, ref_params)
-        else:
-            kl = ro.logp.flatten() - self.ref.model.log_prob(ref_params, ro.actions.flatten(0, 1))
-        kl = kl.view(T, N)
+        ref_params = self.ref.model.policy(ro.obs.flatten(0, 1))
+        exact = self.per_step_kl(ro.params.flatten(0, 1), ref_params).view(T, N)
+        k1 = (ro.logp.flatten() - self.ref.model.log_prob(ref_params, ro.actions.flatten(0, 1))).view(T, N)
+        self.ref_params = ref_params
         valid = ro.valid.float()
         base = ro.rewards if self.rm is None else self.rm(ro.obs, ro.actions)
-        rewards = (base - self.coef * kl) * valid
+        shaped = (base - self.coef * k1 if self.cfg.kl_penalty == "reward" else base) * valid
+        dones, valid_np, shaped_np = ro.dones.numpy(), ro.valid.numpy(), shaped.numpy()
+        out = np.stack([self.scaler(shaped_np[t], dones[t], valid_np[t]) for t in range(T)])
+        self.scale = self.scaler.std()
+
         n_valid = max(float(valid.sum()), 1.0)
-        mean_kl = float((kl * valid).sum() / n_valid)
+        mean_kl = float((exact * valid).sum() / n_valid)
         self.env_steps += int(n_valid)
-        self.recorder.curve(self.env_steps, "train/ref_kl_per_step", mean_kl)
-        self.recorder.curve(self.env_steps, "train/kl_coef", self.coef)
+        rec, step = self.recorder, self.env_steps
+        rec.curve(step, "train/ref_kl_per_step", mean_kl)
+        rec.curve(step, "train/ref_kl_k1_per_step", float((k1 * valid).sum() / n_valid))
+        rec.curve(step, "train/kl_coef", self.coef)
+        rec.curve(step, "train/reward_scale", self.scale)
         if self.rm is not None:
-            self.recorder.curve(self.env_steps, "train/rm_reward", float((base * valid).sum() / n_valid))
+            b = base[ro.valid]
+            rec.curve(step, "train/rm_reward", float(b.mean()) if len(b) else 0.0)
+            rec.curve(step, "train/rm_reward_std", float(b.std()) if len(b) > 1 else 0.0)
+            self._track_episodes(base.numpy(), ro.rewards.numpy(), dones, valid_np)
         if self.cfg.kl_mode == "adaptive":
             self.coef = losses.adaptive_kl_coef(self.coef, mean_kl, self.cfg.ref_kl_target, int(n_valid),
                                                 self.cfg.kl_horizon)  # fmt: skip
-        return rewards
+        return torch.from_numpy(out).to(ro.rewards.dtype)
+
+    def _track_episodes(self, learned, true, dones, valid, window: int = 64) -> None:
+        """Learned-reward sum vs true return of the training episodes: their Pearson correlation
+        over the last ``window`` finished episodes (``train/rm_return_corr``)."""
+        before = len(self.finished)
+        for t in range(len(learned)):
+            self.episode_sums += np.stack([learned[t], true[t]]) * valid[t]
+            for n in np.flatnonzero(dones[t]):
+                self.finished.append((self.episode_sums[0, n], self.episode_sums[1, n]))
+                self.episode_sums[:, n] = 0.0
+        self.finished = self.finished[-window:]
+        if len(self.finished) >= 8 and len(self.finished) != before:
+            corr = return_correlation(self.finished)
+            if corr is not None:
+                self.recorder.curve(self.env_steps, "train/rm_return_corr", corr)
+
+    def policy_loss(self, index, params, adv_scale):
+        """kl_penalty: loss — (c / (s·σ_A)) · mean KL(π(·|s) ‖ π_ref(·|s)) over the minibatch, where s is
+        the reward scale and σ_A the advantage scale: the same weight against the policy gradient as
+        c has against r in the unscaled objective."""
+        if self.cfg.kl_penalty != "loss" or self.coef == 0:
+            return None
+        kl = self.per_step_kl(params, self.ref_params[index])
+        return self.coef / (self.scale * adv_scale) * kl.mean()
+
+
+def return_correlation(pairs) -> float | None:
+    """Pearson correlation of (learned-reward sum, true return) pairs; None where either is constant."""
+    a = np.asarray(pairs, np.float64)
+    if len(a) < 2 or a[:, 0].std() == 0 or a[:, 1].std() == 0:
+        return None
+    return float(np.corrcoef(a[:, 0], a[:, 1])[0, 1])
+
+
+def _record_rm_correlation(task, policy: PolicyAct, rm, step: int, metric: str, seed: int, recorder,
+                           alignment: AlignmentContext, episodes: int = 20) -> None:  # fmt: skip
+    """Correlation of the learned reward's episode sums with the true returns on ``episodes``
+    episodes of ``policy`` at T = 1 (kept out of the training time)."""
+    t0 = time.perf_counter()
+    eps = reference_episodes(task, policy, episodes, seed)
+    with torch.no_grad():
+        pairs = [(float(rm(torch.as_tensor(o).float(), torch.as_tensor(a)).sum()), float(r.sum()))
+                 for o, a, r, _ in eps]  # fmt: skip
+    corr = return_correlation(pairs)
+    if corr is not None:
+        recorder.eval(step, 1.0, metric, corr, len(pairs))
+    alignment.exclude(time.perf_counter() - t0)
 
 
 def _online(base_train, use_rm: bool):
@@ -281,9 +354,18 @@ def _online(base_train, use_rm: bool):
             for metric in ("accuracy", "gold_accuracy", "train_accuracy"):
                 recorder.eval(0, 1.0, f"rm/{metric}", info[metric], info["heldout_pairs"])
             recorder.eval(0, 1.0, "data/n_pairs", info["n_pairs"], info["n_pairs"])
+            ref_act = PolicyAct(ref.model, ref.obs_norm, torch.Generator().manual_seed(seed + 2))
+            _record_rm_correlation(
+                task, ref_act, rm, 0, "rm/return_corr_ref", seed + 20_000, recorder, alignment
+            )
         agent = build_agent(task, cfg, seed, recorder, init=ref)
         shaping = KLShaping(cfg, agent.model, ref, recorder, rm)
         base_train(task, cfg, env_steps, seed, evaluator, recorder, agent=agent, shaping=shaping)
+        if use_rm:
+            final = PolicyAct(agent.model, agent.collector.obs_norm, torch.Generator().manual_seed(seed + 3))
+            steps = agent.collector.env_steps
+            _record_rm_correlation(task, final, rm, steps, "rm/return_corr", seed + 30_000,
+                                   recorder, alignment)  # fmt: skip
 
     return train
 

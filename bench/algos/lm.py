@@ -38,7 +38,11 @@ class OfflineLMConfig(BaseModel):
 
 
 class LMDPOConfig(OfflineLMConfig):
-    loss: Literal["dpo", "ipo", "hinge"] = Field("dpo", description="row of losses.PREFERENCE_LOSSES")
+    loss: Literal["dpo", "ipo", "ipo-mean", "hinge"] = Field(
+        "dpo",
+        description="row of losses.PREFERENCE_LOSSES: ipo on summed completion log-ratios, ipo-mean on"
+        " per-token means (TRL's ipo)",
+    )
     beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau)")
 
 
@@ -50,6 +54,9 @@ class BestOfNConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     n: int = Field(4, ge=1, le=4096, description="samples per prompt")
     ranker: Literal["rm", "gold"] = Field("rm", description="reward model, or the gold reward (oracle)")
+    kl_samples: int = Field(
+        64, ge=1, le=4096, description="ranker scores per prompt (at least n) for the KL estimate (eval/kl)"
+    )
 
 
 # -- tokenised pairs ------------------------------------------------------------------------
@@ -122,8 +129,19 @@ def frozen_pair_logps(model, pairs: list[tuple], pad_id: int, batch_size: int = 
     return torch.cat(out_w), torch.cat(out_l)
 
 
-def preference_loss(cfg: LMDPOConfig, logp_w, logp_l, ref_w, ref_l) -> torch.Tensor:
-    return PREFERENCE_LOSSES[cfg.loss](logp_w - ref_w, logp_l - ref_l, cfg.beta)
+def completion_lengths(batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token counts of the chosen and rejected completions of encoded pairs (eos included). [B], [B]"""
+    return (
+        torch.tensor([float(len(c)) for _, c, _ in batch]),
+        torch.tensor([float(len(r)) for _, _, r in batch]),
+    )
+
+
+def preference_loss(cfg: LMDPOConfig, logp_w, logp_l, ref_w, ref_l, batch: list[tuple]) -> torch.Tensor:
+    len_w, len_l = completion_lengths(batch) if PREFERENCE_LOSSES[cfg.loss].per_token else (None, None)
+    if len_w is not None:
+        len_w, len_l = len_w.to(logp_w.device), len_l.to(logp_w.device)
+    return PREFERENCE_LOSSES[cfg.loss](logp_w - ref_w, logp_l - ref_l, cfg.beta, len_w, len_l)
 
 
 def optimizer_step(opt, model, loss: torch.Tensor, max_grad_norm: float) -> None:
@@ -137,7 +155,7 @@ def dpo_update(policy, opt, cfg: LMDPOConfig, batch: list[tuple], ref_w, ref_l, 
     """One DPO update on encoded pairs with their reference log-probs; returns the loss and the
     log-ratio margins (detached)."""
     logp_w, logp_l = pair_logps(policy, batch, pad_id)
-    loss = preference_loss(cfg, logp_w, logp_l, ref_w, ref_l)
+    loss = preference_loss(cfg, logp_w, logp_l, ref_w, ref_l, batch)
     optimizer_step(opt, policy, loss, cfg.max_grad_norm)
     return loss, ((logp_w - ref_w) - (logp_l - ref_l)).detach()
 
@@ -257,5 +275,5 @@ def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, eva
         def ranker(prompts, completions, texts, prompt_texts):
             return rm_scores_batched(rm, prompts, completions, pad)
 
-    evaluator.best_of_n(cfg.n, ranker)
+    evaluator.best_of_n(cfg.n, ranker, cfg.kl_samples)
     recorder.steps(0)

@@ -7,6 +7,9 @@ with the bootstrap value already folded into ``rewards[t, n]``), so nothing flow
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 
@@ -104,6 +107,23 @@ def value_loss(
     return 0.5 * torch.max(err, (clipped - returns).pow(2)).mean()
 
 
+def mse_value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    clip_range_vf: float | None,
+) -> torch.Tensor:
+    """SB3's PPO value loss: E[(V' − R)²] with V' = V, or with clipping
+    V' = V_old + clip(V − V_old, −eps_vf, eps_vf) (no max, no ½). [B] -> []"""
+    if clip_range_vf is not None:
+        values = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+    return (returns - values).pow(2).mean()
+
+
+# PPOConfig.value_loss -> function
+VALUE_LOSSES = {"ppo2": value_loss, "mse": mse_value_loss}
+
+
 def policy_gradient_loss(logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
     """REINFORCE (Williams 1992): -E[log pi(a|s) * A]. [B] -> []"""
     return -(logp * adv).mean()
@@ -146,7 +166,37 @@ def hinge_loss(ratio_w: torch.Tensor, ratio_l: torch.Tensor, beta: float) -> tor
     return torch.relu(1.0 - beta * (ratio_w - ratio_l)).mean()
 
 
-PREFERENCE_LOSSES = {"dpo": dpo_loss, "ipo": ipo_loss, "hinge": hinge_loss}
+@dataclass(frozen=True)
+class PreferenceLoss:
+    """A row of the preference-loss table: the loss on the log-ratios, and whether each sequence's
+    log-ratio is first averaged over its tokens (control: its steps) instead of summed."""
+
+    fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+    per_token: bool = False
+
+    def __call__(
+        self,
+        ratio_w: torch.Tensor,
+        ratio_l: torch.Tensor,
+        beta: float,
+        len_w: torch.Tensor | None = None,
+        len_l: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``ratio_*`` [B]: summed log π − log π_ref of the chosen / rejected sequences;
+        ``len_*`` [B]: their lengths in tokens or steps (needed when ``per_token``)."""
+        if self.per_token:
+            ratio_w, ratio_l = ratio_w / len_w.clamp(min=1), ratio_l / len_l.clamp(min=1)
+        return self.fn(ratio_w, ratio_l, beta)
+
+
+PREFERENCE_LOSSES = {
+    "dpo": PreferenceLoss(dpo_loss),
+    # IPO as Azar et al. write it: sequence log-ratios (sums over the tokens)
+    "ipo": PreferenceLoss(ipo_loss),
+    # IPO on per-token mean log-ratios: TRL's DPOTrainer loss_type="ipo"
+    "ipo-mean": PreferenceLoss(ipo_loss, per_token=True),
+    "hinge": PreferenceLoss(hinge_loss),
+}
 
 
 def bradley_terry_loss(score_w: torch.Tensor, score_l: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
 from bench.algos.guard import check_finite
+from bench.algos.ppo import explained_variance
 from bench.algos.rollout import Agent, Shaping, build_agent, set_lr
 from bench.control.policies import HiddenSizes
 from bench.control.tasks import Task
@@ -76,8 +77,8 @@ def train(
     """Trains until ``env_steps`` (or until ``evaluator.stop``); returns the agent.
 
     ``agent``: start from this one (e.g. a copy of a reference policy) instead of a fresh one.
-    ``shaping(rollout) -> rewards [T, N]``: the rewards to optimise instead of the env's
-    (KL-regularised and reward-model rewards of the alignment methods)."""
+    ``shaping``: the rewards to optimise instead of the env's, and an extra policy-loss term
+    (the KL-regularised and reward-model objectives of the alignment methods)."""
     agent = agent or build_agent(task, cfg, seed, recorder)
     env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
@@ -94,15 +95,21 @@ def train(
             last_value = ro.values[-1]
         returns = losses.reward_to_go(rewards, ro.dones, cfg.gamma, last_value)
         valid = ro.valid.flatten()
+        index = torch.nonzero(valid).squeeze(-1)
         obs, actions = ro.obs.flatten(0, 1)[valid], ro.actions.flatten(0, 1)[valid]
         returns = returns.flatten()[valid]
         for _ in range(cfg.n_epochs):
             params, values = model(obs)
             logp, entropy = model.log_prob_entropy(params, actions)
             adv = returns - values.detach() if cfg.use_baseline else returns
+            adv_scale = 1.0
             if cfg.normalize_advantage:
-                adv = losses.normalize(adv)
+                adv_scale = adv.std() + 1e-8
+                adv = (adv - adv.mean()) / adv_scale
             pg_loss = losses.policy_gradient_loss(logp, adv)
+            extra = shaping.policy_loss(index, params, adv_scale) if shaping is not None else None
+            if extra is not None:
+                pg_loss = pg_loss + extra
             vf_loss = 0.5 * (values - returns).pow(2).mean() if cfg.use_baseline else 0.0 * pg_loss
             loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
             optimizer.zero_grad(set_to_none=True)
@@ -116,6 +123,9 @@ def train(
                 "entropy": float(entropy.detach().mean())}  # fmt: skip
         check_finite(step, last, model)  # a NaN / inf loss or parameter stops the run
         collector.log_episodes()
+        ev = explained_variance(values.detach(), returns) if cfg.use_baseline else float("nan")
+        if ev == ev:  # not NaN (constant returns)
+            recorder.curve(step, "train/explained_variance", ev)
         recorder.curve(step, "train/policy_loss", last["policy loss"])
         recorder.curve(step, "train/value_loss", last["value loss"])
         recorder.curve(step, "train/entropy", last["entropy"])

@@ -10,6 +10,7 @@ clipping) -> anneal learning rate / clip range -> evaluate on the shared protoco
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -44,9 +45,16 @@ class PPOConfig(BaseModel):
     clip_range_vf: float | None = Field(None, gt=0, description="value clip (None = off)")
     kl_target: float = Field(0.01, gt=0, description="target KL for the adaptive beta")
     kl_beta: float = Field(1.0, gt=0, description="initial KL penalty coefficient")
-    target_kl: float | None = Field(None, gt=0, description="early-stop epochs above this KL")
+    target_kl: float | None = Field(
+        None, gt=0, description="stop the epochs before a minibatch step whose approx KL exceeds 1.5 x this"
+    )
     ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient")
     vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
+    value_loss: Literal["ppo2", "mse"] = Field(
+        "ppo2",
+        description="ppo2: 0.5 mean(max(unclipped², clipped²)) (OpenAI baselines);"
+        " mse: mean((clipped V − R)²) (SB3)",
+    )
     max_grad_norm: float = Field(0.5, gt=0, description="gradient-norm clip")
     normalize_advantage: bool = Field(True, description="normalise advantages per minibatch")
     normalize_obs: bool = Field(False, description="running observation normalisation")
@@ -111,8 +119,8 @@ def train(
     """Trains until ``env_steps`` (or until ``evaluator.stop``); returns the agent.
 
     ``agent``: start from this one (e.g. a copy of a reference policy) instead of a fresh one.
-    ``shaping(rollout) -> rewards [T, N]``: the rewards to optimise instead of the env's
-    (KL-regularised and reward-model rewards of the alignment methods).
+    ``shaping``: the rewards to optimise instead of the env's, and an extra policy-loss term
+    (the KL-regularised and reward-model objectives of the alignment methods).
     ``group``: this process's ``bench.algos.dppo.Replicas`` when it is one of several
     synchronous workers (Distributed PPO): gradients are averaged over the workers, the env-step
     budget and the early-stopping decisions are global. ``None``: plain single-process PPO."""
@@ -141,51 +149,14 @@ def train(
         adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
         idx = torch.nonzero(ro.valid.flatten()).squeeze(-1).numpy()
         flat = lambda x: x.flatten(0, 1)  # noqa: E731  [T, N, ...] -> [T*N, ...]
-        obs, actions, old_logp = flat(ro.obs), flat(ro.actions), flat(ro.logp)
-        old_params, old_values = flat(ro.params), flat(ro.values[:-1])
-        adv, ret = flat(adv), flat(ret)
         old_log_std = model.log_std.detach().clone() if task.continuous else None
-
-        stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")}
-        early = False
+        batch = Batch(flat(ro.obs), flat(ro.actions), flat(ro.logp), flat(ro.params), flat(ro.values[:-1]),
+                      flat(adv), flat(ret), old_log_std)  # fmt: skip
         # workers must take the same number of minibatch steps (each is an all-reduce), but their
         # valid-step counts differ by the autoreset steps: the shorter ones cycle their shuffle
         length = len(idx) if group is None else group.max(len(idx))
-        for _ in range(cfg.n_epochs):
-            rng.shuffle(idx)
-            order = idx if length == len(idx) else np.resize(idx, length)
-            for start in range(0, length, cfg.batch_size):
-                mb = torch.from_numpy(order[start : start + cfg.batch_size])
-                params, values, logp, entropy = head(obs[mb], actions[mb])
-                mb_adv = adv[mb]
-                if cfg.normalize_advantage and len(mb) > 1:
-                    mb_adv = losses.normalize(mb_adv)
-                if cfg.objective == "clip":
-                    pg_loss = losses.clipped_surrogate_loss(logp, old_logp[mb], mb_adv, clip)
-                else:
-                    kl = model.kl(old_params[mb], params, old_log_std)
-                    pg_loss = losses.kl_penalty_loss(logp, old_logp[mb], mb_adv, kl, beta)
-                vf_loss = losses.value_loss(values, old_values[mb], ret[mb], cfg.clip_range_vf)
-                loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                losses.clip_grad_norm_([p.grad for p in parameters if p.grad is not None], cfg.max_grad_norm)
-                optimizer.step()
-                with torch.no_grad():
-                    log_ratio = logp - old_logp[mb]
-                    approx_kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
-                    if group is not None and cfg.target_kl is not None:
-                        approx_kl = group.mean(approx_kl)  # every worker stops at the same point
-                    stats["clipfrac"].append(float(((log_ratio.exp() - 1).abs() > clip).float().mean()))
-                stats["pg"].append(float(pg_loss.detach()))
-                stats["vf"].append(float(vf_loss.detach()))
-                stats["ent"].append(float(entropy.detach().mean()))
-                stats["kl"].append(approx_kl)
-                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
-                    early = True  # early stopping as in SB3 / OpenAI spinning-up
-                    break
-            if early:
-                break
+        stats = update(head, optimizer, parameters, batch, cfg, clip, beta,
+                       _epoch_orders(rng, idx, length, cfg.n_epochs), group, shaping)  # fmt: skip
 
         step = steps = collector.env_steps if group is None else group.total_steps(collector)
         means = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
@@ -194,8 +165,8 @@ def train(
         check_finite(step, {name: means[k] for name, k in named.items() if stats[k]}, model, group=group)
         if cfg.objective == "kl_penalty":
             with torch.no_grad():
-                new_params = model.policy(obs[idx])
-                batch_kl = float(model.kl(old_params[idx], new_params, old_log_std).mean())
+                new_params = model.policy(batch.obs[idx])
+                batch_kl = float(model.kl(batch.old_params[idx], new_params, batch.old_log_std).mean())
             if group is not None:
                 batch_kl = group.mean(batch_kl)  # one penalty coefficient for all workers
             recorder.curve(step, "train/kl", batch_kl)
@@ -203,6 +174,9 @@ def train(
             beta = losses.adaptive_kl_beta(beta, batch_kl, cfg.kl_target)
 
         collector.log_episodes(step)
+        ev = explained_variance(ro.values[:-1], ret, ro.valid)
+        if ev == ev:  # not NaN (constant returns)
+            recorder.curve(step, "train/explained_variance", ev)
         for name, key in [
             ("policy_loss", "pg"),
             ("value_loss", "vf"),
@@ -237,3 +211,85 @@ class PPOHead(torch.nn.Module):
         params, values = self.model(obs)
         logp, entropy = self.model.log_prob_entropy(params, actions)
         return params, values, logp, entropy
+
+
+@dataclass
+class Batch:
+    """One rollout, flattened to [B, ...] (B = T x N; autoreset steps included, never indexed)."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    old_logp: torch.Tensor
+    old_params: torch.Tensor  # distribution parameters at collection time
+    old_values: torch.Tensor
+    adv: torch.Tensor
+    ret: torch.Tensor
+    old_log_std: torch.Tensor | None = None  # Gaussian policies: log-std at collection time
+
+
+def _epoch_orders(rng: np.random.Generator, idx: np.ndarray, length: int, n_epochs: int):
+    """A fresh shuffle of the valid indices ``idx`` per epoch (cycled to ``length``), drawn lazily:
+    epochs cut short by early stopping draw nothing."""
+    for _ in range(n_epochs):
+        rng.shuffle(idx)
+        yield idx if length == len(idx) else np.resize(idx, length)
+
+
+def update(head, optimizer, parameters, batch: Batch, cfg: PPOConfig, clip: float, beta: float,
+           orders, group=None, shaping: Shaping | None = None) -> dict[str, list[float]]:  # fmt: skip
+    """The PPO epochs on one rollout: for each index order in ``orders`` (one per epoch),
+    minibatches of ``cfg.batch_size`` -> surrogate (clip or KL penalty) + vf_coef x value loss −
+    ent_coef x entropy (+ the shaping's policy-loss term) -> one clipped-gradient Adam step.
+
+    With ``target_kl``, the epochs stop before the step of the first minibatch whose approximate
+    KL (Schulman's k3 estimate, the workers' mean under DPPO) exceeds 1.5 x target_kl, as SB3 and
+    Spinning Up do. Returns the per-minibatch statistics."""
+    model = head.module.model if hasattr(head, "module") else head.model
+    stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")}
+    vf_fn = losses.VALUE_LOSSES[cfg.value_loss]
+    for order in orders:
+        for start in range(0, len(order), cfg.batch_size):
+            mb = torch.from_numpy(order[start : start + cfg.batch_size])
+            params, values, logp, entropy = head(batch.obs[mb], batch.actions[mb])
+            with torch.no_grad():
+                log_ratio = logp - batch.old_logp[mb]
+                approx_kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
+                if group is not None and cfg.target_kl is not None:
+                    approx_kl = group.mean(approx_kl)  # every worker stops at the same point
+            if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
+                stats["kl"].append(approx_kl)
+                return stats
+            mb_adv, adv_scale = batch.adv[mb], 1.0
+            if cfg.normalize_advantage and len(mb) > 1:
+                adv_scale = mb_adv.std() + 1e-8
+                mb_adv = (mb_adv - mb_adv.mean()) / adv_scale
+            if cfg.objective == "clip":
+                pg_loss = losses.clipped_surrogate_loss(logp, batch.old_logp[mb], mb_adv, clip)
+            else:
+                kl = model.kl(batch.old_params[mb], params, batch.old_log_std)
+                pg_loss = losses.kl_penalty_loss(logp, batch.old_logp[mb], mb_adv, kl, beta)
+            extra = shaping.policy_loss(mb, params, adv_scale) if shaping is not None else None
+            if extra is not None:
+                pg_loss = pg_loss + extra
+            vf_loss = vf_fn(values, batch.old_values[mb], batch.ret[mb], cfg.clip_range_vf)
+            loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            losses.clip_grad_norm_([p.grad for p in parameters if p.grad is not None], cfg.max_grad_norm)
+            optimizer.step()
+            stats["clipfrac"].append(float(((log_ratio.exp() - 1).abs() > clip).float().mean()))
+            stats["pg"].append(float(pg_loss.detach()))
+            stats["vf"].append(float(vf_loss.detach()))
+            stats["ent"].append(float(entropy.detach().mean()))
+            stats["kl"].append(approx_kl)
+    return stats
+
+
+def explained_variance(
+    values: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor | None = None
+) -> float:
+    """1 − Var(R − V) / Var(R) over the valid steps (as SB3 logs it): 1 = the critic predicts the
+    returns it is trained on, 0 = no better than their mean, NaN when the returns are constant."""
+    v, r = (values, returns) if valid is None else (values[valid], returns[valid])
+    var = float(r.var()) if len(r) > 1 else 0.0
+    return float("nan") if var == 0 else 1.0 - float((r - v).var()) / var

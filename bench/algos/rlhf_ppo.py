@@ -53,7 +53,12 @@ class _OnlineConfig(BaseModel):
     lr: float = Field(5e-5, gt=0, le=1, description="actor AdamW learning rate (constant)")
     kl_coef: float = Field(0.05, ge=0, description="KL penalty coefficient (initial, with target_kl)")
     clip_reward: float = Field(5.0, gt=0, description="the sequence score is clipped to ± this")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts")
+    temperature: float = Field(
+        1.0,
+        gt=0,
+        description="sampling temperature of the rollouts; actor and reference log-probs (ratio, KL) are"
+        " taken at the same temperature, as TRL's online trainers do",
+    )
     max_grad_norm: float = Field(1.0, gt=0)
 
 
@@ -180,7 +185,7 @@ def _critic(ctx: LMContext, reward: str):
         model = load_scalar_model(str(ctx.reward_model_path()))
     else:
         model = scalar_model_from(str(ctx.sft_path()), ctx.tokenizer().pad_token_id, ctx.seed)
-    model.to(ctx.setup.torch_device()).train()
+    model.to(ctx.setup.torch_device()).eval()  # dropout off, as for the actor (LMContext.policy)
     return model
 
 
@@ -190,8 +195,8 @@ def _rollout(ctx: LMContext, actor, prompts: list[list[int]], temperature: float
                   generator=g)  # fmt: skip
 
 
-def _logps(model, prompts, completions, pad) -> tuple[torch.Tensor, torch.Tensor]:
-    s = score(model, prompts, completions, pad)
+def _logps(model, prompts, completions, pad, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    s = score(model, prompts, completions, pad, temperature=temperature)
     return s.token_logp.cpu(), s.mask.cpu()
 
 
@@ -224,11 +229,9 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
         prompts = [ids for _, ids in batch]
         with torch.no_grad():
             completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
-            old_logp, mask = _logps(actor, prompts, completions, pad)
-            ref_logp, _ = _logps(ref, prompts, completions, pad)
-            critic.eval()
+            old_logp, mask = _logps(actor, prompts, completions, pad, cfg.temperature)
+            ref_logp, _ = _logps(ref, prompts, completions, pad, cfg.temperature)
             old_values = token_values(critic, prompts, completions, pad).cpu() * mask
-            critic.train()
             seq_score = scorer([t for t, _ in batch], prompts, completions)
             rewards = token_rewards(old_logp, ref_logp, mask, seq_score, kl_coef, cfg.clip_reward)
             adv, returns = masked_gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
@@ -244,7 +247,7 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
                     break
                 p = [prompts[i] for i in idx]
                 c = [completions[i] for i in idx]
-                new = score(actor, p, c, pad, with_grad=True).token_logp
+                new = score(actor, p, c, pad, with_grad=True, temperature=cfg.temperature).token_logp
                 w = new.shape[1]  # this minibatch's longest completion (the batch may be wider)
                 keep = mask[idx, :w].bool()
                 new_flat = new[keep.to(new.device)]
@@ -302,10 +305,10 @@ def train_lm_pg(task: LMTask, cfg: LMPGConfig, steps: int, seed: int, evaluator:
         base = [train_prompts[i] for i in prompt_batches.next()]
         prompts = [ids for _, ids in base for _ in range(cfg.k)]
         completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
-        s = score(actor, prompts, completions, pad, with_grad=True)
+        s = score(actor, prompts, completions, pad, with_grad=True, temperature=cfg.temperature)
         dev = s.token_logp.device
         with torch.no_grad():
-            ref_logp, _ = _logps(ref, prompts, completions, pad)
+            ref_logp, _ = _logps(ref, prompts, completions, pad, cfg.temperature)
             seq_score = scorer([t for t, _ in base for _ in range(cfg.k)], prompts, completions).to(dev)
         seq_logp = s.token_logp.sum(-1)  # token log-probs are zero on padding
         seq_kl = seq_logp.detach() - ref_logp.sum(-1).to(dev)

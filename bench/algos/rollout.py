@@ -9,7 +9,6 @@ truncated episode can bootstrap with its value (``losses.bootstrap_truncated``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +55,9 @@ class RolloutCollector:
         self.obs, _ = env.reset(seed=seed)
         self.prev_done = np.zeros(self.n, dtype=bool)
         self.episode_return = np.zeros(self.n)
+        self.episode_length = np.zeros(self.n, np.int64)
         self.finished_returns: list[float] = []
+        self.finished_lengths: list[int] = []
         self.env_steps = 0
         space = env.single_action_space
         self.continuous = model.continuous
@@ -88,10 +89,13 @@ class RolloutCollector:
             is_valid = ~self.prev_done
             ended = (term | trunc) & is_valid
             self.episode_return += np.where(is_valid, reward, 0.0)
+            self.episode_length += is_valid
             if ended.any():
                 self.finished_returns.extend(self.episode_return[ended].tolist())
+                self.finished_lengths.extend(self.episode_length[ended].tolist())
                 self.episode_return[ended] = 0.0
-            rew[t] = self.reward_scaler(reward, ended)
+                self.episode_length[ended] = 0
+            rew[t] = self.reward_scaler(reward, ended, is_valid)
             done[t] = ended
             trunc_only[t] = trunc & ~term & is_valid
             valid[t] = is_valid
@@ -115,15 +119,29 @@ class RolloutCollector:
         )
 
     def log_episodes(self, step: int | None = None) -> None:
-        """Records the mean training return of episodes finished since the last call (at
-        ``step``, default this collector's env steps)."""
+        """Records the mean training return and length of episodes finished since the last call
+        (at ``step``, default this collector's env steps)."""
         if self.finished_returns:
             step = self.env_steps if step is None else step
             self.recorder.curve(step, "train/episode_return", np.mean(self.finished_returns))
-            self.finished_returns = []
+            self.recorder.curve(step, "train/episode_length", np.mean(self.finished_lengths))
+            self.finished_returns, self.finished_lengths = [], []
 
 
-Shaping = Callable[[Rollout], torch.Tensor]  # rollout -> the rewards to optimise [T, N]
+class Shaping:
+    """What a fine-tuning method changes in PG and PPO (the alignment methods' KL-regularised and
+    reward-model objectives): the rewards that are optimised, and an extra policy-loss term."""
+
+    def __call__(self, ro: Rollout) -> torch.Tensor:
+        """The rewards to optimise instead of the env's [T, N] (zero on autoreset steps)."""
+        return ro.rewards
+
+    def policy_loss(self, index: torch.Tensor, params: torch.Tensor, adv_scale: torch.Tensor | float):
+        """An extra term added to the policy loss of a minibatch, or None. ``index`` [B] are the
+        minibatch's positions in the flattened last rollout, ``params`` [B, A] the policy's
+        distribution parameters there (with gradients), ``adv_scale`` the factor the minibatch's
+        advantages were divided by (so a coefficient in reward units keeps its meaning)."""
+        return None
 
 
 @dataclass
@@ -143,7 +161,9 @@ def build_agent(task: Task, cfg, seed: int, recorder: Recorder, init: PolicyAct 
     env = task.make_vec(cfg.n_envs)
     if init is not None:  # fine-tuning: the reference's network, log-std and observation scaling
         model = copy.deepcopy(init.model).requires_grad_(True)
-        collector = RolloutCollector(env, model, seed, cfg.gamma, False, cfg.normalize_reward, recorder)
+        # the env's reward is never scaled here: what fine-tuning optimises (the shaped reward) is
+        # normalised by the method's ``Shaping``
+        collector = RolloutCollector(env, model, seed, cfg.gamma, False, False, recorder)
         collector.obs_norm = ObsNormalizer.from_state(init.obs_norm.state(), frozen=True)
         act = policy_act_fn(model, collector.obs_norm, torch.Generator().manual_seed(seed + 1))
         return Agent(env, model, collector, act)

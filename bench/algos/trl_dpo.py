@@ -3,9 +3,10 @@
 Same π_SFT (as policy and, passed explicitly, as ``ref_model``), same preference texts, same β,
 learning rate, batch size, gradient clip and constant schedule with AdamW (no weight decay) as the
 project's ``lm-dpo``; fp32 on CPU, no gradient checkpointing. Evaluations run from a trainer
-callback on the same schedule and protocol. TRL's ``ipo`` loss normalises the log-ratios by the
-completion length (the project's does not), so only ``dpo`` (TRL's ``sigmoid``) and ``hinge``
-are offered here.
+callback on the same schedule and protocol. TRL's ``ipo`` loss averages each log-ratio over the
+completion's tokens: it is the project's ``ipo-mean`` row (the project's ``ipo`` sums them, as
+the IPO paper writes it, and has no TRL counterpart), so ``dpo`` (TRL's ``sigmoid``), ``ipo-mean``
+(TRL's ``ipo``) and ``hinge`` are offered here.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from bench.lm.setup import LMContext
 from bench.lm.tasks import LMTask
 from bench.recorder import Recorder
 
-TRL_LOSS = {"dpo": "sigmoid", "hinge": "hinge"}
+TRL_LOSS = {"dpo": "sigmoid", "ipo-mean": "ipo", "hinge": "hinge"}
 
 
 class TRLDPOConfig(OfflineLMConfig):
-    loss: Literal["dpo", "hinge"] = Field("dpo", description="dpo (TRL: sigmoid) or hinge")
-    beta: float = Field(0.1, gt=0, description="KL strength beta")
+    loss: Literal["dpo", "ipo-mean", "hinge"] = Field(
+        "dpo", description="dpo (TRL: sigmoid), ipo-mean (TRL: ipo) or hinge"
+    )
+    beta: float = Field(0.1, gt=0, description="KL strength beta (ipo-mean: tau)")
     precompute_ref: bool = Field(True, description="reference log-probs once up front (as lm-dpo does)")
 
 

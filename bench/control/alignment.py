@@ -154,8 +154,10 @@ class Preferences:
         return slice(0, n), slice(self.n_train, len(self.winner))
 
 
-def _reference_episodes(task: Task, ref: PolicyAct, episodes: int, seed: int):
-    """``episodes`` full episodes of π_ref at T = 1: list of (obs [L, d], actions, rewards [L])."""
+@torch.no_grad()
+def reference_episodes(task: Task, ref: PolicyAct, episodes: int, seed: int):
+    """``episodes`` full episodes of a policy (π_ref, or a fine-tuned one) at T = 1: list of
+    (obs [L, d] as the policy saw them, actions, rewards [L], ended by the time limit)."""
     n_envs = min(episodes, 16)
     env = task.make_vec(n_envs)
     space = env.single_action_space
@@ -186,7 +188,7 @@ def _reference_episodes(task: Task, ref: PolicyAct, episodes: int, seed: int):
 
 def _build_preferences(task: Task, ref: PolicyAct, recipe: PreferenceRecipe, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    eps = _reference_episodes(task, ref, recipe.episodes, seed)
+    eps = reference_episodes(task, ref, recipe.episodes, seed)
     lengths = np.array([len(e[2]) for e in eps])
     H = recipe.segment_length
 

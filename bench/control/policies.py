@@ -232,13 +232,23 @@ class ReturnScaler:
         self.rms = RunningMeanStd(())
         self.ret = np.zeros(num_envs)
 
-    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def __call__(self, reward: np.ndarray, done: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Scaled ``reward`` [N]; ``done`` [N] ends the discounted return of an env; ``valid`` [N]
+        False marks autoreset steps, which are not part of any episode: they neither extend the
+        return nor enter the running variance (SB3's VecNormalize never sees them)."""
         if not self.enabled:
             return reward
-        self.ret = self.ret * self.gamma + reward
-        self.rms.update(self.ret)
+        if valid is None:
+            valid = np.ones(len(reward), bool)
+        self.ret[valid] = self.ret[valid] * self.gamma + reward[valid]
+        if valid.any():
+            self.rms.update(self.ret[valid])
         self.ret[done] = 0.0
-        return np.clip(reward / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip)
+        return np.where(valid, np.clip(reward / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip), 0.0)
+
+    def std(self) -> float:
+        """The current divisor: the running std of the discounted return (1 when disabled)."""
+        return float(np.sqrt(self.rms.var + 1e-8)) if self.enabled else 1.0
 
 
 class PolicyAct:

@@ -18,7 +18,11 @@ stores the per-prompt win outcomes and gold rewards (``Recorder.outcome``) so re
 intervals over prompts as well as seeds.
 
 Best-of-N is evaluated by ``best_of_n``: N samples per prompt from π_SFT, the one the ranker
-scores highest is kept; its KL to π_SFT is the analytic log N − (N − 1)/N.
+scores highest is kept. Its KL to π_SFT depends only on the distribution of the ranker's score
+under π_SFT (Beirami et al. 2024): ``eval/kl`` is that exact KL for the score distribution
+estimated from ``kl_samples`` samples per prompt at T = 1 (``best_of_n_kl_estimate``; repeated
+scores are atoms — ties —, the rest a continuous part), ``eval/kl_bound`` the upper bound
+log N − (N − 1)/N, which it equals when no two samples tie.
 """
 
 from __future__ import annotations
@@ -38,10 +42,58 @@ from bench.recorder import Recorder
 Ranker = Callable[[list[list[int]], list[list[int]], list[str], list[str]], np.ndarray]
 
 
-def best_of_n_kl(n: int) -> float:
-    """KL(π_BoN ‖ π_ref) for Best-of-N: log N − (N − 1)/N (Stiennon et al. 2020; Beirami et al. 2024
-    show it is an upper bound)."""
+def best_of_n_kl_bound(n: int) -> float:
+    """log N − (N − 1)/N: the KL(π_BoN ‖ π) of Best-of-N when the ranker's score has a continuous
+    distribution (no ties); an upper bound in general (Beirami et al. 2024)."""
     return math.log(n) - (n - 1) / n
+
+
+def best_of_n_kl_exact(masses, n: int) -> float:
+    """KL(π_BoN ‖ π) for a ranker whose score takes finitely many values with probabilities
+    ``masses`` (in increasing order of the score), ties among the N samples broken by sample
+    order. With F the score's CDF and F⁻ its left limit, P(best score = v) = F(v)^N − F⁻(v)^N
+    and, given it, the kept sample is π restricted to score v, so
+    KL = Σ_v (F^N − F⁻^N) log((F^N − F⁻^N) / (F − F⁻))."""
+    p = np.asarray(masses, np.float64)
+    p = p / p.sum()
+    F = np.cumsum(p)
+    g = F**n - (F - p) ** n
+    keep = (p > 0) & (g > 0)
+    return float(np.sum(g[keep] * np.log(g[keep] / p[keep])))
+
+
+def _continuous_part(u0: float, u1: float, n: int) -> float:
+    """∫_{u0}^{u1} n u^{n−1} log(n u^{n−1}) du: the KL contribution of a continuous stretch of the
+    score distribution between the quantiles u0 and u1 (all of [0, 1] gives the bound)."""
+
+    def antiderivative(u: float) -> float:
+        if u <= 0:
+            return 0.0
+        return u**n * math.log(n) + (n - 1) * (u**n * math.log(u) - u**n / n)
+
+    return antiderivative(u1) - antiderivative(u0)
+
+
+def best_of_n_kl_estimate(scores, n: int, decimals: int = 6) -> float:
+    """KL(π_BoN ‖ π) estimated from M samples of the ranker's score under π (one prompt): a score
+    value seen more than once (after rounding to ``decimals``) is an atom with its sample
+    frequency (exact formula for ties), values seen once are a continuous part of the
+    distribution (the tie-free formula on their stretch of quantiles). All values distinct: the
+    bound log N − (N − 1)/N; all equal: 0; M → ∞ on a discrete score: the exact KL."""
+    if n <= 1:
+        return 0.0
+    values, counts = np.unique(np.round(np.asarray(scores, np.float64), decimals), return_counts=True)
+    m = counts.sum()
+    kl, u0 = 0.0, 0.0
+    for c in counts:
+        u1 = u0 + c / m
+        if c > 1:
+            g = u1**n - u0**n
+            kl += g * math.log(g / (c / m)) if g > 0 else 0.0
+        else:
+            kl += _continuous_part(u0, u1, n)
+        u0 = u1
+    return kl
 
 
 class LMEvaluator:
@@ -151,22 +203,41 @@ class LMEvaluator:
         """The end-of-training evaluation over the final temperatures (with text samples)."""
         self(step, policy, self.final_temperatures, final=True)
 
-    def best_of_n(self, n: int, ranker: Ranker) -> None:
-        """Best-of-``n`` from π_SFT at every final temperature; KL analytic (recorded at T = 1)."""
+    def best_of_n(self, n: int, ranker: Ranker, kl_samples: int = 64) -> None:
+        """Best-of-``n`` from π_SFT at every final temperature. At T = 1 its KL: ``eval/kl`` estimated
+        from max(n, ``kl_samples``) ranker scores per prompt (the n candidates and fresh samples),
+        ``eval/kl_bound`` the tie-free bound."""
         t0 = time.perf_counter()
         self.ctx.in_eval = True
         ref = self.ctx.reference()
+        P = len(self.prompt_ids)
         for temp in self.final_temperatures:
             flat = [ids for ids in self.prompt_ids for _ in range(n)]
             flat_text = [t for t in self.prompt_text for _ in range(n)]
             comps = self._sample(ref, flat, temp)
             texts = self.tok.batch_decode(comps, skip_special_tokens=True)
-            scores = np.asarray(ranker(flat, comps, texts, flat_text)).reshape(len(self.prompt_ids), n)
+            scores = np.asarray(ranker(flat, comps, texts, flat_text)).reshape(P, n)
             best = scores.argmax(axis=1)
             chosen = [comps[i * n + b] for i, b in enumerate(best)]
             chosen_text = [texts[i * n + b] for i, b in enumerate(best)]
             self._record(0, temp, chosen, chosen_text, self.gold(chosen_text), final=True)
             if temp == 1.0:
-                self.recorder.eval(0, temp, "eval/kl", best_of_n_kl(n), len(chosen))
+                pool = scores
+                extra = max(0, kl_samples - n) if n > 1 else 0
+                if extra:  # more samples of the score distribution, from a stream of their own
+                    more_ids = [ids for ids in self.prompt_ids for _ in range(extra)]
+                    more_text = [t for t in self.prompt_text for _ in range(extra)]
+                    more = sample(ref, more_ids, temp, self.ctx.setup.max_new_tokens, self.eos, self.pad,
+                                  generator=torch.Generator().manual_seed(self.seed + 7_777))  # fmt: skip
+                    more_texts = self.tok.batch_decode(more, skip_special_tokens=True)
+                    pool = np.concatenate(
+                        [scores, np.asarray(ranker(more_ids, more, more_texts, more_text)).reshape(P, extra)],
+                        1,
+                    )
+                kl = np.array([best_of_n_kl_estimate(row, n) for row in pool])
+                self.recorder.eval(0, temp, "eval/kl", float(kl.mean()), len(kl))
+                self.recorder.eval(0, temp, "eval/kl_std", float(kl.std()), len(kl))
+                self.recorder.eval(0, temp, "eval/kl_bound", best_of_n_kl_bound(n), len(kl))
+                self.recorder.eval(0, temp, "eval/kl_samples", float(pool.shape[1]), len(kl))
         self.ctx.in_eval = False
         self.recorder.eval_seconds += time.perf_counter() - t0

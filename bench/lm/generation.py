@@ -119,10 +119,15 @@ def completion_logits(model, prompts, completions, pad_id: int):
     return logits[rows, index], targets, mask
 
 
-def score(model, prompts, completions, pad_id: int, with_grad: bool = False) -> Scored:
+def score(
+    model, prompts, completions, pad_id: int, with_grad: bool = False, temperature: float = 1.0
+) -> Scored:
+    """Log-probabilities of the completion tokens under ``model`` at sampling ``temperature``
+    (softmax(logits / T): the distribution the completions were drawn from when sampled at T)."""
     with torch.set_grad_enabled(with_grad):
         logits, targets, mask = completion_logits(model, prompts, completions, pad_id)
-        logprobs = F.log_softmax(logits.float(), dim=-1)
+        logits = logits.float() if temperature == 1.0 else logits.float() / temperature
+        logprobs = F.log_softmax(logits, dim=-1)
         token_logp = logprobs.gather(-1, targets[..., None]).squeeze(-1) * mask
     return Scored(token_logp, logprobs, mask)
 

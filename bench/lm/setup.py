@@ -435,9 +435,11 @@ class LMContext:
         return self._once("sft", build)
 
     def policy(self):
-        """A fresh trainable copy of π_SFT."""
+        """A fresh trainable copy of π_SFT, in eval mode: dropout off, so the log-probabilities that
+        enter a ratio, a KL or a loss are those of the policy itself, comparable with the reference's
+        (which is in eval mode too) — as TRL's trainers disable dropout. Gradients flow as usual."""
         model = load_lm(str(self.sft_path())).to(self.setup.torch_device())
-        model.train()
+        model.eval()
         return model
 
     def reference(self):

@@ -217,13 +217,20 @@ def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, 
     """(KL to reference, score) of every checkpoint evaluation per method (a run label without
     its sweep suffix), each method's Pareto front drawn over all its sweep points and seeds."""
     points = points.assign(method=points.algorithm.map(method_of))
+    if "kl_is_bound" not in points:
+        points = points.assign(kl_is_bound=False)
+    bound = points.kl_is_bound.astype(bool)
     fig, ax = plt.subplots(figsize=(8, 5))
     for method, g in points.groupby("method", sort=True):
         c = colors[method]
-        ax.scatter(g.kl, g.score, s=14, color=c, alpha=0.35, lw=0)
+        measured, bounds = g[~bound[g.index]], g[bound[g.index]]
+        ax.scatter(measured.kl, measured.score, s=14, color=c, alpha=0.35, lw=0)
+        # a KL that is only an upper bound: hollow marker (the true point lies at or left of it)
+        ax.scatter(bounds.kl, bounds.score, s=30, facecolors="none", edgecolors=c, lw=1.2)
         front = g.iloc[stats.pareto_front(g.kl.to_numpy(), g.score.to_numpy())].sort_values("kl")
+        note = ", KL: upper bound" if len(bounds) else ""
         ax.plot(front.kl, front.score, color=c, lw=2, marker="o", ms=4, drawstyle="steps-post",
-                label=f"{short(method)} ({len(g)} points)")  # fmt: skip
+                label=f"{short(method)} ({len(g)} points{note})")  # fmt: skip
     if (points.kl > 0).any() and points.kl.max() / max(points.kl[points.kl > 0].min(), 1e-9) > 100:
         ax.set_xscale("symlog", linthresh=0.1)
     ax.set_xlabel("sequence-level KL(π ‖ π_ref) (nats)")

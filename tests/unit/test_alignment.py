@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench.algos import losses
-from bench.algos.aligned import KLRegularised, KLShaping, sequence_logp
+from bench.algos.aligned import sequence_logp
 from bench.algos.reward_model import RewardModelConfig, train_reward_model
 from bench.control.alignment import (
     AlignmentContext,
@@ -101,7 +101,7 @@ def test_dpo_loss_equals_the_formula_by_hand():
     assert float(ipo) == pytest.approx((1.3 - 1.0) ** 2, rel=1e-6)
     hinge = losses.hinge_loss(torch.tensor([lw - lrw]), torch.tensor([ll - lrl]), beta)
     assert float(hinge) == pytest.approx(1 - 0.65, rel=1e-6)
-    assert set(losses.PREFERENCE_LOSSES) == {"dpo", "ipo", "hinge"}
+    assert set(losses.PREFERENCE_LOSSES) == {"dpo", "ipo", "ipo-mean", "hinge"}
 
 
 def _tiny_preferences():
@@ -203,32 +203,6 @@ def test_adaptive_kl_coefficient_by_hand():
     assert losses.adaptive_kl_coef(0.5, 0.09, 0.1, 1000, 10_000) == pytest.approx(
         0.5 * (1 - 0.1 * 0.1)
     )  # error -0.1
-
-
-def test_kl_shaping_subtracts_c_times_exact_kl_on_valid_steps():
-    from bench.algos.rollout import Rollout
-    from bench.recorder import Recorder
-
-    policy, ref = _policy(2, 2, False, seed=5), _policy(2, 2, False, seed=6)
-    T, N = 3, 2
-    obs = torch.randn(T, N, 2)
-    params = policy.model.policy(obs.flatten(0, 1)).detach().view(T, N, 2)
-    valid = torch.tensor([[True, True], [False, True], [True, True]])
-    ro = Rollout(
-        obs,
-        torch.zeros(T, N, dtype=torch.long),
-        torch.zeros(T, N),
-        params,
-        torch.zeros(T + 1, N),
-        torch.ones(T, N),
-        torch.zeros(T, N, dtype=torch.bool),
-        torch.zeros(T, N, dtype=torch.bool),
-        valid,
-    )
-    shaping = KLShaping(KLRegularised(kl_coef=2.0), policy.model, ref, Recorder())
-    out = shaping(ro)
-    kl = categorical_kl(params.flatten(0, 1), ref.model.policy(obs.flatten(0, 1))).view(T, N).detach()
-    assert torch.allclose(out, (1.0 - 2.0 * kl) * valid.float())
 
 
 # -- cached artifacts ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from bench.algos.lm import LMDPOConfig, encode_pair, pair_logps, preference_loss
 from bench.lm.corpus import generate_reviews
-from bench.lm.evaluation import best_of_n_kl
+from bench.lm.evaluation import best_of_n_kl_bound
 from bench.lm.generation import sample, score, sequence_kl
 from bench.lm.gold import get_gold
 from bench.lm.models import ModelRecipe, build_tiny_lm, load_lm
@@ -112,10 +112,10 @@ def test_bradley_terry_pairs_by_hand():
     assert wins / 4000 == pytest.approx(1 / (1 + math.exp(-1)), abs=0.03)
 
 
-def test_best_of_n_kl():
-    assert best_of_n_kl(1) == 0.0
-    assert best_of_n_kl(4) == pytest.approx(math.log(4) - 0.75)
-    assert best_of_n_kl(64) == pytest.approx(math.log(64) - 63 / 64)
+def test_best_of_n_kl_bound():
+    assert best_of_n_kl_bound(1) == 0.0
+    assert best_of_n_kl_bound(4) == pytest.approx(math.log(4) - 0.75)
+    assert best_of_n_kl_bound(64) == pytest.approx(math.log(64) - 63 / 64)
 
 
 def test_vader_gold_scores_the_sentiment_of_text():
@@ -154,14 +154,18 @@ def test_encode_pair_appends_eos_and_splits_at_the_prompt(tok):
     assert tok.decode(p) == "I watched it" and tok.decode(c[:-1]) == " and it was great."
 
 
-def test_dpo_loss_equals_trl_dpotrainer_on_the_same_batch(model, tok, tmp_path):
+@pytest.mark.parametrize("loss", ["dpo", "ipo-mean", "hinge"])
+def test_dpo_loss_equals_trl_dpotrainer_on_the_same_batch(model, tok, tmp_path, loss):
+    """lm-dpo's loss rows against TRL's DPOTrainer loss types on the same batch: dpo = sigmoid,
+    ipo-mean = ipo (TRL averages each log-ratio over the completion's tokens), hinge = hinge."""
     pytest.importorskip("trl")
     from bench.algos.trl_dpo import TRLDPOConfig, make_trainer
 
     policy = build_tiny_lm(ModelRecipe(n_layer=1, n_embd=32, n_head=2, n_positions=64), tok, seed=5)
     ref = model
     texts = _pairs()
-    cfg = TRLDPOConfig(beta=0.1, batch_size=3, precompute_ref=False)
+    beta = 0.1 if loss != "ipo-mean" else 0.5
+    cfg = TRLDPOConfig(loss=loss, beta=beta, batch_size=3, precompute_ref=False)
     trainer = make_trainer(policy, ref, tok, texts, cfg, steps=1, seed=0, out_dir=str(tmp_path))
     rows = [trainer.train_dataset[i] for i in range(3)]
     batch = trainer.data_collator(rows)
@@ -176,11 +180,23 @@ def test_dpo_loss_equals_trl_dpotrainer_on_the_same_batch(model, tok, tmp_path):
     with torch.no_grad():
         ref_w, ref_l = pair_logps(ref, ours, pad)
     logp_w, logp_l = pair_logps(policy, ours, pad)
-    our_loss = float(preference_loss(LMDPOConfig(beta=0.1), logp_w, logp_l, ref_w, ref_l))
+    our_loss = float(preference_loss(LMDPOConfig(loss=loss, beta=beta), logp_w, logp_l, ref_w, ref_l, ours))
     assert our_loss == pytest.approx(trl_loss, abs=1e-5)
-    # and by hand: -log sigma(beta * margin), mean over the batch
-    margin = (logp_w - ref_w) - (logp_l - ref_l)
-    assert our_loss == pytest.approx(float(-F.logsigmoid(0.1 * margin).mean()), abs=1e-6)
+    # and by hand
+    rw, rl = logp_w - ref_w, logp_l - ref_l
+    lw = torch.tensor([float(len(c)) for _, c, _ in ours])
+    ll = torch.tensor([float(len(r)) for _, _, r in ours])
+    by_hand = {
+        "dpo": -F.logsigmoid(beta * (rw - rl)).mean(),
+        "ipo-mean": ((rw / lw - rl / ll) - 1 / (2 * beta)).pow(2).mean(),
+        "hinge": torch.relu(1 - beta * (rw - rl)).mean(),
+    }[loss]
+    assert our_loss == pytest.approx(float(by_hand), abs=1e-6)
+    if loss == "ipo-mean":  # and the summed form differs from TRL's on these inputs
+        summed = float(
+            preference_loss(LMDPOConfig(loss="ipo", beta=beta), logp_w, logp_l, ref_w, ref_l, ours)
+        )
+        assert abs(summed - trl_loss) > 1e-3
 
 
 def test_run_keys_of_earlier_lm_suites_stay_valid():

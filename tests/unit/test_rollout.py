@@ -123,16 +123,20 @@ def test_collect_six_steps():
 
     assert [r for _, r in env.episode_rewards] == EXPECTED_RETURNS
     assert collector.finished_returns == EXPECTED_RETURNS
+    assert collector.finished_lengths == [2, 3, 2]  # valid steps of each finished episode
     collector.log_episodes()
-    assert len(recorder.curves) == 1
+    assert len(recorder.curves) == 2
     step, _, metric, value = recorder.curves[0]
     assert (step, metric) == (9, "train/episode_return")
     assert value == pytest.approx(np.mean(EXPECTED_RETURNS))
     assert value == pytest.approx((203 + 6 + 223) / 3)
+    step, _, metric, value = recorder.curves[1]
+    assert (step, metric) == (9, "train/episode_length")
+    assert value == pytest.approx(7 / 3)
     # nothing finished since: no new point
     assert collector.finished_returns == []
     collector.log_episodes()
-    assert len(recorder.curves) == 1
+    assert len(recorder.curves) == 2
 
 
 def test_collect_keeps_state_between_rollouts():

@@ -1,0 +1,254 @@
+"""Every published number means what its label says: KL-regularised fine-tuning on control (the
+KL acts on the policy, the optimised reward is normalised), the return scaler's autoreset steps,
+Best-of-N's KL estimate against enumeration, IPO's two forms, and the LM actor without dropout."""
+
+import copy
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench.algos import losses, ppo
+from bench.algos.aligned import KLShaping, PPOGTConfig
+from bench.algos.rollout import Rollout, build_agent
+from bench.control.alignment import reference_episodes
+from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct, ReturnScaler, categorical_kl
+from bench.control.tasks import get_task
+from bench.lm.evaluation import best_of_n_kl_bound, best_of_n_kl_estimate, best_of_n_kl_exact
+from bench.recorder import Recorder
+
+# -- the return scaler --------------------------------------------------------------------------
+
+
+def test_return_scaler_leaves_autoreset_steps_out_of_the_return_and_its_variance():
+    gamma = 0.5
+    scaler = ReturnScaler(2, gamma, enabled=True)
+    # env 0: rewards 1, 2 (episode ends), autoreset step (reward 0, invalid), 4
+    # env 1: rewards 1, 1, 1, 1, never ends
+    rewards = [np.array([1.0, 1.0]), np.array([2.0, 1.0]), np.array([0.0, 1.0]), np.array([4.0, 1.0])]
+    dones = [
+        np.array([False, False]),
+        np.array([True, False]),
+        np.array([False, False]),
+        np.array([False, False]),
+    ]
+    valid = [np.array([True, True]), np.array([True, True]), np.array([False, True]), np.array([True, True])]
+    outs = [scaler(r, d, v) for r, d, v in zip(rewards, dones, valid, strict=True)]
+    # the discounted returns the running variance saw, by hand (env 0's return restarts at 4)
+    seen = [1.0, 1.0, 2.5, 1.5, 1.75, 4.0, 1.875]
+    expected_var = np.var(seen)  # population variance; the prior (var 1, count 1e-4) is negligible
+    assert scaler.rms.count == pytest.approx(len(seen), abs=1e-3)
+    assert scaler.rms.var == pytest.approx(expected_var, rel=1e-3)
+    assert outs[2][0] == 0.0  # the autoreset step's reward stays 0
+    assert outs[3][0] == pytest.approx(4.0 / math.sqrt(scaler.rms.var + 1e-8))
+
+
+# -- KL-regularised fine-tuning on control --------------------------------------------------------
+
+
+def _reference(seed: int = 0) -> PolicyAct:
+    task = get_task("CartPole-v1")
+    torch.manual_seed(seed)
+    model = ActorCritic(4, 2, False, (64, 64), "tanh", True, 0.0)
+    return PolicyAct(model, ObsNormalizer((4,), False), torch.Generator().manual_seed(seed)), task
+
+
+class _NoEvaluation:
+    stop = False
+
+    def due(self, step):
+        return False
+
+    def final(self, step, act):
+        pass
+
+
+def _states(n: int = 512, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, generator=g) * torch.tensor([1.0, 1.0, 0.1, 1.0])
+
+
+def _mean_kl(model: ActorCritic, ref: PolicyAct, states: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(categorical_kl(model.policy(states), ref.model.policy(states)).mean())
+
+
+class _ZeroReward(torch.nn.Module):
+    def forward(self, obs, actions):
+        return torch.zeros(obs.shape[:-1])
+
+
+@pytest.mark.parametrize("kl_penalty", ["reward", "loss"])
+def test_a_kl_only_objective_moves_a_perturbed_policy_back_to_the_reference(kl_penalty):
+    """Reward 0, penalty c·KL: PPO fine-tuning must pull π(·|s) towards π_ref(·|s) on the states
+    it visits. (With the exact per-state KL folded into the reward, the gradient never saw this
+    pull: that KL does not depend on the action taken.)"""
+    ref, task = _reference()
+    cfg = PPOGTConfig(kl_coef=1.0, kl_penalty=kl_penalty, n_envs=8, n_steps=128, batch_size=256,
+                      n_epochs=4, lr=3e-3, normalize_reward=True, ent_coef=0.0)  # fmt: skip
+    perturbed = copy.deepcopy(ref)
+    with torch.no_grad():  # push the action logits apart: a policy far from π_ref
+        perturbed.model.pi[-1].weight.add_(torch.randn_like(perturbed.model.pi[-1].weight) * 2.0)
+    recorder = Recorder()
+    agent = build_agent(task, cfg, 0, recorder, init=perturbed)
+    states = _states()
+    before = _mean_kl(agent.model, ref, states)
+    shaping = KLShaping(cfg, agent.model, ref, recorder, reward_model=_ZeroReward())
+    ppo.train(task, cfg, 8192, 0, _NoEvaluation(), recorder, agent=agent, shaping=shaping)
+    after = _mean_kl(agent.model, ref, states)
+    assert before > 0.05
+    assert after < 0.6 * before, (before, after)
+
+
+def _rollout(T=64, N=4, seed=0, scale=1.0) -> Rollout:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(T, N, 4, generator=g)
+    ref, _ = _reference()
+    params = ref.model.policy(obs.flatten(0, 1)).detach().view(T, N, 2) + 0.3 * torch.randn(
+        T, N, 2, generator=g
+    )
+    actions = torch.randint(0, 2, (T, N), generator=g)
+    logp = torch.log_softmax(params, -1).gather(-1, actions[..., None]).squeeze(-1)
+    dones = torch.rand(T, N, generator=g) < 0.05
+    valid = torch.ones(T, N, dtype=torch.bool)
+    valid[1:][dones[:-1]] = False  # the step after an episode end is an autoreset step
+    rewards = (torch.rand(T, N, generator=g) + 0.5) * scale * valid
+    return Rollout(
+        obs, actions, logp, params, torch.zeros(T + 1, N), rewards, dones, torch.zeros_like(dones), valid
+    )
+
+
+def test_the_optimised_reward_is_invariant_to_the_reward_scale():
+    """r × k with c × k optimises the same thing: the normalised shaped rewards agree to 1e-3
+    (the running variance's prior, var 1 with weight 1e-4, is all that tells them apart)."""
+    ref, _ = _reference()
+    outs = []
+    for k in (1.0, 7.4):
+        cfg = PPOGTConfig(kl_coef=0.3 * k, n_envs=4, gamma=0.99, normalize_reward=True)
+        shaping = KLShaping(cfg, ref.model, ref, Recorder())
+        outs.append(torch.cat([shaping(_rollout(seed=s, scale=k)) for s in range(3)]))
+    assert torch.allclose(outs[0], outs[1], rtol=1e-3, atol=1e-6)
+    assert outs[0].abs().max() < 10  # and they are O(1), not O(return)
+
+
+def test_shaped_reward_is_r_minus_c_times_the_sampled_log_ratio_on_valid_steps():
+    ref, _ = _reference()
+    ro = _rollout()
+    cfg = PPOGTConfig(kl_coef=2.0, n_envs=4, normalize_reward=False)
+    out = KLShaping(cfg, ref.model, ref, Recorder())(ro)
+    ref_logp = torch.log_softmax(ref.model.policy(ro.obs.flatten(0, 1)), -1)
+    k1 = (ro.logp.flatten() - ref_logp.gather(-1, ro.actions.flatten()[:, None]).squeeze(-1)).view_as(ro.logp)
+    assert torch.allclose(out, (ro.rewards - 2.0 * k1.detach()) * ro.valid.float(), atol=1e-6)
+    # kl_penalty: loss leaves the reward alone and adds c / (s·σ) · KL to the policy loss
+    cfg = PPOGTConfig(kl_coef=2.0, kl_penalty="loss", n_envs=4, normalize_reward=False)
+    shaping = KLShaping(cfg, ref.model, ref, Recorder())
+    assert torch.allclose(shaping(ro), ro.rewards * ro.valid.float())
+    idx = torch.arange(10)
+    params = ro.params.flatten(0, 1)[idx]
+    exact = categorical_kl(params, ref.model.policy(ro.obs.flatten(0, 1)[idx])).mean()
+    assert float(shaping.policy_loss(idx, params, 4.0).detach()) == pytest.approx(
+        float(2.0 / 4.0 * exact), rel=1e-5
+    )
+
+
+def test_scale_invariance_of_ppo_gt_training():
+    """The same fine-tuning with the true reward × 7.4 (and c × 7.4) ends at the same policy
+    quality: before the reward was normalised, this scale alone took ppo-gt from 500 to 151."""
+    ref, task = _reference(seed=3)
+    finals = []
+    for k in (1.0, 7.4):
+        cfg = PPOGTConfig(kl_coef=0.01 * k, n_envs=8, n_steps=128, batch_size=256, n_epochs=4, lr=1e-3,
+                          gamma=0.99, normalize_reward=True, ent_coef=0.0)  # fmt: skip
+        recorder = Recorder()
+        agent = build_agent(task, cfg, 0, recorder, init=ref)
+
+        class Scaled(KLShaping):
+            def __call__(self, ro, k=k):
+                ro.rewards = ro.rewards * k
+                return super().__call__(ro)
+
+        ppo.train(task, cfg, 20_000, 0, _NoEvaluation(), recorder, agent=agent,
+                  shaping=Scaled(cfg, agent.model, ref, recorder))  # fmt: skip
+        act = PolicyAct(agent.model, agent.collector.obs_norm, torch.Generator().manual_seed(1))
+        finals.append(np.mean([e[2].sum() for e in reference_episodes(task, act, 16, 5)]))
+    start = np.mean([e[2].sum() for e in reference_episodes(task, ref, 16, 5)])
+    # measured: π_ref 16.8, k = 1: 168.3, k = 7.4: 196.6
+    assert min(finals) > 5 * start
+    assert abs(finals[0] - finals[1]) < 0.25 * max(finals), finals
+
+
+# -- Best-of-N's KL -------------------------------------------------------------------------------
+
+
+def _bon_by_enumeration(probs, scores, n):
+    """KL(π_BoN ‖ π) by enumerating every n-tuple of outcomes (ties: the first sample wins)."""
+    k = len(probs)
+    bon = np.zeros(k)
+    for tup in itertools.product(range(k), repeat=n):
+        p = np.prod([probs[i] for i in tup])
+        best = max(range(n), key=lambda j: (scores[tup[j]], -j))
+        bon[tup[best]] += p
+    keep = bon > 0
+    return float(np.sum(bon[keep] * np.log(bon[keep] / np.asarray(probs)[keep])))
+
+
+@pytest.mark.parametrize(
+    "probs,scores,n",
+    [
+        ([0.1, 0.2, 0.3, 0.4], [0.0, 1.0, 1.0, 2.0], 3),  # a tie between two outcomes
+        ([0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 0.0, 1.0], 4),  # a three-way tie at the bottom
+        ([0.5, 0.3, 0.2], [3.0, 1.0, 2.0], 5),  # no ties
+    ],
+)
+def test_best_of_n_kl_exact_equals_enumeration_with_ties(probs, scores, n):
+    truth = _bon_by_enumeration(probs, scores, n)
+    values = sorted(set(scores))
+    masses = [sum(p for p, s in zip(probs, scores, strict=True) if s == v) for v in values]
+    assert best_of_n_kl_exact(masses, n) == pytest.approx(truth, abs=1e-12)
+    assert best_of_n_kl_exact(masses, n) <= best_of_n_kl_bound(n)
+
+
+def test_best_of_n_kl_on_four_outcomes_is_far_below_the_bound():
+    # the issue's example: a 4-outcome policy, N = 64: true KL log 4 = 1.386, the bound 3.175
+    assert best_of_n_kl_exact([0.25] * 4, 64) == pytest.approx(math.log(4), abs=1e-6)
+    assert best_of_n_kl_bound(64) == pytest.approx(3.1746, abs=1e-4)
+
+
+def test_best_of_n_kl_estimate_from_samples():
+    rng = np.random.default_rng(0)
+    probs, scores = np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 1.0, 1.0, 2.0])
+    draws = scores[rng.choice(4, size=20_000, p=probs)]
+    truth = best_of_n_kl_exact([0.1, 0.5, 0.4], 8)
+    assert best_of_n_kl_estimate(draws, 8) == pytest.approx(truth, abs=0.01)
+    # all distinct (a continuous score): the bound exactly; all tied: 0; N = 1: 0
+    assert best_of_n_kl_estimate(rng.normal(size=64), 16) == pytest.approx(best_of_n_kl_bound(16), abs=1e-9)
+    assert best_of_n_kl_estimate(np.zeros(64), 16) == 0.0
+    assert best_of_n_kl_estimate(rng.normal(size=8), 1) == 0.0
+    # a mixed distribution: an atom of mass 1/2 at the bottom and a continuous upper half. Best-of-N
+    # rarely keeps the atom; by hand: atom term g log(g/p) with g = (1/2)^N, plus the integral of the
+    # continuous stretch from u = 1/2 to 1
+    n = 4
+    half = np.concatenate([np.zeros(5000), rng.uniform(1, 2, size=5000)])
+    g = 0.5**n
+    by_hand = g * math.log(g / 0.5)
+    H = lambda u: u**n * math.log(n) + (n - 1) * (u**n * math.log(u) - u**n / n)  # noqa: E731
+    by_hand += H(1.0) - H(0.5)
+    assert best_of_n_kl_estimate(half, n) == pytest.approx(by_hand, abs=1e-9)
+
+
+# -- preference losses: IPO's two forms ------------------------------------------------------------
+
+
+def test_ipo_sum_and_ipo_mean_by_hand():
+    rw, rl = torch.tensor([3.0, -1.0]), torch.tensor([1.0, 2.0])
+    lw, ll = torch.tensor([4.0, 2.0]), torch.tensor([2.0, 8.0])
+    beta = 0.5
+    summed = ((rw - rl - 1.0) ** 2).mean()
+    mean = ((rw / lw - rl / ll - 1.0) ** 2).mean()
+    assert float(losses.PREFERENCE_LOSSES["ipo"](rw, rl, beta)) == pytest.approx(float(summed))
+    assert float(losses.PREFERENCE_LOSSES["ipo-mean"](rw, rl, beta, lw, ll)) == pytest.approx(float(mean))
+    assert float(losses.PREFERENCE_LOSSES["dpo"](rw, rl, beta, lw, ll)) == pytest.approx(
+        float(losses.dpo_loss(rw, rl, beta))
+    )  # lengths matter only to per-token rows
