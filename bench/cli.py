@@ -249,18 +249,20 @@ def _input_errors():
 
 
 def cmd_report(args) -> int:
-    from bench.report.render import ReportError, build, check_destination, folder_name
+    from bench.report.render import ReportError, build, check_destination, folder_name, read_notes
 
     try:
         _check_stats_args(args)
         results = _load_results(args)
         published, source = _published(args)
+        notes = read_notes(args.notes) if args.notes else None
         out = Path(args.output or Path("reports") / folder_name(results.name))
         check_destination(out)
     except (*_input_errors(), ReportError) as e:
         return _fail(str(e))
     try:
-        info = build(results, out, published, source, reps=args.reps, seed=args.seed, progress=not args.quiet)
+        info = build(results, out, published, source, reps=args.reps, seed=args.seed, progress=not args.quiet,
+                     notes=notes)  # fmt: skip
     except OSError as e:
         return _fail(f"cannot write {out}: {e.strerror or e}")
     print(
@@ -458,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats_args(p)
     published_args(p)
     p.add_argument("--output", "-o", metavar="DIR", help="report folder (default: reports/SUITE)")
+    p.add_argument(
+        "--notes",
+        metavar="FILE",
+        help="the author's findings, shown first (UTF-8 text: paragraphs, '- ' lists), e.g. "
+        "reports/SUITE/NOTES.txt",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = add(

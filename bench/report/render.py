@@ -76,15 +76,20 @@ def build(
     reps: int = 2000,
     seed: int = 0,
     progress: bool = True,
+    notes: str | None = None,
 ) -> dict:
-    """Renders the report of ``results`` into ``out``; returns a short summary."""
+    """Renders the report of ``results`` into ``out``; returns a short summary. ``notes``: the
+    author's findings (text checked by ``read_notes``), shown first and kept as notes.txt."""
     out = Path(out)
     check_destination(out)
     tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "figures").mkdir(parents=True)
     try:
-        summary = _render(results, tmp, published, published_source, reps, seed, progress)
+        parsed = parse_notes(notes) if notes else []
+        if notes:
+            (tmp / "notes.txt").write_text(notes, encoding="utf-8")
+        summary = _render(results, tmp, published, published_source, reps, seed, progress, parsed)
         old = out.parent / f".{out.name}.old{os.getpid()}"
         if out.exists():
             out.rename(old)
@@ -96,7 +101,43 @@ def build(
     return summary
 
 
-def _render(results, tmp: Path, published, published_source, reps, seed, progress) -> dict:
+NOTES_LIMIT = 64 * 1024
+
+
+def read_notes(path: str | Path) -> str:
+    """The text of a findings file (``bench report --notes``), or a ReportError for a missing,
+    binary, non-UTF-8 or oversized file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"{path}: no such file (--notes)")
+    data = path.read_bytes()
+    if len(data) > NOTES_LIMIT:
+        raise ReportError(f"{path}: notes over {NOTES_LIMIT // 1024} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: notes are not UTF-8 text") from None
+    if "\x00" in text:
+        raise ReportError(f"{path}: notes contain NUL bytes")
+    return text
+
+
+def parse_notes(text: str) -> list[tuple[str, list[str]]]:
+    """Findings text as blocks: paragraphs separated by blank lines; a paragraph whose lines all
+    start with "- " is a list. [(kind "p" or "ul", lines)]."""
+    out = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
+        if not lines:
+            continue
+        if all(ln.startswith("- ") for ln in lines):
+            out.append(("ul", [ln[2:] for ln in lines]))
+        else:
+            out.append(("p", [" ".join(lines)]))
+    return out
+
+
+def _render(results, tmp: Path, published, published_source, reps, seed, progress, notes=()) -> dict:
     figures.setup()
     fig_dir = tmp / "figures"
     tasks = results.tasks()
@@ -238,6 +279,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         .render(
             title=title,
             description=description,
+            notes=notes,
             generated=generated,
             source=results.source,
             csv_files=list(csv_files),
@@ -275,6 +317,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
             failures,
             alignment,
             scaling,
+            notes,
         ),
         encoding="utf-8",
     )
@@ -282,6 +325,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         "suite": results.name,
         "generated": generated,
         "source": results.source,
+        "store": results.suite_info.get("store", ""),
         "reps": reps,
         "seed": seed,
     }
@@ -292,9 +336,14 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
 
 def _markdown(
     title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
-    alignment=(), scaling=(),
+    alignment=(), scaling=(), notes=(),
 ) -> str:  # fmt: skip
     lines = [f"# {md_escape(title)}", "", f"Generated {generated} from {md_escape(results.source)}.", ""]
+    if notes:
+        lines += ["## Findings", ""]
+        for kind, items in notes:
+            lines += [f"- {md_escape(i)}" for i in items] if kind == "ul" else [md_escape(items[0])]
+            lines.append("")
     if aggregate:
         lines += [
             "## Aggregate over tasks (normalised scores, 95% stratified-bootstrap CIs)",

@@ -110,6 +110,7 @@ def test_report_from_exported_csv_matches_store(store, tmp_path):
         (["--results", "missing.csv", "--suite", "synthetic"], "no such file"),
         (["--suite", "synthetic", "--reps", "0"], "--reps"),
         (["--suite", "synthetic", "--published", "missing.csv"], "no such file"),
+        (["--suite", "synthetic", "--notes", "missing.txt"], "no such file"),
     ],
 )
 def test_report_bad_input_exits_2_and_writes_nothing(store, tmp_path, monkeypatch, capsys, args, message):
@@ -117,6 +118,28 @@ def test_report_bad_input_exits_2_and_writes_nothing(store, tmp_path, monkeypatc
     assert main(["report", "--store", str(store), "-o", "out", "-q", *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_report_leads_with_the_authors_findings_and_keeps_them(store, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text(f"PPO-RM now beats pi_ref {EVIL}.\n\n- one finding\n- another\n", encoding="utf-8")
+    out = tmp_path / "report"
+    args = ["report", "--store", str(store), "--suite", "synthetic", "-o", str(out), "-q"]
+    assert main([*args, "--notes", str(notes)]) == 0
+    html = (out / "index.html").read_text()
+    assert html.index("Findings") < html.index("Aggregate")
+    assert "<li>one finding</li>" in html and "<script>" not in html
+    assert "## Findings" in (out / "summary.md").read_text()
+    assert (out / "notes.txt").read_text() == notes.read_text()
+    # re-rendered from the copy the report keeps
+    assert main([*args, "--notes", str(out / "notes.txt")]) == 0
+    assert "<li>another</li>" in (out / "index.html").read_text()
+    # the header names the store's file, not its folder
+    assert str(tmp_path) not in html and "store bench.sqlite" in html
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\x00")
+    assert main([*args, "--notes", str(bad)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
 
 
 def test_leaderboard_formats(store, capsys):

@@ -252,3 +252,71 @@ def test_ipo_sum_and_ipo_mean_by_hand():
     assert float(losses.PREFERENCE_LOSSES["dpo"](rw, rl, beta, lw, ll)) == pytest.approx(
         float(losses.dpo_loss(rw, rl, beta))
     )  # lengths matter only to per-token rows
+
+
+# -- the LM actor without dropout -----------------------------------------------------------------
+
+
+def test_lm_policy_on_identical_weights_has_kl_0_ratio_1_and_dpo_loss_log_2(tmp_path, monkeypatch):
+    """π_SFT with dropout 0.1 (as every paper-scale base has): the trainable copy and the frozen
+    reference must give the same log-probabilities, so before any update the sequence KL is 0,
+    the PPO ratio 1 and the DPO loss log 2."""
+    from bench.algos.lm import LMDPOConfig, encode_pairs, frozen_pair_logps, pair_logps, preference_loss
+    from bench.lm.corpus import generate_reviews
+    from bench.lm.generation import score, sequence_kl
+    from bench.lm.models import ModelRecipe, build_tiny_lm
+    from bench.lm.setup import LMContext, LMSetup
+    from bench.lm.tasks import get_lm_task
+    from bench.lm.tokenizer import train_tokenizer
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    tok = train_tokenizer([r.text for r in generate_reviews(300, seed=1)], vocab_size=300)
+    sft = build_tiny_lm(ModelRecipe(n_layer=1, n_embd=32, n_head=2, n_positions=64, dropout=0.1), tok, seed=0)
+    sft.save_pretrained(tmp_path / "sft")
+    task = get_lm_task("sentiment")
+    ctx = LMContext(task, LMSetup().for_task(task), seed=0)
+    monkeypatch.setattr(ctx, "sft_path", lambda: tmp_path / "sft")
+    policy, ref = ctx.policy(), ctx.reference()
+    assert policy.config.resid_pdrop == 0.1  # dropout is in the model; it must be off
+    prompts = [tok("The film was")["input_ids"], tok("I watched it")["input_ids"]]
+    completions = [tok(" great and long, a lovely time")["input_ids"], tok(" and it was boring")["input_ids"]]
+    pad = tok.pad_token_id
+    kl, k1 = sequence_kl(score(policy, prompts, completions, pad), score(ref, prompts, completions, pad))
+    assert torch.equal(kl, torch.zeros_like(kl)) and torch.equal(k1, torch.zeros_like(k1))
+    new = score(policy, prompts, completions, pad, with_grad=True).token_logp
+    ratio = torch.exp(new - score(ref, prompts, completions, pad).token_logp)
+    assert torch.equal(ratio.detach(), torch.ones_like(ratio))
+    pairs = encode_pairs(tok, ["The film was"] * 2, [" great.", " lovely"], [" awful.", " boring, so boring"])
+    ref_w, ref_l = frozen_pair_logps(ref, pairs, pad)
+    logp_w, logp_l = pair_logps(policy, pairs, pad)
+    loss = preference_loss(LMDPOConfig(beta=0.1), logp_w, logp_l, ref_w, ref_l, pairs)
+    assert float(loss.detach()) == pytest.approx(math.log(2), abs=1e-7)
+
+
+def test_lm_log_probs_at_the_sampling_temperature_are_those_of_the_samples():
+    """RLHF-PPO and RLOO score their rollouts at the temperature they sampled them at: the
+    first-token frequencies of 4,000 samples at T = 0.5 match exp(score at T = 0.5), not T = 1."""
+    from bench.lm.corpus import generate_reviews
+    from bench.lm.generation import sample, score
+    from bench.lm.models import ModelRecipe, build_tiny_lm
+    from bench.lm.tokenizer import train_tokenizer
+
+    tok = train_tokenizer([r.text for r in generate_reviews(300, seed=1)], vocab_size=300)
+    model = build_tiny_lm(ModelRecipe(n_layer=1, n_embd=32, n_head=2, n_positions=64), tok, seed=0).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # a peaked, non-uniform next-token distribution
+            p.mul_(4.0)
+    prompt = tok("The film was")["input_ids"]
+    n = 4000
+    out = sample(model, [prompt] * n, 0.5, 1, tok.eos_token_id, tok.pad_token_id,
+                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+    first = torch.tensor([c[0] for c in out])
+    top = torch.bincount(first, minlength=len(tok)).argsort(descending=True)[:3]
+    gaps = []
+    for t in top.tolist():
+        freq = float((first == t).float().mean())
+        at_half = float(score(model, [prompt], [[t]], tok.pad_token_id, temperature=0.5).token_logp.exp())
+        at_one = float(score(model, [prompt], [[t]], tok.pad_token_id).token_logp.exp())
+        assert freq == pytest.approx(at_half, abs=0.025)
+        gaps.append(abs(at_one - at_half))
+    assert max(gaps) > 0.1  # the two temperatures are told apart here

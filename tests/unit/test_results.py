@@ -86,6 +86,33 @@ def test_frontier_points_pair_kl_with_the_score_at_t1():
     assert pts[["step", "kl", "score"]].values.tolist() == [[100, 0.5, 10.0], [200, 1.5, 20.0]]
 
 
+def test_frontier_points_mark_kl_bounds():
+    """Best-of-N records an estimate (eval/kl) beside its bound (eval/kl_bound); a run with only
+    a bound, or a Best-of-N run from an older store (its eval/kl was the bound), is a bound."""
+    runs = [
+        ("new", "sentiment", "best-of-n[n=4]", "best-of-n", 0, "done", 0, 1.0, 1.0),
+        ("old", "sentiment", "best-of-n[n=4]", "best-of-n", 1, "done", 0, 1.0, 1.0),
+        ("only", "sentiment", "x", "x", 0, "done", 0, 1.0, 1.0),
+        ("dpo", "sentiment", "dpo", "lm-dpo", 0, "done", 0, 1.0, 1.0),
+    ]
+    evals = [
+        ("new", 0, 1.0, 1.0, "eval/return", 0.5),
+        ("new", 0, 1.0, 1.0, "eval/kl", 0.4),
+        ("new", 0, 1.0, 1.0, "eval/kl_bound", 0.636),
+        ("old", 0, 1.0, 1.0, "eval/return", 0.5),
+        ("old", 0, 1.0, 1.0, "eval/kl", 0.636),
+        ("only", 0, 1.0, 1.0, "eval/return", 0.1),
+        ("only", 0, 1.0, 1.0, "eval/kl_bound", 2.0),
+        ("dpo", 50, 1.0, 1.0, "eval/return", 0.3),
+        ("dpo", 50, 1.0, 1.0, "eval/kl", 3.0),
+    ]
+    pts = R.frontier_points(_results(evals, runs)).set_index("run_key")
+    assert pts.loc["new", "kl"] == 0.4 and not pts.loc["new", "kl_is_bound"]
+    assert pts.loc["old", "kl"] == 0.636 and pts.loc["old", "kl_is_bound"]
+    assert pts.loc["only", "kl"] == 2.0 and pts.loc["only", "kl_is_bound"]
+    assert pts.loc["dpo", "kl"] == 3.0 and not pts.loc["dpo", "kl_is_bound"]
+
+
 def test_temperature_table_needs_a_sweep():
     res = _results(EVALS, RUNS)
     assert R.temperature_table(res).empty  # only T = 0 and 1
