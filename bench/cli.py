@@ -158,7 +158,7 @@ def cmd_status(args) -> int:
         if args.suite:
             counts = counts[counts.suite == args.suite]
             if counts.empty:
-                return _fail(f"no suite {args.suite!r} in {args.store}")
+                return _fail(store.unknown_suite(args.suite))
         boards = []  # read everything before printing anything
         if args.suite or args.runs:
             for name in counts.suite:
@@ -186,15 +186,18 @@ def cmd_export(args) -> int:
     kinds = {k.strip() for k in args.kind.split(",") if k.strip()}
     if not kinds or kinds - {"eval", "curve", "run"}:
         return _fail(f"--kind: choose from eval, curve, run (got {args.kind!r})")
+    out = Path(args.output)
+    fmt = args.format or ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
     try:
+        if args.suite is not None and args.suite not in store.suite_names():
+            return _fail(store.unknown_suite(args.suite))
         table = tidy(store, args.suite, kinds, timing=not args.no_timing)
     except StoreError as e:
         return _fail(str(e))
-    out = Path(args.output)
     tmp = out.with_name(out.name + ".tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        if args.format == "csv":
+        if fmt == "csv":
             table.to_csv(tmp, index=False)
         else:
             table.to_parquet(tmp, index=False)
@@ -202,7 +205,7 @@ def cmd_export(args) -> int:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         return _fail(f"cannot write {out}: {e.strerror or e}")
-    print(f"wrote {len(table)} rows to {out}", file=sys.stderr)
+    print(f"wrote {len(table)} rows to {out} ({fmt})", file=sys.stderr)
     return 0
 
 
@@ -419,7 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", action="store_true", help="per algorithm x task summaries of all suites")
 
     p = add("export", "Export the store as a tidy long table (columns in README.md).", cmd_export)
-    p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument(
+        "--format",
+        choices=["csv", "parquet"],
+        default=None,
+        help="file format (default: from the output's extension, .parquet or else csv)",
+    )
     p.add_argument("--output", "-o", required=True, metavar="PATH", help="output file")
     p.add_argument("--suite", help="only this suite")
     p.add_argument(

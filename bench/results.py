@@ -219,7 +219,7 @@ class Results:
     def from_store(cls, store: Store, suite: str) -> Results:
         runs = store.runs(suite)
         if runs.empty:
-            raise ResultsError(f"no suite {suite!r} in {store.path}")
+            raise ResultsError(store.unknown_suite(suite))
         runs = runs.rename(columns={"key": "run_key"})
         evals = store.evals(suite)
         row = store.suite_row(suite)
@@ -294,7 +294,7 @@ class Results:
             keys = self.runs.run_key[self.runs.task == task]
             frames.append(self.evals[(self.evals.metric == metric) & self.evals.run_key.isin(keys)])
         if not frames:
-            return pd.DataFrame(columns=[*self.evals.columns, "task", "algorithm", "algo", "seed"])
+            return pd.DataFrame(columns=[*self.evals.columns, "task", "algorithm", "algo", "seed", "status"])
         ev = pd.concat(frames, ignore_index=True)
         return ev.merge(self.runs[["run_key", "task", "algorithm", "algo", "seed", "status"]], on="run_key")
 

@@ -443,6 +443,16 @@ class Store:
             args = (suite,)
         return self._read(query, args)
 
+    def suite_names(self) -> list[str]:
+        """Names of the suites with runs in this store, sorted."""
+        return sorted(self._read("SELECT DISTINCT suite FROM runs").suite.astype(str))
+
+    def unknown_suite(self, suite: str) -> str:
+        """The message for a suite this store does not hold, naming the ones it does."""
+        names = self.suite_names()
+        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+        return f"no suite {suite!r} in {self.path} (it has: {shown or 'no suites yet'})"
+
     def suite_row(self, suite: str) -> tuple | None:
         """(name, version, hash, path, updated_at, definition) of a registered suite, or None."""
         query = "SELECT name, version, hash, path, updated_at, definition FROM suites WHERE name = ?"

@@ -193,3 +193,52 @@ def test_editing_a_suite_supersedes_old_runs_in_status_and_export(write_suite, t
         "SELECT done, total FROM (SELECT SUM(r.status='done') AS done, COUNT(*) AS "
         "total FROM plan p JOIN runs r ON r.key=p.key)",
     ) == [(4, 4)]
+
+
+ALL_FAIL = """
+name: allfail
+version: 1
+tasks: [Pendulum-v1]
+seeds: 1
+env_steps: 2048
+evaluation: {eval_every: 1024, eval_episodes: 2, temperatures: [0.0]}
+algorithms:
+  - algo: ppo
+    params: {lr: 1000.0}
+"""
+
+
+def test_a_suite_whose_every_run_failed_reads_cleanly(write_suite, tmp_path, capsys):
+    """The first thing a user with a new algorithm sees: every run failed. status, report and
+    leaderboard show the failure (exit 0); compare has nothing to compare (exit 2, one line)."""
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", str(write_suite(ALL_FAIL)), "--store", store, "-q"]) == 1
+    capsys.readouterr()
+    for args in (["status", "--suite", "allfail"], ["leaderboard", "--suite", "allfail"]):
+        assert main([*args, "--store", store]) == 0
+        out = capsys.readouterr().out
+        assert "ppo" in out and "Traceback" not in out
+    out_dir = tmp_path / "report"
+    assert main(["report", "--suite", "allfail", "--store", store, "-o", str(out_dir), "-q"]) == 0
+    assert "diverged at env step" in (out_dir / "index.html").read_text()
+    csv = tmp_path / "all.csv"
+    assert main(["export", "--store", store, "-o", str(csv)]) == 0
+    capsys.readouterr()
+    assert main(["compare", "--store", store, "--suite", "allfail", "--baseline", str(csv)]) == 2
+    assert "nothing to compare" in capsys.readouterr().err
+
+
+def test_unknown_suites_are_named_and_export_takes_the_format_from_the_extension(write_suite, tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", str(write_suite(TINY)), "--store", store, "-q"]) == 0
+    capsys.readouterr()
+    for args in (["export", "-o", str(tmp_path / "x.csv")], ["status"], ["leaderboard"]):
+        assert main([*args, "--store", store, "--suite", "tnyi"]) == 2
+        err = capsys.readouterr().err
+        assert "no suite 'tnyi'" in err and "(it has: tiny)" in err
+    assert not (tmp_path / "x.csv").exists()
+    assert main(["export", "--store", store, "-o", str(tmp_path / "x.parquet")]) == 0
+    table = pd.read_parquet(tmp_path / "x.parquet")  # a real Parquet file, not CSV
+    assert set(EXPORT_COLUMNS) <= set(table.columns) and len(table) > 0
+    assert main(["export", "--store", store, "-o", str(tmp_path / "y.parquet"), "--format", "csv"]) == 0
+    assert (tmp_path / "y.parquet").read_text().startswith("suite,")  # an explicit --format wins
