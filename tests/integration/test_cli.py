@@ -228,7 +228,7 @@ def test_a_suite_whose_every_run_failed_reads_cleanly(write_suite, tmp_path, cap
     assert "nothing to compare" in capsys.readouterr().err
 
 
-def test_unknown_suites_are_named_and_export_takes_the_format_from_the_extension(write_suite, tmp_path, capsys):
+def test_unknown_suites_are_named_and_export_format_follows_the_extension(write_suite, tmp_path, capsys):
     store = str(tmp_path / "s.sqlite")
     assert main(["run", str(write_suite(TINY)), "--store", store, "-q"]) == 0
     capsys.readouterr()
