@@ -121,6 +121,8 @@ def cmd_list(args) -> int:
     from bench.control.tasks import TASKS
     from bench.suite import SuiteError, expand, load_suite
 
+    if not Path(args.suites_dir).is_dir():
+        return _fail(f"{args.suites_dir}: no such folder (bench list [FOLDER of suite files])")
     print("suites:")
     for path in sorted(Path(args.suites_dir).glob("**/*.yaml")):
         try:
@@ -142,6 +144,54 @@ def cmd_list(args) -> int:
     print("algorithms:")
     for a in ALGORITHMS.values():
         print(f"  {a.name}  {a.description}")
+    return 0
+
+
+def describe_fields(model) -> list[tuple[str, str, str, str, str]]:
+    """(name, type, default, bounds, description) of every field of a config model."""
+    import typing
+
+    import annotated_types as at
+
+    rows = []
+    for name, f in model.model_fields.items():
+        if typing.get_origin(f.annotation) is typing.Literal:
+            kind = " | ".join(str(v) for v in typing.get_args(f.annotation))
+        else:
+            kind = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+        bounds = []
+        for m in f.metadata:
+            for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+                if isinstance(m, getattr(at, attr.capitalize())) or hasattr(m, attr):
+                    value = getattr(m, attr, None)
+                    if value is not None:
+                        bounds.append(f"{sym} {value:g}" if isinstance(value, float) else f"{sym} {value}")
+        default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        rows.append((name, kind, default, ", ".join(bounds), f.description or ""))
+    return rows
+
+
+def cmd_describe(args) -> int:
+    from bench.algos import ALGORITHMS
+    from bench.report.tables import text_table
+
+    algo = ALGORITHMS.get(args.algorithm)
+    if algo is None:
+        import difflib
+
+        close = difflib.get_close_matches(args.algorithm, list(ALGORITHMS), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        return _fail(f"unknown algorithm {args.algorithm!r} ({hint}algorithms: {', '.join(ALGORITHMS)})")
+    needs = ", needs a suite's alignment: section" if algo.aligned else ""
+    print(f"{algo.name} — {algo.description}")
+    print(f"domain: {algo.domain}{needs}; config: {algo.config.__module__}.{algo.config.__name__}\n")
+    rows = describe_fields(algo.config)
+    print(text_table(["field", "type", "default", "bounds", "description"], rows))
+    if algo.task_defaults:
+        print("\nshipped per-task defaults (used with use_task_defaults: true, the default):")
+        for task, values in algo.task_defaults.items():
+            shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "(none)"
+            print(f"  {task}: {shown}")
     return 0
 
 
@@ -411,6 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("list", "List the suites in a folder, the tasks and the algorithms.", cmd_list)
     p.add_argument("suites_dir", nargs="?", default="suites", help="folder of suite files")
+
+    p = add(
+        "describe",
+        "Show an algorithm's hyperparameters: type, default, bounds, description, per-task defaults.",
+        cmd_describe,
+    )
+    p.add_argument("algorithm", help="an algorithm name (see `bench list`)")
 
     p = add(
         "status",

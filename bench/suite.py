@@ -252,16 +252,51 @@ def _format_loc(loc: tuple) -> str:
     return out
 
 
-def _validation_error(path: Path, err: ValidationError, prefix: str = "") -> SuiteError:
+def _model_at(model, loc: tuple):
+    """The pydantic model class reached from ``model`` along the field names in ``loc`` (list
+    indices and dict keys skipped), or None."""
+    import pydantic
+
+    def models_in(annotation):
+        if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+            return [annotation]
+        return [m for a in typing.get_args(annotation) for m in models_in(a)]
+
+    current = model
+    for part in loc:
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            continue  # an index, a dict key or a union tag
+        found = models_in(current.model_fields[part].annotation)
+        current = found[0] if found else None
+    return current
+
+
+def _unknown_key(key: str, model) -> str:
+    """'unknown key', with the closest valid keys first and then the others."""
+    if model is None:
+        return "unknown key"
+    import difflib
+
+    names = sorted(model.model_fields)
+    close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    return f"unknown key ({hint}valid keys: {', '.join(names)})"
+
+
+def _validation_error(path: Path, err: ValidationError, prefix: str = "", model=None) -> SuiteError:
+    """One SuiteError for the first problem of a pydantic error; ``model``: the class validated,
+    so an unknown key's message can list the valid ones."""
     try:
         first = err.errors(include_url=False)[0]
-        loc = _format_loc(tuple(first.get("loc", ())))
+        raw_loc = tuple(first.get("loc", ()))
+        loc = _format_loc(raw_loc)
         field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         got = first.get("input")
         msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
         kind = first.get("type")
         if kind == "extra_forbidden":
-            msg = "unknown key"
+            where = _model_at(model, raw_loc[:-1]) if model else None
+            msg = _unknown_key(raw_loc[-1] if raw_loc else "", where)
         elif kind == "finite_number":
             msg = "must be a finite number (no nan or inf)"
         elif kind != "missing" and not isinstance(got, dict | list | tuple):
@@ -478,7 +513,7 @@ def _load_raw(path: Path, chain: tuple[Path, ...], root: Path) -> dict[str, Any]
     try:
         SuiteFile.model_validate(data)
     except ValidationError as e:
-        raise _validation_error(path, e) from None
+        raise _validation_error(path, e, model=SuiteFile) from None
     include = data.pop("include", None)
     if include is None:
         return data
@@ -630,7 +665,7 @@ def _load_suite(path: Path) -> Suite:
     try:
         suite = Suite.model_validate({**data, "path": str(path)})
     except ValidationError as e:
-        raise _validation_error(path, e) from None
+        raise _validation_error(path, e, model=Suite) from None
     _check_semantics(path, suite, root)
     return suite
 
@@ -721,14 +756,15 @@ def _check_semantics(path: Path, suite: Suite, root: Path | None = None) -> None
             try:
                 PreferenceRecipe.model_validate({**suite.alignment.preferences.model_dump(), **over})
             except ValidationError as e:
-                raise _validation_error(path, e, f"alignment.task_preferences.{task}") from None
+                field = f"alignment.task_preferences.{task}"
+                raise _validation_error(path, e, field, PreferenceRecipe) from None
         ppo = ALGORITHMS["ppo"]  # reference policies are the project's PPO on the task defaults
         for task, recipe in suite.alignment.reference.items():
             _check_bools(path, ppo.config, recipe.params, f"alignment.reference.{task}.params")
             try:
                 ppo.config.model_validate({**ppo.task_defaults.get(task, {}), **recipe.params})
             except ValidationError as e:
-                raise _validation_error(path, e, f"alignment.reference.{task}.params") from None
+                raise _validation_error(path, e, f"alignment.reference.{task}.params", ppo.config) from None
     if suite.lm is not None:
         _check_lm_paths(path, suite.lm, root or path.absolute().parent.resolve())
     # the run count, before any grid is built: a few list-valued params can make billions of cells
@@ -868,7 +904,7 @@ def _grid(path: Path, suite: Suite, i: int, entry: AlgorithmEntry, task: str):
             cfg = algo.config.model_validate(params)
         except ValidationError as e:
             origin = "task_params." + task if _from_task_params(e, entry, task) else "params"
-            raise _validation_error(path, e, f"algorithms[{i}].{origin}") from None
+            raise _validation_error(path, e, f"algorithms[{i}].{origin}", algo.config) from None
         label = entry.label or entry.algo
         varying = [(n, v) for n, v in zip(names, combo, strict=True) if len(axes[n]) > 1]
         if varying:

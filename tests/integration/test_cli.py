@@ -242,3 +242,21 @@ def test_unknown_suites_are_named_and_export_format_follows_the_extension(write_
     assert set(EXPORT_COLUMNS) <= set(table.columns) and len(table) > 0
     assert main(["export", "--store", store, "-o", str(tmp_path / "y.parquet"), "--format", "csv"]) == 0
     assert (tmp_path / "y.parquet").read_text().startswith("suite,")  # an explicit --format wins
+
+
+def test_describe_shows_an_algorithms_fields_defaults_and_bounds(capsys):
+    assert main(["describe", "ppo"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("clip_range "))
+    assert "0.2" in line and "> 0" in line and "policy ratio clip epsilon" in line
+    assert "clip | kl_penalty" in out  # a Literal's choices
+    assert "CartPole-v1: n_envs=16" in out  # shipped per-task defaults
+    assert main(["describe", "ppo-gt"]) == 0
+    assert "kl_penalty" in capsys.readouterr().out
+    assert main(["describe", "pp"]) == 2
+    assert "did you mean ppo" in capsys.readouterr().err
+
+
+def test_list_of_a_missing_folder_is_exit_2(tmp_path, capsys):
+    assert main(["list", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err

@@ -28,6 +28,14 @@ CASES = [
         "unknown key",
     ),
     (BASE + "colour: blue\n", "colour", "unknown key"),
+    # unknown keys name the valid ones, the closest first
+    (
+        BASE.replace("algo: ppo", "algo: ppo\n    params: {clip_rnage: 0.1}"),
+        "algorithms[0].params.clip_rnage",
+        "unknown key (did you mean 'clip_range', 'clip_range_vf'? valid keys: activation, batch_size,",
+    ),
+    (BASE + "evaluaton: {eval_every: 10}\n", "evaluaton", "did you mean 'evaluation'?"),
+    (BASE + "evaluation: {eval_episdes: 3}\n", "evaluation.eval_episdes", "did you mean 'eval_episodes'"),
     (BASE.replace("seeds: 1", "seeds: many"), "seeds", ""),
     (BASE.replace("env_steps: 1000", "env_steps: -5"), "env_steps", "> 0"),
     (BASE.replace("version: 1\n", ""), "version", "missing"),
