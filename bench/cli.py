@@ -112,7 +112,8 @@ def cmd_run(args) -> int:
         )
     for r in failed:
         first = (r["error"] or "").splitlines()[0] if r["error"] else "unknown error"
-        print(f"  failed {r['key']}: {first} (log: {r.get('log_path')})", file=sys.stderr)
+        log = f" (log: {r['log_path']})" if r.get("log_path") else ""
+        print(f"  failed {r['key']}: {first}{log}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -244,6 +244,7 @@ class Progress:
         )
         self.live: dict[str, float] = {}
         self.failed = 0
+        self.done_steps, self.done_train_time = 0, 0.0  # of the runs finished so far
 
     def update_live(self, key: str, env_steps: int, sps: float) -> None:
         self.live[key] = sps
@@ -252,12 +253,19 @@ class Progress:
     def finished(self, result: dict) -> None:
         self.live.pop(result["key"], None)
         self.failed += result["status"] == "failed"
+        self.done_steps += int(result.get("env_steps") or 0)
+        self.done_train_time += float(result.get("train_time") or 0.0)
         self.bar.update(1)
         self._postfix()
 
     def _postfix(self) -> None:
-        sps = sum(self.live.values())
-        self.bar.set_postfix_str(f"{sps / 1000:.1f}k env-steps/s, {self.failed} failed", refresh=False)
+        if self.live:  # the runs in flight, together
+            rate = f"{sum(self.live.values()) / 1000:.1f}k env-steps/s"
+        elif self.done_train_time > 0:  # between runs and at the end: the finished runs' mean rate
+            rate = f"{self.done_steps / self.done_train_time / 1000:.1f}k env-steps/s per run"
+        else:
+            rate = "starting"
+        self.bar.set_postfix_str(f"{rate}, {self.failed} failed", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -274,6 +282,7 @@ class Session:
         self.progress = Progress(total, desc, quiet)
         self.results: list[dict] = []
         self.running: set[str] = set()
+        self.log_paths: dict[str, str] = {}  # run key -> its log file (claimed runs)
         self.elsewhere: dict[str, str] = {}  # run key -> the owner running it
 
     def claim(self, spec: RunSpec) -> str | None:
@@ -282,6 +291,7 @@ class Session:
         why = self.store.claim(spec.key, path)
         if why is None:
             self.running.add(spec.key)
+            self.log_paths[spec.key] = path
             return path
         if why not in ("done", "gone"):
             self.elsewhere[spec.key] = why
@@ -290,6 +300,8 @@ class Session:
         return None
 
     def finish(self, result: dict) -> None:
+        if not result.get("log_path"):  # a worker that died wrote no result: its log is still there
+            result["log_path"] = self.log_paths.get(result["key"])
         self.store.write_result(result)
         self.running.discard(result["key"])
         self.results.append(result)
