@@ -139,7 +139,7 @@ class AlgorithmEntry(BaseModel):
     """One algorithm of a suite, with its hyperparameters (lists = grid axes)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    algo: str = Field(description="a registered algorithm (`bench list`; `bench describe NAME` shows its params)")
+    algo: str = Field(description="a registered algorithm (`bench list`; `bench describe NAME`: its params)")
     label: str | None = Field(None, description="name in reports (default: algo)")
     tasks: list[str] | None = Field(None, description="subset of the suite's tasks")
     params: dict[str, Any] = Field({}, description="hyperparameters for every task")
