@@ -38,8 +38,9 @@ def _lm_tasks() -> dict:
 def cmd_run(args) -> int:
     from bench.executors import RAY_MISSING, ExecutorError, Session, run_local, run_ray
     from bench.store import Store, StoreError
-    from bench.suite import SuiteError, expand, load_suite
+    from bench.suite import SuiteError, expand, find_suite, load_suite
 
+    args.suite = str(find_suite(args.suite))  # a path, or the name of a shipped suite
     if args.address and args.executor != "ray":
         return _fail("--address is for --executor ray")
     if args.executor == "ray":
@@ -120,20 +121,22 @@ def cmd_run(args) -> int:
 def cmd_list(args) -> int:
     from bench.algos import ALGORITHMS
     from bench.control.tasks import TASKS
-    from bench.suite import SuiteError, expand, load_suite
+    from bench.suite import SuiteError, expand, load_suite, shipped_suites
 
-    if not Path(args.suites_dir).is_dir():
+    folder = Path(args.suites_dir) if args.suites_dir else shipped_suites()
+    if not folder.is_dir():
         return _fail(f"{args.suites_dir}: no such folder (bench list [FOLDER of suite files])")
-    print("suites:")
-    for path in sorted(Path(args.suites_dir).glob("**/*.yaml")):
+    print("suites:" if args.suites_dir else "shipped suites (bench run NAME):")
+    for path in sorted(folder.glob("**/*.yaml")):
+        shown = path if args.suites_dir else path.relative_to(folder).with_suffix("")
         try:
             suite = load_suite(path)
             print(
-                f"  {path}  {suite.name} v{suite.version}: {len(expand(suite))} runs"
+                f"  {shown}  {suite.name} v{suite.version}: {len(expand(suite))} runs"
                 f"{' — ' + suite.description if suite.description else ''}"
             )
         except SuiteError as e:
-            print(f"  {path}  INVALID: {e}")
+            print(f"  {shown}  INVALID: {e}")
     print("tasks:")
     for t in TASKS.values():
         print(
@@ -443,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kill; several `bench run` processes may share one store (each run is trained by one of them).",
         cmd_run,
     )
-    p.add_argument("suite", help="suite file, e.g. suites/smoke.yaml")
+    p.add_argument("suite", help="suite file, e.g. suites/smoke.yaml, or a shipped suite's name, e.g. smoke")
     p.add_argument(
         "--jobs", "-j", type=int, default=1,
         help="local executor: CPU cores to keep busy (default 1); a run takes one, a Distributed "
@@ -461,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = add("list", "List the suites in a folder, the tasks and the algorithms.", cmd_list)
-    p.add_argument("suites_dir", nargs="?", default="suites", help="folder of suite files")
+    p.add_argument(
+        "suites_dir", nargs="?", default=None, help="folder of suite files (default: bench's shipped suites)"
+    )
 
     p = add(
         "describe",
@@ -572,7 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except BrokenPipeError:  # `bench list | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Suite files are untrusted data. They are read as plain YAML (strings, numbers, b
 lists and mappings with string keys; no tags, no timestamps, no duplicate keys), at most
 ``MAX_FILE_BYTES`` large, ``MAX_YAML_NODES`` nodes with aliases expanded and ``MAX_YAML_DEPTH``
 levels deep. An included file must lie inside the folder of the top-level suite file (or be
-one of the shipped suites of a source checkout); local paths of the ``lm:`` section must lie
+one of bench's shipped suites); local paths of the ``lm:`` section must lie
 inside that folder or the artifact cache (hub names are names); a suite expands to at most
 ``MAX_RUNS`` runs; suite names are slugs and labels are free of path, markup and control
 characters. Every problem is a ``SuiteError`` naming the file and the field.
@@ -481,10 +481,26 @@ def _inside(target: Path, folder: Path | None) -> bool:
     return folder is not None and (target == folder or folder in target.parents)
 
 
-def _shipped_suites() -> Path | None:
-    """The ``suites/`` folder of a source checkout of bench (variants may include its suites)."""
-    project = Path(__file__).resolve().parents[1]
-    return project / "suites" if (project / "pyproject.toml").is_file() else None
+def shipped_suites() -> Path:
+    """bench's shipped suites (installed with the package; ``suites/`` of a source checkout
+    links here). Variants anywhere may include them."""
+    return Path(__file__).resolve().parent / "suites"
+
+
+def find_suite(name_or_path: str) -> Path:
+    """A suite file: the path itself when it exists, else the shipped suite of that name
+    (``smoke`` or ``smoke.yaml``, ``paper/imdb-sentiment``), else the path (for the error)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    folder = shipped_suites()
+    for candidate in (folder / name_or_path, folder / f"{name_or_path}.yaml"):
+        try:
+            if candidate.is_file() and _inside(candidate.resolve(), folder):
+                return candidate
+        except (OSError, ValueError):
+            break
+    return path
 
 
 def _include_target(path: Path, include: str, root: Path) -> Path:
@@ -498,7 +514,7 @@ def _include_target(path: Path, include: str, root: Path) -> Path:
         target = (path.parent / include).resolve()
     except (OSError, RuntimeError, ValueError) as e:  # symlink loop, name too long, NUL byte
         raise SuiteError(path, "include", f"{_show(include)} is not a valid path ({e})") from None
-    if not (_inside(target, root) or _inside(target, _shipped_suites())):
+    if not (_inside(target, root) or _inside(target, shipped_suites())):
         raise SuiteError(
             path,
             "include",

@@ -260,3 +260,19 @@ def test_describe_shows_an_algorithms_fields_defaults_and_bounds(capsys):
 def test_list_of_a_missing_folder_is_exit_2(tmp_path, capsys):
     assert main(["list", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_shipped_suites_are_found_from_any_folder(tmp_path, monkeypatch, capsys):
+    from bench.suite import find_suite, shipped_suites
+
+    monkeypatch.chdir(tmp_path)  # no suites/ folder here
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "shipped suites (bench run NAME):" in out and "\n  smoke  smoke v1:" in out
+    assert find_suite("smoke") == shipped_suites() / "smoke.yaml"
+    assert find_suite("paper/imdb-sentiment").name == "imdb-sentiment.yaml"
+    assert find_suite("../../../etc/passwd") == Path("../../../etc/passwd")  # not a shipped suite
+    (tmp_path / "smoke").write_text("a local file wins")
+    assert find_suite("smoke") == Path("smoke")
+    assert main(["run", "nosuchsuite", "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert not (tmp_path / "s.sqlite").exists()
