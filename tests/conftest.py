@@ -44,3 +44,16 @@ algorithms:
   - algo: pg
     params: {n_envs: 4, n_steps: 64}
 """
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say so when the browser tests were skipped for lack of Chromium (they would otherwise
+    vanish into the skip count)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    n = sum(1 for report in skipped if "chromium" in str(report.longrepr))
+    if n:
+        terminalreporter.write_line(
+            f"{n} browser tests skipped: they need Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver; .ci/run installs them)",
+            yellow=True,
+        )
