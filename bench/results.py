@@ -228,9 +228,7 @@ class Results:
             suite_info = dict(zip(["name", "version", "hash", "path", "registered"], row[:5], strict=True))
             suite_info["description"] = json.loads(row[5]).get("description") or ""
         samples, outcomes = store.samples(suite), store.outcomes(suite)
-        # reports name the store by its file name (a reader cannot find the writer's folders);
-        # the full path stays in the report's report.json
-        suite_info["store"] = str(store.path)
+        # reports name the store by its file name: a reader cannot find the writer's folders
         return cls(runs, evals, f"store {Path(store.path).name}", suite_info,
                    samples if not samples.empty else None,
                    outcomes if not outcomes.empty else None)  # fmt: skip
@@ -685,8 +683,7 @@ def provenance(results: Results) -> dict:
     """Suite version and hash, git revisions, package versions, hosts and dates of the runs."""
     runs = results.runs
     info = {"source": results.source}
-    shown = {k: v for k, v in results.suite_info.items() if k not in ("description", "store")}
-    info.update({f"suite {k}": v for k, v in shown.items()})
+    info.update({f"suite {k}": v for k, v in results.suite_info.items() if k != "description"})
 
     def counts(column: str) -> str:
         if column not in runs:

@@ -35,6 +35,15 @@ def setup() -> None:
 NAME_LIMIT = 48
 
 
+def plain_log_ticks(axis) -> None:
+    """Log-scale tick labels as plain numbers: matplotlib writes them as math text ($10^{2}$),
+    which shows raw here because math text is off (names may contain '$')."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
 def short(name, limit: int = NAME_LIMIT) -> str:
     """A name as a figure label: one line without control characters (``tables.plain``), at
     most ``limit`` characters (longer names are cut with an ellipsis)."""
@@ -233,6 +242,7 @@ def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, 
                 label=f"{short(method)} ({len(g)} points{note})")  # fmt: skip
     if (points.kl > 0).any() and points.kl.max() / max(points.kl[points.kl > 0].min(), 1e-9) > 100:
         ax.set_xscale("symlog", linthresh=0.1)
+        plain_log_ticks(ax.xaxis)
     ax.set_xlabel("sequence-level KL(π ‖ π_ref) (nats)")
     ax.set_ylabel(f"{_score_label(metric, task)} at T = 1")
     ax.set_title(f"{short(task)}: reward vs KL frontier (lines: Pareto fronts)")
@@ -330,6 +340,7 @@ def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: 
         ax.plot(g.n_pairs, g["mean"], color=colors[method], marker="o", lw=1.8, label=short(method))
         ax.fill_between(g.n_pairs, g.lo, g.hi, color=colors[method], alpha=0.2, lw=0)
     ax.set_xscale("log")
+    plain_log_ticks(ax.xaxis)
     ax.set_xlabel("training preference pairs")
     ax.set_ylabel(f"final {_score_label(metric, task)} at T = 1")
     ax.set_title(f"{short(task)}: data efficiency")

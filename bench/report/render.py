@@ -325,7 +325,6 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         "suite": results.name,
         "generated": generated,
         "source": results.source,
-        "store": results.suite_info.get("store", ""),
         "reps": reps,
         "seed": seed,
     }
