@@ -50,9 +50,13 @@ def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
         assert set(e[(e.metric == "eval/return") & (e.step == 20)].temperature) == {0.0, 1.0}
         assert (e[e.metric == "eval/return"].n == 24).all()  # one completion per test prompt
         assert (e[e.metric == "eval/kl"].value > 0).all()  # the policy moved
-    # Best-of-N: analytic KL log N - (N - 1)/N; the reward-model runs carry its accuracy
-    bon = ev[(ev.algo == "best-of-n") & (ev.metric == "eval/kl")]
-    assert sorted(round(v, 6) for v in bon.value) == [0.0, 0.0, 0.636294, 0.636294]
+    # Best-of-N: the bound log N - (N - 1)/N as eval/kl_bound, and the estimate (ties counted) in
+    # eval/kl, between 0 and the bound
+    bound = ev[(ev.algo == "best-of-n") & (ev.metric == "eval/kl_bound")].set_index("algorithm").value
+    assert sorted(round(v, 6) for v in bound) == [0.0, 0.0, 0.636294, 0.636294]
+    estimate = ev[(ev.algo == "best-of-n") & (ev.metric == "eval/kl")].set_index("algorithm").value
+    assert ((estimate >= 0) & (estimate <= bound[estimate.index] + 1e-12)).all()
+    assert (estimate[bound[estimate.index] == 0] == 0).all()
     # the reward-model runs of Best-of-N (2), RLHF-PPO and RLOO (not PPO-GT) carry its accuracy
     assert len(ev[ev.metric == "rm/accuracy"]) == 4
     assert not len(ev[(ev.algorithm == "ppo-gt") & (ev.metric == "rm/accuracy")])
