@@ -62,7 +62,14 @@ def reward_to_go(
 
 
 def normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    return (x - x.mean()) / (x.std() + eps)
+    return normalize_with_scale(x, eps)[0]
+
+
+def normalize_with_scale(x: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x − mean) / (std + eps) and the divisor std + eps (a coefficient in x's units divided by
+    it keeps its weight against the normalised x)."""
+    scale = x.std() + eps
+    return (x - x.mean()) / scale, scale
 
 
 def clipped_surrogate_loss(

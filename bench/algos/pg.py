@@ -104,8 +104,7 @@ def train(
             adv = returns - values.detach() if cfg.use_baseline else returns
             adv_scale = 1.0
             if cfg.normalize_advantage:
-                adv_scale = adv.std() + 1e-8
-                adv = (adv - adv.mean()) / adv_scale
+                adv, adv_scale = losses.normalize_with_scale(adv)
             pg_loss = losses.policy_gradient_loss(logp, adv)
             extra = shaping.policy_loss(index, params, adv_scale) if shaping is not None else None
             if extra is not None:

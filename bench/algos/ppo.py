@@ -261,8 +261,7 @@ def update(head, optimizer, parameters, batch: Batch, cfg: PPOConfig, clip: floa
                 return stats
             mb_adv, adv_scale = batch.adv[mb], 1.0
             if cfg.normalize_advantage and len(mb) > 1:
-                adv_scale = mb_adv.std() + 1e-8
-                mb_adv = (mb_adv - mb_adv.mean()) / adv_scale
+                mb_adv, adv_scale = losses.normalize_with_scale(mb_adv)
             if cfg.objective == "clip":
                 pg_loss = losses.clipped_surrogate_loss(logp, batch.old_logp[mb], mb_adv, clip)
             else:
