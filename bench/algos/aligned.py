@@ -80,6 +80,12 @@ class KLRegularised(BaseModel):
         " reward (RLHF convention); loss: r_t alone, plus c·KL(π(·|s_t) ‖ π_ref(·|s_t)), exact, in the policy"
         " loss (its analytic gradient)",
     )
+    rescale_critic: bool = Field(
+        True,
+        description="keep the critic copied from π_ref in the units of the normalised return: when the reward"
+        " scale s changes, its output layer (and the rollout's values) is multiplied by s_old/s_new, PopArt's"
+        " output-preserving step; the copied critic starts in π_ref's units (its own reward scale, 1 if raw)",
+    )
 
 
 class RewardModelFields(BaseModel):
@@ -249,12 +255,14 @@ class KLShaping(Shaping):
     (exact and k1), c, the reward scale, and for a learned reward its mean/std per step and the
     correlation of its episode sums with the true returns; adapts c (adaptive mode, on the exact KL)."""
 
-    def __init__(self, cfg, model: ActorCritic, ref: PolicyAct, recorder: Recorder, reward_model=None):
+    def __init__(self, cfg, model: ActorCritic, ref: PolicyAct, recorder: Recorder, reward_model=None,
+                 value_scale: float = 1.0):  # fmt: skip
         self.cfg, self.model, self.ref, self.recorder, self.rm = cfg, model, ref, recorder, reward_model
         self.coef = cfg.kl_coef
         self.env_steps = 0
         self.scaler = ReturnScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward)
         self.scale = 1.0  # the scaler's divisor after the last rollout
+        self.value_scale = value_scale  # the reward scale the critic's outputs are in (π_ref's at the start)
         self.ref_params: torch.Tensor | None = None  # π_ref's distribution parameters, last rollout [T*N, A]
         self.episode_sums = np.zeros((2, cfg.n_envs))  # learned, true reward of the running episodes
         self.finished: list[tuple[float, float]] = []  # (learned, true) sums of finished episodes
@@ -282,6 +290,8 @@ class KLShaping(Shaping):
         n_valid = max(float(valid.sum()), 1.0)
         mean_kl = float((exact * valid).sum() / n_valid)
         self.env_steps += int(n_valid)
+        if self.cfg.rescale_critic:
+            self._rescale_critic(ro)
         rec, step = self.recorder, self.env_steps
         rec.curve(step, "train/ref_kl_per_step", mean_kl)
         rec.curve(step, "train/ref_kl_k1_per_step", float((k1 * valid).sum() / n_valid))
@@ -296,6 +306,20 @@ class KLShaping(Shaping):
             self.coef = losses.adaptive_kl_coef(self.coef, mean_kl, self.cfg.ref_kl_target, int(n_valid),
                                                 self.cfg.kl_horizon)  # fmt: skip
         return torch.from_numpy(out).to(ro.rewards.dtype)
+
+    def _rescale_critic(self, ro: Rollout) -> None:
+        """PopArt's output preservation for a scale change s_old -> s_new: the critic's last layer and
+        the values it gave this rollout are multiplied by s_old / s_new, so that s·V(s) is unchanged and
+        V is in the units of the rewards just scaled (GAE mixes the two)."""
+        factor = self.value_scale / self.scale
+        self.value_scale = self.scale
+        if factor == 1.0:
+            return
+        last = self.model._vf_linears[-1]
+        last.weight.mul_(factor)
+        last.bias.mul_(factor)
+        ro.values.mul_(factor)
+        self.recorder.curve(self.env_steps, "train/critic_rescale", factor)
 
     def _track_episodes(self, learned, true, dones, valid, window: int = 64) -> None:
         """Learned-reward sum vs true return of the training episodes: their Pearson correlation
@@ -359,7 +383,7 @@ def _online(base_train, use_rm: bool):
                 task, ref_act, rm, 0, "rm/return_corr_ref", seed + 20_000, recorder, alignment
             )
         agent = build_agent(task, cfg, seed, recorder, init=ref)
-        shaping = KLShaping(cfg, agent.model, ref, recorder, rm)
+        shaping = KLShaping(cfg, agent.model, ref, recorder, rm, alignment.reference_reward_scale())
         base_train(task, cfg, env_steps, seed, evaluator, recorder, agent=agent, shaping=shaping)
         if use_rm:
             final = PolicyAct(agent.model, agent.collector.obs_norm, torch.Generator().manual_seed(seed + 3))

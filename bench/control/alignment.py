@@ -77,12 +77,18 @@ class Alignment(BaseModel):
 # -- reference policy ---------------------------------------------------------------------------
 
 
+def ppo_task_defaults(task_id: str) -> dict:
+    from bench.algos import ppo
+
+    return ppo.TASK_DEFAULTS.get(task_id, {})
+
+
 def _train_reference(task: Task, recipe: ReferenceRecipe, seed: int) -> dict:
     from bench.algos import ppo
     from bench.algos.guard import Diverged
     from bench.evaluation import Evaluator
 
-    cfg = ppo.PPOConfig(**{**ppo.TASK_DEFAULTS.get(task.id, {}), **recipe.params})
+    cfg = ppo.PPOConfig(**{**ppo_task_defaults(task.id), **recipe.params})
     recorder = Recorder()
     evaluator = Evaluator(
         task,
@@ -114,6 +120,8 @@ def _train_reference(task: Task, recipe: ReferenceRecipe, seed: int) -> dict:
         ),
         "state_dict": model.state_dict(),
         "obs_norm": agent.collector.obs_norm.state(),
+        # the reward scale its critic's outputs are in (the return scaler's divisor; 1: raw rewards)
+        "reward_scale": agent.collector.reward_scaler.std(),
         "env_steps": agent.collector.env_steps,
         "checks": checks,
         "train_seconds": recorder.wall_time(),
@@ -256,6 +264,7 @@ class AlignmentContext:
         self.pref_hash = recipe_hash({"ref": self.ref_hash, "preferences": recipe["preferences"]})
         self.root = cache_dir() / task.id
         self._reference: PolicyAct | None = None
+        self._reference_scale = 1.0
         self._preferences: Preferences | None = None
         self.recorder: Recorder | None = None  # set: artifact build time is kept out of training time
 
@@ -271,6 +280,9 @@ class AlignmentContext:
             t0 = time.perf_counter()
             path = self.artifact("reference", self.ref_hash)
             data, built = cached(path, lambda: _train_reference(self.task, self.reference_recipe, self.seed))
+            if "reward_scale" not in data:  # cached before the scale was kept
+                data = self._complete_reference(path, data)
+            self._reference_scale = float(data["reward_scale"])
             self._reference = reference_from_artifact(data, self.seed)
             last = data["checks"][-1] if data["checks"] else (data["env_steps"], float("nan"))
             self.log(
@@ -279,6 +291,21 @@ class AlignmentContext:
                 f" {data['env_steps']} PPO env steps, T=1 check return {last[1]:.1f}"
             )
         return self._reference
+
+    def _complete_reference(self, path: Path, data: dict) -> dict:
+        """An artifact without its reward scale: 1 where π_ref was trained on raw rewards; otherwise
+        it is trained again (deterministic: the same policy) to learn the scale."""
+        cfg = {**ppo_task_defaults(self.task.id), **self.reference_recipe.params}
+        if not cfg.get("normalize_reward", False):
+            return {**data, "reward_scale": 1.0}
+        path.unlink()
+        data, _ = cached(path, lambda: _train_reference(self.task, self.reference_recipe, self.seed))
+        return data
+
+    def reference_reward_scale(self) -> float:
+        """The reward scale π_ref's critic predicts in (1 if it was trained on raw rewards)."""
+        self.reference()
+        return self._reference_scale
 
     def preferences(self) -> Preferences:
         if self._preferences is None:

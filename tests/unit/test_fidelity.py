@@ -87,7 +87,10 @@ def test_a_kl_only_objective_moves_a_perturbed_policy_back_to_the_reference(kl_p
     pull: that KL does not depend on the action taken.)"""
     ref, task = _reference()
     cfg = PPOGTConfig(kl_coef=1.0, kl_penalty=kl_penalty, n_envs=8, n_steps=128, batch_size=256,
-                      n_epochs=4, lr=3e-3, normalize_reward=True, ent_coef=0.0)  # fmt: skip
+                      n_epochs=4, lr=3e-3, normalize_reward=True, ent_coef=0.0,
+                      rescale_critic=False)  # fmt: skip
+    # (reward 0 has no scale: the scaler's divisor sits at its 1e-4 floor, and a critic rescaled by
+    # 1e4 would have its value loss take the whole gradient-norm clip)
     perturbed = copy.deepcopy(ref)
     with torch.no_grad():  # push the action logits apart: a policy far from π_ref
         perturbed.model.pi[-1].weight.add_(torch.randn_like(perturbed.model.pi[-1].weight) * 2.0)
@@ -149,8 +152,46 @@ def test_shaped_reward_is_r_minus_c_times_the_sampled_log_ratio_on_valid_steps()
     params = ro.params.flatten(0, 1)[idx]
     exact = categorical_kl(params, ref.model.policy(ro.obs.flatten(0, 1)[idx])).mean()
     assert float(shaping.policy_loss(idx, params, 4.0).detach()) == pytest.approx(
-        float(2.0 / 4.0 * exact), rel=1e-5
+        float(2.0 / 4.0 * exact.detach()), rel=1e-5
     )
+
+
+def test_critic_rescale_keeps_scale_times_value_and_puts_rollout_values_in_the_new_units():
+    """PopArt's output preservation: after each rollout, s·V(s) is what it was before the scale
+    changed, and the rollout's values are those the rescaled critic gives."""
+    ref, _ = _reference()
+    model = copy.deepcopy(ref.model)
+    cfg = PPOGTConfig(kl_coef=0.3, n_envs=4, gamma=0.99, normalize_reward=True)
+    shaping = KLShaping(cfg, model, ref, Recorder(), value_scale=2.5)  # π_ref's critic: units of scale 2.5
+    probe = torch.randn(16, 4, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        before = 2.5 * model.value(probe)
+    for seed in range(3):
+        ro = _rollout(seed=seed, scale=40.0)
+        with torch.no_grad():
+            ro.values[:-1] = model.value(ro.obs.flatten(0, 1)).view(64, 4)
+            ro.values[-1] = model.value(ro.obs[-1])
+            given = ro.values.clone()
+            s_old = shaping.value_scale
+            shaping(ro)
+            assert shaping.value_scale == shaping.scale != s_old
+            assert torch.allclose(ro.values, given * s_old / shaping.scale, rtol=1e-5, atol=1e-7)
+            assert torch.allclose(shaping.scale * model.value(probe), before, rtol=1e-4, atol=1e-5)
+            assert torch.allclose(ro.values[:-1], model.value(ro.obs.flatten(0, 1)).view(64, 4), rtol=1e-4,
+                                  atol=1e-6)  # fmt: skip
+    # without normalisation the critic is brought to raw units once, then left alone
+    model = copy.deepcopy(ref.model)
+    cfg = PPOGTConfig(kl_coef=0.3, n_envs=4, normalize_reward=False)
+    shaping = KLShaping(cfg, model, ref, Recorder(), value_scale=2.5)
+    shaping(_rollout())
+    with torch.no_grad():
+        assert torch.allclose(model.value(probe), before, rtol=1e-5, atol=1e-6)
+    # and rescale_critic: false leaves it alone
+    model = copy.deepcopy(ref.model)
+    cfg = PPOGTConfig(kl_coef=0.3, n_envs=4, normalize_reward=True, rescale_critic=False)
+    KLShaping(cfg, model, ref, Recorder(), value_scale=2.5)(_rollout(scale=40.0))
+    with torch.no_grad():
+        assert torch.equal(2.5 * model.value(probe), before)
 
 
 def test_scale_invariance_of_ppo_gt_training():
@@ -170,11 +211,12 @@ def test_scale_invariance_of_ppo_gt_training():
                 return super().__call__(ro)
 
         ppo.train(task, cfg, 20_000, 0, _NoEvaluation(), recorder, agent=agent,
-                  shaping=Scaled(cfg, agent.model, ref, recorder))  # fmt: skip
+                  shaping=Scaled(cfg, agent.model, ref, recorder, value_scale=k))  # fmt: skip
+        # (value_scale=k: a reference trained on the reward × k has a critic in those units)
         act = PolicyAct(agent.model, agent.collector.obs_norm, torch.Generator().manual_seed(1))
         finals.append(np.mean([e[2].sum() for e in reference_episodes(task, act, 16, 5)]))
     start = np.mean([e[2].sum() for e in reference_episodes(task, ref, 16, 5)])
-    # measured: π_ref 16.8, k = 1: 168.3, k = 7.4: 196.6
+    # measured: π_ref 16.8, k = 1: 254.8, k = 7.4: 288.2
     assert min(finals) > 5 * start
     assert abs(finals[0] - finals[1]) < 0.25 * max(finals), finals
 
