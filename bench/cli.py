@@ -13,16 +13,12 @@ import signal
 import sys
 from pathlib import Path
 
+from bench.runtime import fail as _fail
 from bench.store import DEFAULT_STORE, TIMING_METRICS, TIMING_PREFIXES, TIMING_SUFFIXES
 
 DEFAULT_PUBLISHED = "baselines/published.csv"
 
 EPILOG = "Every command takes --store PATH (default: runs/bench.sqlite)."
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def _interrupt(signum, frame) -> None:

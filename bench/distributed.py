@@ -27,8 +27,9 @@ def cmd_run(args) -> int:
     import torch
     import torch.distributed as dist
 
-    from bench.algos import dppo, warm_up
+    from bench.algos import dppo
     from bench.algos.guard import Diverged
+    from bench.runtime import warm_up
 
     torch.set_num_threads(1)
     warm_up()
@@ -63,7 +64,7 @@ def cmd_run(args) -> int:
 
 def _plan(args, world: int):
     """Rank 0: (exit code or None, the runs this launch trains, the store)."""
-    from bench.cli import _fail
+    from bench.runtime import fail as _fail
     from bench.store import Store, StoreError
     from bench.suite import SuiteError, expand, load_suite
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import multiprocessing as mp
-import os
 import queue
 import signal
 import socket
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.runtime import die_with_parent, warm_up
 from bench.store import Store, now
 from bench.suite import RunSpec
 
@@ -77,22 +77,6 @@ def _init_worker(progress_queue) -> None:
     die_with_parent()
 
 
-def die_with_parent() -> None:
-    """Linux: this worker process is killed when the process that started it dies (e.g. a
-    ``bench run`` killed with SIGKILL), instead of training on as an orphan."""
-    if sys.platform != "linux":
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before the call
-            os._exit(1)
-    except (OSError, AttributeError):
-        pass
-
-
 def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_log: bool = False) -> dict:
     """Trains and evaluates one run; returns its records. Never raises for a failing run.
 
@@ -100,7 +84,7 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     that do not share the driver's filesystem (Ray)."""
     import torch
 
-    from bench.algos import ALGORITHMS, warm_up
+    from bench.algos import ALGORITHMS
     from bench.algos.guard import Diverged
     from bench.recorder import Recorder
 
@@ -501,6 +485,5 @@ def _drain_ray(queue_, progress: Progress) -> None:
 
 def ray_worker_setup() -> None:
     """Ray's ``worker_process_setup_hook``: imports and warms up a Ray worker as it starts."""
-    from bench.algos import warm_up
 
     warm_up()

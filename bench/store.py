@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
-from bench.suite import RunSpec, Suite
+if TYPE_CHECKING:  # the store sits below the suite layer: types only
+    from bench.suite import RunSpec, Suite
 
 DEFAULT_STORE = "runs/bench.sqlite"
 

@@ -18,15 +18,6 @@ from pydantic import BaseModel
 from bench.algos import aligned, dppo, external, lm, pg, ppo, rlhf_ppo, trl_dpo
 
 
-def warm_up() -> None:
-    """Pays one-time lazy imports before a run's clock starts: the first optimizer a process
-    builds imports ``torch._dynamo`` (over a second on a laptop core), which would otherwise be
-    charged to the first run of every worker process."""
-    import torch
-
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-
-
 @dataclass(frozen=True)
 class Algorithm:
     name: str

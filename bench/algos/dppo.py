@@ -237,8 +237,7 @@ def _worker_main(rank, world, init, task_id, config, env_steps, seed, errors, re
     """Entry point of a spawned worker (ranks 1..W-1)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's process handles Ctrl-C
     torch.set_num_threads(1)
-    from bench.algos import warm_up
-    from bench.executors import die_with_parent
+    from bench.runtime import die_with_parent, warm_up
 
     die_with_parent()
     warm_up()  # before the rendezvous: rank 0's clock starts when every worker has joined

@@ -194,32 +194,45 @@ def test_critic_rescale_keeps_scale_times_value_and_puts_rollout_values_in_the_n
         assert torch.equal(2.5 * model.value(probe), before)
 
 
+def _fine_tune_scaled(ref, task, k: float, env_steps: int) -> ActorCritic:
+    """PPO-GT from ``ref`` on the true reward × k with c × k (and a critic in units of k, as a
+    reference trained on the reward × k would have)."""
+    cfg = PPOGTConfig(kl_coef=0.01 * k, n_envs=8, n_steps=128, batch_size=256, n_epochs=4, lr=1e-3,
+                      gamma=0.99, normalize_reward=True, ent_coef=0.0)  # fmt: skip
+    recorder = Recorder()
+    torch.manual_seed(0)  # the same random stream for both scales
+    agent = build_agent(task, cfg, 0, recorder, init=ref)
+
+    class Scaled(KLShaping):
+        def __call__(self, ro):
+            ro.rewards = ro.rewards * k
+            return super().__call__(ro)
+
+    shaping = Scaled(cfg, agent.model, ref, recorder, value_scale=k)
+    ppo.train(task, cfg, env_steps, 0, _NoEvaluation(), recorder, agent=agent, shaping=shaping)
+    return agent
+
+
 def test_scale_invariance_of_ppo_gt_training():
-    """The same fine-tuning with the true reward × 7.4 (and c × 7.4) ends at the same policy
-    quality: before the reward was normalised, this scale alone took ppo-gt from 500 to 151."""
+    """The same fine-tuning with the true reward × 7.4 (and c × 7.4) takes the same steps: after
+    two rollouts the policies agree to 1e-3 (only the running variance's prior tells the scales
+    apart), and after 20k steps both have learned (before the reward was normalised, this scale
+    alone took ppo-gt from 500 to 151). Over 20k steps the two drift apart chaotically, so their
+    final returns are compared with π_ref, not with each other."""
     ref, task = _reference(seed=3)
+    short = [_fine_tune_scaled(ref, task, k, 2048).model for k in (1.0, 7.4)]
+    for (name, a), b in zip(short[0].named_parameters(), short[1].parameters(), strict=True):
+        if name.startswith("pi"):
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
+    assert not torch.allclose(short[0].pi[0].weight, ref.model.pi[0].weight, atol=1e-3)  # it moved
     finals = []
     for k in (1.0, 7.4):
-        cfg = PPOGTConfig(kl_coef=0.01 * k, n_envs=8, n_steps=128, batch_size=256, n_epochs=4, lr=1e-3,
-                          gamma=0.99, normalize_reward=True, ent_coef=0.0)  # fmt: skip
-        recorder = Recorder()
-        torch.manual_seed(0)  # the same random stream for both scales
-        agent = build_agent(task, cfg, 0, recorder, init=ref)
-
-        class Scaled(KLShaping):
-            def __call__(self, ro, k=k):
-                ro.rewards = ro.rewards * k
-                return super().__call__(ro)
-
-        ppo.train(task, cfg, 20_000, 0, _NoEvaluation(), recorder, agent=agent,
-                  shaping=Scaled(cfg, agent.model, ref, recorder, value_scale=k))  # fmt: skip
-        # (value_scale=k: a reference trained on the reward × k has a critic in those units)
+        agent = _fine_tune_scaled(ref, task, k, 20_000)
         act = PolicyAct(agent.model, agent.collector.obs_norm, torch.Generator().manual_seed(1))
         finals.append(np.mean([e[2].sum() for e in reference_episodes(task, act, 16, 5)]))
     start = np.mean([e[2].sum() for e in reference_episodes(task, ref, 16, 5)])
-    # measured: π_ref 16.8, k = 1: 254.8, k = 7.4: 288.2
-    assert min(finals) > 5 * start
-    assert abs(finals[0] - finals[1]) < 0.25 * max(finals), finals
+    # measured: π_ref 16.8; k = 1: 254.8, k = 7.4: 288.2 alone, 225.1 and 367.6 after the other tests
+    assert min(finals) > 5 * start, (start, finals)
 
 
 # -- Best-of-N's KL -------------------------------------------------------------------------------
