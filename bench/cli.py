@@ -8,6 +8,7 @@ message and nothing written; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -53,6 +54,8 @@ def cmd_run(args) -> int:
         specs = expand(suite)
     except SuiteError as e:
         return _fail(str(e))
+    if args.plugin:  # the workers import them too
+        specs = [dataclasses.replace(s, plugins=tuple(args.plugin)) for s in specs]
     lm_recipes = {s.alignment_json: s.alignment for s in specs if s.task in _lm_tasks() and s.alignment_json}
     if lm_recipes:
         from bench.lm.hub import HubError, preflight
@@ -65,6 +68,15 @@ def cmd_run(args) -> int:
         return _fail("--jobs must be >= 1")
     try:
         store = Store(args.store)
+        done = store.done_keys(s.key for s in specs)
+        earlier = store.done_under_other_code([s for s in specs if s.key not in done])
+        if args.pin_code:  # the plan takes the earlier code's runs in their place
+            specs = [
+                dataclasses.replace(s, key=earlier[s.base_key][0], code_json="")
+                if s.key not in done and s.base_key in earlier
+                else s
+                for s in specs
+            ]
         store.register(suite, specs)
         done = store.done_keys(s.key for s in specs)
     except StoreError as e:
@@ -75,6 +87,19 @@ def cmd_run(args) -> int:
         f"{len(todo)} to run (store {args.store})",
         file=sys.stderr,
     )
+    if earlier:
+        changed = sorted({s.algo for s in specs if s.base_key in earlier})
+        if args.pin_code:
+            print(
+                f"{len(earlier)} runs pinned to results of earlier code ({', '.join(changed)})",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"{len(earlier)} of them were done under earlier code of {', '.join(changed)}: they run again"
+                " under the current code (the earlier results stay in the store; --pin-code keeps them)",
+                file=sys.stderr,
+            )
     log_dir = Path(args.store).parent / "logs"
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's SIGTERM stops cleanly, as Ctrl-C
     session = Session(store, len(todo), log_dir, args.quiet, suite.name)
@@ -133,17 +158,22 @@ def cmd_list(args) -> int:
             )
         except SuiteError as e:
             print(f"  {shown}  INVALID: {e}")
+    from bench.registry import BUILT_IN, TASK_ORIGINS
+
     print("tasks:")
     for t in TASKS.values():
+        origin = TASK_ORIGINS.get(t.id, BUILT_IN)
+        where = "" if origin is BUILT_IN else f"  [{origin.describe()}]"
         print(
             f"  {t.id}  threshold {t.reward_threshold:g}, bounds "
-            f"[{t.random_score:g} random, {t.solved_score:g} solved]"
+            f"[{t.random_score:g} random, {t.solved_score:g} solved]{where}"
         )
     for t in _lm_tasks().values():
         print(f"  {t.id}  LM task: {t.description}")
     print("algorithms:")
     for a in ALGORITHMS.values():
-        print(f"  {a.name}  {a.description}")
+        where = "" if a.origin.kind == "built-in" else f"  [{a.origin.describe()}]"
+        print(f"  {a.name}  {a.description}{where}")
     return 0
 
 
@@ -184,7 +214,11 @@ def cmd_describe(args) -> int:
         return _fail(f"unknown algorithm {args.algorithm!r} ({hint}algorithms: {', '.join(ALGORITHMS)})")
     needs = ", needs a suite's alignment: section" if algo.aligned else ""
     print(f"{algo.name} — {algo.description}")
-    print(f"domain: {algo.domain}{needs}; config: {algo.config.__module__}.{algo.config.__name__}\n")
+    from bench.fingerprint import algorithm_fingerprint, code_id
+
+    fp = algorithm_fingerprint(algo)
+    print(f"domain: {algo.domain}{needs}; config: {algo.config.__module__}.{algo.config.__name__}")
+    print(f"from: {algo.origin.describe()}; code version {code_id(fp)} (runs are keyed by it)\n")
     rows = describe_fields(algo.config)
     print(text_table(["field", "type", "default", "bounds", "description"], rows))
     if algo.task_defaults:
@@ -425,6 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def add_plugin(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--plugin", action="append", default=[], metavar="MODULE",
+            help="import MODULE first: a module that registers algorithms or tasks with bench.api"
+            " (repeatable; installed packages' entry points are loaded without it)",
+        )  # fmt: skip
+
     def add(name: str, help: str, fn) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, epilog=EPILOG)
         p.add_argument(
@@ -458,11 +499,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local Ray instance",
     )  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--pin-code", action="store_true",
+        help="count runs done under an earlier code version of their algorithm as done (keep published "
+        "results) instead of training them again under the current code",
+    )  # fmt: skip
+    add_plugin(p)
 
     p = add("list", "List the suites in a folder, the tasks and the algorithms.", cmd_list)
     p.add_argument(
         "suites_dir", nargs="?", default=None, help="folder of suite files (default: bench's shipped suites)"
     )
+    add_plugin(p)
 
     p = add(
         "describe",
@@ -470,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_describe,
     )
     p.add_argument("algorithm", help="an algorithm name (see `bench list`)")
+    add_plugin(p)
 
     p = add(
         "status",
@@ -573,6 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "plugin"):  # the registry this command needs, plugins included
+        from bench.plugins import PluginError
+        from bench.plugins import load as load_plugins
+
+        try:
+            load_plugins(args.plugin)
+        except PluginError as e:
+            return _fail(str(e))
     try:
         return args.fn(args)
     except BrokenPipeError:  # `bench list | head`: the reader left; no traceback

@@ -125,6 +125,7 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     logger.info("config %s", spec.config_json)
     status, error = "done", None
     try:
+        _registry_for(spec)
         algo = ALGORITHMS[spec.algo]
         cfg = algo.config(**spec.config)
         (_train_lm if algo.domain == "lm" else _train_control)(spec, algo, cfg, recorder, logger)
@@ -138,6 +139,21 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
         error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=-8))
         logger.info("FAILED\n%s", error)
     return _result(spec, recorder, logger, handler, started, log_path, status, error)
+
+
+def _registry_for(spec: RunSpec) -> None:
+    """This worker's registry as the driver's: the installed plugins, the run's ``--plugin``
+    modules, and the task when the suite declares it."""
+    from bench.plugins import load
+
+    load(spec.plugins)
+    if spec.task_json:
+        import json
+
+        from bench.suite.load import declare_task
+        from bench.suite.schema import TaskDeclaration
+
+        declare_task(TaskDeclaration(**json.loads(spec.task_json)), spec.suite)
 
 
 def _train_control(spec: RunSpec, algo, cfg, recorder, logger) -> None:

@@ -67,7 +67,7 @@ CREATE INDEX IF NOT EXISTS evals_run ON evals (run_key);
 CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, status);
 """
 # columns added after the first release: (name, declaration), added to older stores on open
-ADDED_COLUMNS = [("owner", "TEXT"), ("attempts", "INTEGER DEFAULT 0")]
+ADDED_COLUMNS = [("owner", "TEXT"), ("attempts", "INTEGER DEFAULT 0"), ("code", "TEXT"), ("base_key", "TEXT")]
 TABLES = {"suites", "plan", "runs", "curves", "evals"}
 OPTIONAL_TABLES = {"samples", "outcomes"}  # added later: absent from older stores
 
@@ -287,7 +287,8 @@ class Store:
             )
             db.executemany(
                 "INSERT OR IGNORE INTO runs (key, suite, suite_version, task, algorithm, algo, seed,"
-                " env_steps_budget, config, evaluation, status) VALUES (?,?,?,?,?,?,?,?,?,?,'pending')",
+                " env_steps_budget, config, evaluation, code, base_key, status)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'pending')",
                 [
                     (
                         s.key,
@@ -300,6 +301,8 @@ class Store:
                         s.env_steps,
                         s.config_json,
                         s.evaluation_json,
+                        s.code_json or None,
+                        s.base_key or None,
                     )
                     for s in specs
                 ],
@@ -314,6 +317,23 @@ class Store:
             chunk = keys[i : i + 500]
             query = f"SELECT key FROM runs WHERE status = 'done' AND key IN ({','.join('?' * len(chunk))})"
             out.update(self._read(query, tuple(chunk))["key"])
+        return out
+
+    def done_under_other_code(self, specs: Iterable[RunSpec]) -> dict[str, tuple[str, str]]:
+        """For ``--pin-code``: base key -> (key, code) of a done run of the same suite, config,
+        task and seed under another code fingerprint (the most recently finished one)."""
+        specs = [s for s in specs if s.base_key]
+        out: dict[str, tuple[str, str]] = {}
+        if "base_key" not in self._run_columns():
+            return out
+        for i in range(0, len(specs), 500):
+            chunk = specs[i : i + 500]
+            query = (
+                "SELECT base_key, key, code FROM runs WHERE status = 'done' AND base_key IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY ended_at"
+            )
+            for row in self._read(query, tuple(s.base_key for s in chunk)).itertuples():
+                out[row.base_key] = (row.key, row.code or "")
         return out
 
     def claim(self, key: str, log_path: str) -> str | None:

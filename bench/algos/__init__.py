@@ -1,4 +1,5 @@
-"""Algorithm registry: name -> (config model, shipped per-task defaults, train function).
+"""bench's built-in algorithms, registered through the public registry (``bench.api``'s
+``register_algorithm`` and ``Algorithm`` record — the door plugins use too).
 
 Every ``train`` has the signature ``train(task, cfg, env_steps, seed, evaluator, recorder)``;
 alignment methods (``aligned=True``) also take the run's ``AlignmentContext`` (reference policy,
@@ -9,29 +10,12 @@ preference data) as a seventh argument and need the suite's ``alignment:`` secti
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
-from pydantic import BaseModel
-
 from bench.algos import aligned, dppo, external, lm, pg, ppo, rlhf_ppo, trl_dpo
+from bench.registry import ALGORITHMS, Algorithm, register_algorithm
 
-
-@dataclass(frozen=True)
-class Algorithm:
-    name: str
-    config: type[BaseModel]
-    task_defaults: dict[str, dict]
-    train: Callable
-    description: str
-    aligned: bool = False
-    domain: str = "control"  # or "lm"
-
-
-ALGORITHMS: dict[str, Algorithm] = {
-    a.name: a
-    for a in [
+BUILT_IN = [
         Algorithm(
             "pg",
             pg.PGConfig,
@@ -99,5 +83,9 @@ ALGORITHMS: dict[str, Algorithm] = {
                   domain="lm"),
         Algorithm("lm-pg", rlhf_ppo.LMPGConfig, {}, rlhf_ppo.train_lm_pg,
                   "REINFORCE on the KL-regularised sequence reward; baseline: rloo = RLOO", domain="lm"),
-    ]
-}  # fmt: skip
+    ]  # fmt: skip
+
+for _algo in BUILT_IN:
+    register_algorithm(_algo)
+
+__all__ = ["ALGORITHMS", "BUILT_IN"]

@@ -115,6 +115,7 @@ def train(
     agent: Agent | None = None,
     shaping: Shaping | None = None,
     group=None,
+    surrogate=None,
 ) -> Agent:
     """Trains until ``env_steps`` (or until ``evaluator.stop``); returns the agent.
 
@@ -123,7 +124,9 @@ def train(
     (the KL-regularised and reward-model objectives of the alignment methods).
     ``group``: this process's ``bench.algos.dppo.Replicas`` when it is one of several
     synchronous workers (Distributed PPO): gradients are averaged over the workers, the env-step
-    budget and the early-stopping decisions are global. ``None``: plain single-process PPO."""
+    budget and the early-stopping decisions are global. ``None``: plain single-process PPO.
+    ``surrogate(logp, old_logp, adv, clip_range) -> loss``: the policy loss of the clip objective
+    (default ``losses.clipped_surrogate_loss``, PPO's); a PPO variant passes its own."""
     rng = np.random.default_rng(seed + 7919 * (group.rank if group is not None else 0))
     agent = agent or build_agent(task, cfg, seed, recorder)
     env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
@@ -156,7 +159,7 @@ def train(
         # valid-step counts differ by the autoreset steps: the shorter ones cycle their shuffle
         length = len(idx) if group is None else group.max(len(idx))
         stats = update(head, optimizer, parameters, batch, cfg, clip, beta,
-                       _epoch_orders(rng, idx, length, cfg.n_epochs), group, shaping)  # fmt: skip
+                       _epoch_orders(rng, idx, length, cfg.n_epochs), group, shaping, surrogate)  # fmt: skip
 
         step = steps = collector.env_steps if group is None else group.total_steps(collector)
         means = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
@@ -236,17 +239,20 @@ def _epoch_orders(rng: np.random.Generator, idx: np.ndarray, length: int, n_epoc
 
 
 def update(head, optimizer, parameters, batch: Batch, cfg: PPOConfig, clip: float, beta: float,
-           orders, group=None, shaping: Shaping | None = None) -> dict[str, list[float]]:  # fmt: skip
+           orders, group=None, shaping: Shaping | None = None,
+           surrogate=None) -> dict[str, list[float]]:  # fmt: skip
     """The PPO epochs on one rollout: for each index order in ``orders`` (one per epoch),
     minibatches of ``cfg.batch_size`` -> surrogate (clip or KL penalty) + vf_coef x value loss −
     ent_coef x entropy (+ the shaping's policy-loss term) -> one clipped-gradient Adam step.
 
     With ``target_kl``, the epochs stop before the step of the first minibatch whose approximate
     KL (Schulman's k3 estimate, the workers' mean under DPPO) exceeds 1.5 x target_kl, as SB3 and
-    Spinning Up do. Returns the per-minibatch statistics."""
+    Spinning Up do. ``surrogate``: the clip objective's policy loss (default PPO's clipped
+    surrogate). Returns the per-minibatch statistics."""
     model = head.module.model if hasattr(head, "module") else head.model
     stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")}
     vf_fn = losses.VALUE_LOSSES[cfg.value_loss]
+    surrogate = surrogate or losses.clipped_surrogate_loss
     for order in orders:
         for start in range(0, len(order), cfg.batch_size):
             mb = torch.from_numpy(order[start : start + cfg.batch_size])
@@ -263,7 +269,7 @@ def update(head, optimizer, parameters, batch: Batch, cfg: PPOConfig, clip: floa
             if cfg.normalize_advantage and len(mb) > 1:
                 mb_adv, adv_scale = losses.normalize_with_scale(mb_adv)
             if cfg.objective == "clip":
-                pg_loss = losses.clipped_surrogate_loss(logp, batch.old_logp[mb], mb_adv, clip)
+                pg_loss = surrogate(logp, batch.old_logp[mb], mb_adv, clip)
             else:
                 kl = model.kl(batch.old_params[mb], params, batch.old_log_std)
                 pg_loss = losses.kl_penalty_loss(logp, batch.old_logp[mb], mb_adv, kl, beta)

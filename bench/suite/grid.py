@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench.algos import ALGORITHMS
+from bench.fingerprint import algorithm_fingerprint, code_id, dumps
 from bench.lm.setup import LMSetup
 from bench.lm.tasks import LM_TASKS
 from bench.suite.errors import SuiteError
@@ -38,6 +39,18 @@ class RunSpec:
     config_json: str  # the algorithm's full resolved hyperparameters
     evaluation_json: str
     alignment_json: str = ""  # this task's reference + preference recipes (alignment methods)
+    code_json: str = ""  # the algorithm's code fingerprint (bench.fingerprint), part of the key
+    base_key: str = ""  # the key without the code fingerprint: the same run under any code version
+    task_json: str = ""  # a task declared in the suite: its record, registered by the worker
+    plugins: tuple[str, ...] = ()  # --plugin modules the worker imports before the run (not in the key)
+
+    @property
+    def code(self) -> str:
+        """``{version}+{source hash}`` of the code that runs it ("" for runs stored before)."""
+        if not self.code_json:
+            return ""
+        fp = json.loads(self.code_json)
+        return f"{fp['version']}+{fp['source']}"
 
     @property
     def config(self) -> dict[str, Any]:
@@ -125,9 +138,14 @@ def _budget(steps: Steps, task: str, default: Steps | None = None) -> int | None
     return steps
 
 
+def _hash(ident: dict) -> str:
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def expand(suite: Suite) -> list[RunSpec]:
     """The suite's runs: algorithms x tasks x grid cells x seeds, in a stable order."""
     path = Path(suite.path or suite.name)
+    declarations = {d.id: d for d in suite.task_declarations or []}
     specs = []
     for i, entry in enumerate(suite.algorithms):
         for task in entry.tasks or suite.tasks:
@@ -143,6 +161,9 @@ def expand(suite: Suite) -> list[RunSpec]:
                 alignment = suite.alignment.for_task(task)
             elif ALGORITHMS[entry.algo].domain == "lm":
                 alignment = (suite.lm or LMSetup()).for_task(LM_TASKS[task])
+            fingerprint = algorithm_fingerprint(ALGORITHMS[entry.algo])
+            declared = declarations.get(task)
+            task_json = json.dumps(declared.model_dump(), sort_keys=True) if declared else ""
             for label, config in _grid(path, suite, i, entry, task):
                 config_json = json.dumps(config, sort_keys=True)
                 for seed in suite.seeds:
@@ -159,7 +180,8 @@ def expand(suite: Suite) -> list[RunSpec]:
                     )
                     if alignment is not None:  # absent otherwise: earlier run keys stay valid
                         ident["alignment"] = alignment
-                    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+                    base_key = _hash(ident)
+                    key = _hash({**ident, "code": code_id(fingerprint)})
                     specs.append(
                         RunSpec(
                             key,
@@ -173,6 +195,9 @@ def expand(suite: Suite) -> list[RunSpec]:
                             config_json,
                             evaluation_json,
                             json.dumps(alignment, sort_keys=True) if alignment is not None else "",
+                            dumps(fingerprint),
+                            base_key,
+                            task_json,
                         )
                     )
     return specs

@@ -12,9 +12,11 @@ from pydantic import ValidationError
 from bench.algos import ALGORITHMS
 from bench.cache import cache_dir
 from bench.control.alignment import PreferenceRecipe
-from bench.control.tasks import TASKS
+from bench.control.tasks import TASKS, Task
 from bench.lm.setup import LMSetup
 from bench.lm.tasks import LM_TASKS
+from bench.plugins import load as load_plugins
+from bench.registry import Origin, PluginError, register_task
 from bench.suite.errors import _CONTROL, SuiteError, _show
 from bench.suite.grid import MAX_RUNS, _cell_count, _grid
 from bench.suite.reader import MAX_YAML_DEPTH, _include_target, _inside, _merge, _read_yaml
@@ -25,6 +27,7 @@ from bench.suite.schema import (
     Steps,
     Suite,
     SuiteFile,
+    TaskDeclaration,
     _check_bools,
     _check_param_bools,
     _validation_error,
@@ -92,6 +95,10 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def _load_suite(path: Path) -> Suite:
+    try:  # the registry with the installed plugins' algorithms and tasks
+        load_plugins()
+    except PluginError as e:
+        raise SuiteError(path, "", str(e)) from None
     try:
         root = path.absolute().parent.resolve()
     except (OSError, RuntimeError, ValueError) as e:
@@ -127,6 +134,7 @@ def _load_suite(path: Path) -> Suite:
         if not 1 <= data["seeds"] <= 10_000:
             raise SuiteError(path, "seeds", f"must be between 1 and 10000 (got {data['seeds']})")
         data["seeds"] = list(range(data["seeds"]))
+    _split_declarations(path, data)
     _check_bools(path, Suite, data, "")
     try:
         suite = Suite.model_validate({**data, "path": str(path)})
@@ -134,6 +142,47 @@ def _load_suite(path: Path) -> Suite:
         raise _validation_error(path, e, model=Suite) from None
     _check_semantics(path, suite, root)
     return suite
+
+
+def _split_declarations(path: Path, data: dict) -> None:
+    """Declared tasks (mappings in ``tasks:``) move to ``task_declarations``, their ids stay."""
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not any(isinstance(t, dict) for t in tasks):
+        return
+    declared = []
+    for i, item in enumerate(tasks):
+        if isinstance(item, dict):
+            _check_bools(path, TaskDeclaration, item, f"tasks[{i}]")
+            try:
+                declared.append(TaskDeclaration.model_validate(item))
+            except ValidationError as e:
+                raise _validation_error(path, e, f"tasks[{i}]", TaskDeclaration) from None
+    data["task_declarations"] = [d.model_dump() for d in declared]
+    data["tasks"] = [t["id"] if isinstance(t, dict) else t for t in tasks]
+
+
+def declare_task(declaration: TaskDeclaration, where: str) -> Task:
+    """Registers a task declared in a suite (``where``: the suite file): the environment must be
+    known to gymnasium; whether its actions are continuous is read from it unless declared."""
+    import gymnasium as gym
+
+    try:
+        spec = gym.spec(declaration.id)
+    except gym.error.Error as e:
+        raise PluginError(f"{declaration.id!r} is not a registered gymnasium environment ({e})") from None
+    continuous = declaration.continuous
+    if continuous is None:
+        env = gym.make(spec.id)
+        try:
+            space = env.action_space
+        finally:
+            env.close()
+        if not isinstance(space, gym.spaces.Discrete | gym.spaces.Box):
+            raise PluginError(f"{declaration.id!r}: action space {space} is not Discrete or Box")
+        continuous = isinstance(space, gym.spaces.Box)
+    task = Task(declaration.id, declaration.reward_threshold, declaration.random_score,
+                declaration.solved_score, continuous=continuous)  # fmt: skip
+    return register_task(task, Origin("suite", module=where))
 
 
 def _check_count(path: Path, field: str, n: int) -> None:
@@ -155,6 +204,16 @@ def _check_steps(path: Path, field: str, steps: Steps) -> None:
 
 
 def _check_semantics(path: Path, suite: Suite, root: Path | None = None) -> None:
+    for declaration in suite.task_declarations or []:
+        i = suite.tasks.index(declaration.id)
+        if declaration.id in LM_TASKS:
+            raise SuiteError(
+                path, f"tasks[{i}]", f"{declaration.id!r} is an LM task; declare gymnasium tasks only"
+            )
+        try:
+            declare_task(declaration, path.name)
+        except PluginError as e:
+            raise SuiteError(path, f"tasks[{i}]", str(e)) from None
     for i, task in enumerate(suite.tasks):
         if not _known(task):
             known = ", ".join([*TASKS, *LM_TASKS])

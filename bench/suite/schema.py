@@ -80,6 +80,30 @@ class Evaluation(BaseModel):
 Steps = int | dict[str, int]
 
 
+class TaskDeclaration(BaseModel):
+    """A gymnasium environment declared as a task in a suite's ``tasks:`` list: its id and the
+    bounds its scores are normalised by (data, not code: the environment must be registered with
+    gymnasium, by gymnasium itself or by an installed package)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    id: str = Field(description="gymnasium environment id, e.g. Acrobot-v1")
+    reward_threshold: float = Field(
+        description="the return at which the task counts as solved (time to threshold)"
+    )
+    random_score: float = Field(description="mean return of a uniformly random policy (normalised score 0)")
+    solved_score: float = Field(description="normalised score 1 (usually the reward threshold)")
+    continuous: bool | None = Field(
+        None, description="continuous actions (default: read from the environment)"
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _env_id(cls, v: str) -> str:
+        if not re.fullmatch(r"([A-Za-z0-9_.-]+/)?[A-Za-z0-9_.:-]{1,100}", v):
+            raise ValueError("must be a gymnasium environment id such as Acrobot-v1 or ns/Name-v0")
+        return v
+
+
 class AlgorithmEntry(BaseModel):
     """One algorithm of a suite, with its hyperparameters (lists = grid axes)."""
 
@@ -101,7 +125,10 @@ class SuiteFile(BaseModel):
     version: str | int | None = Field(None, description="suite version, part of every run key")
     description: str | None = Field(None, max_length=10_000)
     include: str | None = Field(None, description="suite file this one extends")
-    tasks: list[str] | None = None
+    tasks: list[str | TaskDeclaration] | None = Field(
+        None,
+        description="task ids, or {id, reward_threshold, random_score, solved_score} for any gymnasium env",
+    )
     seeds: list[int] | int | None = Field(None, description="seed list, or N for 0..N-1")
     env_steps: Steps | None = Field(None, description="training budget (int or per task)")
     evaluation: Evaluation | None = None
@@ -123,6 +150,7 @@ class Suite(BaseModel):
     version: str
     description: str = Field("", max_length=10_000)
     tasks: list[str] = Field(min_length=1)
+    task_declarations: list[TaskDeclaration] | None = Field(None, description="tasks declared in this suite")
     seeds: list[int] = Field(min_length=1)
     env_steps: Steps
     evaluation: Evaluation = Evaluation()

@@ -153,7 +153,7 @@ def test_resume_after_kill_loses_and_duplicates_nothing(write_suite, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tmp_path, sig):
     text = TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]").replace("1024", "4096")
     suite = write_suite(text)

@@ -102,7 +102,11 @@ def test_the_determinism_suites_cover_every_algorithm():
     assert set().union(*map(algos_of, DETERMINISM_SUITES)) == set(ALGORITHMS)
 
 
-@pytest.mark.parametrize("suite", DETERMINISM_SUITES, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "suite",
+    [DETERMINISM_SUITES[0], pytest.param(DETERMINISM_SUITES[1], marks=pytest.mark.slow)],  # LM: 11 s
+    ids=lambda p: p.stem,
+)
 def test_a_suite_run_twice_exports_byte_identical_results(suite, tmp_path, monkeypatch):
     """Cold cache, then warm cache (what a rerun on the same machine finds): same bytes."""
     cache = tmp_path / "cache"
@@ -171,6 +175,7 @@ def test_a_report_rendered_twice_has_identical_figures_and_tables(synthetic_stor
     assert differ <= STAMPED, differ
 
 
+@pytest.mark.slow  # 14 s: a fresh interpreter renders a report
 def test_with_source_date_epoch_the_whole_report_is_identical_in_a_fresh_process(
     synthetic_store, tmp_path, monkeypatch
 ):

@@ -198,6 +198,7 @@ def _uninterrupted(tmp: Path, suite: Path) -> Path:
     return reference
 
 
+@pytest.mark.slow  # 35 s; the default run keeps the killed-DPPO-worker cases
 def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     suite = _small(tmp_path, seeds=6)
     stats = kill_loop(tmp_path, suite, kills=4, seed=1)
@@ -230,6 +231,7 @@ def _readers(store: Path, stop: threading.Event, errors: list, capsys) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # 18 s: three drivers on one store
 def test_concurrent_drivers_share_the_work(tmp_path, capsys):
     """Three `bench run` processes on one store at once, with readers: each run is trained by
     exactly one of them (attempts = 1), all records arrive once, nobody sees a lock error."""
@@ -469,6 +471,7 @@ def test_read_only_store(tmp_path, good_store, capsys):
             src.chmod(0o755)
 
 
+@pytest.mark.slow  # 17 s
 def test_disk_full_during_a_suite(tmp_path):
     """The store stops growing past a file-size limit (as on a full disk) in the middle of a
     suite: one message and exit 2; the runs stored before are intact; once space is back the

@@ -205,6 +205,7 @@ def test_ray_gives_the_local_executors_records(write_suite, tmp_path):
     assert len(logs) == 8 and all("done in" in p.read_text() for p in logs)
 
 
+@pytest.mark.slow  # 27 s: a Ray instance started twice
 def test_ray_resumes_after_the_driver_is_killed(write_suite, tmp_path):
     pytest.importorskip("ray")
     suite = write_suite(SCALE_SMOKE)
@@ -238,6 +239,7 @@ def test_ray_resumes_after_the_driver_is_killed(write_suite, tmp_path):
     assert not evals_after.duplicated(["run_key", "step", "temperature", "metric"]).any()
 
 
+@pytest.mark.slow  # 15 s
 def test_ray_runs_a_distributed_ppo_run_with_its_workers(write_suite, tmp_path):
     pytest.importorskip("ray")
     suite = _two_worker_suite(write_suite)

@@ -1,0 +1,80 @@
+"""bench's public API: the one module a plugin imports.
+
+Everything named in ``__all__`` is a contract, kept stable across minor versions and tested as
+such (``tests/unit/test_api.py``); everything else in bench is private.
+
+**Records and registration**
+
+* ``Algorithm(name, config, task_defaults, train, description, aligned=False, domain="control",
+  version="1")`` — an algorithm: its pydantic config model, per-task default parameters and train
+  function; ``register_algorithm(algo)`` adds it (a clash of names is a ``PluginError``).
+* ``Task(id, reward_threshold, random_score, solved_score, continuous)`` — a gymnasium environment
+  as a benchmark task, with the bounds scores are normalised by; ``register_task(task)`` adds it.
+* Entry points make an installed package's records known without an import: in its
+  ``pyproject.toml``, ``[project.entry-points."bench.algorithms"] my-ppo = "mypkg.algo:MY_PPO"``
+  and ``[project.entry-points."bench.tasks"] my-env = "mypkg.env:MY_TASK"``.
+
+**The train contract** — ``train(task, cfg, env_steps, seed, evaluator, recorder)``:
+
+* train from ``seed`` for ``env_steps`` environment steps;
+* ``recorder.steps(n)`` after each iteration (env steps so far: the progress bar and the
+  throughput clock), ``recorder.curve(step, "train/...", value)`` for learning-curve points;
+* ``if evaluator.due(step): evaluator(step, policy)`` — ``policy`` is ``act(obs, temperature) ->
+  actions`` over a batch of observations (``PolicyAct`` wraps an ``ActorCritic`` for you);
+* stop early when ``evaluator.stop`` is set, and end with ``evaluator.final(step, policy)``;
+* raise ``Diverged`` (or call ``check_finite``) when a loss or parameter stops being finite: the run
+  is stored ``failed`` with the step and the quantity.
+
+**Building blocks** a variant reuses: ``build_agent`` (a vectorised env, an ``ActorCritic`` and a
+``RolloutCollector`` for a task and config), ``Rollout``, ``losses`` (GAE, the PPO surrogates,
+value losses, schedules, preference losses), ``ppo_train`` (PPO's loop, with a ``surrogate=``
+hook for the policy loss), ``PPOConfig`` and ``PPO_TASK_DEFAULTS``, ``PGConfig`` and ``pg_train``.
+
+A PPO variant with another clipping rule is a config, a loss and three lines of train function —
+see ``examples/bench-plugin-example`` and the docs' "Write your own algorithm".
+"""
+
+from __future__ import annotations
+
+from bench.algos import losses
+from bench.algos.guard import Diverged, check_finite
+from bench.algos.pg import TASK_DEFAULTS as PG_TASK_DEFAULTS
+from bench.algos.pg import PGConfig
+from bench.algos.pg import train as pg_train
+from bench.algos.ppo import TASK_DEFAULTS as PPO_TASK_DEFAULTS
+from bench.algos.ppo import PPOConfig
+from bench.algos.ppo import train as ppo_train
+from bench.algos.rollout import Agent, Rollout, RolloutCollector, build_agent
+from bench.control.policies import ActorCritic, PolicyAct
+from bench.control.tasks import Task
+from bench.evaluation import Evaluator
+from bench.recorder import Recorder
+from bench.registry import Algorithm, PluginError, register_algorithm, register_task
+
+API_VERSION = "1"
+
+__all__ = [
+    "API_VERSION",
+    "PG_TASK_DEFAULTS",
+    "PPO_TASK_DEFAULTS",
+    "ActorCritic",
+    "Agent",
+    "Algorithm",
+    "Diverged",
+    "Evaluator",
+    "PGConfig",
+    "PPOConfig",
+    "PluginError",
+    "PolicyAct",
+    "Recorder",
+    "Rollout",
+    "RolloutCollector",
+    "Task",
+    "build_agent",
+    "check_finite",
+    "losses",
+    "pg_train",
+    "ppo_train",
+    "register_algorithm",
+    "register_task",
+]
