@@ -36,6 +36,22 @@ RUN_COLUMNS = ["run_key", "suite", "suite_version", "task", "algorithm", "algo",
 TIDY_REQUIRED = [*RUN_COLUMNS, "kind", "step", "temperature", "metric", "value"]
 
 
+def _declare_tasks(declarations: list[dict], suite: str) -> None:
+    """Tasks a stored suite declared, registered so that their scores are normalised as in the
+    run; one that cannot be registered here (its environment's package is missing) stays raw."""
+    if not declarations:
+        return
+    from bench.registry import PluginError
+    from bench.suite.load import declare_task
+    from bench.suite.schema import TaskDeclaration
+
+    for d in declarations:
+        try:
+            declare_task(TaskDeclaration(**d), suite)
+        except (PluginError, ValueError):
+            pass
+
+
 class ResultsError(Exception):
     """Input that cannot be read as results (missing columns, unknown suite)."""
 
@@ -226,7 +242,9 @@ class Results:
         suite_info = {"name": suite}
         if row:
             suite_info = dict(zip(["name", "version", "hash", "path", "registered"], row[:5], strict=True))
-            suite_info["description"] = json.loads(row[5]).get("description") or ""
+            definition = json.loads(row[5])
+            suite_info["description"] = definition.get("description") or ""
+            _declare_tasks(definition.get("task_declarations") or [], suite)
         samples, outcomes = store.samples(suite), store.outcomes(suite)
         # reports name the store by its file name: a reader cannot find the writer's folders
         return cls(runs, evals, f"store {Path(store.path).name}", suite_info,
@@ -379,6 +397,7 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
             "seeds": len(scores),
             "failed": int((runs.status == "failed").sum()),
             "unfinished": int(runs.status.isin(["pending", "running"]).sum()),
+            "code": code_versions(runs),
         }
         if len(scores):
             point, lo, hi = stats.interval_estimate(scores[:, None], stats.iqm, reps, confidence, seed)
@@ -409,9 +428,24 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
     columns = [
         "task", "algorithm", "seeds", "failed", "unfinished", "mean", "std", "iqm", "iqm_lo", "iqm_hi",
         "median", "threshold", "reached", "steps_to_threshold", "wall_to_threshold_s", "train_to_threshold_s",
-        "env_steps", "wall_time_s", "env_steps_per_s",
+        "env_steps", "wall_time_s", "env_steps_per_s", "code",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def code_versions(runs: pd.DataFrame) -> str:
+    """The code versions (``{version}+{source hash}``) of ``runs``, comma-separated; "" where runs
+    were stored without a fingerprint (or come from an export that has none)."""
+    if "code" not in runs:
+        return ""
+    ids = set()
+    for value in runs["code"].dropna():
+        try:
+            fp = json.loads(value) if isinstance(value, str) and value.startswith("{") else None
+        except ValueError:
+            fp = None
+        ids.add(f"{fp['version']}+{fp['source']}" if isinstance(fp, dict) and "source" in fp else str(value))
+    return ", ".join(sorted(ids))
 
 
 # -- aggregates over tasks ---------------------------------------------------------------------

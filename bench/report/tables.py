@@ -9,7 +9,7 @@ import pandas as pd
 
 LEADERBOARD_HEADER = [
     "algorithm", "seeds", "final (mean ± std)", "IQM [95% CI]", "median", "steps to threshold",
-    "time to threshold (train / wall)", "wall time", "env-steps/s", "failed",
+    "time to threshold (train / wall)", "wall time", "env-steps/s", "failed", "code",
 ]  # fmt: skip
 AGGREGATE_HEADER = ["algorithm", "runs", "tasks", "IQM", "mean", "median", "optimality gap"]
 
@@ -31,6 +31,12 @@ def _seconds(v) -> str:
     return "never" if v == math.inf else f"{v:.3g} s"
 
 
+def _code(row) -> str:
+    """The code version(s) a leaderboard row's runs came from ("—" for runs stored without one)."""
+    code = row.get("code") if hasattr(row, "get") else None
+    return code if isinstance(code, str) and code else "—"
+
+
 def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: str) -> list[list[str]]:
     """Display rows of one task's leaderboard (best mean first), published anchors after."""
     rows = []
@@ -38,7 +44,8 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
     for _, r in part.iterrows():
         if r.seeds == 0:
             unfinished = f", {r.unfinished} unfinished" if r.unfinished else ""
-            rows.append([r.algorithm, "0", "—", "—", "—", "—", "—", "—", "—", f"{r.failed}{unfinished}"])
+            rows.append([r.algorithm, "0", "—", "—", "—", "—", "—", "—", "—", f"{r.failed}{unfinished}",
+                         _code(r)])  # fmt: skip
             continue
         reached = "" if pd.isna(r.reached) else f" ({int(r.reached)}/{r.seeds} reach)"
         unfinished = f", {r.unfinished} unfinished" if r.unfinished else ""
@@ -54,6 +61,7 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
                 _seconds(r.wall_time_s),
                 fmt(r.env_steps_per_s, 3),
                 f"{r.failed}{unfinished}",
+                _code(r),
             ]
         )
     if anchors is not None:
@@ -71,6 +79,7 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
                     "—",
                     "—",
                     str(a.note) if pd.notna(a.note) else "",
+                    "—",
                 ]
             )
     return rows
