@@ -9,7 +9,8 @@ such (``tests/unit/test_api.py``); everything else in bench is private.
   version="1")`` — an algorithm: its pydantic config model, per-task default parameters and train
   function; ``register_algorithm(algo)`` adds it (a clash of names is a ``PluginError``).
 * ``Task(id, reward_threshold, random_score, solved_score, continuous)`` — a gymnasium environment
-  as a benchmark task, with the bounds scores are normalised by; ``register_task(task)`` adds it.
+  as a benchmark task, with the bounds scores are normalised by; ``register_task(task)`` adds it;
+  ``random_policy_score(task)`` measures its random bound (mean return over 200 episodes).
 * Entry points make an installed package's records known without an import: in its
   ``pyproject.toml``, ``[project.entry-points."bench.algorithms"] my-ppo = "mypkg.algo:MY_PPO"``
   and ``[project.entry-points."bench.tasks"] my-env = "mypkg.env:MY_TASK"``.
@@ -46,7 +47,7 @@ from bench.algos.ppo import PPOConfig
 from bench.algos.ppo import train as ppo_train
 from bench.algos.rollout import Agent, Rollout, RolloutCollector, build_agent
 from bench.control.policies import ActorCritic, PolicyAct
-from bench.control.tasks import Task
+from bench.control.tasks import Task, random_policy_score
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
 from bench.registry import Algorithm, PluginError, register_algorithm, register_task
@@ -75,6 +76,7 @@ __all__ = [
     "losses",
     "pg_train",
     "ppo_train",
+    "random_policy_score",
     "register_algorithm",
     "register_task",
 ]

@@ -179,6 +179,8 @@ def check_tidy(table: pd.DataFrame, source: str) -> pd.DataFrame:
     if i is not None:
         fail(i, f"seed {str(table.seed.iloc[i])[:40]!r} is not an integer")
     out["seed"] = seed.astype("int64")
+    if "code" in table:  # optional: the code version of each run (exports before it have none)
+        out["code"] = table["code"].where(table["code"].notna(), "").astype(object).map(str)
     for col in ["step", "temperature", "value", "n", "wall_time", "train_time"]:
         out[col] = _numbers(table[col], fail, col) if col in table else np.nan
     ev = (out.kind == "eval").to_numpy()
@@ -262,7 +264,8 @@ class Results:
                 shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
                 raise ResultsError(f"{source}: no rows for suite {suite!r} (it has: {shown})")
             table = table[table.suite == suite]
-        runs = table[RUN_COLUMNS].drop_duplicates("run_key").set_index("run_key")
+        runs = table[RUN_COLUMNS + (["code"] if "code" in table else [])]
+        runs = runs.drop_duplicates("run_key").set_index("run_key")
         summary = table[table.kind == "run"].pivot_table(index="run_key", columns="metric", values="value")
         for col, metric in [
             ("wall_time", "run/wall_time"),
@@ -440,6 +443,8 @@ def code_versions(runs: pd.DataFrame) -> str:
         return ""
     ids = set()
     for value in runs["code"].dropna():
+        if not str(value).strip():
+            continue
         try:
             fp = json.loads(value) if isinstance(value, str) and value.startswith("{") else None
         except ValueError:

@@ -529,6 +529,7 @@ EXPORT_COLUMNS = [
     "algo",
     "seed",
     "status",
+    "code",
     "kind",
     "step",
     "wall_time",
@@ -564,6 +565,17 @@ def is_timing_metric(metric: str) -> bool:
     return m in TIMING_METRICS or m.startswith(TIMING_PREFIXES) or m.endswith(TIMING_SUFFIXES)
 
 
+def code_short(fingerprint: str | None) -> str:
+    """A stored code fingerprint (JSON) as ``{version}+{source hash}``; "" for none."""
+    if not isinstance(fingerprint, str) or not fingerprint:
+        return ""
+    try:
+        fp = json.loads(fingerprint)
+        return f"{fp['version']}+{fp['source']}"
+    except (ValueError, KeyError, TypeError):
+        return fingerprint
+
+
 def tidy(
     store: Store, suite: str | None = None, kinds: set[str] | None = None, timing: bool = True
 ) -> pd.DataFrame:
@@ -575,6 +587,7 @@ def tidy(
     runs = store.runs(suite)
     ident = runs[["key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]]
     ident = ident.rename(columns={"key": "run_key"})
+    ident = ident.assign(code=runs["code"].map(code_short) if "code" in runs else "")
     ev = store.evals(suite).assign(kind="eval") if "eval" in kinds else pd.DataFrame()
     cv = pd.DataFrame()
     if "curve" in kinds:

@@ -49,6 +49,7 @@ _HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9.
 
 def _load_raw(path: Path, chain: tuple[Path, ...], root: Path) -> dict[str, Any]:
     data = _read_yaml(path)
+    _check_declarations(path, data.get("tasks"))  # a declared task's own message, not the union's
     try:
         SuiteFile.model_validate(data)
     except ValidationError as e:
@@ -144,19 +145,25 @@ def _load_suite(path: Path) -> Suite:
     return suite
 
 
-def _split_declarations(path: Path, data: dict) -> None:
-    """Declared tasks (mappings in ``tasks:``) move to ``task_declarations``, their ids stay."""
-    tasks = data.get("tasks")
-    if not isinstance(tasks, list) or not any(isinstance(t, dict) for t in tasks):
-        return
+def _check_declarations(path: Path, tasks: Any) -> list[TaskDeclaration]:
+    """The task declarations (mappings) of a ``tasks:`` list, validated."""
     declared = []
-    for i, item in enumerate(tasks):
+    for i, item in enumerate(tasks if isinstance(tasks, list) else []):
         if isinstance(item, dict):
             _check_bools(path, TaskDeclaration, item, f"tasks[{i}]")
             try:
                 declared.append(TaskDeclaration.model_validate(item))
             except ValidationError as e:
                 raise _validation_error(path, e, f"tasks[{i}]", TaskDeclaration) from None
+    return declared
+
+
+def _split_declarations(path: Path, data: dict) -> None:
+    """Declared tasks (mappings in ``tasks:``) move to ``task_declarations``, their ids stay."""
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not any(isinstance(t, dict) for t in tasks):
+        return
+    declared = _check_declarations(path, tasks)
     data["task_declarations"] = [d.model_dump() for d in declared]
     data["tasks"] = [t["id"] if isinstance(t, dict) else t for t in tasks]
 

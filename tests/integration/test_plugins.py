@@ -1,0 +1,214 @@
+"""Bring your own code: the example plugin installed (entry points), a ``--plugin`` module, tasks
+declared in a suite, code fingerprints in run keys (an edited algorithm re-runs exactly its runs),
+``--pin-code``, and one-line errors (exit 2, nothing written) for plugins that cannot be used.
+
+Plugins are installed with ``pip install --target`` into a folder that only the ``bench``
+subprocesses of a test see (``PYTHONPATH``), so the test environment's registry stays bench's own.
+"""
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "bench-plugin-example"
+
+
+def bench(cwd: Path, *args: str, site: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BENCH_CACHE": str(cwd / "cache")}
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+
+
+def install(source: Path, site: Path) -> None:
+    """pip-installs a plugin package into ``site`` (no network, no build isolation)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), "--upgrade", str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+
+
+def codes(store: Path) -> list[tuple]:
+    with sqlite3.connect(store) as db:
+        return db.execute("SELECT algo, task, status, code FROM runs ORDER BY algo, task, ended_at").fetchall()
+
+
+TINY = """
+name: plugin-tiny
+version: 1
+tasks: [CartPole-v1, LineWalk-v0]
+seeds: 1
+env_steps: 1024
+evaluation: {eval_every: 512, eval_episodes: 2, temperatures: [0.0, 1.0]}
+algorithms:
+  - algo: dual-clip-ppo
+    params: {n_envs: 4, n_steps: 64, batch_size: 128, n_epochs: 2}
+  - algo: ppo
+    params: {n_envs: 4, n_steps: 64, batch_size: 128, n_epochs: 2}
+"""
+
+
+def test_installed_plugin_runs_and_an_edit_reruns_exactly_its_runs(tmp_path):
+    source = tmp_path / "plugin"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    site = tmp_path / "site"
+    install(source, site)
+    listed = bench(tmp_path, "list", site=site)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"dual-clip-ppo .*\[bench-plugin-example 0\.1\.0 \(entry point\)\]", listed.stdout)
+    assert re.search(r"LineWalk-v0 .*\[bench-plugin-example 0\.1\.0 \(entry point\)\]", listed.stdout)
+
+    (tmp_path / "s.yaml").write_text(TINY)
+    first = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", site=site)
+    assert first.returncode == 0, first.stderr
+    assert "4 done, 0 failed" in first.stderr
+    rows = codes(tmp_path / "b.sqlite")
+    assert [(a, t, s) for a, t, s, _ in rows] == [
+        ("dual-clip-ppo", "CartPole-v1", "done"), ("dual-clip-ppo", "LineWalk-v0", "done"),
+        ("ppo", "CartPole-v1", "done"), ("ppo", "LineWalk-v0", "done"),
+    ]  # fmt: skip
+    plugin_code = json.loads(rows[0][3])
+    assert plugin_code["origin"] == "entry point" and plugin_code["distribution"] == "bench-plugin-example"
+    assert plugin_code["distribution_version"] == "0.1.0" and plugin_code["version"] == "1"
+    assert json.loads(rows[2][3])["origin"] == "built-in"
+
+    # the same code again: nothing to run
+    again = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", site=site)
+    assert "4 already done, 0 to run" in again.stderr
+
+    # an edit of the plugin's source re-runs exactly the plugin's two runs; the old ones stay
+    algo = source / "src" / "bench_plugin_example" / "algorithm.py"
+    algo.write_text(algo.read_text().replace("dual_clip=3.0):", "dual_clip=3.0):  # edited"))
+    install(source, site)
+    edited = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", site=site)
+    assert edited.returncode == 0, edited.stderr
+    assert "2 already done, 2 to run" in edited.stderr
+    assert "2 of them were done under earlier code of dual-clip-ppo" in edited.stderr
+    assert "2 done, 0 failed" in edited.stderr
+    rows = codes(tmp_path / "b.sqlite")
+    plugin_rows = [r for r in rows if r[0] == "dual-clip-ppo"]
+    assert len(rows) == 6 and len(plugin_rows) == 4
+    assert len({json.loads(r[3])["source"] for r in plugin_rows}) == 2  # two code versions, side by side
+
+    # the status table names the code version each row comes from
+    status = bench(tmp_path, "status", "--suite", "plugin-tiny", "--store", "b.sqlite", site=site)
+    new = json.loads(plugin_rows[-1][3])
+    assert f"{new['version']}+{new['source']}" in status.stdout
+
+    # --pin-code: after another edit, the done runs of the earlier code count as done
+    algo.write_text(algo.read_text().replace("# edited", "# edited twice"))
+    install(source, site)
+    pinned = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", "--pin-code", site=site)
+    assert pinned.returncode == 0, pinned.stderr
+    assert "4 already done, 0 to run" in pinned.stderr and "2 runs pinned" in pinned.stderr
+
+
+def test_a_plugin_module_and_tasks_declared_in_a_suite(tmp_path):
+    (tmp_path / "myplugin.py").write_text(textwrap.dedent('''
+        from bench.api import PPOConfig, Algorithm, ppo_train, register_algorithm
+
+        def train(task, cfg, env_steps, seed, evaluator, recorder):
+            return ppo_train(task, cfg, env_steps, seed, evaluator, recorder)
+
+        register_algorithm(Algorithm("my-ppo", PPOConfig, {}, train, "PPO under another name"))
+    '''))  # fmt: skip
+    (tmp_path / "s.yaml").write_text(textwrap.dedent("""
+        name: declared
+        version: 1
+        tasks:
+          - {id: Acrobot-v1, reward_threshold: -100, random_score: -497.4, solved_score: -100}
+          - {id: MountainCarContinuous-v0, reward_threshold: 90, random_score: -33.2, solved_score: 90}
+        seeds: 1
+        env_steps: 1024
+        evaluation: {eval_every: 512, eval_episodes: 2, temperatures: [1.0]}
+        algorithms:
+          - algo: my-ppo
+            params: {n_envs: 4, n_steps: 128, batch_size: 128, n_epochs: 2}
+          - algo: pg
+            params: {n_envs: 4, n_steps: 128}
+          - algo: sb3-ppo
+            params: {n_envs: 4, n_steps: 128, batch_size: 128, n_epochs: 2}
+    """))
+    site = tmp_path  # myplugin.py is importable from here
+    without = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", site=site)
+    assert without.returncode == 2 and "unknown algorithm 'my-ppo'" in without.stderr
+    assert not (tmp_path / "b.sqlite").exists()
+    run = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", "--plugin", "myplugin", site=site)
+    assert run.returncode == 0, run.stderr
+    assert "6 done, 0 failed" in run.stderr
+    rows = codes(tmp_path / "b.sqlite")
+    assert {(a, t) for a, t, s, _ in rows if s == "done"} == {
+        (a, t) for a in ("my-ppo", "pg", "sb3-ppo") for t in ("Acrobot-v1", "MountainCarContinuous-v0")
+    }
+    mine = json.loads(next(r[3] for r in rows if r[0] == "my-ppo"))
+    assert mine["origin"] == "plugin module" and mine["module"] == "myplugin"
+    # the report normalises the declared tasks by their declared bounds
+    status = bench(tmp_path, "status", "--suite", "declared", "--store", "b.sqlite", site=site)
+    assert "aggregate over Acrobot-v1, MountainCarContinuous-v0 (normalised" in status.stdout
+
+
+BAD_PLUGINS = {
+    "clash": ("from bench.api import PPOConfig, Algorithm, register_algorithm\n"
+              "register_algorithm(Algorithm('ppo', PPOConfig, {}, lambda *a: None, 'x'))\n",
+              "algorithm 'ppo' from badplugin (plugin module) clashes with the one from built-in"),
+    "import": ("import no_such_module_anywhere\n",
+               "plugin badplugin cannot be imported: ModuleNotFoundError: No module named"),
+    "signature": ("from bench.api import PPOConfig, Algorithm, register_algorithm\n"
+                  "def train(task, cfg): pass\n"
+                  "register_algorithm(Algorithm('two-args', PPOConfig, {}, train, 'x'))\n",
+                  "train badplugin.train must take the positional parameters (task, cfg, env_steps, seed,"),
+    "config": ("from bench.api import Algorithm, register_algorithm\n"
+               "register_algorithm(Algorithm('dict-config', dict, {}, lambda *a: None, 'x'))\n",
+               "config must be a pydantic BaseModel class"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PLUGINS))
+def test_a_plugin_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, case):
+    code, message = BAD_PLUGINS[case]
+    (tmp_path / "badplugin.py").write_text(code)
+    (tmp_path / "s.yaml").write_text(TINY.replace("LineWalk-v0", "Pendulum-v1"))
+    out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "--plugin", "badplugin", site=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "b.sqlite").exists()
+
+
+def test_a_bad_entry_point_is_one_line_and_exit_2(tmp_path):
+    site = tmp_path / "site"
+    info = site / "badeps-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: badeps\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[bench.algorithms]\nnot-a-record = json:dumps\n")
+    out = bench(tmp_path, "list", site=site)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "entry point 'not-a-record' = 'json:dumps' of group bench.algorithms (distribution badeps)" in out.stderr
+    assert "expected a bench.api.Algorithm record, got function" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        ("{id: NoSuchEnv-v9, reward_threshold: 1, random_score: 0, solved_score: 1}",
+         "tasks[0]: 'NoSuchEnv-v9' is not a registered gymnasium environment"),
+        ("{id: CartPole-v1, reward_threshold: 1, random_score: 0, solved_score: 1}",
+         "tasks[0]: task 'CartPole-v1' from s.yaml (suite) clashes with the one from built-in"),
+        ("{id: Acrobot-v1, reward_threshold: -100, random_score: 0}", "tasks[0].solved_score: Field required"),
+    ],
+)  # fmt: skip
+def test_a_bad_task_declaration_is_a_suite_error(tmp_path, task, message):
+    (tmp_path / "s.yaml").write_text(TINY.replace("[CartPole-v1, LineWalk-v0]", f"[{task}]"))
+    out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite")
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert not (tmp_path / "b.sqlite").exists()
