@@ -18,9 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from importlib import metadata
@@ -124,11 +126,16 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     )
     logger.info("config %s", spec.config_json)
     status, error = "done", None
+    alarm = _Alarm(spec.timeout_s)
     try:
+        alarm.start()
         _registry_for(spec)
         algo = ALGORITHMS[spec.algo]
         cfg = algo.config(**spec.config)
         (_train_lm if algo.domain == "lm" else _train_control)(spec, algo, cfg, recorder, logger)
+    except RunTimeout:
+        status, error = "failed", f"timeout after {spec.timeout_s} s"
+        logger.info("FAILED: %s\n%s", error, traceback.format_exc(limit=-3))
     except Diverged as e:  # NaN / inf loss or parameter: failed, with the step and the quantity
         status, error = "failed", str(e)  # one line: "diverged at env step 12288: policy loss is nan"
         if e.unit in ("env step", "update"):
@@ -138,7 +145,55 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
         status = "failed"
         error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=-8))
         logger.info("FAILED\n%s", error)
+    finally:
+        alarm.stop()
     return _result(spec, recorder, logger, handler, started, log_path, status, error)
+
+
+class RunTimeout(Exception):
+    """Raised in a run when its wall-clock limit (``RunSpec.timeout_s``) is reached."""
+
+
+class _Alarm:
+    """The run's wall-clock limit, as SIGALRM raising ``RunTimeout`` in the run's (main) thread:
+    it stops Python code that loops or waits. Code that hangs inside C without returning to Python
+    is stopped from outside instead: plugin runs have a process of their own, which the local
+    executor kills ``HARD_GRACE_S`` after the limit."""
+
+    def __init__(self, seconds: int | None):
+        self.seconds = seconds
+        self.armed = False
+
+    def start(self) -> None:
+        if not self.seconds or threading.current_thread() is not threading.main_thread():
+            return
+        if not hasattr(signal, "setitimer"):  # Windows: only the outside kill
+            return
+
+        def ring(signum, frame):
+            raise RunTimeout
+
+        self.previous = signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, float(self.seconds))
+        self.armed = True
+
+    def stop(self) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0.0)
+            signal.signal(signal.SIGALRM, self.previous)
+            self.armed = False
+
+
+HARD_GRACE_S = 30.0
+
+
+def isolated(spec: RunSpec) -> bool:
+    """Whether a run executes plugin code, which gets a worker process of its own (a crash or a
+    hang in C then ends only that run)."""
+    from bench.algos import ALGORITHMS
+
+    algo = ALGORITHMS.get(spec.algo)
+    return algo is None or algo.origin.kind != "built-in" or bool(spec.plugins)
 
 
 def _registry_for(spec: RunSpec) -> None:
@@ -319,7 +374,7 @@ class Session:
 def run_local(session: Session, specs: list[RunSpec], jobs: int) -> list[dict]:
     """Runs ``specs`` with ``jobs`` processes (1 = in this process); writes each result."""
     try:
-        if jobs == 1:
+        if jobs == 1 and not any(map(isolated, specs)):
             for spec in specs:
                 path = session.claim(spec)
                 if path is not None:
@@ -337,38 +392,86 @@ def _run_pool(session: Session, specs: list[RunSpec], jobs: int) -> None:
     ctx = mp.get_context("spawn")
     progress_queue = ctx.Queue(maxsize=10_000)
     todo = list(reversed(specs))
+
+    def new_pool(n: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue,))
+
     while todo:
-        with ProcessPoolExecutor(
-            jobs, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue,)
-        ) as pool:
+        with new_pool(jobs) as pool:
             in_flight: dict = {}
+            own: dict = {}  # future of a plugin run -> the pool of its own process
+            started: dict = {}
             try:
                 while todo or in_flight:
                     # a run takes spec.cpus of the ``jobs`` cores; a bigger one runs on its own
                     while todo and (not in_flight or busy(in_flight) + todo[-1].cpus <= jobs):
                         spec = todo.pop()
                         path = session.claim(spec)
-                        if path is not None:
-                            in_flight[pool.submit(run_one, spec, path)] = spec
+                        if path is None:
+                            continue
+                        if isolated(spec):
+                            single = new_pool(1)
+                            fut = single.submit(run_one, spec, path)
+                            own[fut] = single
+                        else:
+                            fut = pool.submit(run_one, spec, path)
+                        in_flight[fut], started[fut] = spec, time.monotonic()
                     done, _ = wait(set(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
                     _drain(progress_queue, session.progress)
+                    shared_broken = False
                     for fut in done:
                         spec = in_flight.pop(fut)
+                        started.pop(fut)
                         try:
                             result = fut.result()
                         except BrokenProcessPool:
                             result = _died(spec)
+                            shared_broken |= fut not in own
+                        if fut in own:
+                            own.pop(fut).shutdown(wait=False)
                         session.finish(result)
-                    if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
-                        for spec in list(in_flight.values()):
-                            session.finish(_died(spec))
-                        in_flight.clear()
-                        break  # start a fresh pool for the rest
+                    for fut in [f for f in own if _overdue(in_flight[f], started[f])]:
+                        spec = in_flight.pop(fut)
+                        _kill(own.pop(fut))
+                        session.finish(
+                            _died(spec, f"timeout after {spec.timeout_s} s (killed: it did not stop)")
+                        )
+                    if shared_broken:
+                        for fut in [f for f in in_flight if f not in own]:
+                            session.finish(_died(in_flight.pop(fut)))
+                        if not in_flight:
+                            break  # start a fresh pool for the rest
+                        _finish_own(session, in_flight, own)
+                        break
             except BaseException:  # Ctrl-C, or the store failing: stop the workers now
-                for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                    proc.terminate()
-                pool.shutdown(wait=False, cancel_futures=True)
+                for p in [pool, *own.values()]:
+                    _kill(p)
                 raise
+
+
+def _overdue(spec: RunSpec, started: float) -> bool:
+    return bool(spec.timeout_s) and time.monotonic() - started > spec.timeout_s + HARD_GRACE_S
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _finish_own(session, in_flight: dict, own: dict) -> None:
+    """Waits for the plugin runs still in their own processes (the shared pool is being replaced)."""
+    for fut in list(own):
+        spec = in_flight.pop(fut)
+        try:
+            remaining = spec.timeout_s + HARD_GRACE_S if spec.timeout_s else None
+            result = fut.result(timeout=remaining)
+        except BrokenProcessPool:
+            result = _died(spec)
+        except FutureTimeout:
+            result = _died(spec, f"timeout after {spec.timeout_s} s (killed: it did not stop)")
+        _kill(own.pop(fut))
+        session.finish(result)
 
 
 def busy(in_flight: dict) -> int:

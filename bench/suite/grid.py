@@ -19,7 +19,15 @@ from bench.fingerprint import algorithm_fingerprint, code_id, dumps
 from bench.lm.setup import LMSetup
 from bench.lm.tasks import LM_TASKS
 from bench.suite.errors import SuiteError
-from bench.suite.schema import AlgorithmEntry, Evaluation, Steps, Suite, _is_sequence_field, _validation_error
+from bench.suite.schema import (
+    PLUGIN_TIMEOUT_S,
+    AlgorithmEntry,
+    Evaluation,
+    Steps,
+    Suite,
+    _is_sequence_field,
+    _validation_error,
+)
 
 MAX_RUNS = 100_000  # runs of one suite (grid cells x seeds), checked before any grid is built
 
@@ -43,6 +51,7 @@ class RunSpec:
     base_key: str = ""  # the key without the code fingerprint: the same run under any code version
     task_json: str = ""  # a task declared in the suite: its record, registered by the worker
     plugins: tuple[str, ...] = ()  # --plugin modules the worker imports before the run (not in the key)
+    timeout_s: int | None = None  # wall-clock limit of the run (not in the key)
 
     @property
     def code(self) -> str:
@@ -162,6 +171,8 @@ def expand(suite: Suite) -> list[RunSpec]:
             elif ALGORITHMS[entry.algo].domain == "lm":
                 alignment = (suite.lm or LMSetup()).for_task(LM_TASKS[task])
             fingerprint = algorithm_fingerprint(ALGORITHMS[entry.algo])
+            plugin = ALGORITHMS[entry.algo].origin.kind != "built-in"
+            timeout = suite.run_timeout or (PLUGIN_TIMEOUT_S if plugin else None)
             declared = declarations.get(task)
             task_json = json.dumps(declared.model_dump(), sort_keys=True) if declared else ""
             for label, config in _grid(path, suite, i, entry, task):
@@ -198,6 +209,8 @@ def expand(suite: Suite) -> list[RunSpec]:
                             dumps(fingerprint),
                             base_key,
                             task_json,
+                            (),
+                            timeout,
                         )
                     )
     return specs

@@ -34,6 +34,13 @@ def _plain_text(value: str | None) -> str | None:
     return value
 
 
+PLUGIN_TIMEOUT_S = 6 * 3600  # a run of plugin code with no run_timeout: stopped after 6 hours
+RUN_TIMEOUT_HELP = (
+    "wall-clock limit of one run in seconds: a run still going is stopped and stored failed"
+    " ('timeout after N s'); default: none for bench's algorithms, 6 hours for plugins'"
+)
+
+
 class Evaluation(BaseModel):
     """The evaluation protocol of a suite (shared/design.md §3)."""
 
@@ -135,6 +142,7 @@ class SuiteFile(BaseModel):
     alignment: Alignment | None = Field(None, description="reference policies and preference data")
     lm: LMSetup | None = Field(None, description="LM tasks: corpus, tokenizer, model, SFT, preferences")
     algorithms: list[AlgorithmEntry] | None = None
+    run_timeout: int | None = Field(None, gt=0, le=10**7, description=RUN_TIMEOUT_HELP)
 
     @field_validator("description")
     @classmethod
@@ -157,6 +165,7 @@ class Suite(BaseModel):
     alignment: Alignment | None = None
     lm: LMSetup | None = None
     algorithms: list[AlgorithmEntry] = Field(min_length=1)
+    run_timeout: int | None = Field(None, gt=0, le=10**7, description=RUN_TIMEOUT_HELP)
     path: str = ""
 
     @field_validator("description")

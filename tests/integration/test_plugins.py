@@ -212,3 +212,52 @@ def test_a_bad_task_declaration_is_a_suite_error(tmp_path, task, message):
     out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite")
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert not (tmp_path / "b.sqlite").exists()
+
+
+HOSTILE = '''
+import os, time
+from bench.api import PPOConfig, Algorithm, ppo_train, register_algorithm
+
+def hang(task, cfg, env_steps, seed, evaluator, recorder):
+    while True:
+        time.sleep(0.01)
+
+def spin(task, cfg, env_steps, seed, evaluator, recorder):
+    while True:
+        pass
+
+def crash(task, cfg, env_steps, seed, evaluator, recorder):
+    os._exit(3)
+
+for name, fn in [("hang", hang), ("spin", spin), ("crash", crash)]:
+    register_algorithm(Algorithm(name, PPOConfig, {}, fn, name))
+'''
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_hanging_or_crashing_plugin_fails_only_its_run(tmp_path, jobs):
+    (tmp_path / "hostile.py").write_text(HOSTILE)
+    (tmp_path / "s.yaml").write_text(textwrap.dedent("""
+        name: hostile
+        version: 1
+        tasks: [CartPole-v1]
+        seeds: 1
+        env_steps: 1024
+        run_timeout: 4
+        evaluation: {eval_every: 512, eval_episodes: 2, temperatures: [1.0]}
+        algorithms:
+          - algo: hang
+          - algo: spin
+          - algo: crash
+          - algo: ppo
+            params: {n_envs: 4, n_steps: 64, batch_size: 128, n_epochs: 2}
+    """))
+    out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", "-j", jobs, "--plugin", "hostile",
+                site=tmp_path, timeout=300)  # fmt: skip
+    assert out.returncode == 1, out.stderr  # some runs failed; the suite went on
+    with sqlite3.connect(tmp_path / "b.sqlite") as db:
+        rows = dict(db.execute("SELECT algo, status || ': ' || coalesce(error, '') FROM runs").fetchall())
+    assert rows["ppo"] == "done: "
+    assert rows["hang"] == "failed: timeout after 4 s"
+    assert rows["spin"] == "failed: timeout after 4 s"
+    assert rows["crash"].startswith("failed: worker process died")
