@@ -44,12 +44,15 @@ class Episodes:
 def play_episodes(
     act: ActFn, env, seed: int, temperature: float, reference: PolicyAct | None = None
 ) -> Episodes:
-    """Plays one episode in each sub-env of ``env`` (NEXT_STEP autoreset).
+    """Plays one episode in each sub-env of ``env`` (NEXT_STEP autoreset). A policy with a
+    ``reset(n)`` method (a recurrent one) is reset first, for ``n`` new episodes.
 
     With ``reference``, ``act`` must be a ``PolicyAct`` sampled at ``temperature`` and the KL of
     the tempered policy to the reference (at T = 1) is summed along each episode."""
     obs, _ = env.reset(seed=seed)
     n = env.num_envs
+    if callable(getattr(act, "reset", None)):  # a recurrent policy: fresh state for n new episodes
+        act.reset(n)
     space = env.single_action_space
     bounds = (space.low, space.high) if hasattr(space, "low") else None
     totals = np.zeros(n)

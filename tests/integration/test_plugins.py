@@ -261,3 +261,29 @@ def test_a_hanging_or_crashing_plugin_fails_only_its_run(tmp_path, jobs):
     assert rows["hang"] == "failed: timeout after 4 s"
     assert rows["spin"] == "failed: timeout after 4 s"
     assert rows["crash"].startswith("failed: worker process died")
+
+
+def test_a_wrapped_third_party_algorithm_runs_through_the_protocol(tmp_path):
+    """sb3-contrib's RecurrentPPO, which bench did not write, as a plugin: its runs record the
+    protocol's evaluations at both temperatures and its code version comes from the plugin."""
+    pytest.importorskip("sb3_contrib")
+    site = tmp_path / "site"
+    install(ROOT / "examples" / "bench-sb3-contrib-plugin", site)
+    (tmp_path / "s.yaml").write_text(textwrap.dedent("""
+        name: recurrent
+        version: 1
+        tasks: [CartPole-v1]
+        seeds: 1
+        env_steps: 512
+        evaluation: {eval_every: 256, eval_episodes: 2, temperatures: [0.0, 1.0]}
+        algorithms:
+          - algo: sb3-recurrent-ppo
+            params: {n_envs: 2, n_steps: 64, batch_size: 64, n_epochs: 1, lstm_hidden_size: 16}
+    """))
+    out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", site=site)
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "b.sqlite") as db:
+        status, code = db.execute("SELECT status, code FROM runs").fetchone()
+        evals = db.execute("SELECT step, temperature FROM evals WHERE metric = 'eval/return'").fetchall()
+    assert status == "done" and json.loads(code)["distribution"] == "bench-sb3-contrib"
+    assert {t for _, t in evals} == {0.0, 1.0} and max(s for s, _ in evals) >= 512
