@@ -41,7 +41,8 @@ def install(source: Path, site: Path) -> None:
 
 def codes(store: Path) -> list[tuple]:
     with sqlite3.connect(store) as db:
-        return db.execute("SELECT algo, task, status, code FROM runs ORDER BY algo, task, ended_at").fetchall()
+        query = "SELECT algo, task, status, code FROM runs ORDER BY algo, task, ended_at"
+        return db.execute(query).fetchall()
 
 
 TINY = """
@@ -123,7 +124,8 @@ def test_a_plugin_module_and_tasks_declared_in_a_suite(tmp_path):
 
         register_algorithm(Algorithm("my-ppo", PPOConfig, {}, train, "PPO under another name"))
     '''))  # fmt: skip
-    (tmp_path / "s.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "s.yaml").write_text(
+        textwrap.dedent("""
         name: declared
         version: 1
         tasks:
@@ -139,7 +141,8 @@ def test_a_plugin_module_and_tasks_declared_in_a_suite(tmp_path):
             params: {n_envs: 4, n_steps: 128}
           - algo: sb3-ppo
             params: {n_envs: 4, n_steps: 128, batch_size: 128, n_epochs: 2}
-    """))
+    """)
+    )
     site = tmp_path  # myplugin.py is importable from here
     without = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", site=site)
     assert without.returncode == 2 and "unknown algorithm 'my-ppo'" in without.stderr
@@ -181,7 +184,8 @@ def test_a_plugin_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, case):
     (tmp_path / "s.yaml").write_text(TINY.replace("LineWalk-v0", "Pendulum-v1"))
     out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "--plugin", "badplugin", site=tmp_path)
     assert out.returncode == 2
-    assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: "), out.stderr
+    assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "b.sqlite").exists()
 
 
@@ -193,7 +197,8 @@ def test_a_bad_entry_point_is_one_line_and_exit_2(tmp_path):
     (info / "entry_points.txt").write_text("[bench.algorithms]\nnot-a-record = json:dumps\n")
     out = bench(tmp_path, "list", site=site)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert "entry point 'not-a-record' = 'json:dumps' of group bench.algorithms (distribution badeps)" in out.stderr
+    where = "entry point 'not-a-record' = 'json:dumps' of group bench.algorithms (distribution badeps)"
+    assert where in out.stderr
     assert "expected a bench.api.Algorithm record, got function" in out.stderr
 
 
@@ -204,7 +209,8 @@ def test_a_bad_entry_point_is_one_line_and_exit_2(tmp_path):
          "tasks[0]: 'NoSuchEnv-v9' is not a registered gymnasium environment"),
         ("{id: CartPole-v1, reward_threshold: 1, random_score: 0, solved_score: 1}",
          "tasks[0]: task 'CartPole-v1' from s.yaml (suite) clashes with the one from built-in"),
-        ("{id: Acrobot-v1, reward_threshold: -100, random_score: 0}", "tasks[0].solved_score: Field required"),
+        ("{id: Acrobot-v1, reward_threshold: -100, random_score: 0}",
+         "tasks[0].solved_score: Field required"),
     ],
 )  # fmt: skip
 def test_a_bad_task_declaration_is_a_suite_error(tmp_path, task, message):
@@ -214,7 +220,7 @@ def test_a_bad_task_declaration_is_a_suite_error(tmp_path, task, message):
     assert not (tmp_path / "b.sqlite").exists()
 
 
-HOSTILE = '''
+HOSTILE = """
 import os, time
 from bench.api import PPOConfig, Algorithm, ppo_train, register_algorithm
 
@@ -231,13 +237,14 @@ def crash(task, cfg, env_steps, seed, evaluator, recorder):
 
 for name, fn in [("hang", hang), ("spin", spin), ("crash", crash)]:
     register_algorithm(Algorithm(name, PPOConfig, {}, fn, name))
-'''
+"""
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_hanging_or_crashing_plugin_fails_only_its_run(tmp_path, jobs):
     (tmp_path / "hostile.py").write_text(HOSTILE)
-    (tmp_path / "s.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "s.yaml").write_text(
+        textwrap.dedent("""
         name: hostile
         version: 1
         tasks: [CartPole-v1]
@@ -251,7 +258,8 @@ def test_a_hanging_or_crashing_plugin_fails_only_its_run(tmp_path, jobs):
           - algo: crash
           - algo: ppo
             params: {n_envs: 4, n_steps: 64, batch_size: 128, n_epochs: 2}
-    """))
+    """)
+    )
     out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", "-j", jobs, "--plugin", "hostile",
                 site=tmp_path, timeout=300)  # fmt: skip
     assert out.returncode == 1, out.stderr  # some runs failed; the suite went on
@@ -269,7 +277,8 @@ def test_a_wrapped_third_party_algorithm_runs_through_the_protocol(tmp_path):
     pytest.importorskip("sb3_contrib")
     site = tmp_path / "site"
     install(ROOT / "examples" / "bench-sb3-contrib-plugin", site)
-    (tmp_path / "s.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "s.yaml").write_text(
+        textwrap.dedent("""
         name: recurrent
         version: 1
         tasks: [CartPole-v1]
@@ -279,7 +288,8 @@ def test_a_wrapped_third_party_algorithm_runs_through_the_protocol(tmp_path):
         algorithms:
           - algo: sb3-recurrent-ppo
             params: {n_envs: 2, n_steps: 64, batch_size: 64, n_epochs: 1, lstm_hidden_size: 16}
-    """))
+    """)
+    )
     out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", site=site)
     assert out.returncode == 0, out.stderr
     with sqlite3.connect(tmp_path / "b.sqlite") as db:

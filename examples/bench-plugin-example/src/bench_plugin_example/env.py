@@ -34,7 +34,8 @@ class LineWalk(gym.Env):
 
 gym.register(id="LineWalk-v0", entry_point=LineWalk, max_episode_steps=50, reward_threshold=-8.0)
 
-LINE_WALK = Task("LineWalk-v0", reward_threshold=-8.0, random_score=-38.6, solved_score=-7.0, continuous=False)
+LINE_WALK = Task("LineWalk-v0", reward_threshold=-8.0, random_score=-38.6, solved_score=-7.0,
+                 continuous=False)  # fmt: skip
 
 
 if __name__ == "__main__":
