@@ -193,7 +193,7 @@ def isolated(spec: RunSpec) -> bool:
     from bench.algos import ALGORITHMS
 
     algo = ALGORITHMS.get(spec.algo)
-    return algo is None or algo.origin.kind != "built-in" or bool(spec.plugins)
+    return algo is None or algo.origin.kind != "built-in"
 
 
 def _registry_for(spec: RunSpec) -> None:
