@@ -124,6 +124,7 @@ def test_jobs_2_matches_jobs_1(write_suite, tmp_path):
     assert finals[0] == finals[1]
 
 
+@pytest.mark.slow  # 12 s; kill loops run in the slow tier
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_resume_after_kill_loses_and_duplicates_nothing(write_suite, tmp_path):
     text = TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2]").replace("1024", "3072")

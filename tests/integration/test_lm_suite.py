@@ -191,6 +191,7 @@ def summary_run(tmp_path_factory):
     return tmp, run_in_cache(tmp, SUITES / "lm-summarization-smoke.yaml", "--jobs", "2")
 
 
+@pytest.mark.slow  # the summarisation pipeline: 26 s of setup
 def test_summarization_records_win_rate_rouge_and_per_prompt_outcomes(summary_run):
     tmp, store = summary_run
     runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
@@ -223,6 +224,7 @@ def test_summarization_records_win_rate_rouge_and_per_prompt_outcomes(summary_ru
         assert g.value.mean() == pytest.approx(rec)
 
 
+@pytest.mark.slow  # the summarisation pipeline: 26 s of setup
 def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
     tmp, store = summary_run
     out = tmp / "report"
@@ -240,6 +242,7 @@ def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
     assert {"winrate1.png", "kl1.png", "frontier1.png"} <= figures
 
 
+@pytest.mark.slow  # the summarisation pipeline: 26 s of setup
 def test_online_methods_are_deterministic_for_a_seed(summary_run, write_suite, monkeypatch):
     tmp, _ = summary_run
     monkeypatch.setenv("BENCH_CACHE", str(tmp / "cache"))  # pi_SFT and reward model already built

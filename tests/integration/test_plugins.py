@@ -123,6 +123,7 @@ def test_installed_plugin_runs_and_an_edit_reruns_exactly_its_runs(tmp_path):
     assert "4 already done, 0 to run" in pinned.stderr and "2 runs pinned" in pinned.stderr
 
 
+@pytest.mark.slow  # 37 s: 6 runs in subprocesses
 def test_a_plugin_module_and_tasks_declared_in_a_suite(tmp_path):
     (tmp_path / "myplugin.py").write_text(textwrap.dedent('''
         from bench.api import PPOConfig, Algorithm, ppo_train, register_algorithm
@@ -248,7 +249,8 @@ for name, fn in [("hang", hang), ("spin", spin), ("crash", crash)]:
 """
 
 
-@pytest.mark.parametrize("jobs", [pytest.param("1", marks=pytest.mark.slow), "2"])  # (1: 25 s more)
+@pytest.mark.slow  # 30-60 s: runs wait for their 10 s limit
+@pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_hanging_or_crashing_plugin_fails_only_its_run(tmp_path, jobs):
     (tmp_path / "hostile.py").write_text(HOSTILE)
     (tmp_path / "s.yaml").write_text(
@@ -280,6 +282,7 @@ def test_a_hanging_or_crashing_plugin_fails_only_its_run(tmp_path, jobs):
     assert rows["crash"].startswith("failed: worker process died")
 
 
+@pytest.mark.slow  # 15 s
 def test_a_wrapped_third_party_algorithm_runs_through_the_protocol(tmp_path):
     """sb3-contrib's RecurrentPPO, which bench did not write, as a plugin: its runs record the
     protocol's evaluations at both temperatures and its code version comes from the plugin."""

@@ -541,7 +541,7 @@ def _has_socket(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("when", ["starting", "training"])
+@pytest.mark.parametrize("when", ["starting", pytest.param("training", marks=pytest.mark.slow)])
 def test_a_killed_dppo_worker_fails_its_run_and_the_suite_goes_on(tmp_path, when):
     """SIGKILL of a Distributed PPO worker while it starts, or once it trains (it holds the
     process group's sockets): the run is stored failed at once, and the next run goes on."""

@@ -72,6 +72,7 @@ def test_report_writes_escaped_html_figures_tables_and_markdown(store, tmp_path)
     assert "Provenance" in html and "synthetic-host" in html
 
 
+@pytest.mark.slow  # 18 s; a report rendered twice stays in the default run (test_determinism)
 def test_report_is_reproducible_and_replaces_only_reports(store, tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):

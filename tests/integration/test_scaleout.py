@@ -130,6 +130,7 @@ def test_own_moments_recover_a_workers_new_data_and_merge_in_any_split():
     np.testing.assert_allclose(merged.var, whole.var, rtol=1e-9)
 
 
+@pytest.mark.slow  # 11 s
 def test_dppo_in_a_suite_with_jobs_counts_its_workers_as_cores(write_suite, tmp_path):
     suite = _two_worker_suite(write_suite)
     specs = {s.algo: s for s in expand(load_suite(suite))}
@@ -147,6 +148,7 @@ def test_bad_worker_count_is_a_suite_error(write_suite, tmp_path, capsys):
     assert not store.exists()
 
 
+@pytest.mark.slow  # 13 s
 def test_torchrun_launch_trains_the_dppo_runs_and_leaves_the_rest(write_suite, tmp_path):
     suite = _two_worker_suite(write_suite)
     store = tmp_path / "bench.sqlite"
@@ -190,6 +192,7 @@ def _stored(store: Path) -> tuple[dict, pd.DataFrame]:
     return status, evals
 
 
+@pytest.mark.slow  # 29 s: a Ray instance
 def test_ray_gives_the_local_executors_records(write_suite, tmp_path):
     pytest.importorskip("ray")
     suite = write_suite(SCALE_SMOKE)
