@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.results import Results, final_scores, normalise
+from bench.results import Results, code_versions, final_scores, normalise
 
 COLUMNS = [
     "task", "algorithm", "scale", "baseline_seeds", "store_seeds", "baseline_failed", "store_failed",
     "baseline_mean", "store_mean", "difference", "diff_lo", "diff_hi", "p_improvement", "verdict",
+    "baseline_code", "store_code",
 ]  # fmt: skip
 
 
@@ -63,6 +64,8 @@ def compare(
             store_failed=failed(store, task, algo),
             baseline_mean=b.mean() if len(b) else np.nan,
             store_mean=a.mean() if len(a) else np.nan,
+            baseline_code=code_versions(_runs_of(baseline, task, algo)),
+            store_code=code_versions(_runs_of(store, task, algo)),
         )
         if (task, algo) not in comparable:
             rows.append({**row, "scale": "", "verdict": "missing"})
@@ -91,6 +94,11 @@ def compare(
     return pd.DataFrame(rows).reindex(columns=COLUMNS), level
 
 
+def _runs_of(results: Results, task: str, algo: str) -> pd.DataFrame:
+    r = results.runs
+    return r[(r.task == task) & (r.algorithm == algo)]
+
+
 def display_rows(table: pd.DataFrame) -> list[list[str]]:
     from bench.report.tables import fmt
 
@@ -108,6 +116,7 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
                 diff,
                 "—" if pd.isna(r.p_improvement) else f"{r.p_improvement:.2f}",
                 r.verdict,
+                _code_change(r.baseline_code, r.store_code),
             ]
         )
     return rows
@@ -115,4 +124,14 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
 
 HEADER = [
     "task", "algorithm", "baseline mean", "store mean", "difference [CI]", "P(store > baseline)", "verdict",
+    "code (baseline → store)",
 ]  # fmt: skip
+
+
+def _code_change(old, new) -> str:
+    """``old → new`` code versions, ``same: v`` when equal, ``—`` when neither side has one."""
+    old = old if isinstance(old, str) and old else "—"
+    new = new if isinstance(new, str) and new else "—"
+    if old == new:
+        return "—" if old == "—" else f"same: {old}"
+    return f"{old} → {new}"

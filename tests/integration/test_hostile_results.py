@@ -472,6 +472,6 @@ def test_any_names_go_through_leaderboard_and_compare(suite, task, algorithm, tm
     md = (tmp / "out" / "compare.md").read_text(encoding="utf-8")
     rows = [line for line in md.splitlines() if line.startswith("|")]
     assert len(rows) == 4  # header, rule, two algorithms
-    assert {len(re.findall(r"(?<!\\)\|", row)) for row in rows} == {8}
+    assert {len(re.findall(r"(?<!\\)\|", row)) for row in rows} == {9}  # 8 columns
     page = (tmp / "out" / "compare.html").read_text(encoding="utf-8")
     assert "script" not in {t for t, _ in parse_html(page).tags}
