@@ -622,14 +622,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if hasattr(args, "plugin"):  # the registry this command needs, plugins included
-        from bench.plugins import PluginError
-        from bench.plugins import load as load_plugins
+    from bench.plugins import PluginError
+    from bench.plugins import load as load_plugins
 
-        try:
-            load_plugins(args.plugin)
-        except PluginError as e:
+    try:  # the registry, installed plugins included: their tasks' bounds normalise scores
+        load_plugins(getattr(args, "plugin", []))
+    except PluginError as e:
+        if hasattr(args, "plugin"):  # run, list, describe: a plugin that cannot be used stops them
             return _fail(str(e))
+        print(f"warning: {e}", file=sys.stderr)  # reading results goes on without it
     try:
         return args.fn(args)
     except BrokenPipeError:  # `bench list | head`: the reader left; no traceback
