@@ -324,14 +324,15 @@ class KLShaping(Shaping):
     def _track_episodes(self, learned, true, dones, valid, window: int = 64) -> None:
         """Learned-reward sum vs true return of the training episodes: their Pearson correlation
         over the last ``window`` finished episodes (``train/rm_return_corr``)."""
-        before = len(self.finished)
+        added = 0
         for t in range(len(learned)):
             self.episode_sums += np.stack([learned[t], true[t]]) * valid[t]
             for n in np.flatnonzero(dones[t]):
                 self.finished.append((self.episode_sums[0, n], self.episode_sums[1, n]))
                 self.episode_sums[:, n] = 0.0
+                added += 1
         self.finished = self.finished[-window:]
-        if len(self.finished) >= 8 and len(self.finished) != before:
+        if len(self.finished) >= 8 and added:  # (a full window stays full: count what came in)
             corr = return_correlation(self.finished)
             if corr is not None:
                 self.recorder.curve(self.env_steps, "train/rm_return_corr", corr)

@@ -376,3 +376,23 @@ def test_lm_log_probs_at_the_sampling_temperature_are_those_of_the_samples():
         assert freq == pytest.approx(at_half, abs=0.025)
         gaps.append(abs(at_one - at_half))
     assert max(gaps) > 0.1  # the two temperatures are told apart here
+
+
+def test_the_training_correlation_of_learned_and_true_returns_keeps_being_recorded():
+    """train/rm_return_corr: Pearson correlation over the last 64 finished episodes, recorded after
+    every rollout that finishes an episode — also once the window is full."""
+    ref, _ = _reference()
+    recorder = Recorder()
+    shaping = KLShaping(PPOGTConfig(n_envs=2), ref.model, ref, recorder)
+    rng = np.random.default_rng(0)
+    sums = []
+    for call in range(50):  # 2 envs x 2 steps, both episodes end at the second step: 2 per call
+        true = rng.normal(size=(2, 2))
+        learned = true * (1.0 if call < 25 else -1.0)  # the learned reward flips sign halfway
+        dones = np.array([[False, False], [True, True]])
+        shaping._track_episodes(learned, true, dones, np.ones((2, 2), bool))
+        sums += list(zip(learned.sum(0), true.sum(0), strict=True))
+    corr = [v for _, _, m, v in recorder.curves if m == "train/rm_return_corr"]
+    assert len(corr) == 47  # from the 4th call (8 episodes) on, every call
+    assert corr[0] == pytest.approx(1.0) and corr[-1] < 0  # it follows the flip (the window was full)
+    assert corr[-1] == pytest.approx(np.corrcoef(np.array(sums[-64:]).T)[0, 1])
