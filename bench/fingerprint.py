@@ -107,6 +107,13 @@ def bench_source_hash(module: str) -> str:
     return _hash_files([modules[m] for m in closure(module) if m in modules], BENCH_ROOT.parent)
 
 
+def artifact_code(module: str) -> str:
+    """The code version of the artifacts ``module`` builds (reference policies, preference data,
+    reward models, tokenizers, π_SFT): part of their cache keys, so that an artifact built by
+    other code is built again instead of being reused."""
+    return bench_source_hash(module)[:12]
+
+
 def _git_rev(folder: Path) -> str | None:
     try:
         out = subprocess.run(

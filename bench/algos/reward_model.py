@@ -23,6 +23,7 @@ from bench.algos.guard import check_finite
 from bench.cache import cached, recipe_hash
 from bench.control.alignment import AlignmentContext, Preferences
 from bench.control.policies import HiddenSizes, mlp
+from bench.fingerprint import artifact_code
 
 
 class RewardModelConfig(BaseModel):
@@ -113,7 +114,8 @@ def load_reward_model(
     ref = ctx.reference()
     t0 = time.perf_counter()
     action_dim, continuous = ref.model.action_dim, ref.model.continuous
-    key = recipe_hash({"prefs": ctx.pref_hash, "n_pairs": n_pairs, "rm": cfg.model_dump(mode="json")})
+    key = recipe_hash({"prefs": ctx.pref_hash, "n_pairs": n_pairs, "rm": cfg.model_dump(mode="json"),
+                       "code": artifact_code(__name__)})  # fmt: skip
     path = ctx.artifact("reward-model", key)
     data, built = cached(
         path, lambda: train_reward_model(prefs, n_pairs, cfg, ctx.seed, action_dim, continuous)

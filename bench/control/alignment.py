@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.cache import cache_dir, cached, recipe_hash
 from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct
 from bench.control.tasks import Task
+from bench.fingerprint import artifact_code
 from bench.recorder import Recorder
 
 # Reference-training checks use evaluation seeds of their own (disjoint from the suite's).
@@ -260,7 +261,8 @@ class AlignmentContext:
         self.task, self.seed, self.log = task, seed, log
         self.reference_recipe = ReferenceRecipe(**recipe["reference"])
         self.preference_recipe = PreferenceRecipe(**recipe["preferences"])
-        self.ref_hash = recipe_hash({"task": task.id, "reference": recipe["reference"]})
+        code = artifact_code(__name__)  # π_ref and the preferences are rebuilt when their code changes
+        self.ref_hash = recipe_hash({"task": task.id, "reference": recipe["reference"], "code": code})
         self.pref_hash = recipe_hash({"ref": self.ref_hash, "preferences": recipe["preferences"]})
         self.root = cache_dir() / task.id
         self._reference: PolicyAct | None = None

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bench.cache import cache_dir, cached_dir, cached_json, recipe_hash
+from bench.fingerprint import artifact_code
 from bench.lm.generation import batch_pairs, sample
 from bench.lm.gold import Scorer, get_gold
 from bench.lm.models import ModelRecipe, build_tiny_lm, load_lm, load_scalar_model, scalar_model_from
@@ -303,8 +304,10 @@ class LMContext:
         self.setup = LMSetup(**recipe)
         self.gold_name: str = recipe["gold"]
         s = self.setup.model_dump(mode="json")
+        # every artifact's key includes the code that builds it: other code builds it again
         self.tok_hash = recipe_hash({"task": task.id, "corpus": s["corpus"], "tok": s["tokenizer"],
-                                     "base": s["model"]["base"], "prompts": s["prompts"]})  # fmt: skip
+                                     "base": s["model"]["base"], "prompts": s["prompts"],
+                                     "code": artifact_code(__name__)})  # fmt: skip
         self.sft_hash = recipe_hash({"tok": self.tok_hash, "model": s["model"], "sft": s["sft"]})
         self.pref_hash = recipe_hash(
             {

@@ -238,3 +238,9 @@ def test_reference_and_preferences_are_built_once_and_reused(tmp_path, monkeypat
     )
     assert other.ref_hash == ctx.ref_hash and other.pref_hash != ctx.pref_hash
     assert len(list(tmp_path.glob("CartPole-v1/*.pt"))) == 2
+    # other code (an edit of the reference training's path) is another artifact too
+    import bench.control.alignment as alignment
+
+    monkeypatch.setattr(alignment, "artifact_code", lambda module: "0123456789ab")
+    edited = AlignmentContext(task, recipe, seed=3, log=logs.append)
+    assert edited.ref_hash != ctx.ref_hash and edited.pref_hash != ctx.pref_hash
