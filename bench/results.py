@@ -722,7 +722,12 @@ def provenance(results: Results) -> dict:
     """Suite version and hash, git revisions, package versions, hosts and dates of the runs."""
     runs = results.runs
     info = {"source": results.source}
-    info.update({f"suite {k}": v for k, v in results.suite_info.items() if k != "description"})
+    for k, v in results.suite_info.items():
+        if k == "description":
+            continue
+        if k == "path" and v:  # the file's name: the writer's folders mean nothing to a reader
+            v = Path(str(v)).name
+        info[f"suite {k}"] = v
 
     def counts(column: str) -> str:
         if column not in runs:
