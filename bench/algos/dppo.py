@@ -178,8 +178,8 @@ def train(task: Task, cfg: DPPOConfig, env_steps: int, seed: int, evaluator: Eva
                 recorder.curve(0, "dist/startup_s", startup)
                 agent = _train_rank(task, cfg, env_steps, seed, evaluator, recorder, 0)
         except BaseException as e:
-            for w in workers:  # a worker that stopped with rank 0 exits on its own; wait for it
-                w.join(timeout=30)
+            for w in workers:  # a worker that stopped with rank 0 exits on its own; else it is ended
+                w.join(timeout=5)
                 if w.is_alive():
                     w.terminate()
                     w.join()
