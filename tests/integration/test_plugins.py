@@ -60,6 +60,7 @@ algorithms:
 """
 
 
+@pytest.mark.slow  # 60 s: a pip install and eight bench processes
 def test_installed_plugin_runs_and_an_edit_reruns_exactly_its_runs(tmp_path):
     source = tmp_path / "plugin"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
