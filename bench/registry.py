@@ -256,8 +256,3 @@ def plugin_origin(module: str | None = None) -> Origin:
     module = module or (_current_plugin[-1] if _current_plugin else None)
     dist, version = _distribution_of(module) if module else (None, None)
     return Origin("plugin module", dist, version, module)
-
-
-def plugin_modules() -> list[str]:
-    """The ``--plugin`` modules imported in this process, in order (workers import them too)."""
-    return list(_plugin_modules)

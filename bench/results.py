@@ -25,7 +25,7 @@ import pandas as pd
 
 from bench import stats
 from bench.control.tasks import TASKS
-from bench.store import Store
+from bench.store import Store, code_short
 
 SCORE_METRICS = ("eval/return", "eval/gold_reward", "eval/win_rate")
 KL_METRIC = "eval/kl"
@@ -441,16 +441,7 @@ def code_versions(runs: pd.DataFrame) -> str:
     were stored without a fingerprint (or come from an export that has none)."""
     if "code" not in runs:
         return ""
-    ids = set()
-    for value in runs["code"].dropna():
-        if not str(value).strip():
-            continue
-        try:
-            fp = json.loads(value) if isinstance(value, str) and value.startswith("{") else None
-        except ValueError:
-            fp = None
-        ids.add(f"{fp['version']}+{fp['source']}" if isinstance(fp, dict) and "source" in fp else str(value))
-    return ", ".join(sorted(ids))
+    return ", ".join(sorted({code_short(v) for v in runs["code"].dropna()} - {""}))
 
 
 # -- aggregates over tasks ---------------------------------------------------------------------

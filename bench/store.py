@@ -567,7 +567,7 @@ def is_timing_metric(metric: str) -> bool:
 
 def code_short(fingerprint: str | None) -> str:
     """A stored code fingerprint (JSON) as ``{version}+{source hash}``; "" for none."""
-    if not isinstance(fingerprint, str) or not fingerprint:
+    if not isinstance(fingerprint, str) or not fingerprint.strip():
         return ""
     try:
         fp = json.loads(fingerprint)

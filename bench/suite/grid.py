@@ -54,14 +54,6 @@ class RunSpec:
     timeout_s: int | None = None  # wall-clock limit of the run (not in the key)
 
     @property
-    def code(self) -> str:
-        """``{version}+{source hash}`` of the code that runs it ("" for runs stored before)."""
-        if not self.code_json:
-            return ""
-        fp = json.loads(self.code_json)
-        return f"{fp['version']}+{fp['source']}"
-
-    @property
     def config(self) -> dict[str, Any]:
         return json.loads(self.config_json)
 

@@ -4,57 +4,14 @@ at the top of a file or inside a function (a lazy import is still a dependency),
 ``if TYPE_CHECKING:``. A package's ``__init__`` importing its own submodules is not a cycle (Python
 runs the package first); a submodule importing a *name* from its package's ``__init__`` is."""
 
-import ast
 from collections import defaultdict
-from pathlib import Path
 
-import bench
-
-ROOT = Path(bench.__file__).resolve().parent
-
-
-def _modules() -> dict[str, Path]:
-    out = {}
-    for path in ROOT.rglob("*.py"):
-        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        out[".".join(parts)] = path
-    return out
-
-
-def _imports(tree: ast.AST) -> list[str]:
-    """Dotted names of every bench import in ``tree``, skipping ``if TYPE_CHECKING:`` blocks."""
-    found: list[str] = []
-
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                continue
-            if isinstance(child, ast.Import):
-                found.extend(a.name for a in child.names)
-            elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
-                found.extend(f"{child.module}.{a.name}" for a in child.names)
-            visit(child)
-
-    visit(tree)
-    return [name for name in found if name == "bench" or name.startswith("bench.")]
+from bench.fingerprint import import_graph as _import_graph
 
 
 def import_graph() -> dict[str, set[str]]:
-    modules = _modules()
-
-    def owner(name: str) -> str:  # the module a dotted name lives in
-        while name not in modules:
-            name = name.rpartition(".")[0]
-        return name
-
-    graph: dict[str, set[str]] = defaultdict(set)
-    for name, path in modules.items():
-        for target in map(owner, _imports(ast.parse(path.read_text()))):
-            if target != name:
-                graph[name].add(target)
-    return graph
+    """bench's import graph (the one code fingerprints follow), with every module a key."""
+    return defaultdict(set, {k: set(v) for k, v in _import_graph().items()})
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
