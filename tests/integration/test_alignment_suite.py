@@ -24,6 +24,10 @@ def smoke_run(tmp_path_factory):
     suite.write_text(
         f"include: {SUITES / 'control-alignment-smoke.yaml'}\n"
         "name: align-test\nversion: 1\ntasks: [CartPole-v1, Pendulum-v1]\n"
+        # half the smoke budgets: two PPO updates and two checkpoints per run
+        "env_steps: 1024\nevaluation: {eval_every: 512}\n"
+        "alignment: {reference: {CartPole-v1: {env_steps: 2048, check_every: 2048},"
+        " Pendulum-v1: {env_steps: 2048, check_every: 2048}}}\n"
     )
     return tmp, run_in_cache(tmp, suite, "--jobs", "2")
 

@@ -187,29 +187,75 @@ BAD_PLUGINS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", sorted(BAD_PLUGINS))
-def test_a_plugin_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, case):
-    code, message = BAD_PLUGINS[case]
+@pytest.fixture
+def in_process(tmp_path, monkeypatch, capsys):
+    """``bench ARGV`` in this process, in ``tmp_path`` (plugins importable from there), with the
+    registry, the plugin bookkeeping and ``sys.modules`` restored afterwards; (exit status, stderr)."""
+    from bench import registry
+    from bench.cli import main
+    from bench.control.tasks import TASKS
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    for name, value in [("ALGORITHMS", dict(registry.ALGORITHMS)), ("TASK_ORIGINS", dict(registry.TASK_ORIGINS)),
+                        ("_plugin_modules", list(registry._plugin_modules))]:  # fmt: skip
+        monkeypatch.setattr(registry, name, value)
+    tasks, modules = dict(TASKS), set(sys.modules)
+
+    def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        rc = main(list(argv))
+        return rc, capsys.readouterr().err
+
+    yield run
+    TASKS.clear()
+    TASKS.update(tasks)
+    for name in set(sys.modules) - modules:
+        if name.startswith(("badplugin", "badeps")):
+            del sys.modules[name]
+
+
+def check_one_line_exit_2(rc: int, err: str, message: str, store: Path) -> None:
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert message in err, err
+    assert "Traceback" not in err and not store.exists()
+
+
+def test_a_plugin_that_cannot_be_imported_stops_the_real_entry_point(tmp_path):
+    """One case through ``python -m bench``: the exit status and stderr a shell sees."""
+    code, message = BAD_PLUGINS["import"]
     (tmp_path / "badplugin.py").write_text(code)
     (tmp_path / "s.yaml").write_text(TINY.replace("LineWalk-v0", "Pendulum-v1"))
     out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "--plugin", "badplugin", site=tmp_path)
-    assert out.returncode == 2
-    assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: "), out.stderr
-    assert message in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr and not (tmp_path / "b.sqlite").exists()
+    check_one_line_exit_2(out.returncode, out.stderr, message, tmp_path / "b.sqlite")
 
 
-def test_a_bad_entry_point_is_one_line_and_exit_2(tmp_path):
+@pytest.mark.parametrize("case", sorted(BAD_PLUGINS))
+def test_a_plugin_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, in_process, case):
+    code, message = BAD_PLUGINS[case]
+    (tmp_path / "badplugin.py").write_text(code)
+    (tmp_path / "s.yaml").write_text(TINY.replace("LineWalk-v0", "Pendulum-v1"))
+    rc, err = in_process("run", "s.yaml", "--store", "b.sqlite", "--plugin", "badplugin")
+    check_one_line_exit_2(rc, err, message, tmp_path / "b.sqlite")
+
+
+def test_a_bad_entry_point_is_one_line_and_exit_2(tmp_path, in_process, monkeypatch):
+    from bench import registry
+
     site = tmp_path / "site"
     info = site / "badeps-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: badeps\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[bench.algorithms]\nnot-a-record = json:dumps\n")
-    out = bench(tmp_path, "list", site=site)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    rc, err = in_process("list")
+    assert rc == 2 and err.count("\n") == 1
     where = "entry point 'not-a-record' = 'json:dumps' of group bench.algorithms (distribution badeps)"
-    assert where in out.stderr
-    assert "expected a bench.api.Algorithm record, got function" in out.stderr
+    assert where in err
+    assert "expected a bench.api.Algorithm record, got function" in err
 
 
 @pytest.mark.parametrize(
@@ -223,10 +269,10 @@ def test_a_bad_entry_point_is_one_line_and_exit_2(tmp_path):
          "tasks[0].solved_score: Field required"),
     ],
 )  # fmt: skip
-def test_a_bad_task_declaration_is_a_suite_error(tmp_path, task, message):
+def test_a_bad_task_declaration_is_a_suite_error(tmp_path, in_process, task, message):
     (tmp_path / "s.yaml").write_text(TINY.replace("[CartPole-v1, LineWalk-v0]", f"[{task}]"))
-    out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite")
-    assert out.returncode == 2 and message in out.stderr, out.stderr
+    rc, err = in_process("run", "s.yaml", "--store", "b.sqlite")
+    assert rc == 2 and message in err, err
     assert not (tmp_path / "b.sqlite").exists()
 
 

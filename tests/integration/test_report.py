@@ -1,5 +1,6 @@
 """bench report / leaderboard / compare on synthetic stores (bench.report.synthetic)."""
 
+import io
 import re
 import sqlite3
 from pathlib import Path
@@ -90,18 +91,21 @@ def test_report_is_reproducible_and_replaces_only_reports(store, tmp_path, capsy
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
 
-def test_report_from_exported_csv_matches_store(store, tmp_path):
+def test_report_from_exported_csv_matches_store(store, tmp_path, capsys):
     csv = tmp_path / "export.csv"
     assert (
         main(["export", "--store", str(store), "--suite", "synthetic", "--kind", "eval,run", "-o", str(csv)])
         == 0
     )
     assert set(pd.read_csv(csv).kind) == {"eval", "run"}
-    a, b = tmp_path / "from-store", tmp_path / "from-csv"
-    assert main(["report", "--store", str(store), "--suite", "synthetic", "-o", str(a), "-q"]) == 0
-    assert main(["report", "--results", str(csv), "--suite", "synthetic", "-o", str(b), "-q"]) == 0
-    sa, sb = pd.read_csv(a / "leaderboard.csv"), pd.read_csv(b / "leaderboard.csv")
-    pd.testing.assert_frame_equal(sa, sb, check_dtype=False)
+    # the report's leaderboard table, from each source (a full report from a CSV is rendered by
+    # test_hostile_results and test_browser)
+    boards = []
+    for source in (["--store", str(store)], ["--results", str(csv)]):
+        capsys.readouterr()
+        assert main(["leaderboard", *source, "--suite", "synthetic", "--format", "csv"]) == 0
+        boards.append(pd.read_csv(io.StringIO(capsys.readouterr().out)))
+    pd.testing.assert_frame_equal(*boards, check_dtype=False)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +129,7 @@ def test_report_leads_with_the_authors_findings_and_keeps_them(store, tmp_path, 
     notes = tmp_path / "notes.txt"
     notes.write_text(f"PPO-RM now beats pi_ref {EVIL}.\n\n- one finding\n- another\n", encoding="utf-8")
     out = tmp_path / "report"
-    args = ["report", "--store", str(store), "--suite", "synthetic", "-o", str(out), "-q"]
+    args = ["report", "--store", str(store), "--suite", "synthetic", "-o", str(out), "-q", "--reps", "100"]
     assert main([*args, "--notes", str(notes)]) == 0
     html = (out / "index.html").read_text()
     assert html.index("Findings") < html.index("Aggregate")

@@ -37,10 +37,22 @@ def make_spec(algo: str, task: str, seed: int = 0, steps: int = 1000, **extra) -
     )
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+def _slow_if_dppo_on_lunar(algo: str, task: str):
+    """DPPO starts two processes per run (about 6 s each): its LunarLander cases, whose policies
+    are those of CartPole and Pendulum, run in the slow tier."""
+    marks = [pytest.mark.slow] if algo == "dppo" and task.startswith("LunarLander") else []
+    return pytest.param(algo, task, marks=marks, id=f"{algo}-{task}")
+
+
 # alignment methods need a suite's reference recipe: tests/integration/test_alignment_suite.py
 @pytest.mark.parametrize(
-    "algo", [a for a, spec in ALGORITHMS.items() if not spec.aligned and spec.domain == "control"]
+    "algo, task",
+    [
+        _slow_if_dppo_on_lunar(algo, task)
+        for algo, spec in ALGORITHMS.items()
+        if not spec.aligned and spec.domain == "control"
+        for task in TASKS
+    ],
 )
 def test_every_algorithm_runs_on_every_task(algo, task):
     result = run_one(make_spec(algo, task))
