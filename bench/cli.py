@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from bench.runtime import fail as _fail
@@ -381,69 +382,111 @@ def cmd_leaderboard(args) -> int:
 def cmd_compare(args) -> int:
     import jinja2
 
-    from bench.compare import HEADER, compare, display_rows
+    from bench.compare import HEADER, compare, display_rows, summary
+    from bench.report.figures import compare_figure, figure_rows
     from bench.report.render import _env, folder_name, generated_at
     from bench.report.tables import markdown_table, md_escape, plain, text_table
     from bench.results import Results
 
     try:
-        _check_stats_args(args)
+        if not 0 < args.confidence < 1:
+            raise _BadInput("--confidence must be between 0 and 1")
         if args.tolerance < 0:
             raise _BadInput("--tolerance must be >= 0")
+        if args.effect is not None and args.effect <= args.tolerance:
+            raise _BadInput("--effect must be larger than --tolerance (a drop within the tolerance is never flagged)")
+        if (args.baseline is None) == (args.baseline_version is None):
+            raise _BadInput("give exactly one of --baseline CSV and --baseline-version V")
         results = _load_results(args)
-        baseline = Results.from_csv(args.baseline, args.baseline_suite or results.name)
+        if args.baseline is not None:
+            baseline = Results.from_csv(args.baseline, args.baseline_suite or results.name)
+            against = args.baseline
+        else:
+            if getattr(args, "results", None):
+                raise _BadInput("--baseline-version compares runs of one store: it cannot be used with --results")
+            baseline = version_baseline(args.store, results.name, args.baseline_version)
+            against = f"code {args.baseline_version} in the same store"
     except _input_errors() as e:
         return _fail(str(e))
-    table, level = compare(results, baseline, args.tolerance, args.confidence, args.reps, args.seed)
+    table, level, points = compare(results, baseline, args.tolerance, args.confidence, args.effect)
     rows = display_rows(table)
-    regressions = table[table.verdict == "regression"]
-    missing = table[table.verdict == "missing"]
-    compared = len(table) - len(missing)
-    if compared == 0:
-        return _fail(
-            "nothing to compare: no (task, algorithm) has finished runs in both the store "
-            f"and {args.baseline}"
-        )
-    verdict = (
-        f"REGRESSION in {len(regressions)} of {compared} comparisons"
-        if len(regressions)
-        else f"no regression in {compared} comparisons"
-    )
+    compared = int((~table.verdict.isin(["missing", "new"])).sum())
+    if compared == 0 and not (table.verdict == "missing").any():
+        return _fail(f"nothing to compare: no (task, algorithm) has finished runs in both the store and {against}")
+    verdict, fails = summary(table, args.allow_missing)
+    effect = args.effect if args.effect is not None else 2 * args.tolerance
     method = (
-        f"Differences of mean final greedy scores, store minus baseline, on normalised scores where the task "
-        f"declares bounds; {level:.2%} bootstrap CIs ({args.confidence:.0%} family-wise, Bonferroni over "
-        f"{compared} comparisons, {args.reps} resamples, seed {args.seed}); regression = CI entirely below "
-        f"-{args.tolerance:g} or more failed runs than the baseline."
+        "Exact check first: runs matched by seed (and config) whose evaluation records are all equal are "
+        "'identical'. Otherwise the difference of mean final scores (greedy; T = 1 for alignment runs), store "
+        "minus baseline, on normalised scores where the task declares bounds: a paired t interval over seeds "
+        "where both sides ran the same seeds, Welch's t interval otherwise; "
+        f"{level:.2%} intervals ({args.confidence:.0%} family-wise, Bonferroni over {max(compared, 1)} "
+        f"comparisons). Regression = interval entirely below -{args.tolerance:g}, or more failed runs than "
+        "the baseline. 'could detect ≥' = the drop flagged with 80% power given the observed seed spread; "
+        f"a green verdict that could not detect a drop of {effect:g} is marked under-powered."
     )
     print(text_table(HEADER, rows))
     print(f"\n{verdict}. {method}")
-    for _, r in missing.iterrows():
-        side = "store" if r.store_seeds == 0 else "baseline"
-        pair = f"{plain(r.task)} / {plain(r.algorithm)}"
-        print(f"warning: {pair}: no finished runs in the {side}", file=sys.stderr)
+    for _, r in table[table.verdict == "missing"].iterrows():
+        print(f"{'warning' if args.allow_missing else 'error'}: {plain(r.task)} / {plain(r.algorithm)}: "
+              "in the baseline but no finished run in the store", file=sys.stderr)  # fmt: skip
     out = Path(args.output or Path(args.store).parent / "compare" / folder_name(results.name))
     title = f"bench compare — {results.name}"
     try:
-        md = f"# {md_escape(title)}\n\n**{verdict}**\n\n{method}\n\n{markdown_table(HEADER, rows)}\n"
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = {}
+            for scale, name in [("normalised", "compare.png"), ("raw", "compare-raw.png")]:
+                if len(figure_rows(table, points, scale)):
+                    compare_figure(table, points, args.tolerance, scale, Path(tmp) / name)
+                    figures[name] = (Path(tmp) / name).read_bytes()
+        images = "".join(f"![the gate per comparison]({name})\n\n" for name in figures)
+        md = f"# {md_escape(title)}\n\n**{md_escape(verdict)}**\n\n{method}\n\n{images}{markdown_table(HEADER, rows)}\n"
         html = _env().get_template("compare.html.j2").render(
-            title=title, verdict=verdict, store=results.source, baseline=args.baseline,
-            generated=generated_at(), method=method, header=HEADER, rows=rows,
+            title=title, verdict=verdict, store=results.source, baseline=against, failing=fails,
+            generated=generated_at(), method=method, header=HEADER, rows=rows, figures=list(figures),
+            classes=[v.split(" ")[0] for v in table.verdict],
         )  # fmt: skip
-        _write_all(out, {"compare.csv": table.to_csv(index=False), "compare.md": md, "compare.html": html})
+        files = {"compare.csv": table.to_csv(index=False), "compare.md": md, "compare.html": html, **figures}
+        _write_all(out, files)
     except (OSError, jinja2.TemplateError) as e:
         return _fail(f"cannot write {out}: {getattr(e, 'strerror', None) or e}")
     print(f"wrote {out}/compare.md, compare.html, compare.csv", file=sys.stderr)
-    return 1 if len(regressions) else 0
+    return 1 if fails else 0
 
 
-def _write_all(folder: Path, files: dict[str, str]) -> None:
+def version_baseline(store_path, suite: str, version: str):
+    """The suite's runs under code ``version`` (as ``bench status`` shows it, ``1+3fa2c1d09b7e``, or
+    a prefix of its source hash) from the store: the baseline of ``--baseline-version``."""
+    import pandas as pd
+
+    from bench.results import Results, ResultsError
+    from bench.store import Store, code_short
+
+    store = Store(store_path, create=False)
+    if suite not in store.suite_names():
+        raise ResultsError(store.unknown_suite(suite))
+    runs = store.runs_under_any_code(suite)
+    short = runs["code"].map(code_short) if "code" in runs else pd.Series("", index=runs.index)
+    match = (short == version) | short.str.split("+").str[-1].str.startswith(version) if version else short == ""
+    if not match.any():
+        known = ", ".join(sorted(set(short) - {""})) or "none recorded"
+        raise ResultsError(f"no runs of suite {suite!r} under code {version!r} (code versions in the store: {known})")
+    runs = runs[match].rename(columns={"key": "run_key"}).reset_index(drop=True)
+    evals = store.evals_of(list(runs.run_key))
+    return Results(runs, evals, f"store {Path(store_path).name}, code {version}", {"name": suite})
+
+
+def _write_all(folder: Path, files: dict[str, str | bytes]) -> None:
     """Writes every file or none: each goes to a temporary name first, and all are renamed into
     place once all are written (a full disk leaves the previous files as they were)."""
     folder.mkdir(parents=True, exist_ok=True)
     tmps = {name: folder / f".{name}.tmp{os.getpid()}" for name in files}
     try:
-        for name, text in files.items():
-            tmps[name].write_text(text, encoding="utf-8")
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                tmps[name].write_bytes(content)
+            else:
+                tmps[name].write_text(content, encoding="utf-8")
         for name, tmp in tmps.items():
             tmp.replace(folder / name)
     finally:
@@ -597,18 +640,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "compare",
-        "Regression gate: compare a suite's final scores with a baseline CSV; exit 1 on a regression.",
+        "Regression gate: compare a suite's runs with a baseline (a `bench export` CSV, or the same store's "
+        "runs under an earlier code version): an exact check, then paired or Welch t intervals with the "
+        "smallest drop each comparison could detect; exit 1 on a regression or a missing comparison.",
         cmd_compare,
     )
-    stats_args(p)
-    p.add_argument("--baseline", required=True, metavar="CSV", help="baseline in `bench export` format")
+    p.add_argument("--suite", help="suite name in the store")
+    p.add_argument("--results", metavar="CSV", help="read a `bench export` CSV instead of the store")
+    p.add_argument("--baseline", metavar="CSV", help="baseline in `bench export` format")
+    p.add_argument(
+        "--baseline-version",
+        metavar="V",
+        help="compare with the same store's runs under code version V (as `bench status` shows it, "
+        "e.g. 1+3fa2c1d09b7e, or a prefix of its source hash) instead of a CSV",
+    )
     p.add_argument("--baseline-suite", help="suite name inside the baseline (default: --suite)")
     p.add_argument(
         "--tolerance",
         type=float,
         default=0.05,
-        help="a drop counts only if the CI lies entirely below -TOLERANCE, in normalised score units "
+        help="a drop counts only if the interval lies entirely below -TOLERANCE, in normalised score units "
         "(fraction of the random-to-solved range; raw units for tasks without bounds); default 0.05",
+    )
+    p.add_argument(
+        "--effect",
+        type=float,
+        help="the drop the gate must be able to see: a green verdict whose minimum detectable effect "
+        "(80%% power) is larger is marked under-powered (default: twice the tolerance)",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="let a (task, algorithm) of the baseline be absent from the store (a subset run); "
+        "by default a missing comparison fails the gate",
     )
     p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
     p.add_argument(

@@ -1,30 +1,47 @@
-"""``bench compare``: the regression gate — a suite's final scores in the store against a baseline.
+"""``bench compare``: the regression gate — a suite's runs in the store against a baseline (a CSV
+from ``bench export``, or the same store's runs under an earlier code version).
 
-Per (task, algorithm): the difference of mean final scores (store minus baseline) with a
-bootstrap percentile CI, and the probability that a store run beats a baseline run. Tasks with
-declared score bounds are judged on normalised scores (0 = random policy, 1 = solved), so the
-tolerance means the same on every task; other tasks on raw scores. The confidence level is
-family-wise: with k comparisons each CI is at level ``1 - (1 - confidence) / k`` (Bonferroni), so
-a rerun of an unchanged algorithm is flagged with probability at most about ``(1 - confidence)/2``.
+Per (task, algorithm), in this order:
 
-Verdicts: ``regression`` (the CI lies entirely below ``-tolerance``, or more runs failed than in
-the baseline), ``improvement`` (the CI lies entirely above ``+tolerance``), ``no significant
-change``, ``missing`` (no finished run on one side).
+1. **Exact check.** Runs here are deterministic: the same seed, config and code give the same
+   evaluation records, byte for byte. Runs are matched by seed (and, where both sides know it,
+   by the run key without code: same task, config, budget and seed). When every run of both
+   sides has a match and their evaluation records (every non-timing metric, step, temperature
+   and value) are equal, the verdict is ``identical`` — the refactor verdict; no statistics are
+   needed. Otherwise the first run and record that differ are named.
+2. **The difference of mean final scores** (store minus baseline), on normalised scores where the
+   task declares bounds (0 = random policy, 1 = solved), raw scores otherwise. When both sides
+   ran the same seeds the differences are taken per seed with a paired t interval; otherwise
+   Welch's t interval (``bench.gate`` explains the choice). The confidence level is family-wise:
+   with k comparisons each interval is at ``1 - (1 - confidence) / k`` (Bonferroni).
+3. **Power.** The minimum detectable effect (MDE): the smallest drop the gate flags with 80%
+   probability at that level and tolerance, given the observed seed spread and counts. A green
+   verdict whose MDE exceeds ``effect`` (default twice the tolerance) is marked under-powered.
+
+Verdicts: ``identical``; ``regression`` (the interval lies entirely below ``-tolerance``, or more
+runs failed than in the baseline); ``improvement`` (entirely above ``+tolerance``); ``no
+significant change``; ``missing`` (in the baseline, but no finished run in the store: the gate
+fails unless a subset is allowed); ``new`` (in the store only: nothing to compare).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from bench import stats
+from bench import gate
 from bench.results import Results, code_versions, final_scores, normalise
+from bench.store import is_timing_metric
 
 COLUMNS = [
-    "task", "algorithm", "scale", "baseline_seeds", "store_seeds", "baseline_failed", "store_failed",
-    "baseline_mean", "store_mean", "difference", "diff_lo", "diff_hi", "p_improvement", "verdict",
+    "task", "algorithm", "scale", "method", "baseline_seeds", "store_seeds", "baseline_failed", "store_failed",
+    "baseline_mean", "store_mean", "difference", "diff_lo", "diff_hi", "mde", "exact", "verdict",
     "baseline_code", "store_code",
 ]  # fmt: skip
+FAILING = ("regression", "missing")
+RECORD = ["step", "temperature", "metric", "value", "n"]
 
 
 def compare(
@@ -32,66 +49,87 @@ def compare(
     baseline: Results,
     tolerance: float = 0.05,
     confidence: float = 0.95,
-    reps: int = 2000,
-    seed: int = 0,
-) -> tuple[pd.DataFrame, float]:
-    """One row per (task, algorithm) present on either side, and the per-comparison confidence
-    level used for the CIs; see the module docstring."""
+    effect: float | None = None,
+) -> tuple[pd.DataFrame, float, dict]:
+    """One row per (task, algorithm) present on either side, the per-comparison confidence level,
+    and each comparison's per-seed scores (for the figure): ``{(task, algo): (store, baseline,
+    paired)}`` on the comparison's scale."""
+    effect = 2 * tolerance if effect is None else effect
     new, old = final_scores(store), final_scores(baseline)
     pairs = sorted(
         set(map(tuple, store.runs[["task", "algorithm"]].drop_duplicates().to_numpy()))
         | set(map(tuple, baseline.runs[["task", "algorithm"]].drop_duplicates().to_numpy()))
     )
-
-    def scores(table, task, algo):
-        return table.score[(table.task == task) & (table.algorithm == algo)].to_numpy(float)
-
-    def failed(res, task, algo):
-        r = res.runs
-        return int(((r.task == task) & (r.algorithm == algo) & (r.status == "failed")).sum())
-
-    comparable = [p for p in pairs if len(scores(new, *p)) and len(scores(old, *p))]
+    comparable = [p for p in pairs if len(_scores(new, *p)) and len(_scores(old, *p))]
     level = 1 - (1 - confidence) / max(len(comparable), 1)
-    rows = []
-    for i, (task, algo) in enumerate(pairs):
-        a, b = scores(new, task, algo), scores(old, task, algo)
+    rows, points = [], {}
+    for task, algo in pairs:
+        a, b = _scores(new, task, algo), _scores(old, task, algo)
         row = dict(
             task=task,
             algorithm=algo,
             baseline_seeds=len(b),
             store_seeds=len(a),
-            baseline_failed=failed(baseline, task, algo),
-            store_failed=failed(store, task, algo),
-            baseline_mean=b.mean() if len(b) else np.nan,
-            store_mean=a.mean() if len(a) else np.nan,
+            baseline_failed=_failed(baseline, task, algo),
+            store_failed=_failed(store, task, algo),
+            baseline_mean=b.score.mean() if len(b) else np.nan,
+            store_mean=a.score.mean() if len(a) else np.nan,
             baseline_code=code_versions(_runs_of(baseline, task, algo)),
             store_code=code_versions(_runs_of(store, task, algo)),
         )
         if (task, algo) not in comparable:
-            rows.append({**row, "scale": "", "verdict": "missing"})
+            verdict = "missing" if len(b) else "new"
+            rows.append({**row, "scale": "", "method": "", "exact": "", "verdict": verdict})
             continue
-        scaled = normalise(task, a) is not None
-        na, nb = (normalise(task, a), normalise(task, b)) if scaled else (a, b)
-        d, lo, hi = stats.difference_interval(na, nb, reps, level, seed + i)
-        p = stats.probability_of_improvement(na, nb)
-        if hi < -tolerance or row["store_failed"] > row["baseline_failed"]:
+        exact = exact_check(store, baseline, task, algo)
+        scaled = normalise(task, a.score.to_numpy(float)) is not None
+
+        def on_scale(x: pd.Series, task=task, scaled=scaled) -> np.ndarray:
+            x = x.to_numpy(float)
+            return normalise(task, x) if scaled else x
+
+        paired = sorted(a.seed) == sorted(b.seed) and len(a) >= 2
+        if paired:
+            a, b = a.sort_values("seed"), b.sort_values("seed")
+            iv = gate.paired_interval(on_scale(a.score), on_scale(b.score), level)
+        else:
+            iv = gate.welch_interval(on_scale(a.score), on_scale(b.score), level)
+        mde = gate.interval_mde(iv, level, tolerance)
+        identical = exact.startswith("identical") and row["store_failed"] == row["baseline_failed"]
+        if identical:
+            verdict = "identical"
+        elif iv.hi < -tolerance or row["store_failed"] > row["baseline_failed"]:
             verdict = "regression"
-        elif lo > tolerance:
+        elif iv.lo > tolerance:
             verdict = "improvement"
+        elif mde > effect:
+            verdict = "no significant change (under-powered)"
         else:
             verdict = "no significant change"
+        points[(task, algo)] = (on_scale(a.score), on_scale(b.score), paired)
         rows.append(
             {
                 **row,
                 "scale": "normalised" if scaled else "raw",
-                "difference": d,
-                "diff_lo": lo,
-                "diff_hi": hi,
-                "p_improvement": p,
+                "method": "identical" if identical else ("paired t" if paired else "Welch t"),
+                "difference": iv.difference,
+                "diff_lo": iv.lo,
+                "diff_hi": iv.hi,
+                "mde": mde,
+                "exact": exact,
                 "verdict": verdict,
             }
         )
-    return pd.DataFrame(rows).reindex(columns=COLUMNS), level
+    return pd.DataFrame(rows).reindex(columns=COLUMNS), level, points
+
+
+def _scores(table: pd.DataFrame, task: str, algo: str) -> pd.DataFrame:
+    return table[(table.task == task) & (table.algorithm == algo)][["seed", "run_key", "score"]]
+
+
+def _failed(res: Results, task: str, algo: str) -> int:
+    r = res.runs
+    return int(((r.task == task) & (r.algorithm == algo) & (r.status == "failed")).sum())
 
 
 def _runs_of(results: Results, task: str, algo: str) -> pd.DataFrame:
@@ -99,14 +137,55 @@ def _runs_of(results: Results, task: str, algo: str) -> pd.DataFrame:
     return r[(r.task == task) & (r.algorithm == algo)]
 
 
+def _records(results: Results, run_key: str) -> pd.DataFrame:
+    """A run's evaluation records without timing, in a canonical order."""
+    ev = results.evals
+    ev = ev[(ev.run_key == run_key) & ~ev.metric.map(is_timing_metric).astype(bool)]
+    ev = ev[RECORD].astype({"step": float, "temperature": float, "value": float, "n": float})
+    return ev.sort_values(["metric", "step", "temperature"], kind="stable").reset_index(drop=True)
+
+
+def _show(x: float) -> str:
+    return f"{x:.6g}" if isinstance(x, float) and math.isfinite(x) else str(x)
+
+
+def exact_check(store: Results, baseline: Results, task: str, algo: str) -> str:
+    """``identical: N/N runs``, or what tells the two sides apart: unmatched seeds, another
+    config, or the first run and record that differ."""
+    a, b = _runs_of(store, task, algo), _runs_of(baseline, task, algo)
+    a, b = a[a.status == "done"], b[b.status == "done"]
+    if sorted(a.seed) != sorted(b.seed) or a.seed.duplicated().any():
+        return f"seeds differ ({len(a)} vs {len(b)} runs)"
+    b = b.set_index("seed")
+    for _, run in a.sort_values("seed").iterrows():
+        other = b.loc[run.seed]
+        keys = run.get("base_key"), other.get("base_key")
+        if all(isinstance(k, str) and k for k in keys) and keys[0] != keys[1]:
+            return f"configs differ (seed {run.seed})"
+        mine, theirs = _records(store, run.run_key), _records(baseline, other.run_key)
+        if len(mine) != len(theirs):
+            return f"differs: seed {run.seed} has {len(mine)} vs {len(theirs)} evaluation records"
+        same = (mine[["metric"]] == theirs[["metric"]]).all(axis=1)
+        for col in ("step", "temperature", "value", "n"):
+            x, y = mine[col].to_numpy(), theirs[col].to_numpy()
+            same &= (x == y) | (np.isnan(x) & np.isnan(y))
+        if not same.all():
+            i = int(np.flatnonzero(~same.to_numpy())[0])
+            r, s = mine.iloc[i], theirs.iloc[i]
+            where = f"{r.metric} at step {_show(r.step)}, T={_show(r.temperature)}"
+            return f"differs: seed {run.seed}, {where}: {_show(s.value)} → {_show(r.value)}"
+    return f"identical: {len(a)}/{len(a)} runs"
+
+
 def display_rows(table: pd.DataFrame) -> list[list[str]]:
     from bench.report.tables import fmt
 
     rows = []
     for _, r in table.iterrows():
-        diff = "—"
-        if r.verdict != "missing":
-            diff = f"{r.difference:+.3f} [{r.diff_lo:+.3f}, {r.diff_hi:+.3f}] {r.scale}"
+        diff = mde = "—"
+        if r.verdict not in ("missing", "new"):
+            diff = f"{r.difference:+.3f} [{r.diff_lo:+.3f}, {r.diff_hi:+.3f}] {r.scale}, {r.method}"
+            mde = "—" if r.method == "identical" else fmt(r.mde)
         rows.append(
             [
                 r.task,
@@ -114,7 +193,8 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
                 f"{fmt(r.baseline_mean)} (n={r.baseline_seeds}, {r.baseline_failed} failed)",
                 f"{fmt(r.store_mean)} (n={r.store_seeds}, {r.store_failed} failed)",
                 diff,
-                "—" if pd.isna(r.p_improvement) else f"{r.p_improvement:.2f}",
+                mde,
+                r.exact if isinstance(r.exact, str) and r.exact else "—",
                 r.verdict,
                 _code_change(r.baseline_code, r.store_code),
             ]
@@ -123,9 +203,31 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
 
 
 HEADER = [
-    "task", "algorithm", "baseline mean", "store mean", "difference [CI]", "P(store > baseline)", "verdict",
-    "code (baseline → store)",
+    "task", "algorithm", "baseline mean", "store mean", "difference [CI], method", "could detect ≥",
+    "exact check", "verdict", "code (baseline → store)",
 ]  # fmt: skip
+
+
+def summary(table: pd.DataFrame, allow_missing: bool = False) -> tuple[str, bool]:
+    """The one-line verdict and whether the gate fails."""
+    regressions = int((table.verdict == "regression").sum())
+    missing = int((table.verdict == "missing").sum())
+    compared = int((~table.verdict.isin(["missing", "new"])).sum())
+    identical = int((table.verdict == "identical").sum())
+    weak = table[table.verdict.str.endswith("(under-powered)")]
+    parts = []
+    if regressions:
+        parts.append(f"REGRESSION in {regressions} of {compared} comparisons")
+    else:
+        parts.append(f"no regression in {compared} comparisons")
+    if identical:
+        parts.append(f"{identical} identical")
+    if len(weak):
+        parts.append(f"{len(weak)} under-powered (could detect ≥ {weak.mde.max():.3g})")
+    if missing:
+        parts.append(f"{missing} MISSING from the store" + (" (allowed)" if allow_missing else ""))
+    fails = bool(regressions) or (bool(missing) and not allow_missing)
+    return "; ".join(parts), fails
 
 
 def _code_change(old, new) -> str:

@@ -181,6 +181,8 @@ def check_tidy(table: pd.DataFrame, source: str) -> pd.DataFrame:
     out["seed"] = seed.astype("int64")
     if "code" in table:  # optional: the code version of each run (exports before it have none)
         out["code"] = table["code"].where(table["code"].notna(), "").astype(object).map(str)
+    if "base_key" in table:  # optional: the run key without code (the gate matches runs by it)
+        out["base_key"] = table["base_key"].where(table["base_key"].notna(), "").astype(object).map(str)
     for col in ["step", "temperature", "value", "n", "wall_time", "train_time"]:
         out[col] = _numbers(table[col], fail, col) if col in table else np.nan
     ev = (out.kind == "eval").to_numpy()
@@ -264,7 +266,7 @@ class Results:
                 shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
                 raise ResultsError(f"{source}: no rows for suite {suite!r} (it has: {shown})")
             table = table[table.suite == suite]
-        runs = table[RUN_COLUMNS + (["code"] if "code" in table else [])]
+        runs = table[RUN_COLUMNS + [c for c in ("code", "base_key") if c in table]]
         runs = runs.drop_duplicates("run_key").set_index("run_key")
         summary = table[table.kind == "run"].pivot_table(index="run_key", columns="metric", values="value")
         for col, metric in [

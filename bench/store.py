@@ -441,6 +441,24 @@ class Store:
             args = (suite,)
         return self._read(query + " ORDER BY r.suite, r.algorithm, r.task, r.seed", args)
 
+    def runs_under_any_code(self, suite: str) -> pd.DataFrame:
+        """Every run of the suite's current plan under any code version: the runs whose key
+        without code (``base_key``) is one of the plan's, whichever code they ran."""
+        if "base_key" not in self._run_columns():
+            return self._read("SELECT * FROM runs WHERE 0")
+        query = (
+            "SELECT r.* FROM runs r WHERE r.suite = ? AND r.base_key IN (SELECT q.base_key FROM plan p"
+            " JOIN runs q ON q.key = p.key AND q.suite = p.suite WHERE p.suite = ?)"
+            " ORDER BY r.algorithm, r.task, r.seed"
+        )
+        return self._read(query, (suite, suite))
+
+    def evals_of(self, keys: list[str]) -> pd.DataFrame:
+        """The evaluation records of the runs ``keys``."""
+        frames = [self._read("SELECT * FROM evals WHERE run_key IN (%s)" % ",".join("?" * len(chunk)), tuple(chunk))
+                  for chunk in (keys[i : i + 500] for i in range(0, len(keys), 500))]  # fmt: skip
+        return pd.concat(frames, ignore_index=True) if frames else self._read("SELECT * FROM evals WHERE 0")
+
     def evals(self, suite: str | None = None) -> pd.DataFrame:
         return self._records("evals", suite)
 
@@ -530,6 +548,7 @@ EXPORT_COLUMNS = [
     "seed",
     "status",
     "code",
+    "base_key",
     "kind",
     "step",
     "wall_time",
@@ -587,7 +606,10 @@ def tidy(
     runs = store.runs(suite)
     ident = runs[["key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]]
     ident = ident.rename(columns={"key": "run_key"})
-    ident = ident.assign(code=runs["code"].map(code_short) if "code" in runs else "")
+    ident = ident.assign(
+        code=runs["code"].map(code_short) if "code" in runs else "",
+        base_key=runs["base_key"].fillna("") if "base_key" in runs else "",
+    )
     ev = store.evals(suite).assign(kind="eval") if "eval" in kinds else pd.DataFrame()
     cv = pd.DataFrame()
     if "curve" in kinds:

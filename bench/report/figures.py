@@ -375,3 +375,51 @@ def scaling_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) -> 
     ax.legend(loc="upper left", title="method")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def figure_rows(table: pd.DataFrame, points: dict, scale: str) -> pd.DataFrame:
+    """The comparisons the gate figure shows: those on ``scale`` that were judged by statistics
+    (identical ones need no picture)."""
+    keep = [(t, a) in points for t, a in zip(table.task, table.algorithm, strict=True)]
+    return table[pd.Series(keep, index=table.index) & (table.scale == scale) & (table.verdict != "identical")]
+
+
+def compare_figure(table: pd.DataFrame, points: dict, tolerance: float, scale: str, path: Path) -> str:
+    """The gate at a glance for the comparisons on one ``scale`` (normalised or raw), one row
+    each: left, both sides' per-seed final scores as dots (a grey line joins the two runs of a
+    seed when the comparison is paired); right, the difference with its interval, the tolerance
+    band and the minimum detectable drop. Comparisons judged ``identical`` are left out."""
+    rows = [r for _, r in figure_rows(table, points, scale).iterrows()]
+    setup()
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(11, 0.55 * len(rows) + 1.4), sharey=True, gridspec_kw={"width_ratios": [1.1, 1]}
+    )
+    color = {"baseline": "#8a8a8a", "store": "#1f77b4"}
+    verdict_color = {"regression": "#d62728", "improvement": "#2ca02c", "identical": "#1f77b4"}
+    for y, r in enumerate(rows):
+        store, base, paired = points[(r.task, r.algorithm)]
+        if paired:
+            for s, b in zip(store, base, strict=True):
+                left.plot([b, s], [y + 0.12, y - 0.12], color="#cccccc", lw=0.8, zorder=1)
+        left.scatter(base, np.full(len(base), y + 0.12), s=22, color=color["baseline"], zorder=2,
+                     label="baseline" if y == 0 else None)  # fmt: skip
+        left.scatter(store, np.full(len(store), y - 0.12), s=22, color=color["store"], zorder=2,
+                     label="store" if y == 0 else None)  # fmt: skip
+        c = verdict_color.get(r.verdict.split(" ")[0], "#444444")
+        lo, hi = (r.diff_lo, r.diff_hi) if np.isfinite([r.diff_lo, r.diff_hi]).all() else (np.nan, np.nan)
+        right.plot([lo, hi], [y, y], color=c, lw=2.5, solid_capstyle="butt")
+        right.scatter([r.difference], [y], color=c, s=30, zorder=3)
+        if r.method != "identical" and np.isfinite(r.mde):
+            right.scatter([-r.mde], [y], marker="|", s=160, color="#9467bd", zorder=3,
+                          label="could detect ≥ (80% power)" if y == 0 else None)  # fmt: skip
+    right.axvspan(-tolerance, tolerance, color="#e8e8e8", zorder=0, label=f"tolerance ±{tolerance:g}")
+    right.axvline(0, color="#999999", lw=0.8)
+    labels = [short(f"{r.task} / {r.algorithm}", 40) for r in rows]
+    left.set_yticks(range(len(rows)), labels)
+    left.invert_yaxis()
+    left.set_xlabel(f"final {'normalised score' if scale == 'normalised' else 'score'}, per seed")
+    right.set_xlabel("store − baseline, with interval")
+    left.legend(loc="lower right", fontsize=8, frameon=True)
+    right.legend(loc="lower right", fontsize=8, frameon=True)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -380,7 +380,7 @@ def _commands(store: Path, out: Path) -> list[list[str]]:
         ["report", "--store", str(store), "--suite", "small", "-o", str(out / "rep"), "-q", "--reps", "50"],
         ["leaderboard", "--store", str(store), "--suite", "small", "--reps", "50"],
         ["compare", "--store", str(store), "--suite", "small", "--baseline", str(out / "x.csv"),
-         "-o", str(out / "cmp"), "--reps", "50"],
+         "-o", str(out / "cmp")],
     ]  # fmt: skip
 
 
@@ -586,7 +586,7 @@ def test_compare_on_a_full_disk_writes_nothing(tmp_path, good_store, monkeypatch
     out = tmp_path / "cmp"
     capsys.readouterr()
     argv = ["compare", "--store", str(good_store), "--suite", "small", "--baseline", str(baseline)]
-    assert main([*argv, "-o", str(out), "--reps", "50"]) == 2
+    assert main([*argv, "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"error: cannot write {out}: No space left on device", err
     assert len(calls) == 3 and list(out.iterdir()) == []

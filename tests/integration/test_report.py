@@ -185,9 +185,10 @@ def test_compare_unchanged_results_pass(store, tmp_path, capsys):
     ]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "no regression in 6 comparisons" in text
+    assert "no regression in 6 comparisons; 6 identical" in text
     table = pd.read_csv(out / "compare.csv")
-    assert set(table.verdict) == {"no significant change"}
+    assert set(table.verdict) == {"identical"} and set(table.method) == {"identical"}
+    assert set(table.exact) == {"identical: 4/4 runs", "identical: 3/3 runs"}  # one run failed
     np.testing.assert_allclose(table.difference, 0.0)
     assert (out / "compare.md").is_file() and "<script>" not in (out / "compare.html").read_text()
 
@@ -218,9 +219,13 @@ def test_compare_flags_a_clearly_worse_variant(store, tmp_path, capsys):
     assert "REGRESSION in 1 of 6 comparisons" in capsys.readouterr().out
     table = pd.read_csv(out / "compare.csv").set_index(["task", "algorithm"])
     row = table.loc[("CartPole-v1", "pg")]
-    assert row.verdict == "regression" and row.diff_hi < -0.05 and row.p_improvement == 0.0
+    assert row.verdict == "regression" and row.diff_hi < -0.05 and row.method == "paired t"
     assert row.difference == pytest.approx(-0.3)
+    # the exact check names the first record that differs: seed 0's first KL record (every record
+    # of the variant moved), baseline value → store value
+    assert re.fullmatch(r"differs: seed 0, eval/kl at step 10000, T=1: 3.69035 → -139.5", row.exact), row.exact
     assert (table.verdict == "regression").sum() == 1
+    assert (table.verdict == "identical").sum() == 5
 
 
 def test_compare_counts_new_failures_as_regressions(store, tmp_path):
