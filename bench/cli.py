@@ -471,6 +471,9 @@ def version_baseline(store_path, suite: str, version: str):
     if not match.any():
         known = ", ".join(sorted(set(short) - {""})) or "none recorded"
         raise ResultsError(f"no runs of suite {suite!r} under code {version!r} (code versions in the store: {known})")
+    if len(set(short[match])) > 1:
+        found = ", ".join(sorted(set(short[match])))
+        raise ResultsError(f"code {version!r} is ambiguous in suite {suite!r}: it matches {found}; give one in full")
     runs = runs[match].rename(columns={"key": "run_key"}).reset_index(drop=True)
     evals = store.evals_of(list(runs.run_key))
     return Results(runs, evals, f"store {Path(store_path).name}, code {version}", {"name": suite})
