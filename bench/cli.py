@@ -454,6 +454,37 @@ def cmd_compare(args) -> int:
     return 1 if fails else 0
 
 
+def cmd_plan(args) -> int:
+    from bench.compare import PLAN_HEADER, plan, plan_rows
+    from bench.report.tables import text_table
+
+    try:
+        if not 0 < args.confidence < 1:
+            raise _BadInput("--confidence must be between 0 and 1")
+        if args.tolerance < 0:
+            raise _BadInput("--tolerance must be >= 0")
+        effect = args.effect if args.effect is not None else 2 * args.tolerance
+        if effect <= args.tolerance:
+            raise _BadInput("--effect must be larger than --tolerance (a drop within the tolerance is never flagged)")
+        results = _load_results(args)
+    except _input_errors() as e:
+        return _fail(str(e))
+    table, level = plan(results, args.tolerance, effect, args.confidence)
+    if table.empty:
+        return _fail(f"suite {results.name!r} has no finished runs to estimate seed spread from")
+    if args.format == "csv":
+        table.to_csv(sys.stdout, index=False)
+        return 0
+    print(text_table(PLAN_HEADER, plan_rows(table)))
+    print(
+        f"\nSeeds per side for the gate (`bench compare --tolerance {args.tolerance:g}`) to flag a drop of "
+        f"{effect:g} with 80% power: paired t interval at {level:.2%} per comparison ({args.confidence:.0%} "
+        f"family-wise over {len(table)} comparisons), seed spread as observed in {results.source}, the two "
+        "sides' seeds taken as uncorrelated. Scores normalised where the task declares bounds."
+    )
+    return 0
+
+
 def version_baseline(store_path, suite: str, version: str):
     """The suite's runs under code ``version`` (as ``bench status`` shows it, ``1+3fa2c1d09b7e``, or
     a prefix of its source hash) from the store: the baseline of ``--baseline-version``."""
@@ -640,6 +671,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=["text", "md", "csv"], default="text", help="output format (default text)"
     )
+
+    p = add(
+        "plan",
+        "How many seeds the regression gate needs: per (task, algorithm), the drop a rerun could detect "
+        "now and the seeds that detect --effect, from the seed spread of a suite's runs.",
+        cmd_plan,
+    )
+    p.add_argument("--suite", help="suite name in the store")
+    p.add_argument("--results", metavar="CSV", help="read a `bench export` CSV instead of the store")
+    p.add_argument("--tolerance", type=float, default=0.05, help="the gate's tolerance (default 0.05)")
+    p.add_argument(
+        "--effect", type=float, help="the drop to detect, in the tolerance's units (default: twice the tolerance)"
+    )
+    p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
+    p.add_argument("--format", choices=["text", "csv"], default="text", help="output format (default text)")
 
     p = add(
         "compare",

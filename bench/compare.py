@@ -237,3 +237,53 @@ def _code_change(old, new) -> str:
     if old == new:
         return "—" if old == "—" else f"same: {old}"
     return f"{old} → {new}"
+
+
+PLAN_HEADER = [
+    "task", "algorithm", "scale", "seeds", "seed sd", "could detect ≥ now", "seeds for effect", "note",
+]  # fmt: skip
+
+
+def plan(results: Results, tolerance: float, effect: float, confidence: float = 0.95) -> tuple[pd.DataFrame, float]:
+    """How many seeds each comparison of a suite needs: per (task, algorithm) with finished runs,
+    the seed standard deviation of the final score (normalised where the task has bounds), the
+    drop a rerun with the same seeds could detect (80% power; the two sides' seeds taken as
+    uncorrelated, the conservative case: the differences' sd is sqrt(2) · sd), and the fewest
+    seeds that detect a drop of ``effect`` at ``tolerance`` — at the per-comparison level of a
+    gate over all of the suite's comparisons."""
+    finals = final_scores(results)
+    pairs = sorted(set(map(tuple, finals[["task", "algorithm"]].drop_duplicates().to_numpy())))
+    level = 1 - (1 - confidence) / max(len(pairs), 1)
+    rows = []
+    for task, algo in pairs:
+        x = finals.score[(finals.task == task) & (finals.algorithm == algo)].to_numpy(float)
+        scaled = normalise(task, x)
+        x = scaled if scaled is not None else x
+        n = len(x)
+        sd = float(np.std(x, ddof=1)) if n > 1 else math.nan
+        if n > 1:
+            now = gate.minimum_detectable_effect(math.sqrt(2) * sd / math.sqrt(n), n - 1, level, tolerance)
+            need = gate.seeds_needed(sd, effect, level, tolerance)
+        else:
+            now, need = math.inf, None
+        note = ""
+        if n < 2:
+            note = "one run: no spread to go by"
+        elif sd == 0:
+            note = "no spread observed: a changed algorithm's own spread decides"
+        elif need is None:
+            note = "more than 1000 seeds"
+        rows.append(dict(task=task, algorithm=algo, scale="normalised" if scaled is not None else "raw",
+                         seeds=n, seed_sd=sd, mde_now=now, seeds_needed=need, note=note))  # fmt: skip
+    columns = ["task", "algorithm", "scale", "seeds", "seed_sd", "mde_now", "seeds_needed", "note"]
+    return pd.DataFrame(rows).reindex(columns=columns), level
+
+
+def plan_rows(table: pd.DataFrame) -> list[list[str]]:
+    from bench.report.tables import fmt
+
+    return [
+        [r.task, r.algorithm, r.scale, str(r.seeds), fmt(r.seed_sd), fmt(r.mde_now),
+         "—" if pd.isna(r.seeds_needed) else str(int(r.seeds_needed)), r.note or ""]  # fmt: skip
+        for _, r in table.iterrows()
+    ]
