@@ -98,6 +98,7 @@ def test_two_workers_keep_identical_replicas_with_merged_statistics(write_suite)
     assert {(0.0, "eval/return"), (1.0, "eval/return")} <= finals
 
 
+@pytest.mark.slow  # 17 s: two DPPO runs of two processes each (replica equality stays in the default tier)
 def test_two_workers_same_seed_same_records(write_suite):
     specs = _specs(write_suite, workers=2)
     a, b = run_one(specs["dppo"]), run_one(specs["dppo"])
