@@ -206,6 +206,49 @@ PREFERENCE_LOSSES = {
 }
 
 
+# -- DPO's relatives without a paired log-ratio: SimPO, ORPO (reference-free), KTO (unpaired) ----
+# ``avg_*``: a sequence's log-probability averaged over its tokens (control: its steps), [B].
+
+
+def simpo_loss(avg_w: torch.Tensor, avg_l: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
+    """SimPO (Meng et al. 2024, eq. 6): -E log σ(β (avg_w - avg_l) - γ), reference-free, with the
+    target margin γ. TRL: CPOTrainer loss_type="simpo" (cpo_alpha=0, no label smoothing). [B] -> []"""
+    return -torch.nn.functional.logsigmoid(beta * (avg_w - avg_l) - gamma).mean()
+
+
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x < 0, accurate near 0 and for very negative x (Mächler 2012)."""
+    return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def orpo_log_odds_ratio(avg_w: torch.Tensor, avg_l: torch.Tensor) -> torch.Tensor:
+    """log σ(log odds(y_w) - log odds(y_l)) with odds(y) = P / (1 - P), P = exp(avg) (ORPO's
+    eq. 4 and 7, Hong et al. 2024). [B]"""
+    log_odds = (avg_w - avg_l) - (log1mexp(avg_w) - log1mexp(avg_l))
+    return torch.nn.functional.logsigmoid(log_odds)
+
+
+def orpo_loss(avg_w: torch.Tensor, avg_l: torch.Tensor, nll_w: torch.Tensor, lam: float) -> torch.Tensor:
+    """ORPO: the SFT loss on the chosen sequences (``nll_w``: their mean token NLL over the batch)
+    minus λ E log σ(log odds ratio). TRL: ORPOTrainer with beta = λ. [B] -> []"""
+    return nll_w - lam * orpo_log_odds_ratio(avg_w, avg_l).mean()
+
+
+def kto_loss(
+    ratio_w: torch.Tensor, ratio_l: torch.Tensor, kl_ratio: torch.Tensor, beta: float,
+    desirable_weight: float = 1.0, undesirable_weight: float = 1.0,
+) -> torch.Tensor:  # fmt: skip
+    """KTO (Ethayarajh et al. 2024, eq. 7) on unpaired examples: desirable y (log-ratio
+    ``ratio_w``) lose 1 - σ(β (r - z)), undesirable ones 1 - σ(β (z - r)), where the reference
+    point z = max(0, mean of ``kl_ratio``), the log-ratios of mismatched (x, y') pairs: an estimate
+    of KL(π ‖ π_ref), not differentiated. The mean over all examples, weighted. TRL: KTOTrainer
+    loss_type="kto". [B_w], [B_l], [K] -> []"""
+    z = kl_ratio.detach().mean().clamp(min=0)
+    desirable = 1 - torch.sigmoid(beta * (ratio_w - z))
+    undesirable = 1 - torch.sigmoid(beta * (z - ratio_l))
+    return torch.cat([desirable_weight * desirable, undesirable_weight * undesirable]).mean()
+
+
 def bradley_terry_loss(score_w: torch.Tensor, score_l: torch.Tensor) -> torch.Tensor:
     """Reward-model loss: -E log sigma(r(y_w) - r(y_l)) on summed segment rewards. [B] -> []"""
     return -torch.nn.functional.logsigmoid(score_w - score_l).mean()
