@@ -3,7 +3,8 @@
 * ``reference``    — π_ref itself, evaluated (the origin of every frontier).
 * ``dpo``          — offline on the preference pairs; log π(segment) = Σ_t log π(a_t|s_t) (the
                      dynamics cancel in π/π_ref); ``loss`` picks a row of
-                     ``losses.PREFERENCE_LOSSES`` (dpo, ipo, ipo-mean, hinge); strength ``beta``.
+                     ``losses.PREFERENCE_LOSSES`` (dpo, ipo, ipo-mean, hinge) or a relative
+                     (simpo, orpo, kto: ``losses.relative_loss``); strength ``beta``.
 * ``preferred-bc`` — behaviour cloning on the preferred segment of each pair (the DPO paper's
                      "Preferred-FT"); its strength is how long it trains (every checkpoint is a
                      frontier point).
@@ -55,12 +56,17 @@ class OfflineConfig(BaseModel):
 
 
 class DPOConfig(OfflineConfig):
-    loss: Literal["dpo", "ipo", "ipo-mean", "hinge"] = Field(
+    loss: Literal["dpo", "ipo", "ipo-mean", "hinge", "simpo", "orpo", "kto"] = Field(
         "dpo",
         description="row of losses.PREFERENCE_LOSSES: ipo on summed segment log-ratios, ipo-mean on"
-        " per-step means",
+        " per-step means; or a relative (losses.relative_loss): simpo and orpo (reference-free, on"
+        " per-step mean log-probs; orpo needs probabilities, so discrete actions), kto (each pair as"
+        " a desirable and an undesirable segment)",
     )
-    beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau)")
+    beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau; SimPO: beta; ORPO: lambda)")
+    gamma: float = Field(0.5, ge=0, description="SimPO's target reward margin gamma")
+    desirable_weight: float = Field(1.0, gt=0, description="KTO: weight of desirable segments")
+    undesirable_weight: float = Field(1.0, gt=0, description="KTO: weight of undesirable segments")
 
 
 class BCConfig(OfflineConfig):
@@ -131,9 +137,15 @@ PG_DEFAULTS = _online_defaults(pg.TASK_DEFAULTS)
 # -- shared pieces -------------------------------------------------------------------------------
 
 
-def sequence_logp(model: ActorCritic, prefs: Preferences, idx: torch.Tensor) -> torch.Tensor:
-    """log π(segment) = Σ_t log π(a_t|s_t) over the real steps of segments ``idx`` [B]."""
+def sequence_logp(
+    model: ActorCritic, prefs: Preferences, idx: torch.Tensor, actions_of: torch.Tensor | None = None
+) -> torch.Tensor:
+    """log π(segment) = Σ_t log π(a_t|s_t) over the real steps of segments ``idx`` [B]; with
+    ``actions_of``, the actions of those other segments on the states of ``idx`` (KTO's
+    mismatched pairs), over the steps both have."""
     obs, actions, mask = prefs.obs[idx], prefs.actions[idx], prefs.mask[idx]
+    if actions_of is not None:
+        actions, mask = prefs.actions[actions_of], mask * prefs.mask[actions_of]
     B, H = mask.shape
     params = model.policy(obs.flatten(0, 1))
     logp = model.log_prob(params, actions.flatten(0, 1)).view(B, H)
@@ -199,7 +211,9 @@ def train_dpo(task, cfg: DPOConfig, env_steps, seed, evaluator, recorder, alignm
     ref = alignment.reference()
     train, heldout = prefs.split(cfg.n_pairs)
     policy = _fine_tune_copy(alignment, seed)
-    loss_fn = losses.PREFERENCE_LOSSES[cfg.loss]
+    if cfg.loss == "orpo" and ref.model.continuous:
+        raise ValueError("orpo needs action probabilities (odds of a sequence): discrete action spaces only")
+    loss_fn = losses.PREFERENCE_LOSSES.get(cfg.loss)
     with torch.no_grad():
         ref_w = sequence_logp(ref.model, prefs, prefs.winner)
         ref_l = sequence_logp(ref.model, prefs, prefs.loser)
@@ -207,11 +221,24 @@ def train_dpo(task, cfg: DPOConfig, env_steps, seed, evaluator, recorder, alignm
     steps = prefs.mask.sum(-1)  # segment lengths (real steps)
     recorder.eval(0, 1.0, "data/n_pairs", train.stop, train.stop)
 
+    def kl_ratio(mb):
+        """KTO: log-ratios of mismatched pairs, each segment's states with the previous pair's actions."""
+        with torch.no_grad():
+            states, other = torch.cat([w[mb], lo[mb]]), torch.cat([w[mb].roll(1), lo[mb].roll(1)])
+            return sequence_logp(policy.model, prefs, states, other) - sequence_logp(ref.model, prefs, states, other)
+
     def step(mb):
-        ratio_w = sequence_logp(policy.model, prefs, w[mb]) - ref_w[train][mb]
-        ratio_l = sequence_logp(policy.model, prefs, lo[mb]) - ref_l[train][mb]
+        logp_w, logp_l = sequence_logp(policy.model, prefs, w[mb]), sequence_logp(policy.model, prefs, lo[mb])
+        ratio_w, ratio_l = logp_w - ref_w[train][mb], logp_l - ref_l[train][mb]
         margin = (ratio_w - ratio_l).detach()
-        return loss_fn(ratio_w, ratio_l, cfg.beta, steps[w[mb]], steps[lo[mb]]), {
+        if loss_fn is None:
+            loss = losses.relative_loss(
+                cfg.loss, logp_w, logp_l, ref_w[train][mb], ref_l[train][mb], steps[w[mb]], steps[lo[mb]], cfg.beta,
+                cfg.gamma, kl_ratio(mb) if cfg.loss == "kto" else None, (cfg.desirable_weight, cfg.undesirable_weight),
+            )  # fmt: skip
+        else:
+            loss = loss_fn(ratio_w, ratio_l, cfg.beta, steps[w[mb]], steps[lo[mb]])
+        return loss, {
             "reward_margin": float(cfg.beta * margin.mean()),
             "pref_accuracy": float((margin > 0).float().mean()),
         }

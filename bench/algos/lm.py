@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos.guard import check_finite
-from bench.algos.losses import PREFERENCE_LOSSES
+from bench.algos.losses import PREFERENCE_LOSSES, RELATIVES, relative_loss
 from bench.lm.evaluation import LMEvaluator
 from bench.lm.generation import completion_logits
 from bench.lm.setup import LMContext, rm_scores_batched
@@ -38,12 +38,17 @@ class OfflineLMConfig(BaseModel):
 
 
 class LMDPOConfig(OfflineLMConfig):
-    loss: Literal["dpo", "ipo", "ipo-mean", "hinge"] = Field(
+    loss: Literal["dpo", "ipo", "ipo-mean", "hinge", "simpo", "orpo", "kto"] = Field(
         "dpo",
         description="row of losses.PREFERENCE_LOSSES: ipo on summed completion log-ratios, ipo-mean on"
-        " per-token means (TRL's ipo)",
+        " per-token means (TRL's ipo); or a relative (losses.relative_loss): simpo and orpo"
+        " (reference-free, on per-token mean log-probs), kto (each pair as a desirable and an"
+        " undesirable example)",
     )
-    beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau)")
+    beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau; SimPO: beta; ORPO: lambda)")
+    gamma: float = Field(0.5, ge=0, description="SimPO's target reward margin gamma")
+    desirable_weight: float = Field(1.0, gt=0, description="KTO: weight of desirable examples")
+    undesirable_weight: float = Field(1.0, gt=0, description="KTO: weight of undesirable examples")
 
 
 class PreferredFTConfig(OfflineLMConfig):
@@ -137,7 +142,28 @@ def completion_lengths(batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def preference_loss(cfg: LMDPOConfig, logp_w, logp_l, ref_w, ref_l, batch: list[tuple]) -> torch.Tensor:
+def mismatched(batch: list[tuple]) -> list[tuple]:
+    """KTO's mismatched pairs: prompt i with the completions of pair i - 1 (cyclically), the way
+    TRL's KTOTrainer pairs each prompt with another example's completion."""
+    shifted = batch[-1:] + batch[:-1]
+    return [(p, c, r) for (p, _, _), (_, c, r) in zip(batch, shifted, strict=True)]
+
+
+@torch.no_grad()
+def kto_kl_ratio(policy, ref, batch: list[tuple], pad_id: int) -> torch.Tensor:
+    """Log-ratios log π - log π_ref of the mismatched pairs of a batch (chosen and rejected)."""
+    pairs = mismatched(batch)
+    w, lo = pair_logps(policy, pairs, pad_id)
+    rw, rl = pair_logps(ref, pairs, pad_id)
+    return torch.cat([w - rw, lo - rl])
+
+
+def preference_loss(cfg: LMDPOConfig, logp_w, logp_l, ref_w, ref_l, batch: list[tuple],
+                    kl_ratio: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    if cfg.loss in RELATIVES:
+        len_w, len_l = (x.to(logp_w.device) for x in completion_lengths(batch))
+        return relative_loss(cfg.loss, logp_w, logp_l, ref_w, ref_l, len_w, len_l, cfg.beta, cfg.gamma,
+                             kl_ratio, (cfg.desirable_weight, cfg.undesirable_weight))  # fmt: skip
     len_w, len_l = completion_lengths(batch) if PREFERENCE_LOSSES[cfg.loss].per_token else (None, None)
     if len_w is not None:
         len_w, len_l = len_w.to(logp_w.device), len_l.to(logp_w.device)
@@ -151,11 +177,12 @@ def optimizer_step(opt, model, loss: torch.Tensor, max_grad_norm: float) -> None
     opt.step()
 
 
-def dpo_update(policy, opt, cfg: LMDPOConfig, batch: list[tuple], ref_w, ref_l, pad_id: int):
+def dpo_update(policy, opt, cfg: LMDPOConfig, batch: list[tuple], ref_w, ref_l, pad_id: int, ref=None):
     """One DPO update on encoded pairs with their reference log-probs; returns the loss and the
-    log-ratio margins (detached)."""
+    log-ratio margins (detached). KTO also needs π_ref itself (``ref``), for its mismatched pairs."""
+    kl_ratio = kto_kl_ratio(policy, ref, batch, pad_id) if cfg.loss == "kto" else None
     logp_w, logp_l = pair_logps(policy, batch, pad_id)
-    loss = preference_loss(cfg, logp_w, logp_l, ref_w, ref_l, batch)
+    loss = preference_loss(cfg, logp_w, logp_l, ref_w, ref_l, batch, kl_ratio)
     optimizer_step(opt, policy, loss, cfg.max_grad_norm)
     return loss, ((logp_w - ref_w) - (logp_l - ref_l)).detach()
 
@@ -209,7 +236,7 @@ def train_dpo(task: LMTask, cfg: LMDPOConfig, steps: int, seed: int, evaluator: 
     batches = Batches(len(train), cfg.batch_size, seed)
     for step in range(1, steps + 1):
         idx = batches.next()
-        loss, margin = dpo_update(policy, opt, cfg, [train[i] for i in idx], ref_w[idx], ref_l[idx], pad)
+        loss, margin = dpo_update(policy, opt, cfg, [train[i] for i in idx], ref_w[idx], ref_l[idx], pad, ref)
         recorder.steps(step)
         loss_value = loss.item()
         record, evaluate = step % 10 == 0 or step == steps, evaluator.due(step) and step < steps

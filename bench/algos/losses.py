@@ -249,6 +249,30 @@ def kto_loss(
     return torch.cat([desirable_weight * desirable, undesirable_weight * undesirable]).mean()
 
 
+RELATIVES = ("simpo", "orpo", "kto")  # the preference losses beside PREFERENCE_LOSSES' rows
+
+
+def relative_loss(
+    name: str, logp_w: torch.Tensor, logp_l: torch.Tensor, ref_w: torch.Tensor, ref_l: torch.Tensor,
+    len_w: torch.Tensor, len_l: torch.Tensor, beta: float, gamma: float = 0.5,
+    kl_ratio: torch.Tensor | None = None, weights: tuple[float, float] = (1.0, 1.0),
+) -> torch.Tensor:  # fmt: skip
+    """One of ``RELATIVES`` on a batch of pairs: summed sequence log-probs of the policy
+    (``logp_*``) and of π_ref (``ref_*``, unused by the reference-free SimPO and ORPO), sequence
+    lengths (tokens or steps), and for KTO the log-ratios of mismatched pairs. A pair is two
+    unpaired KTO examples (chosen: desirable, rejected: undesirable)."""
+    avg_w, avg_l = logp_w / len_w.clamp(min=1), logp_l / len_l.clamp(min=1)
+    if name == "simpo":
+        return simpo_loss(avg_w, avg_l, beta, gamma)
+    if name == "orpo":
+        return orpo_loss(avg_w, avg_l, -logp_w.sum() / len_w.sum().clamp(min=1), beta)
+    if name == "kto":
+        if kl_ratio is None:
+            raise ValueError("kto needs the log-ratios of mismatched pairs")
+        return kto_loss(logp_w - ref_w, logp_l - ref_l, kl_ratio, beta, *weights)
+    raise ValueError(f"unknown preference loss {name!r}")
+
+
 def bradley_terry_loss(score_w: torch.Tensor, score_l: torch.Tensor) -> torch.Tensor:
     """Reward-model loss: -E log sigma(r(y_w) - r(y_l)) on summed segment rewards. [B] -> []"""
     return -torch.nn.functional.logsigmoid(score_w - score_l).mean()
