@@ -1,5 +1,6 @@
-"""External baselines: stable-baselines3 PPO and A2C, trained by SB3 itself and evaluated
-through the project's evaluation protocol, so their records sit beside the project's own.
+"""External baselines: stable-baselines3 PPO and A2C and sb3-contrib TRPO, trained by SB3 itself
+and evaluated through the project's evaluation protocol, so their records sit beside the
+project's own.
 
 Unset hyperparameters (None) keep SB3's own defaults.
 """
@@ -20,8 +21,9 @@ from bench.recorder import Recorder
 
 
 class SB3Config(BaseModel):
-    """Hyperparameters passed to SB3 (None = SB3's default). PPO-only: batch_size, n_epochs,
-    clip_range, clip_schedule. A2C-only: use_rms_prop."""
+    """Hyperparameters passed to SB3 (None = SB3's default). PPO-only: n_epochs, clip_range,
+    clip_schedule. PPO and TRPO: batch_size. A2C-only: use_rms_prop. TRPO-only: cg_damping,
+    cg_max_steps, n_critic_updates, target_kl (lr is the value function's)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -45,6 +47,10 @@ class SB3Config(BaseModel):
     sde_sample_freq: int | None = Field(
         None, ge=-1, le=10_000_000, description="gSDE noise resample frequency"
     )
+    cg_damping: float | None = Field(None, gt=0, description="conjugate-gradient damping (TRPO)")
+    cg_max_steps: int | None = Field(None, ge=1, le=1000, description="conjugate-gradient iterations (TRPO)")
+    n_critic_updates: int | None = Field(None, ge=1, le=10_000, description="value updates per rollout (TRPO)")
+    target_kl: float | None = Field(None, gt=0, description="KL trust-region radius (TRPO)")
     hidden_sizes: HiddenSizes | None = Field(None, description="pi and vf hidden layers")
     activation: Literal["tanh", "relu"] | None = Field(None, description="hidden activation")
     log_std_init: float | None = Field(None, description="initial log std")
@@ -117,6 +123,15 @@ TASK_DEFAULTS: dict[str, dict[str, dict]] = {
 
 TASK_DEFAULTS["sb3-ppo"]["LunarLanderContinuous-v3"] = TASK_DEFAULTS["sb3-ppo"]["LunarLander-v3"]
 
+# rl-baselines3-zoo hyperparams/trpo.yml
+TASK_DEFAULTS["sb3-trpo"] = {
+    "CartPole-v1": dict(n_envs=2, n_steps=512, batch_size=512, cg_damping=1e-3, gae_lambda=0.98, gamma=0.99,
+                        lr=1e-3, n_critic_updates=20),
+    "LunarLander-v3": dict(n_envs=2, n_steps=512, cg_damping=0.01, gae_lambda=0.98, gamma=0.99, lr=1e-3,
+                           n_critic_updates=15),
+    "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, n_critic_updates=15, use_sde=True, sde_sample_freq=4),
+}  # fmt: skip
+
 
 def _schedule(kind: str, value: float):
     return (lambda progress: progress * value) if kind == "linear" else value
@@ -140,6 +155,13 @@ def sb3_kwargs(algo: str, cfg: SB3Config) -> dict:
         names += ["batch_size", "n_epochs"]
         if cfg.clip_range is not None:
             kw["clip_range"] = _schedule(cfg.clip_schedule, cfg.clip_range)
+    elif algo == "sb3-trpo":
+        foreign = ["ent_coef", "vf_coef", "max_grad_norm", "n_epochs", "clip_range", "use_rms_prop"]
+        given = [n for n in foreign if getattr(cfg, n) is not None]
+        if given:
+            raise ValueError(f"sb3-trpo has no parameter {', '.join(given)} (TRPO: a KL trust region, no clipping)")
+        names = [n for n in names if n not in foreign]
+        names += ["batch_size", "cg_damping", "cg_max_steps", "n_critic_updates", "target_kl"]
     else:
         names += ["use_rms_prop"]
     for name in names:
@@ -179,7 +201,10 @@ def train(
     venv = make_vec_env(task.id, n_envs=cfg.n_envs, seed=seed)
     if cfg.normalize:
         venv = VecNormalize(venv, gamma=cfg.gamma if cfg.gamma is not None else 0.99)
-    cls = PPO if algo == "sb3-ppo" else A2C
+    if algo == "sb3-trpo":
+        from sb3_contrib import TRPO as cls
+    else:
+        cls = PPO if algo == "sb3-ppo" else A2C
     model = cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **sb3_kwargs(algo, cfg))
     # a logger with no outputs: SB3's default one makes an empty tempdir/SB3-<time> folder per run
     model.set_logger(Logger(folder=None, output_formats=[]))
