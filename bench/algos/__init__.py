@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.algos import aligned, dppo, external, lm, pg, ppo, rlhf_ppo, trl_dpo
+from bench.algos import aligned, dppo, external, lm, pg, ppo, rlhf_ppo, trl_dpo, trpo
 from bench.registry import ALGORITHMS, Algorithm, register_algorithm
 
 BUILT_IN = [
@@ -36,6 +36,13 @@ BUILT_IN = [
             ppo.TASK_DEFAULTS,
             dppo.train,
             "Distributed PPO: W synchronous workers, gradients all-reduced (torch.distributed)",
+        ),
+        Algorithm(
+            "trpo",
+            trpo.TRPOConfig,
+            trpo.TASK_DEFAULTS,
+            trpo.train,
+            "TRPO: natural-gradient step in a KL trust region, conjugate gradient + line search (project's own)",
         ),
         Algorithm(
             "sb3-ppo",

@@ -17,6 +17,7 @@ TINY_PARAMS = {
     "sb3-ppo": {"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_epochs": 2},
     "sb3-a2c": {"n_envs": 2},
     "sb3-trpo": {"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_critic_updates": 2},
+    "trpo": {"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_critic_updates": 2},
 }
 
 
