@@ -95,6 +95,9 @@ BUILT_IN = [
         Algorithm("rlhf-ppo", rlhf_ppo.RLHFPPOConfig, {}, rlhf_ppo.train_rlhf_ppo,
                   "RLHF-PPO with actor, critic, reward model and reference (reward: gold = PPO-GT)",
                   domain="lm"),
+        Algorithm("lm-grpo", rlhf_ppo.LMGRPOConfig, {}, rlhf_ppo.train_grpo,
+                  "GRPO / Dr. GRPO: group-relative advantages, clipped token ratio, k3 KL to pi_SFT in the"
+                  " loss (budget = updates)", domain="lm"),
         Algorithm("lm-pg", rlhf_ppo.LMPGConfig, {}, rlhf_ppo.train_lm_pg,
                   "REINFORCE on the KL-regularised sequence reward; baseline: rloo = RLOO", domain="lm"),
     ]  # fmt: skip

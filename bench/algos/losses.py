@@ -273,6 +273,47 @@ def relative_loss(
     raise ValueError(f"unknown preference loss {name!r}")
 
 
+# -- GRPO (Shao et al. 2024) and Dr. GRPO (Liu et al. 2025) -------------------------------------
+
+
+def group_advantages(rewards: torch.Tensor, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's advantages for rewards [G, k] (k samples of each of G prompts or start states):
+    each reward minus its group's mean, divided by the group's (unbiased) std + eps when
+    ``scale="group"``; centred only when ``scale="none"`` (Dr. GRPO). [G, k] -> [G, k]"""
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    if scale == "none":
+        return centred
+    if scale != "group":
+        raise ValueError(f"scale must be 'group' or 'none', got {scale!r}")
+    return centred / (rewards.std(dim=1, keepdim=True) + eps)
+
+
+def grpo_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None, adv: torch.Tensor,
+    mask: torch.Tensor, clip_range: float, beta: float, aggregation: str = "grpo", max_len: int | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """GRPO's policy loss on token log-probs [B, T] (``mask`` [B, T] marks real tokens): the
+    clipped surrogate per token, −min(ρ A, clip(ρ, 1 ± ε) A) with ρ = π/π_old and the sequence's
+    advantage A [B], plus β · the k3 estimate of KL(π ‖ π_ref) per token,
+    exp(log π_ref − log π) − (log π_ref − log π) − 1. Aggregated ``grpo``: the mean over each
+    sequence's tokens, then over sequences; ``dr_grpo``: the sum over all tokens / (B · max_len),
+    no length normalisation; ``bnpo``: the mean over all tokens of the batch."""
+    ratio = torch.exp(logp - old_logp)
+    a = adv.unsqueeze(-1)
+    per_token = -torch.min(ratio * a, ratio.clamp(1 - clip_range, 1 + clip_range) * a)
+    if beta != 0.0:
+        d = ref_logp - logp
+        per_token = per_token + beta * (torch.exp(d) - d - 1)
+    mask = mask.to(per_token.dtype)
+    if aggregation == "grpo":
+        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    if aggregation == "dr_grpo":
+        return (per_token * mask).sum() / (per_token.shape[0] * (max_len or per_token.shape[1]))
+    if aggregation == "bnpo":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+    raise ValueError(f"unknown aggregation {aggregation!r}")
+
+
 def bradley_terry_loss(score_w: torch.Tensor, score_l: torch.Tensor) -> torch.Tensor:
     """Reward-model loss: -E log sigma(r(y_w) - r(y_l)) on summed segment rewards. [B] -> []"""
     return -torch.nn.functional.logsigmoid(score_w - score_l).mean()

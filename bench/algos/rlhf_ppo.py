@@ -331,3 +331,71 @@ def train_lm_pg(task: LMTask, cfg: LMPGConfig, steps: int, seed: int, evaluator:
         if evaluator.due(update) and update < steps:
             evaluator(update, actor)
     evaluator.final(steps, actor)
+
+
+# -- GRPO / Dr. GRPO ----------------------------------------------------------------------------
+
+
+class LMGRPOConfig(_OnlineConfig):
+    """GRPO (Shao et al. 2024): k completions per prompt, advantages relative to the group, a
+    token-level clipped ratio, and the KL to π_SFT as a loss term (k3 estimator, coefficient
+    ``kl_coef`` = TRL's beta). Dr. GRPO (Liu et al. 2025): ``scale_rewards: none`` and
+    ``aggregation: dr_grpo``."""
+
+    prompts_per_batch: int = Field(8, gt=0, le=65536, description="prompts per batch of experience")
+    k: int = Field(4, ge=2, le=256, description="completions per prompt (the group)")
+    clip_range: float = Field(0.2, gt=0, description="ratio clip ε")
+    iterations: int = Field(1, ge=1, le=100, description="updates on each batch of experience (TRL's num_iterations)")
+    scale_rewards: Literal["group", "none"] = Field(
+        "group", description="divide the centred rewards by the group's std (GRPO) or not (Dr. GRPO)"
+    )
+    aggregation: Literal["grpo", "dr_grpo", "bnpo"] = Field(
+        "grpo",
+        description="token losses: mean per sequence then over sequences (grpo), sum over the batch / "
+        "(completions x max_new_tokens) (dr_grpo), mean over the batch's tokens (bnpo)",
+    )
+
+
+def train_grpo(task: LMTask, cfg: LMGRPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
+               recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    """The budget counts optimizer updates: ``iterations`` per batch of experience."""
+    tok = ctx.tokenizer()
+    pad = tok.pad_token_id
+    train_prompts = ctx.prompts()["train"]  # (text, ids)
+    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+    actor, ref = ctx.policy(), ctx.reference()
+    opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
+    prompt_batches = Batches(len(train_prompts), cfg.prompts_per_batch, seed)
+    g = torch.Generator().manual_seed(seed)
+    update = 0
+    while update < steps:
+        base = [train_prompts[i] for i in prompt_batches.next()]
+        prompts = [ids for _, ids in base for _ in range(cfg.k)]
+        completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
+        with torch.no_grad():
+            old_logp, mask = _logps(actor, prompts, completions, pad, cfg.temperature)
+            ref_logp, _ = _logps(ref, prompts, completions, pad, cfg.temperature)
+            seq_score = scorer([t for t, _ in base for _ in range(cfg.k)], prompts, completions)
+        reward = seq_score.clamp(-cfg.clip_reward, cfg.clip_reward)
+        adv = losses.group_advantages(reward.view(len(base), cfg.k), cfg.scale_rewards).flatten()
+        for _ in range(cfg.iterations):
+            if update >= steps:
+                break
+            s = score(actor, prompts, completions, pad, with_grad=True, temperature=cfg.temperature)
+            dev = s.token_logp.device
+            loss = losses.grpo_loss(s.token_logp, old_logp.to(dev), ref_logp.to(dev), adv.to(dev), s.mask,
+                                    cfg.clip_range, cfg.kl_coef, cfg.aggregation, ctx.setup.max_new_tokens)  # fmt: skip
+            optimizer_step(opt, actor, loss, cfg.max_grad_norm)
+            update += 1
+            recorder.steps(update)
+            loss_value = loss.item()
+            check_finite(update, {"loss": loss_value}, actor, unit="update")
+            if update % 5 == 0 or update == steps:
+                seq_kl = ((old_logp - ref_logp) * mask).sum(-1)
+                recorder.curve(update, "train/loss", loss_value)
+                recorder.curve(update, "train/score", float(seq_score.mean()))
+                recorder.curve(update, "train/kl", float(seq_kl.mean()))
+                recorder.curve(update, "train/length", float(mask.sum(-1).float().mean()))
+            if evaluator.due(update) and update < steps:
+                evaluator(update, actor)
+    evaluator.final(steps, actor)

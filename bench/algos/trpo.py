@@ -124,7 +124,7 @@ def policy_step(model, obs, actions, old_logp, old_params, adv, cfg: TRPOConfig)
     fisher_vector = fisher_vector_product(mean_kl, params, cfg.cg_damping)
     x = conjugate_gradient(fisher_vector, g, cfg.cg_max_steps)
     xfx = float(x @ fisher_vector(x))
-    info = {"surrogate": float(loss), "kl": 0.0, "line_search_steps": 0.0, "accepted": 0.0}
+    info = {"surrogate": float(loss.detach()), "kl": 0.0, "line_search_steps": 0.0, "accepted": 0.0}
     if not xfx > 0:
         return info
     full = (2 * cfg.target_kl / xfx) ** 0.5 * x

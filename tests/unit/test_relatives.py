@@ -120,8 +120,83 @@ def test_kto_equals_trl_kto_trainer_on_identical_log_probs():
         ratio = policy - ref
         ours = losses.kto_loss(ratio[desirable], ratio[~desirable], kl_policy - kl_ref, beta, *weights)
         (our_grad,) = torch.autograd.grad(ours, policy)
-        return float((ours - trl_loss).abs()), float((our_grad - trl_grad).abs().max())
+        return float((ours - trl_loss).detach().abs()), float((our_grad - trl_grad).abs().max())
 
     for beta, weights in [(0.1, (1.0, 1.0)), (2.0, (1.0, 1.33))]:
         loss_diff, grad_diff = run(beta, weights)
         assert loss_diff < 1e-7 and grad_diff < 1e-7
+
+
+# -- GRPO / Dr. GRPO ------------------------------------------------------------------------------
+
+
+def test_group_advantages_by_hand_and_with_trl_nanstd():
+    rewards = torch.tensor([[1.0, 2.0, 3.0, 6.0], [0.5, 0.5, 0.5, 0.5]])
+    # group 0: mean 3, unbiased std sqrt(14/3); group 1: constant -> 0
+    std0 = math.sqrt(14 / 3)
+    expected = torch.tensor([[-2 / (std0 + 1e-4), -1 / (std0 + 1e-4), 0.0, 3 / (std0 + 1e-4)], [0.0] * 4])
+    torch.testing.assert_close(losses.group_advantages(rewards, "group"), expected)
+    torch.testing.assert_close(losses.group_advantages(rewards, "none"), rewards - rewards.mean(1, keepdim=True))
+    utils = pytest.importorskip("trl.trainer.utils")
+    torch.testing.assert_close(rewards.std(dim=1), utils.nanstd(rewards, dim=1))
+
+
+def test_grpo_loss_by_hand():
+    logp = torch.tensor([[-1.0, -2.0, 0.0]])
+    old = torch.tensor([[-1.5, -1.9, 0.0]])
+    ref = torch.tensor([[-1.2, -2.5, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    adv, eps, beta = torch.tensor([2.0]), 0.2, 0.1
+    per_token = []
+    for lp, o, r in [(-1.0, -1.5, -1.2), (-2.0, -1.9, -2.5)]:
+        rho = math.exp(lp - o)
+        surrogate = -min(rho * 2.0, min(max(rho, 1 - eps), 1 + eps) * 2.0)
+        per_token.append(surrogate + beta * (math.exp(r - lp) - (r - lp) - 1))
+    got = losses.grpo_loss(logp, old, ref, adv, mask, eps, beta, "grpo")
+    assert float(got) == pytest.approx(sum(per_token) / 2, rel=1e-6)
+    got = losses.grpo_loss(logp, old, ref, adv, mask, eps, beta, "dr_grpo", max_len=12)
+    assert float(got) == pytest.approx(sum(per_token) / 12, rel=1e-6)
+
+
+@pytest.mark.parametrize("aggregation", ["grpo", "dr_grpo", "bnpo"])
+def test_grpo_loss_equals_trl_grpo_trainer(aggregation):
+    """TRL's GRPOTrainer._compute_loss on a stand-in for its log-prob computation: the same loss
+    and gradient as ours on identical token log-probabilities, several iterations into a batch
+    (old log-probs differ from the current ones)."""
+    grpo = pytest.importorskip("trl.trainer.grpo_trainer")
+    from collections import defaultdict
+
+    g = torch.Generator().manual_seed(0)
+    B, T, max_len, beta, eps = 6, 5, 7, 0.04, 0.2
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0],
+                         [1, 0, 0, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.long)  # fmt: skip
+    old = -torch.rand(B, T, generator=g) * 3
+    ref = old + 0.3 * torch.randn(B, T, generator=g)
+    adv = torch.randn(B, generator=g)
+    inputs = dict(prompt_ids=torch.zeros(B, 2, dtype=torch.long), prompt_mask=torch.ones(B, 2, dtype=torch.long),
+                  completion_ids=torch.zeros(B, T, dtype=torch.long), completion_mask=mask, advantages=adv,
+                  old_per_token_logps=old, ref_per_token_logps=ref)  # fmt: skip
+
+    def run(theirs: bool):
+        logp = (old + 0.25 * torch.randn(B, T, generator=torch.Generator().manual_seed(1))).requires_grad_(True)
+        if not theirs:
+            loss = losses.grpo_loss(logp, old, ref, adv, mask, eps, beta, aggregation, max_len)
+        else:
+            me = SimpleNamespace(
+                beta=beta, epsilon_low=eps, epsilon_high=eps, loss_type=aggregation, max_completion_length=max_len,
+                top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level="token",
+                use_vllm=False, aux_loss_enabled=False, _entropy_bonus_enabled=False,
+                current_gradient_accumulation_steps=1, model=SimpleNamespace(training=True),
+                args=SimpleNamespace(use_bias_correction_kl=False, delta=None),
+                _metrics=defaultdict(lambda: defaultdict(list)),
+                accelerator=SimpleNamespace(gather=lambda x: x, gather_for_metrics=lambda x: x,
+                                            reduce=lambda x, reduction: x, num_processes=1),
+                _get_per_token_logps_and_entropies=lambda *a, **k: (logp, torch.zeros(B, T), None),
+            )  # fmt: skip
+            loss = grpo.GRPOTrainer._compute_loss(me, None, inputs)
+        (grad,) = torch.autograd.grad(loss, logp)
+        return loss.detach(), grad
+
+    (ours, our_grad), (trl, trl_grad) = run(False), run(True)
+    assert float((ours - trl).abs()) < 1e-7
+    assert float((our_grad - trl_grad).abs().max()) < 1e-7
