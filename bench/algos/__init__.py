@@ -98,6 +98,9 @@ BUILT_IN = [
         Algorithm("lm-grpo", rlhf_ppo.LMGRPOConfig, {}, rlhf_ppo.train_grpo,
                   "GRPO / Dr. GRPO: group-relative advantages, clipped token ratio, k3 KL to pi_SFT in the"
                   " loss (budget = updates)", domain="lm"),
+        Algorithm("rrhf", rlhf_ppo.LMRRHFConfig, {}, rlhf_ppo.train_rrhf,
+                  "RRHF: ranking loss over k scored samples per prompt + NLL of the best (budget = updates)",
+                  domain="lm"),
         Algorithm("lm-pg", rlhf_ppo.LMPGConfig, {}, rlhf_ppo.train_lm_pg,
                   "REINFORCE on the KL-regularised sequence reward; baseline: rloo = RLOO", domain="lm"),
     ]  # fmt: skip

@@ -314,6 +314,20 @@ def grpo_loss(
     raise ValueError(f"unknown aggregation {aggregation!r}")
 
 
+def rrhf_loss(logp: torch.Tensor, lengths: torch.Tensor, scores: torch.Tensor, sft_weight: float = 1.0) -> torch.Tensor:
+    """RRHF (Yuan et al. 2023) for groups of k responses to one query: ``logp`` [G, k] summed
+    response log-probs, ``lengths`` [G, k] their token counts, ``scores`` [G, k] their rewards.
+    The ranking term Σ_{r_i < r_j} max(0, p_i − p_j) on length-normalised log-probs p = logp / len,
+    plus ``sft_weight`` × the NLL of each group's best-scored response (summed over its tokens);
+    averaged over groups. [G, k] -> []"""
+    p = logp / lengths.clamp(min=1)
+    worse = scores.unsqueeze(-1) < scores.unsqueeze(-2)  # [G, i, j]: r_i < r_j
+    rank = (torch.relu(p.unsqueeze(-1) - p.unsqueeze(-2)) * worse).sum((-1, -2))
+    best = scores.argmax(-1, keepdim=True)
+    nll = -logp.gather(-1, best).squeeze(-1)
+    return (rank + sft_weight * nll).mean()
+
+
 def bradley_terry_loss(score_w: torch.Tensor, score_l: torch.Tensor) -> torch.Tensor:
     """Reward-model loss: -E log sigma(r(y_w) - r(y_l)) on summed segment rewards. [B] -> []"""
     return -torch.nn.functional.logsigmoid(score_w - score_l).mean()

@@ -399,3 +399,55 @@ def train_grpo(task: LMTask, cfg: LMGRPOConfig, steps: int, seed: int, evaluator
             if evaluator.due(update) and update < steps:
                 evaluator(update, actor)
     evaluator.final(steps, actor)
+
+
+# -- RRHF ---------------------------------------------------------------------------------------
+
+
+class LMRRHFConfig(BaseModel):
+    """RRHF (Yuan et al. 2023): rank k sampled responses per prompt by the reward and align the
+    policy's length-normalised log-probabilities with that ranking, plus fine-tuning on the best."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    reward: Literal["rm", "gold"] = Field("rm", description="reward model, or the gold reward")
+    lr: float = Field(5e-5, gt=0, le=1, description="AdamW learning rate (constant)")
+    prompts_per_batch: int = Field(8, gt=0, le=65536, description="prompts per update")
+    k: int = Field(4, ge=2, le=256, description="responses per prompt, sampled from the current policy")
+    sft_weight: float = Field(1.0, ge=0, description="weight of the NLL of each prompt's best response")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the responses")
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
+def train_rrhf(task: LMTask, cfg: LMRRHFConfig, steps: int, seed: int, evaluator: LMEvaluator,
+               recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    tok = ctx.tokenizer()
+    pad = tok.pad_token_id
+    train_prompts = ctx.prompts()["train"]
+    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+    actor = ctx.policy()
+    opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
+    prompt_batches = Batches(len(train_prompts), cfg.prompts_per_batch, seed)
+    g = torch.Generator().manual_seed(seed)
+    for update in range(1, steps + 1):
+        base = [train_prompts[i] for i in prompt_batches.next()]
+        prompts = [ids for _, ids in base for _ in range(cfg.k)]
+        completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
+        with torch.no_grad():
+            seq_score = scorer([t for t, _ in base for _ in range(cfg.k)], prompts, completions)
+        # log-probs of the responses as sampled (T = 1: the model's own distribution)
+        s = score(actor, prompts, completions, pad, with_grad=True)
+        shape = (len(base), cfg.k)
+        logp = s.token_logp.sum(-1).view(shape)
+        lengths = s.mask.sum(-1).float().view(shape)
+        loss = losses.rrhf_loss(logp, lengths, seq_score.to(logp.device).view(shape), cfg.sft_weight)
+        optimizer_step(opt, actor, loss, cfg.max_grad_norm)
+        recorder.steps(update)
+        loss_value = loss.item()
+        check_finite(update, {"loss": loss_value}, actor, unit="update")
+        if update % 5 == 0 or update == steps:
+            recorder.curve(update, "train/loss", loss_value)
+            recorder.curve(update, "train/score", float(seq_score.mean()))
+            recorder.curve(update, "train/length", float(lengths.mean()))
+        if evaluator.due(update) and update < steps:
+            evaluator(update, actor)
+    evaluator.final(steps, actor)

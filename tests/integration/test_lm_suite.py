@@ -36,9 +36,9 @@ def _evals(store) -> pd.DataFrame:
 def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     tmp, store = lm_run
     runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
-    assert set(runs.values()) == {"done"} and len(runs) == 16
+    assert set(runs.values()) == {"done"} and len(runs) == 17
     assert {"sft", "dpo", "simpo", "orpo", "kto", "trl-dpo", "preferred-ft", "rlhf-ppo", "ppo-gt", "grpo", "dr-grpo",
-            "rloo"} <= set(runs)  # fmt: skip
+            "rrhf", "rloo"} <= set(runs)  # fmt: skip
     ev = _evals(store)
     # the reference has KL exactly 0 to itself
     sft = ev[ev.algo == "sft"]
@@ -58,8 +58,9 @@ def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     estimate = ev[(ev.algo == "best-of-n") & (ev.metric == "eval/kl")].set_index("algorithm").value
     assert ((estimate >= 0) & (estimate <= bound[estimate.index] + 1e-12)).all()
     assert (estimate[bound[estimate.index] == 0] == 0).all()
-    # the reward-model runs of Best-of-N (2), RLHF-PPO and RLOO (not PPO-GT) carry its accuracy
-    assert len(ev[ev.metric == "rm/accuracy"]) == 4
+    # the reward-model runs of Best-of-N (2), RLHF-PPO, GRPO, Dr. GRPO, RRHF and RLOO (not PPO-GT) carry
+    # its accuracy
+    assert len(ev[ev.metric == "rm/accuracy"]) == 7
     assert not len(ev[(ev.algorithm == "ppo-gt") & (ev.metric == "rm/accuracy")])
     # RLHF-PPO with a target KL adapts its coefficient between iterations
     query = (

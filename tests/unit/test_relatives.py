@@ -200,3 +200,19 @@ def test_grpo_loss_equals_trl_grpo_trainer(aggregation):
     (ours, our_grad), (trl, trl_grad) = run(False), run(True)
     assert float((ours - trl).abs()) < 1e-7
     assert float((our_grad - trl_grad).abs().max()) < 1e-7
+
+
+def test_rrhf_loss_by_hand():
+    # one query, three responses: scores 1 < 3 < 2 ranks them 0 < 2 < 1
+    logp = torch.tensor([[-2.0, -6.0, -3.0]])
+    lengths = torch.tensor([[2.0, 4.0, 3.0]])  # p = [-1, -1.5, -1]
+    scores = torch.tensor([[1.0, 3.0, 2.0]])
+    # pairs (worse i, better j): (0, 1): max(0, -1 + 1.5) = 0.5; (0, 2): 0; (2, 1): 0.5
+    rank = 0.5 + 0.0 + 0.5
+    nll_best = 6.0
+    assert float(losses.rrhf_loss(logp, lengths, scores, sft_weight=1.0)) == pytest.approx(rank + nll_best)
+    assert float(losses.rrhf_loss(logp, lengths, scores, sft_weight=0.0)) == pytest.approx(rank)
+    # a second query is averaged in; ties rank nothing
+    two = losses.rrhf_loss(torch.cat([logp, logp]), torch.cat([lengths, lengths]),
+                           torch.tensor([[1.0, 3.0, 2.0], [0.0, 0.0, 0.0]]), sft_weight=0.0)  # fmt: skip
+    assert float(two) == pytest.approx(rank / 2)
