@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.algos import aligned, dppo, external, lm, pg, ppo, rlhf_ppo, trl_dpo, trpo
+from bench.algos import aligned, dppo, external, grpo, lm, pg, ppo, rlhf_ppo, trl_dpo, trpo
 from bench.registry import ALGORITHMS, Algorithm, register_algorithm
 
 BUILT_IN = [
@@ -79,6 +79,9 @@ BUILT_IN = [
                   "PPO from pi_ref on a Bradley-Terry reward model, KL penalty", aligned=True),
         Algorithm("pg-gt", aligned.PGGTConfig, aligned.PG_DEFAULTS, aligned.train_pg_gt,
                   "REINFORCE from pi_ref on the true reward, KL penalty", aligned=True),
+        Algorithm("grpo-gt", grpo.GRPOGTConfig, {}, grpo.train_grpo_gt,
+                  "GRPO from pi_ref on the true reward: groups of episodes from one start state, k3 KL to"
+                  " pi_ref in the loss", aligned=True),
         Algorithm("pg-rm", aligned.PGRMConfig, aligned.PG_DEFAULTS, aligned.train_pg_rm,
                   "REINFORCE from pi_ref on a reward model, KL penalty", aligned=True),
         Algorithm("sft", lm.SFTConfig, {}, lm.train_sft,

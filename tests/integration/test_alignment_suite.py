@@ -36,10 +36,10 @@ def test_every_method_runs_and_records_kl_and_the_temperature_sweep(smoke_run):
     tmp, store = smoke_run
     assert {s for (s,) in _rows(store, "SELECT status FROM runs")} == {"done"}
     # orpo needs action probabilities: CartPole only
-    assert len(_rows(store, "SELECT key FROM runs WHERE task = 'Pendulum-v1'")) == 12
+    assert len(_rows(store, "SELECT key FROM runs WHERE task = 'Pendulum-v1'")) == 13
     runs = dict(_rows(store, "SELECT algorithm, status FROM runs WHERE task = 'CartPole-v1'"))
     assert {"reference", "dpo", "ipo", "simpo", "orpo", "kto", "preferred-bc", "ppo-gt", "ppo-gt-adaptive",
-            "pg-gt", "pg-rm"} <= set(runs)  # fmt: skip
+            "pg-gt", "pg-rm", "grpo-gt"} <= set(runs)  # fmt: skip
     assert {"ppo-rm[n_pairs=20]", "ppo-rm[n_pairs=51]"} <= set(runs)
     ev = pd.DataFrame(
         _rows(

@@ -79,3 +79,25 @@ def test_a_policy_step_improves_the_surrogate_inside_the_trust_region():
         surrogate = float((torch.exp(model.log_prob(new, actions) - old_logp) * adv).mean())
     assert info["accepted"] == 1.0 and 0 < kl <= 0.01
     assert info["kl"] == pytest.approx(kl) and surrogate > 0.0  # the surrogate at θ_old is 0 (mean A = 0)
+
+
+# -- GRPO on control: groups share their start state ----------------------------------------------
+
+
+def test_a_group_of_episodes_starts_from_one_state():
+    import gymnasium as gym
+    import numpy as np
+
+    from bench.algos.grpo import run_groups
+    from bench.control.policies import ObsNormalizer
+
+    torch.manual_seed(0)
+    model = ActorCritic(4, 2, False, hidden_sizes=(8,))
+    envs = [gym.make("CartPole-v1") for _ in range(6)]
+    ep = run_groups(envs, model, ObsNormalizer((4,), enabled=False), [11, 12], 3, torch.Generator().manual_seed(0))
+    first = ep.obs[:, 0].numpy()
+    assert np.array_equal(first[0], first[1]) and np.array_equal(first[0], first[2])
+    assert np.array_equal(first[3], first[5]) and not np.array_equal(first[0], first[3])
+    # each episode's steps are masked where it has ended; its return counts its steps (CartPole: +1 each)
+    assert ep.returns.tolist() == ep.mask.sum(1).float().tolist()
+    assert len(set(ep.returns.tolist())) > 1  # the members of a group act differently
