@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench import memory
 from bench.runtime import die_with_parent, warm_up
 from bench.store import Store, now
 from bench.suite import RunSpec
@@ -127,6 +128,7 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     logger.info("config %s", spec.config_json)
     status, error = "done", None
     alarm = _Alarm(spec.timeout_s)
+    measured = memory.reset_peak()
     try:
         alarm.start()
         _registry_for(spec)
@@ -147,7 +149,15 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
         logger.info("FAILED\n%s", error)
     finally:
         alarm.stop()
-    return _result(spec, recorder, logger, handler, started, log_path, status, error)
+    peak = memory.peak_rss_mb() if measured else None
+    if peak is not None:
+        logger.info("peak resident memory %.0f MiB", peak)
+    if recorder.held:
+        logger.info("models held: %s", ", ".join(f"{k} {v:,} parameters" for k, v in recorder.held.items()))
+    result = _result(spec, recorder, logger, handler, started, log_path, status, error)
+    result["peak_rss_mb"] = peak
+    result["parameters"] = sum(recorder.held.values()) if recorder.held else None
+    return result
 
 
 class RunTimeout(Exception):

@@ -21,6 +21,13 @@ class Recorder:
     start: float = field(default_factory=time.perf_counter)
     eval_seconds: float = 0.0
     progress: object = None  # optional callable(env_steps, steps_per_s) for live progress
+    held: dict = field(default_factory=dict)  # name -> parameter count of each model the run holds
+
+    def hold(self, name: str, model) -> None:
+        """Notes a model the run holds (its parameter count goes into the run's summary)."""
+        from bench.memory import parameters
+
+        self.held[name] = parameters(model)
 
     def wall_time(self) -> float:
         return time.perf_counter() - self.start

@@ -273,6 +273,8 @@ class Results:
             ("wall_time", "run/wall_time"),
             ("train_time", "run/train_time"),
             ("env_steps", "run/env_steps"),
+            ("peak_rss_mb", "run/peak_rss_mb"),
+            ("parameters", "run/parameters"),
         ]:
             runs[col] = summary[metric].reindex(runs.index) if metric in summary else np.nan
         runs = runs.reset_index()
@@ -428,14 +430,24 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
                 env_steps=float(done.env_steps.median()),
                 wall_time_s=float(done.wall_time.median()),
                 env_steps_per_s=float(sps.median()),
+                peak_rss_mb=_median_of(done, "peak_rss_mb"),
+                parameters=_median_of(done, "parameters"),
             )
         rows.append(row)
     columns = [
         "task", "algorithm", "seeds", "failed", "unfinished", "mean", "std", "iqm", "iqm_lo", "iqm_hi",
         "median", "threshold", "reached", "steps_to_threshold", "wall_to_threshold_s", "train_to_threshold_s",
-        "env_steps", "wall_time_s", "env_steps_per_s", "code",
+        "env_steps", "wall_time_s", "env_steps_per_s", "peak_rss_mb", "parameters", "code",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _median_of(runs: pd.DataFrame, column: str) -> float:
+    """The median of a run column recorded only by newer code (NaN where absent)."""
+    if column not in runs:
+        return np.nan
+    values = pd.to_numeric(runs[column], errors="coerce").dropna()
+    return float(values.median()) if len(values) else np.nan
 
 
 def code_versions(runs: pd.DataFrame) -> str:

@@ -67,7 +67,8 @@ CREATE INDEX IF NOT EXISTS evals_run ON evals (run_key);
 CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, status);
 """
 # columns added after the first release: (name, declaration), added to older stores on open
-ADDED_COLUMNS = [("owner", "TEXT"), ("attempts", "INTEGER DEFAULT 0"), ("code", "TEXT"), ("base_key", "TEXT")]
+ADDED_COLUMNS = [("owner", "TEXT"), ("attempts", "INTEGER DEFAULT 0"), ("code", "TEXT"), ("base_key", "TEXT"),
+                 ("peak_rss_mb", "REAL"), ("parameters", "INTEGER")]  # fmt: skip
 TABLES = {"suites", "plan", "runs", "curves", "evals"}
 OPTIONAL_TABLES = {"samples", "outcomes"}  # added later: absent from older stores
 
@@ -390,8 +391,8 @@ class Store:
             )
             db.execute(
                 "UPDATE runs SET status=?, error=?, started_at=?, ended_at=?, wall_time=?,"
-                " train_time=?, env_steps=?, git_rev=?, packages=?, host=?, log_path=?, owner=NULL"
-                " WHERE key=?",
+                " train_time=?, env_steps=?, git_rev=?, packages=?, host=?, log_path=?, owner=NULL,"
+                " peak_rss_mb=?, parameters=? WHERE key=?",
                 (
                     result["status"],
                     result.get("error"),
@@ -404,6 +405,8 @@ class Store:
                     json.dumps(result["packages"]),
                     result["host"],
                     result.get("log_path"),
+                    result.get("peak_rss_mb"),
+                    result.get("parameters"),
                     key,
                 ),
             )
@@ -560,7 +563,7 @@ EXPORT_COLUMNS = [
 ]
 
 
-# Columns and metrics that measure time or speed: they differ between two runs of the same
+# Columns and metrics that measure time or speed (and peak memory): they differ between two runs of the same
 # suite, everything else in the store is reproducible (same suite, same code, CPU: same bytes).
 # `bench export --no-timing` leaves them out. A metric is timing-valued when it is listed in
 # TIMING_METRICS, starts with a TIMING_PREFIXES entry or ends with a TIMING_SUFFIXES entry.
@@ -572,6 +575,7 @@ TIMING_METRICS = frozenset(
         "run/env_steps_per_s",  # env steps / training time
         "perf/env_steps_per_s",  # the same, so far, on every learning-curve point
         "dist/startup_s",  # Distributed PPO: seconds to start the workers
+        "run/peak_rss_mb",  # not time, but machine-dependent too: peak resident memory of the run
     }
 )
 TIMING_PREFIXES = ("perf/", "time/")  # throughput / clock families
@@ -626,6 +630,7 @@ def tidy(
             ("run/env_steps", r.env_steps),
             ("run/env_steps_per_s", sps),
             ("run/failed", float(r.status == "failed")),
+            *[(f"run/{col}", r[col]) for col in ("peak_rss_mb", "parameters") if col in r and pd.notna(r[col])],
         ]:
             summary.append(
                 dict(

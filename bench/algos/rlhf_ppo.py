@@ -186,6 +186,7 @@ def _critic(ctx: LMContext, reward: str):
     else:
         model = scalar_model_from(str(ctx.sft_path()), ctx.tokenizer().pad_token_id, ctx.seed)
     model.to(ctx.setup.torch_device()).eval()  # dropout off, as for the actor (LMContext.policy)
+    ctx.hold("critic", model)
     return model
 
 

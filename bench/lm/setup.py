@@ -443,7 +443,13 @@ class LMContext:
         (which is in eval mode too) — as TRL's trainers disable dropout. Gradients flow as usual."""
         model = load_lm(str(self.sft_path())).to(self.setup.torch_device())
         model.eval()
+        self.hold("policy", model)
         return model
+
+    def hold(self, name: str, model) -> None:
+        """Notes a model the run holds (its parameters go into the run's summary)."""
+        if self.recorder is not None:
+            self.recorder.hold(name, model)
 
     def reference(self):
         """The frozen π_SFT (one per run)."""
@@ -453,7 +459,9 @@ class LMContext:
             model.requires_grad_(False)
             return model
 
-        return self._once("reference", build)
+        model = self._once("reference", build)
+        self.hold("reference", model)
+        return model
 
     def gold(self) -> Scorer:
         return self._once("gold", lambda: get_gold(self.gold_name))
@@ -518,7 +526,9 @@ class LMContext:
             )
             return model, info
 
-        return self._once("reward_model", build)
+        model, info = self._once("reward_model", build)
+        self.hold("reward model", model)
+        return model, info
 
     def _train_reward_model(self, out: Path) -> dict:
         from bench.algos.guard import check_finite  # here: bench.algos imports this module

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pandas as pd
 
 LEADERBOARD_HEADER = [
     "algorithm", "seeds", "final (mean ± std)", "IQM [95% CI]", "median", "steps to threshold",
-    "time to threshold (train / wall)", "wall time", "env-steps/s", "failed", "code",
+    "time to threshold (train / wall)", "wall time, peak memory", "env-steps/s", "failed", "code",
 ]  # fmt: skip
 AGGREGATE_HEADER = ["algorithm", "runs", "tasks", "IQM", "mean", "median", "optimality gap"]
 
@@ -29,6 +30,16 @@ def _seconds(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
     return "never" if v == math.inf else f"{v:.3g} s"
+
+
+def _memory(row) -> str:
+    """", 412 MiB (1.2M params)": a leaderboard row's median peak resident memory per run and the
+    parameters of the models its runs hold, where recorded."""
+    mem, params = row.get("peak_rss_mb", np.nan), row.get("parameters", np.nan)
+    out = "" if pd.isna(mem) else f", {mem:,.0f} MiB"
+    if pd.notna(params):
+        out += f" ({params / 1e6:.3g}M params)" if params >= 1e5 else f" ({params:,.0f} params)"
+    return out
 
 
 def _code(row) -> str:
@@ -58,7 +69,7 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
                 fmt(r["median"]),
                 fmt(r.steps_to_threshold) + reached,
                 f"{_seconds(r.train_to_threshold_s)} / {_seconds(r.wall_to_threshold_s)}",
-                _seconds(r.wall_time_s),
+                _seconds(r.wall_time_s) + _memory(r),
                 fmt(r.env_steps_per_s, 3),
                 f"{r.failed}{unfinished}",
                 _code(r),

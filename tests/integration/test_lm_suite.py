@@ -58,6 +58,12 @@ def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     estimate = ev[(ev.algo == "best-of-n") & (ev.metric == "eval/kl")].set_index("algorithm").value
     assert ((estimate >= 0) & (estimate <= bound[estimate.index] + 1e-12)).all()
     assert (estimate[bound[estimate.index] == 0] == 0).all()
+    # the models each run holds, and its peak resident memory: RLHF-PPO's four models (actor, reference,
+    # reward model, critic: four of π_SFT's body, two with a scalar head), DPO's two, SFT's one
+    held = dict(_rows(store, "SELECT algorithm, parameters FROM runs"))
+    assert held["rlhf-ppo"] == 4 * held["sft"] + 2 * 32 and held["dpo"] == 2 * held["sft"]  # 32: a value head
+    assert held["simpo"] == 2 * held["sft"]  # reference-free, but its KL to π_SFT is measured
+    assert all(m > 0 for (m,) in _rows(store, "SELECT peak_rss_mb FROM runs"))
     # the reward-model runs of Best-of-N (2), RLHF-PPO, GRPO, Dr. GRPO, RRHF and RLOO (not PPO-GT) carry
     # its accuracy
     assert len(ev[ev.metric == "rm/accuracy"]) == 7

@@ -243,6 +243,9 @@ def lm_ctx(tmp_path_factory):
         def tokenizer(self):
             return tok
 
+        def hold(self, name, model):
+            pass
+
         def reference(self):
             return ref
 
