@@ -16,7 +16,7 @@ algorithms:
 CASES = [
     # (suite text, expected field in the message, expected words)
     (BASE.replace("CartPole-v1", "NoSuchTask-v0"), "tasks[0]", "unknown task"),
-    (BASE.replace("algo: ppo", "algo: trpo"), "algorithms[0].algo", "unknown algorithm"),
+    (BASE.replace("algo: ppo", "algo: trpo-xl"), "algorithms[0].algo", "unknown algorithm"),
     (
         BASE.replace("algo: ppo", "algo: ppo\n    params: {lr: fast}"),
         "algorithms[0].params.lr",
