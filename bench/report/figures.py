@@ -416,10 +416,10 @@ def compare_figure(table: pd.DataFrame, points: dict, tolerance: float, scale: s
     right.axvline(0, color="#999999", lw=0.8)
     labels = [short(f"{r.task} / {r.algorithm}", 40) for r in rows]
     left.set_yticks(range(len(rows)), labels)
-    left.invert_yaxis()
     left.set_xlabel(f"final {'normalised score' if scale == 'normalised' else 'score'}, per seed")
     right.set_xlabel("store − baseline, with interval")
-    left.legend(loc="lower right", fontsize=8, frameon=True)
-    right.legend(loc="lower right", fontsize=8, frameon=True)
+    left.set_ylim(len(rows) - 0.5, -0.5)
+    for ax in (left, right):  # above the panels, never over a row
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return _save(fig, path)
