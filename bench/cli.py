@@ -417,11 +417,12 @@ def cmd_compare(args) -> int:
     effect = args.effect if args.effect is not None else 2 * args.tolerance
     method = (
         "Exact check first: runs matched by seed (and config) whose evaluation records are all equal are "
-        "'identical'. Otherwise the difference of mean final scores (greedy; T = 1 for alignment runs), store "
+        "'identical'. Otherwise the difference of mean final scores (at the lowest evaluated temperature, greedy "
+        "where T = 0 is evaluated; T = 1 for alignment runs), store "
         "minus baseline, on normalised scores where the task declares bounds: a paired t interval over seeds "
         "where both sides ran the same seeds, Welch's t interval otherwise; "
         f"{level:.2%} intervals ({args.confidence:.0%} family-wise, Bonferroni over {max(compared, 1)} "
-        f"comparisons). Regression = interval entirely below -{args.tolerance:g}, or more failed runs than "
+        f"comparisons). Regression = interval entirely below {-args.tolerance:g}, or more failed runs than "
         "the baseline. 'could detect ≥' = the drop flagged with 80% power given the observed seed spread; "
         f"a green verdict that could not detect a drop of {effect:g} is marked under-powered."
     )
