@@ -422,7 +422,7 @@ def cmd_compare(args) -> int:
         "minus baseline, on normalised scores where the task declares bounds: a paired t interval over seeds "
         "where both sides ran the same seeds, Welch's t interval otherwise; "
         f"{level:.2%} intervals ({args.confidence:.0%} family-wise, Bonferroni over {max(compared, 1)} "
-        f"comparisons). Regression = interval entirely below {-args.tolerance:g}, or more failed runs than "
+        f"comparisons). Regression = interval entirely below {-args.tolerance if args.tolerance else 0:g}, or more failed runs than "
         "the baseline. 'could detect ≥' = the drop flagged with 80% power given the observed seed spread; "
         f"a green verdict that could not detect a drop of {effect:g} is marked under-powered."
     )
