@@ -18,7 +18,7 @@ FINAL_T = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """The smoke variant on CartPole and Pendulum (categorical and Gaussian policies), run once
-    with --jobs 2 into a fresh cache."""
+    into a fresh cache."""
     tmp = tmp_path_factory.mktemp("align")
     suite = tmp / "suite.yaml"
     suite.write_text(
@@ -29,7 +29,7 @@ def smoke_run(tmp_path_factory):
         "alignment: {reference: {CartPole-v1: {env_steps: 2048, check_every: 2048},"
         " Pendulum-v1: {env_steps: 2048, check_every: 2048}}}\n"
     )
-    return tmp, run_in_cache(tmp, suite, "--jobs", "2")
+    return tmp, run_in_cache(tmp, suite)  # in-process; with --jobs 2 in the slow determinism test
 
 
 def test_every_method_runs_and_records_kl_and_the_temperature_sweep(smoke_run):

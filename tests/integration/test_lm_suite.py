@@ -16,7 +16,7 @@ SUITES = Path(__file__).resolve().parents[2] / "suites"
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lm")
-    store = run_in_cache(tmp, SUITES / "lm-smoke.yaml", "--jobs", "2")
+    store = run_in_cache(tmp, SUITES / "lm-smoke.yaml")  # in-process; --jobs 2: the slow determinism test
     # a second run finds everything done and trains nothing
     assert run_in_cache(tmp, SUITES / "lm-smoke.yaml") == store
     return tmp, store
