@@ -125,6 +125,7 @@ def test_report_bad_input_exits_2_and_writes_nothing(store, tmp_path, monkeypatc
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # 13 s: two full reports
 def test_report_leads_with_the_authors_findings_and_keeps_them(store, tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text(f"PPO-RM now beats pi_ref {EVIL}.\n\n- one finding\n- another\n", encoding="utf-8")
