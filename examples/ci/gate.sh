@@ -13,7 +13,8 @@
 #   BENCH_CI_FALLBACK=baselines/ci.csv    read by `gate` when there is no BENCH_CI_BASELINE
 #   BENCH_CI_STORE=runs/ci.sqlite         the results store of this job
 #   BENCH_CI_OUT=bench-compare            where `gate` writes compare.html / .md / .csv / .png
-#   BENCH_CI_TOLERANCE=0.02               the gate's tolerance (normalised score units)
+#   BENCH_CI_TOLERANCE=0                  the gate's tolerance (normalised score units)
+#   BENCH_CI_EFFECT=0.1                   the drop the gate must be able to see (else: under-powered)
 #   BENCH_CI_JOBS=2                       parallel runs
 set -euo pipefail
 
@@ -22,7 +23,8 @@ baseline=${BENCH_CI_BASELINE:-ci-baseline.csv}
 fallback=${BENCH_CI_FALLBACK:-baselines/ci.csv}
 store=${BENCH_CI_STORE:-runs/ci.sqlite}
 out=${BENCH_CI_OUT:-bench-compare}
-tolerance=${BENCH_CI_TOLERANCE:-0.02}
+tolerance=${BENCH_CI_TOLERANCE:-0}
+effect=${BENCH_CI_EFFECT:-0.1}
 jobs=${BENCH_CI_JOBS:-2}
 
 # the suite's name inside the store (a file's `name:` field, or the shipped suite's name)
@@ -44,7 +46,8 @@ case "${1:-}" in
       baseline=$fallback
     fi
     run_tier
-    bench compare --store "$store" --suite "$name" --baseline "$baseline" --tolerance "$tolerance" -o "$out"
+    bench compare --store "$store" --suite "$name" --baseline "$baseline" --tolerance "$tolerance" \
+      --effect "$effect" -o "$out"
     ;;
   *)
     echo "usage: $0 baseline|gate (see the comments at the top)" >&2
