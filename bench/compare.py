@@ -150,21 +150,23 @@ def _show(x: float) -> str:
 
 
 def exact_check(store: Results, baseline: Results, task: str, algo: str) -> str:
-    """``identical: N/N runs``, or what tells the two sides apart: unmatched seeds, another
-    config, or the first run and record that differ."""
+    """``identical: N/N runs``, or what tells the two sides apart: unmatched seeds, or the first
+    run and record that differ; ``(configs differ)`` is added when matched runs had other configs
+    (a renamed or added parameter can leave every record as it was)."""
     a, b = _runs_of(store, task, algo), _runs_of(baseline, task, algo)
     a, b = a[a.status == "done"], b[b.status == "done"]
     if sorted(a.seed) != sorted(b.seed) or a.seed.duplicated().any():
         return f"seeds differ ({len(a)} vs {len(b)} runs)"
     b = b.set_index("seed")
+    configs = ""  # a config that differs (e.g. a parameter added with its default) does not stop the check
     for _, run in a.sort_values("seed").iterrows():
         other = b.loc[run.seed]
         keys = run.get("base_key"), other.get("base_key")
-        if all(isinstance(k, str) and k for k in keys) and keys[0] != keys[1]:
-            return f"configs differ (seed {run.seed})"
+        if not configs and all(isinstance(k, str) and k for k in keys) and keys[0] != keys[1]:
+            configs = " (configs differ)"
         mine, theirs = _records(store, run.run_key), _records(baseline, other.run_key)
         if len(mine) != len(theirs):
-            return f"differs: seed {run.seed} has {len(mine)} vs {len(theirs)} evaluation records"
+            return f"differs: seed {run.seed} has {len(mine)} vs {len(theirs)} evaluation records{configs}"
         same = (mine[["metric"]] == theirs[["metric"]]).all(axis=1)
         for col in ("step", "temperature", "value", "n"):
             x, y = mine[col].to_numpy(), theirs[col].to_numpy()
@@ -173,8 +175,8 @@ def exact_check(store: Results, baseline: Results, task: str, algo: str) -> str:
             i = int(np.flatnonzero(~same.to_numpy())[0])
             r, s = mine.iloc[i], theirs.iloc[i]
             where = f"{r.metric} at step {_show(r.step)}, T={_show(r.temperature)}"
-            return f"differs: seed {run.seed}, {where}: {_show(s.value)} → {_show(r.value)}"
-    return f"identical: {len(a)}/{len(a)} runs"
+            return f"differs: seed {run.seed}, {where}: {_show(s.value)} → {_show(r.value)}{configs}"
+    return f"identical: {len(a)}/{len(a)} runs{configs}"
 
 
 def display_rows(table: pd.DataFrame) -> list[list[str]]:

@@ -52,7 +52,8 @@ def test_the_ci_recipe_gates_a_change(tmp_path):
     (pr / "tiny.yaml").write_text(yaml.safe_dump(changed))
     out = gate(pr, "gate")
     row = pd.read_csv(pr / "bench-compare" / "compare.csv").iloc[0]
-    assert row.exact == "configs differ (seed 0)" and row.method == "paired t"
+    assert row.exact.startswith("differs: seed 0, ") and row.exact.endswith(" (configs differ)"), row.exact
+    assert row.method == "paired t"
     assert out.returncode == (1 if row.verdict == "regression" else 0), out.stdout
     assert (pr / "bench-compare" / "compare.png").is_file()
     # no cached baseline: the committed one (here a copy of main's)
