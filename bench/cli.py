@@ -394,7 +394,9 @@ def cmd_compare(args) -> int:
         if args.tolerance < 0:
             raise _BadInput("--tolerance must be >= 0")
         if args.effect is not None and args.effect <= args.tolerance:
-            raise _BadInput("--effect must be larger than --tolerance (a drop within the tolerance is never flagged)")
+            raise _BadInput(
+                "--effect must be larger than --tolerance (a drop within the tolerance is never flagged)"
+            )
         if (args.baseline is None) == (args.baseline_version is None):
             raise _BadInput("give exactly one of --baseline CSV and --baseline-version V")
         results = _load_results(args)
@@ -403,7 +405,9 @@ def cmd_compare(args) -> int:
             against = args.baseline
         else:
             if getattr(args, "results", None):
-                raise _BadInput("--baseline-version compares runs of one store: it cannot be used with --results")
+                raise _BadInput(
+                    "--baseline-version compares runs of one store: it cannot be used with --results"
+                )
             baseline = version_baseline(args.store, results.name, args.baseline_version)
             against = f"code {args.baseline_version} in the same store"
     except _input_errors() as e:
@@ -412,17 +416,20 @@ def cmd_compare(args) -> int:
     rows = display_rows(table)
     compared = int((~table.verdict.isin(["missing", "new"])).sum())
     if compared == 0 and not (table.verdict == "missing").any():
-        return _fail(f"nothing to compare: no (task, algorithm) has finished runs in both the store and {against}")
+        return _fail(
+            f"nothing to compare: no (task, algorithm) has finished runs in both the store and {against}"
+        )
     verdict, fails = summary(table, args.allow_missing)
     effect = args.effect if args.effect is not None else 2 * args.tolerance
     method = (
         "Exact check first: runs matched by seed (and config) whose evaluation records are all equal are "
-        "'identical'. Otherwise the difference of mean final scores (at the lowest evaluated temperature, greedy "
-        "where T = 0 is evaluated; T = 1 for alignment runs), store "
+        "'identical'. Otherwise the difference of mean final scores (at the lowest evaluated temperature, "
+        "greedy where T = 0 is evaluated; T = 1 for alignment runs), store "
         "minus baseline, on normalised scores where the task declares bounds: a paired t interval over seeds "
         "where both sides ran the same seeds, Welch's t interval otherwise; "
         f"{level:.2%} intervals ({args.confidence:.0%} family-wise, Bonferroni over {max(compared, 1)} "
-        f"comparisons). Regression = interval entirely below {-args.tolerance if args.tolerance else 0:g}, or more failed runs than "
+        f"comparisons). Regression = interval entirely below {-args.tolerance if args.tolerance else 0:g}, "
+        "or more failed runs than "
         "the baseline. 'could detect ≥' = the drop flagged with 80% power given the observed seed spread; "
         f"a green verdict that could not detect a drop of {effect:g} is marked under-powered."
     )
@@ -441,7 +448,8 @@ def cmd_compare(args) -> int:
                     compare_figure(table, points, args.tolerance, scale, Path(tmp) / name)
                     figures[name] = (Path(tmp) / name).read_bytes()
         images = "".join(f"![the gate per comparison]({name})\n\n" for name in figures)
-        md = f"# {md_escape(title)}\n\n**{md_escape(verdict)}**\n\n{method}\n\n{images}{markdown_table(HEADER, rows)}\n"
+        head = f"# {md_escape(title)}\n\n**{md_escape(verdict)}**\n\n{method}\n\n"
+        md = f"{head}{images}{markdown_table(HEADER, rows)}\n"
         html = _env().get_template("compare.html.j2").render(
             title=title, verdict=verdict, store=results.source, baseline=against, failing=fails,
             generated=generated_at(), method=method, header=HEADER, rows=rows, figures=list(figures),
@@ -466,7 +474,9 @@ def cmd_plan(args) -> int:
             raise _BadInput("--tolerance must be >= 0")
         effect = args.effect if args.effect is not None else 2 * args.tolerance
         if effect <= args.tolerance:
-            raise _BadInput("--effect must be larger than --tolerance (a drop within the tolerance is never flagged)")
+            raise _BadInput(
+                "--effect must be larger than --tolerance (a drop within the tolerance is never flagged)"
+            )
         results = _load_results(args)
     except _input_errors() as e:
         return _fail(str(e))
@@ -499,13 +509,19 @@ def version_baseline(store_path, suite: str, version: str):
         raise ResultsError(store.unknown_suite(suite))
     runs = store.runs_under_any_code(suite)
     short = runs["code"].map(code_short) if "code" in runs else pd.Series("", index=runs.index)
-    match = (short == version) | short.str.split("+").str[-1].str.startswith(version) if version else short == ""
+    match = (
+        (short == version) | short.str.split("+").str[-1].str.startswith(version) if version else short == ""
+    )
     if not match.any():
         known = ", ".join(sorted(set(short) - {""})) or "none recorded"
-        raise ResultsError(f"no runs of suite {suite!r} under code {version!r} (code versions in the store: {known})")
+        raise ResultsError(
+            f"no runs of suite {suite!r} under code {version!r} (code versions in the store: {known})"
+        )
     if len(set(short[match])) > 1:
         found = ", ".join(sorted(set(short[match])))
-        raise ResultsError(f"code {version!r} is ambiguous in suite {suite!r}: it matches {found}; give one in full")
+        raise ResultsError(
+            f"code {version!r} is ambiguous in suite {suite!r}: it matches {found}; give one in full"
+        )
     runs = runs[match].rename(columns={"key": "run_key"}).reset_index(drop=True)
     evals = store.evals_of(list(runs.run_key))
     return Results(runs, evals, f"store {Path(store_path).name}, code {version}", {"name": suite})
@@ -683,7 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", metavar="CSV", help="read a `bench export` CSV instead of the store")
     p.add_argument("--tolerance", type=float, default=0.05, help="the gate's tolerance (default 0.05)")
     p.add_argument(
-        "--effect", type=float, help="the drop to detect, in the tolerance's units (default: twice the tolerance)"
+        "--effect",
+        type=float,
+        help="the drop to detect, in the tolerance's units (default: twice the tolerance)",
     )
     p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
     p.add_argument("--format", choices=["text", "csv"], default="text", help="output format (default text)")

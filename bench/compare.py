@@ -36,7 +36,8 @@ from bench.results import Results, code_versions, final_scores, normalise
 from bench.store import is_timing_metric
 
 COLUMNS = [
-    "task", "algorithm", "scale", "method", "baseline_seeds", "store_seeds", "baseline_failed", "store_failed",
+    "task", "algorithm", "scale", "method", "baseline_seeds", "store_seeds", "baseline_failed",
+    "store_failed",
     "baseline_mean", "store_mean", "difference", "diff_lo", "diff_hi", "mde", "exact", "verdict",
     "baseline_code", "store_code",
 ]  # fmt: skip
@@ -246,7 +247,9 @@ PLAN_HEADER = [
 ]  # fmt: skip
 
 
-def plan(results: Results, tolerance: float, effect: float, confidence: float = 0.95) -> tuple[pd.DataFrame, float]:
+def plan(
+    results: Results, tolerance: float, effect: float, confidence: float = 0.95
+) -> tuple[pd.DataFrame, float]:
     """How many seeds each comparison of a suite needs: per (task, algorithm) with finished runs,
     the seed standard deviation of the final score (normalised where the task has bounds), the
     drop a rerun with the same seeds could detect (80% power; the two sides' seeds taken as
@@ -285,7 +288,15 @@ def plan_rows(table: pd.DataFrame) -> list[list[str]]:
     from bench.report.tables import fmt
 
     return [
-        [r.task, r.algorithm, r.scale, str(r.seeds), fmt(r.seed_sd), fmt(r.mde_now),
-         "—" if pd.isna(r.seeds_needed) else str(int(r.seeds_needed)), r.note or ""]  # fmt: skip
+        [
+            r.task,
+            r.algorithm,
+            r.scale,
+            str(r.seeds),
+            fmt(r.seed_sd),
+            fmt(r.mde_now),
+            "—" if pd.isna(r.seeds_needed) else str(int(r.seeds_needed)),
+            r.note or "",
+        ]  # fmt: skip
         for _, r in table.iterrows()
     ]

@@ -122,7 +122,9 @@ def power(drop: float, se: float, df: float, level: float, tolerance: float) -> 
     return float(sps.nct.cdf(-c, df, (tolerance - drop) / se))
 
 
-def minimum_detectable_effect(se: float, df: float, level: float, tolerance: float, target: float = POWER) -> float:
+def minimum_detectable_effect(
+    se: float, df: float, level: float, tolerance: float, target: float = POWER
+) -> float:
     """The smallest drop the gate flags with probability ``target`` (inf when it cannot: a side
     without variance estimate)."""
     if se == 0:

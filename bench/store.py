@@ -458,8 +458,11 @@ class Store:
 
     def evals_of(self, keys: list[str]) -> pd.DataFrame:
         """The evaluation records of the runs ``keys``."""
-        frames = [self._read("SELECT * FROM evals WHERE run_key IN (%s)" % ",".join("?" * len(chunk)), tuple(chunk))
-                  for chunk in (keys[i : i + 500] for i in range(0, len(keys), 500))]  # fmt: skip
+        frames = []
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            frames.append(self._read(f"SELECT * FROM evals WHERE run_key IN ({marks})", tuple(chunk)))
         return pd.concat(frames, ignore_index=True) if frames else self._read("SELECT * FROM evals WHERE 0")
 
     def evals(self, suite: str | None = None) -> pd.DataFrame:
@@ -630,7 +633,11 @@ def tidy(
             ("run/env_steps", r.env_steps),
             ("run/env_steps_per_s", sps),
             ("run/failed", float(r.status == "failed")),
-            *[(f"run/{col}", r[col]) for col in ("peak_rss_mb", "parameters") if col in r and pd.notna(r[col])],
+            *[
+                (f"run/{col}", r[col])
+                for col in ("peak_rss_mb", "parameters")
+                if col in r and pd.notna(r[col])
+            ],
         ]:
             summary.append(
                 dict(

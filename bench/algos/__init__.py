@@ -42,7 +42,8 @@ BUILT_IN = [
             trpo.TRPOConfig,
             trpo.TASK_DEFAULTS,
             trpo.train,
-            "TRPO: natural-gradient step in a KL trust region, conjugate gradient + line search (project's own)",
+            "TRPO: natural-gradient step in a KL trust region, conjugate gradient + line search"
+            " (project's own)",
         ),
         Algorithm(
             "sb3-ppo",
@@ -68,7 +69,8 @@ BUILT_IN = [
         Algorithm("reference", aligned.ReferenceConfig, {}, aligned.train_reference,
                   "the reference policy pi_ref itself (frontier origin)", aligned=True),
         Algorithm("dpo", aligned.DPOConfig, {}, aligned.train_dpo,
-                  "DPO / IPO / hinge / SimPO / ORPO / KTO on trajectory preferences (offline; budget = updates)",
+                  "DPO / IPO / hinge / SimPO / ORPO / KTO on trajectory preferences"
+                  " (offline; budget = updates)",
                   aligned=True),
         Algorithm("preferred-bc", aligned.BCConfig, {}, aligned.train_preferred_bc,
                   "behaviour cloning on preferred segments (offline; budget = updates)",
@@ -87,7 +89,8 @@ BUILT_IN = [
         Algorithm("sft", lm.SFTConfig, {}, lm.train_sft,
                   "pi_SFT itself, the LM reference (frontier origin)", domain="lm"),
         Algorithm("lm-dpo", lm.LMDPOConfig, {}, lm.train_dpo,
-                  "DPO / IPO / hinge / SimPO / ORPO / KTO on completion preferences (project's own; budget = updates)",
+                  "DPO / IPO / hinge / SimPO / ORPO / KTO on completion preferences"
+                  " (project's own; budget = updates)",
                   domain="lm"),
         Algorithm("trl-dpo", trl_dpo.TRLDPOConfig, {}, trl_dpo.train_trl_dpo,
                   "TRL DPOTrainer on the same model, data and hyperparameters (cross-check)", domain="lm"),

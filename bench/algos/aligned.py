@@ -225,7 +225,9 @@ def train_dpo(task, cfg: DPOConfig, env_steps, seed, evaluator, recorder, alignm
         """KTO: log-ratios of mismatched pairs, each segment's states with the previous pair's actions."""
         with torch.no_grad():
             states, other = torch.cat([w[mb], lo[mb]]), torch.cat([w[mb].roll(1), lo[mb].roll(1)])
-            return sequence_logp(policy.model, prefs, states, other) - sequence_logp(ref.model, prefs, states, other)
+            return sequence_logp(policy.model, prefs, states, other) - sequence_logp(
+                ref.model, prefs, states, other
+            )
 
     def step(mb):
         logp_w, logp_l = sequence_logp(policy.model, prefs, w[mb]), sequence_logp(policy.model, prefs, lo[mb])
@@ -233,8 +235,9 @@ def train_dpo(task, cfg: DPOConfig, env_steps, seed, evaluator, recorder, alignm
         margin = (ratio_w - ratio_l).detach()
         if loss_fn is None:
             loss = losses.relative_loss(
-                cfg.loss, logp_w, logp_l, ref_w[train][mb], ref_l[train][mb], steps[w[mb]], steps[lo[mb]], cfg.beta,
-                cfg.gamma, kl_ratio(mb) if cfg.loss == "kto" else None, (cfg.desirable_weight, cfg.undesirable_weight),
+                cfg.loss, logp_w, logp_l, ref_w[train][mb], ref_l[train][mb], steps[w[mb]], steps[lo[mb]],
+                cfg.beta, cfg.gamma, kl_ratio(mb) if cfg.loss == "kto" else None,
+                (cfg.desirable_weight, cfg.undesirable_weight),
             )  # fmt: skip
         else:
             loss = loss_fn(ratio_w, ratio_l, cfg.beta, steps[w[mb]], steps[lo[mb]])

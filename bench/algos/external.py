@@ -49,7 +49,9 @@ class SB3Config(BaseModel):
     )
     cg_damping: float | None = Field(None, gt=0, description="conjugate-gradient damping (TRPO)")
     cg_max_steps: int | None = Field(None, ge=1, le=1000, description="conjugate-gradient iterations (TRPO)")
-    n_critic_updates: int | None = Field(None, ge=1, le=10_000, description="value updates per rollout (TRPO)")
+    n_critic_updates: int | None = Field(
+        None, ge=1, le=10_000, description="value updates per rollout (TRPO)"
+    )
     target_kl: float | None = Field(None, gt=0, description="KL trust-region radius (TRPO)")
     hidden_sizes: HiddenSizes | None = Field(None, description="pi and vf hidden layers")
     activation: Literal["tanh", "relu"] | None = Field(None, description="hidden activation")
@@ -129,7 +131,8 @@ TASK_DEFAULTS["sb3-trpo"] = {
                         lr=1e-3, n_critic_updates=20),
     "LunarLander-v3": dict(n_envs=2, n_steps=512, cg_damping=0.01, gae_lambda=0.98, gamma=0.99, lr=1e-3,
                            n_critic_updates=15),
-    "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, n_critic_updates=15, use_sde=True, sde_sample_freq=4),
+    "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, n_critic_updates=15, use_sde=True,
+                        sde_sample_freq=4),
 }  # fmt: skip
 
 
@@ -159,7 +162,9 @@ def sb3_kwargs(algo: str, cfg: SB3Config) -> dict:
         foreign = ["ent_coef", "vf_coef", "max_grad_norm", "n_epochs", "clip_range", "use_rms_prop"]
         given = [n for n in foreign if getattr(cfg, n) is not None]
         if given:
-            raise ValueError(f"sb3-trpo has no parameter {', '.join(given)} (TRPO: a KL trust region, no clipping)")
+            raise ValueError(
+                f"sb3-trpo has no parameter {', '.join(given)} (TRPO: a KL trust region, no clipping)"
+            )
         names = [n for n in names if n not in foreign]
         names += ["batch_size", "cg_damping", "cg_max_steps", "n_critic_updates", "target_kl"]
     else:

@@ -36,9 +36,12 @@ class GRPOGTConfig(BaseModel):
     clip_range: float = Field(0.2, gt=0, description="ratio clip ε")
     iterations: int = Field(4, ge=1, le=1000, description="full-batch updates per batch of episodes")
     kl_coef: float = Field(0.05, ge=0, description="β: weight of the k3 KL(π ‖ π_ref) term per step")
-    scale_rewards: Literal["group", "none"] = Field("group", description="GRPO (group std) or Dr. GRPO (none)")
+    scale_rewards: Literal["group", "none"] = Field(
+        "group", description="GRPO (group std) or Dr. GRPO (none)"
+    )
     aggregation: Literal["grpo", "dr_grpo", "bnpo"] = Field(
-        "grpo", description="step losses: mean per episode then over episodes, or Dr. GRPO's sum / (B · T_max), or"
+        "grpo", description="step losses: mean per episode then over episodes, or Dr. GRPO's sum /"
+        " (B · T_max), or"
         " mean over the batch's steps"
     )  # fmt: skip
     max_grad_norm: float = Field(0.5, gt=0, description="gradient-norm clip")
@@ -81,7 +84,9 @@ def run_groups(envs: list[gym.Env], model: ActorCritic, obs_norm: ObsNormalizer,
                     torch.as_tensor(returns, dtype=torch.float32))  # fmt: skip
 
 
-def train_grpo_gt(task, cfg: GRPOGTConfig, env_steps, seed, evaluator: Evaluator, recorder: Recorder, alignment):
+def train_grpo_gt(
+    task, cfg: GRPOGTConfig, env_steps, seed, evaluator: Evaluator, recorder: Recorder, alignment
+):
     ref = alignment.reference()
     model = copy.deepcopy(ref.model).requires_grad_(True)
     policy = PolicyAct(model, ref.obs_norm, torch.Generator().manual_seed(seed + 1))
@@ -99,7 +104,9 @@ def train_grpo_gt(task, cfg: GRPOGTConfig, env_steps, seed, evaluator: Evaluator
             adv = losses.group_advantages(ep.returns.view(cfg.groups, cfg.k), cfg.scale_rewards).flatten()
             flat_obs = ep.obs.flatten(0, 1)
             with torch.no_grad():
-                ref_logp = ref.model.log_prob(ref.model.policy(flat_obs), ep.actions.flatten(0, 1)).view_as(ep.logp)
+                ref_logp = ref.model.log_prob(ref.model.policy(flat_obs), ep.actions.flatten(0, 1)).view_as(
+                    ep.logp
+                )
             for _ in range(cfg.iterations):
                 logp = model.log_prob(model.policy(flat_obs), ep.actions.flatten(0, 1)).view_as(ep.logp)
                 loss = losses.grpo_loss(logp, ep.logp, ref_logp, adv, ep.mask, cfg.clip_range, cfg.kl_coef,

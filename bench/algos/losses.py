@@ -314,7 +314,9 @@ def grpo_loss(
     raise ValueError(f"unknown aggregation {aggregation!r}")
 
 
-def rrhf_loss(logp: torch.Tensor, lengths: torch.Tensor, scores: torch.Tensor, sft_weight: float = 1.0) -> torch.Tensor:
+def rrhf_loss(
+    logp: torch.Tensor, lengths: torch.Tensor, scores: torch.Tensor, sft_weight: float = 1.0
+) -> torch.Tensor:
     """RRHF (Yuan et al. 2023) for groups of k responses to one query: ``logp`` [G, k] summed
     response log-probs, ``lengths`` [G, k] their token counts, ``scores`` [G, k] their rewards.
     The ranking term Σ_{r_i < r_j} max(0, p_i − p_j) on length-normalised log-probs p = logp / len,

@@ -346,7 +346,9 @@ class LMGRPOConfig(_OnlineConfig):
     prompts_per_batch: int = Field(8, gt=0, le=65536, description="prompts per batch of experience")
     k: int = Field(4, ge=2, le=256, description="completions per prompt (the group)")
     clip_range: float = Field(0.2, gt=0, description="ratio clip ε")
-    iterations: int = Field(1, ge=1, le=100, description="updates on each batch of experience (TRL's num_iterations)")
+    iterations: int = Field(
+        1, ge=1, le=100, description="updates on each batch of experience (TRL's num_iterations)"
+    )
     scale_rewards: Literal["group", "none"] = Field(
         "group", description="divide the centred rewards by the group's std (GRPO) or not (Dr. GRPO)"
     )
@@ -385,7 +387,8 @@ def train_grpo(task: LMTask, cfg: LMGRPOConfig, steps: int, seed: int, evaluator
             s = score(actor, prompts, completions, pad, with_grad=True, temperature=cfg.temperature)
             dev = s.token_logp.device
             loss = losses.grpo_loss(s.token_logp, old_logp.to(dev), ref_logp.to(dev), adv.to(dev), s.mask,
-                                    cfg.clip_range, cfg.kl_coef, cfg.aggregation, ctx.setup.max_new_tokens)  # fmt: skip
+                                    cfg.clip_range, cfg.kl_coef, cfg.aggregation,
+                                    ctx.setup.max_new_tokens)  # fmt: skip
             optimizer_step(opt, actor, loss, cfg.max_grad_norm)
             update += 1
             recorder.steps(update)

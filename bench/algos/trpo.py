@@ -37,10 +37,14 @@ class TRPOConfig(BaseModel):
     lr: float = Field(1e-3, gt=0, description="Adam learning rate of the value function")
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
     gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda")
-    target_kl: float = Field(0.01, gt=0, description="trust-region radius delta: mean KL(pi_old || pi) per step")
+    target_kl: float = Field(
+        0.01, gt=0, description="trust-region radius delta: mean KL(pi_old || pi) per step"
+    )
     cg_max_steps: int = Field(15, ge=1, le=1000, description="conjugate-gradient iterations")
     cg_damping: float = Field(0.1, ge=0, description="damping added to the Fisher-vector product")
-    line_search_shrinking_factor: float = Field(0.8, gt=0, lt=1, description="step shrink per line-search try")
+    line_search_shrinking_factor: float = Field(
+        0.8, gt=0, lt=1, description="step shrink per line-search try"
+    )
     line_search_max_iter: int = Field(10, ge=1, le=1000, description="line-search tries")
     n_critic_updates: int = Field(10, ge=1, le=10_000, description="value-function epochs per rollout")
     normalize_advantage: bool = Field(True, description="normalise advantages per rollout")
@@ -58,7 +62,8 @@ class TRPOConfig(BaseModel):
 TASK_DEFAULTS: dict[str, dict] = {
     "CartPole-v1": dict(n_envs=2, n_steps=512, batch_size=512, cg_damping=1e-3, gae_lambda=0.98, lr=1e-3,
                         n_critic_updates=20),
-    "LunarLander-v3": dict(n_envs=2, n_steps=512, cg_damping=0.01, gae_lambda=0.98, lr=1e-3, n_critic_updates=15),
+    "LunarLander-v3": dict(n_envs=2, n_steps=512, cg_damping=0.01, gae_lambda=0.98, lr=1e-3,
+                           n_critic_updates=15),
     "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, n_critic_updates=15, normalize_obs=True,
                         normalize_reward=True),
 }  # fmt: skip
@@ -152,7 +157,7 @@ def train(task: Task, cfg: TRPOConfig, env_steps: int, seed: int, evaluator: Eva
         rewards = losses.bootstrap_truncated(ro.rewards, ro.values, ro.truncated, cfg.gamma)
         adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
         idx = torch.nonzero(ro.valid.flatten()).squeeze(-1)
-        flat = lambda x: x.flatten(0, 1)[idx]  # noqa: E731  valid steps of [T, N, ...]
+        flat = lambda x, idx=idx: x.flatten(0, 1)[idx]  # noqa: E731  valid steps of [T, N, ...]
         obs, actions, old_logp, old_params = flat(ro.obs), flat(ro.actions), flat(ro.logp), flat(ro.params)
         adv_v, ret_v = flat(adv), flat(ret)
         if cfg.normalize_advantage and len(adv_v) > 1:

@@ -33,7 +33,7 @@ def _seconds(v) -> str:
 
 
 def _memory(row) -> str:
-    """", 412 MiB (1.2M params)": a leaderboard row's median peak resident memory per run and the
+    """ ", 412 MiB (1.2M params)": a leaderboard row's median peak resident memory per run and the
     parameters of the models its runs hold, where recorded."""
     mem, params = row.get("peak_rss_mb", np.nan), row.get("parameters", np.nan)
     out = "" if pd.isna(mem) else f", {mem:,.0f} MiB"

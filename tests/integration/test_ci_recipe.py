@@ -28,9 +28,11 @@ algorithms:
 
 
 def gate(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BENCH_CACHE": str(cwd / "cache"), "BENCH_CI_SUITE": "tiny.yaml", "BENCH_CI_JOBS": "1",
-           **env}  # fmt: skip
-    return subprocess.run(["bash", str(GATE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "BENCH_CACHE": str(cwd / "cache"), "BENCH_CI_SUITE": "tiny.yaml",
+           "BENCH_CI_JOBS": "1", **env}  # fmt: skip
+    return subprocess.run(
+        ["bash", str(GATE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow  # 30-70 s: eleven bench processes

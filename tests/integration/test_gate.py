@@ -66,7 +66,9 @@ def test_a_refactor_is_identical_and_a_behavioural_change_is_named(gate_store, t
     assert table.loc["pg", "verdict"] == "new"  # pg ran no other code: nothing to compare
     assert not (out / "compare.png").exists()  # nothing judged by statistics, no figure
     # a one-line behavioural change under another version
-    monkeypatch.setitem(ALGORITHMS, "ppo", dataclasses.replace(original, version="2", train=_smaller_clip_range))
+    monkeypatch.setitem(
+        ALGORITHMS, "ppo", dataclasses.replace(original, version="2", train=_smaller_clip_range)
+    )
     assert main(["run", suite, "--store", store, "-q"]) == 0
     assert len(_ppo_codes(store)) == 3
     capsys.readouterr()
@@ -77,7 +79,9 @@ def test_a_refactor_is_identical_and_a_behavioural_change_is_named(gate_store, t
     table = pd.read_csv(out / "compare.csv").set_index("algorithm")
     row = table.loc["ppo"]
     # the first evaluation already differs: named with the baseline's and the store's value
-    assert re.fullmatch(r"differs: seed 0, eval/return at step \d+, T=0: [\d.]+ → [\d.]+", row.exact), row.exact
+    assert re.fullmatch(r"differs: seed 0, eval/return at step \d+, T=0: [\d.]+ → [\d.]+", row.exact), (
+        row.exact
+    )
     assert row.method == "paired t" and row.verdict != "identical"
     assert rc == (1 if row.verdict == "regression" else 0)
     assert (out / "compare.png").is_file()
@@ -97,7 +101,17 @@ def test_a_comparison_missing_from_the_store_fails_the_gate(gate_store, tmp_path
         db.execute("DELETE FROM evals WHERE run_key IN (SELECT key FROM runs WHERE algo = 'ppo')")
         db.execute("DELETE FROM runs WHERE algo = 'ppo'")
     capsys.readouterr()
-    args = ["compare", "--store", store, "--suite", "gate-test", "--baseline", str(baseline), "-o", str(tmp_path / "c")]
+    args = [
+        "compare",
+        "--store",
+        store,
+        "--suite",
+        "gate-test",
+        "--baseline",
+        str(baseline),
+        "-o",
+        str(tmp_path / "c"),
+    ]
     assert main(args) == 1
     captured = capsys.readouterr()
     assert "no regression in 1 comparisons; 1 identical; 1 MISSING from the store" in captured.out
@@ -118,7 +132,17 @@ def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
     from bench import gate
 
     csv = Path(__file__).resolve().parents[2] / "baselines" / "classic-control.csv"
-    args = ["plan", "--results", str(csv), "--suite", "classic-control", "--tolerance", "0.02", "--effect", "0.1"]
+    args = [
+        "plan",
+        "--results",
+        str(csv),
+        "--suite",
+        "classic-control",
+        "--tolerance",
+        "0.02",
+        "--effect",
+        "0.1",
+    ]
     assert main([*args, "--format", "csv"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index(["task", "algorithm"])
     assert len(table) == 12

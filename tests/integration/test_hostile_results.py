@@ -444,9 +444,9 @@ def test_a_large_export_with_commas_and_quotes_in_names_reads_back(tmp_path):
     assert set(results.runs.algorithm) == {f"algo,{i}" for i in range(30)}
 
 
-NAMES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40).filter(
-    str.strip
-)  # any text a UTF-8 file can hold
+NAMES = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+).filter(str.strip)  # any text a UTF-8 file can hold
 
 
 @settings(max_examples=25, derandomize=True, deadline=None,

@@ -198,7 +198,8 @@ def in_process(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    for name, value in [("ALGORITHMS", dict(registry.ALGORITHMS)), ("TASK_ORIGINS", dict(registry.TASK_ORIGINS)),
+    for name, value in [("ALGORITHMS", dict(registry.ALGORITHMS)),
+                        ("TASK_ORIGINS", dict(registry.TASK_ORIGINS)),
                         ("_plugin_modules", list(registry._plugin_modules))]:  # fmt: skip
         monkeypatch.setattr(registry, name, value)
     tasks, modules = dict(TASKS), set(sys.modules)

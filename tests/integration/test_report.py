@@ -224,7 +224,9 @@ def test_compare_flags_a_clearly_worse_variant(store, tmp_path, capsys):
     assert row.difference == pytest.approx(-0.3)
     # the exact check names the first record that differs: seed 0's first KL record (every record
     # of the variant moved), baseline value → store value
-    assert re.fullmatch(r"differs: seed 0, eval/kl at step 10000, T=1: 3.69035 → -139.5", row.exact), row.exact
+    assert re.fullmatch(r"differs: seed 0, eval/kl at step 10000, T=1: 3.69035 → -139.5", row.exact), (
+        row.exact
+    )
     assert (table.verdict == "regression").sum() == 1
     assert (table.verdict == "identical").sum() == 5
 

@@ -42,7 +42,9 @@ def make_spec(algo: str, task: str, seed: int = 0, steps: int = 1000, **extra) -
 def _slow_if_dppo_on_lunar(algo: str, task: str):
     """DPPO starts two processes per run (about 6 s each), TRPO's steps are the dearest: their
     LunarLander cases, whose policies are those of CartPole and Pendulum, run in the slow tier."""
-    marks = [pytest.mark.slow] if algo in ("dppo", "trpo", "sb3-trpo") and task.startswith("LunarLander") else []
+    marks = (
+        [pytest.mark.slow] if algo in ("dppo", "trpo", "sb3-trpo") and task.startswith("LunarLander") else []
+    )
     return pytest.param(algo, task, marks=marks, id=f"{algo}-{task}")
 
 

@@ -19,7 +19,10 @@ def _sigmoid(x):
 
 def test_simpo_by_hand():
     beta, gamma = 2.0, 0.5
-    expected = -sum(math.log(_sigmoid(beta * (w - l) - gamma)) for w, l in zip(AVG_W.tolist(), AVG_L.tolist()))
+    expected = -sum(
+        math.log(_sigmoid(beta * (w - lo) - gamma))
+        for w, lo in zip(AVG_W.tolist(), AVG_L.tolist(), strict=True)
+    )
     assert float(losses.simpo_loss(AVG_W, AVG_L, beta, gamma)) == pytest.approx(expected / 4, rel=1e-6)
 
 
@@ -53,7 +56,9 @@ def test_kto_by_hand():
     losses.kto_loss(w, torch.tensor([0.0]), kl, beta).backward()
     assert kl.grad is None and w.grad is not None
     no_z = losses.kto_loss(torch.tensor([0.1]), torch.tensor([0.0]), torch.tensor([0.0]), beta)
-    assert float(losses.kto_loss(torch.tensor([0.1]), torch.tensor([0.0]), torch.tensor([-1.0, -2.0]), beta)) == float(no_z)
+    assert float(
+        losses.kto_loss(torch.tensor([0.1]), torch.tensor([0.0]), torch.tensor([-1.0, -2.0]), beta)
+    ) == float(no_z)
 
 
 # -- against TRL's code -------------------------------------------------------------------------
@@ -93,7 +98,10 @@ def test_kto_equals_trl_kto_trainer_on_identical_log_probs():
     B, L = 5, 4
     desirable = torch.tensor([True, False, True, True, False])
     ref = torch.tensor([-3.2, -4.0, -2.5, -5.0, -1.0])
-    kl_policy, kl_ref = torch.tensor([-5.0, -4.0, -6.5, -3.0, -2.0]), torch.tensor([-5.5, -4.2, -6.0, -3.9, -2.1])
+    kl_policy, kl_ref = (
+        torch.tensor([-5.0, -4.0, -6.5, -3.0, -2.0]),
+        torch.tensor([-5.5, -4.2, -6.0, -3.9, -2.1]),
+    )
     ones = torch.ones(B, L, dtype=torch.long)
     batch = dict(input_ids=0 * ones, attention_mask=ones, completion_mask=ones, KL_input_ids=ones,
                  KL_attention_mask=ones, KL_completion_mask=ones, label=desirable, ref_logps=ref,
@@ -105,7 +113,9 @@ def test_kto_equals_trl_kto_trainer_on_identical_log_probs():
         def model(input_ids, **_):  # the sequence log-prob sits on the first completion token
             seq = kl_policy if bool((input_ids == 1).all()) else policy
             per_token = torch.cat([seq[:, None], torch.zeros(B, L - 2)], dim=1)
-            return SimpleNamespace(log_probs=per_token, entropy=torch.zeros(B, L - 1), mean_logits=torch.zeros(B, L - 1))
+            return SimpleNamespace(
+                log_probs=per_token, entropy=torch.zeros(B, L - 1), mean_logits=torch.zeros(B, L - 1)
+            )
 
         me = SimpleNamespace(
             model=SimpleNamespace(training=True), calculate_KL=True, aux_loss_enabled=False,
@@ -136,7 +146,9 @@ def test_group_advantages_by_hand_and_with_trl_nanstd():
     std0 = math.sqrt(14 / 3)
     expected = torch.tensor([[-2 / (std0 + 1e-4), -1 / (std0 + 1e-4), 0.0, 3 / (std0 + 1e-4)], [0.0] * 4])
     torch.testing.assert_close(losses.group_advantages(rewards, "group"), expected)
-    torch.testing.assert_close(losses.group_advantages(rewards, "none"), rewards - rewards.mean(1, keepdim=True))
+    torch.testing.assert_close(
+        losses.group_advantages(rewards, "none"), rewards - rewards.mean(1, keepdim=True)
+    )
     utils = pytest.importorskip("trl.trainer.utils")
     torch.testing.assert_close(rewards.std(dim=1), utils.nanstd(rewards, dim=1))
 
@@ -173,17 +185,21 @@ def test_grpo_loss_equals_trl_grpo_trainer(aggregation):
     old = -torch.rand(B, T, generator=g) * 3
     ref = old + 0.3 * torch.randn(B, T, generator=g)
     adv = torch.randn(B, generator=g)
-    inputs = dict(prompt_ids=torch.zeros(B, 2, dtype=torch.long), prompt_mask=torch.ones(B, 2, dtype=torch.long),
+    inputs = dict(prompt_ids=torch.zeros(B, 2, dtype=torch.long),
+                  prompt_mask=torch.ones(B, 2, dtype=torch.long),
                   completion_ids=torch.zeros(B, T, dtype=torch.long), completion_mask=mask, advantages=adv,
                   old_per_token_logps=old, ref_per_token_logps=ref)  # fmt: skip
 
     def run(theirs: bool):
-        logp = (old + 0.25 * torch.randn(B, T, generator=torch.Generator().manual_seed(1))).requires_grad_(True)
+        logp = (old + 0.25 * torch.randn(B, T, generator=torch.Generator().manual_seed(1))).requires_grad_(
+            True
+        )
         if not theirs:
             loss = losses.grpo_loss(logp, old, ref, adv, mask, eps, beta, aggregation, max_len)
         else:
             me = SimpleNamespace(
-                beta=beta, epsilon_low=eps, epsilon_high=eps, loss_type=aggregation, max_completion_length=max_len,
+                beta=beta, epsilon_low=eps, epsilon_high=eps, loss_type=aggregation,
+                max_completion_length=max_len,
                 top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level="token",
                 use_vllm=False, aux_loss_enabled=False, _entropy_bonus_enabled=False,
                 current_gradient_accumulation_steps=1, model=SimpleNamespace(training=True),

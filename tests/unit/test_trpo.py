@@ -51,7 +51,9 @@ def test_fisher_vector_product_is_the_hessian_of_the_kl(continuous):
 
     hessian = torch.autograd.functional.hessian(kl_of, flat0)
     v = torch.randn(len(flat0), dtype=torch.float64)
-    product = trpo.fisher_vector_product(lambda: model.kl(old, model.policy(obs), old_log_std).mean(), params, 0.1)
+    product = trpo.fisher_vector_product(
+        lambda: model.kl(old, model.policy(obs), old_log_std).mean(), params, 0.1
+    )
     torch.testing.assert_close(product(v), hessian @ v + 0.1 * v, rtol=1e-9, atol=1e-12)
 
 
@@ -94,7 +96,9 @@ def test_a_group_of_episodes_starts_from_one_state():
     torch.manual_seed(0)
     model = ActorCritic(4, 2, False, hidden_sizes=(8,))
     envs = [gym.make("CartPole-v1") for _ in range(6)]
-    ep = run_groups(envs, model, ObsNormalizer((4,), enabled=False), [11, 12], 3, torch.Generator().manual_seed(0))
+    ep = run_groups(
+        envs, model, ObsNormalizer((4,), enabled=False), [11, 12], 3, torch.Generator().manual_seed(0)
+    )
     first = ep.obs[:, 0].numpy()
     assert np.array_equal(first[0], first[1]) and np.array_equal(first[0], first[2])
     assert np.array_equal(first[3], first[5]) and not np.array_equal(first[0], first[3])
