@@ -382,7 +382,7 @@ def cmd_leaderboard(args) -> int:
 def cmd_compare(args) -> int:
     import jinja2
 
-    from bench.compare import HEADER, compare, display_rows, summary
+    from bench.compare import HEADER, compare, default_effect, display_rows, summary
     from bench.report.figures import compare_figure, figure_rows
     from bench.report.render import _env, folder_name, generated_at
     from bench.report.tables import markdown_table, md_escape, plain, text_table
@@ -420,7 +420,7 @@ def cmd_compare(args) -> int:
             f"nothing to compare: no (task, algorithm) has finished runs in both the store and {against}"
         )
     verdict, fails = summary(table, args.allow_missing)
-    effect = args.effect if args.effect is not None else 2 * args.tolerance
+    effect = args.effect if args.effect is not None else default_effect(args.tolerance)
     method = (
         "Exact check first: runs matched by seed (and config) whose evaluation records are all equal are "
         "'identical'. Otherwise the difference of mean final scores (at the lowest evaluated temperature, "
@@ -464,7 +464,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from bench.compare import PLAN_HEADER, plan, plan_rows
+    from bench.compare import PLAN_HEADER, default_effect, plan, plan_rows
     from bench.report.tables import text_table
 
     try:
@@ -472,7 +472,7 @@ def cmd_plan(args) -> int:
             raise _BadInput("--confidence must be between 0 and 1")
         if args.tolerance < 0:
             raise _BadInput("--tolerance must be >= 0")
-        effect = args.effect if args.effect is not None else 2 * args.tolerance
+        effect = args.effect if args.effect is not None else default_effect(args.tolerance)
         if effect <= args.tolerance:
             raise _BadInput(
                 "--effect must be larger than --tolerance (a drop within the tolerance is never flagged)"
@@ -701,7 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--effect",
         type=float,
-        help="the drop to detect, in the tolerance's units (default: twice the tolerance)",
+        help="the drop to detect, in the tolerance's units (default: twice the tolerance; 0.1 for "
+        "tolerance 0)",
     )
     p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
     p.add_argument("--format", choices=["text", "csv"], default="text", help="output format (default text)")
@@ -734,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--effect",
         type=float,
         help="the drop the gate must be able to see: a green verdict whose minimum detectable effect "
-        "(80%% power) is larger is marked under-powered (default: twice the tolerance)",
+        "(80%% power) is larger is marked under-powered (default: twice the tolerance; 0.1 for tolerance 0)",
     )
     p.add_argument(
         "--allow-missing",

@@ -16,7 +16,8 @@ Per (task, algorithm), in this order:
    with k comparisons each interval is at ``1 - (1 - confidence) / k`` (Bonferroni).
 3. **Power.** The minimum detectable effect (MDE): the smallest drop the gate flags with 80%
    probability at that level and tolerance, given the observed seed spread and counts. A green
-   verdict whose MDE exceeds ``effect`` (default twice the tolerance) is marked under-powered.
+   verdict whose MDE exceeds ``effect`` (default twice the tolerance, 0.1 at tolerance 0) is
+   marked under-powered. No MDE is given where neither side shows any seed spread.
 
 Verdicts: ``identical``; ``regression`` (the interval lies entirely below ``-tolerance``, or more
 runs failed than in the baseline); ``improvement`` (entirely above ``+tolerance``); ``no
@@ -55,7 +56,7 @@ def compare(
     """One row per (task, algorithm) present on either side, the per-comparison confidence level,
     and each comparison's per-seed scores (for the figure): ``{(task, algo): (store, baseline,
     paired)}`` on the comparison's scale."""
-    effect = 2 * tolerance if effect is None else effect
+    effect = default_effect(tolerance) if effect is None else effect
     new, old = final_scores(store), final_scores(baseline)
     pairs = sorted(
         set(map(tuple, store.runs[["task", "algorithm"]].drop_duplicates().to_numpy()))
@@ -95,7 +96,9 @@ def compare(
             iv = gate.paired_interval(on_scale(a.score), on_scale(b.score), level)
         else:
             iv = gate.welch_interval(on_scale(a.score), on_scale(b.score), level)
-        mde = gate.interval_mde(iv, level, tolerance)
+        # no spread observed on either side (e.g. every seed at a task's ceiling) is no evidence of
+        # no spread: the formula's answer (the tolerance itself) is not reported as a power
+        mde = gate.interval_mde(iv, level, tolerance) if iv.se != 0 else np.nan
         identical = exact.startswith("identical") and row["store_failed"] == row["baseline_failed"]
         if identical:
             verdict = "identical"
@@ -122,6 +125,12 @@ def compare(
             }
         )
     return pd.DataFrame(rows).reindex(columns=COLUMNS), level, points
+
+
+def default_effect(tolerance: float) -> float:
+    """The drop a green verdict must have been able to see: twice the tolerance, or 0.1 (10% of
+    the random-to-solved range) for a zero tolerance."""
+    return 2 * tolerance if tolerance > 0 else 0.1
 
 
 def _scores(table: pd.DataFrame, task: str, algo: str) -> pd.DataFrame:
