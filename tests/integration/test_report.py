@@ -285,3 +285,22 @@ def test_report_of_a_suite_without_kl_records(tmp_path):
     out = tmp_path / "report"
     assert main(["report", "--store", str(path), "--suite", "synthetic", "-o", str(out), "-q"]) == 0
     assert "KL over training" not in (out / "index.html").read_text()
+
+
+def test_compare_claims_no_power_where_no_spread_is_seen(store, tmp_path):
+    """Records differ but every final score is equal on both sides (zero spread of the
+    differences): no detectable drop is claimed, and the verdict is not under-powered either."""
+    baseline = _baseline(store, tmp_path)
+    db = sqlite3.connect(store)
+    db.execute(
+        "UPDATE evals SET value = value + 1 WHERE step = 10000 AND run_key IN"
+        " (SELECT key FROM runs WHERE algorithm = 'pg' AND task = 'CartPole-v1')"
+    )
+    db.commit()
+    db.close()
+    out = tmp_path / "cmp"
+    args = ["compare", "--store", str(store), "--suite", "synthetic", "--baseline", str(baseline)]
+    assert main([*args, "-o", str(out)]) == 0
+    row = pd.read_csv(out / "compare.csv").set_index(["task", "algorithm"]).loc[("CartPole-v1", "pg")]
+    assert row.exact.startswith("differs: seed 0, eval/kl at step 10000")  # metrics in name order
+    assert row.difference == 0.0 and pd.isna(row.mde) and row.verdict == "no significant change"
