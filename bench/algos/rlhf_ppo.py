@@ -196,6 +196,24 @@ def _rollout(ctx: LMContext, actor, prompts: list[list[int]], temperature: float
                   generator=g)  # fmt: skip
 
 
+class PromptGroups:
+    """The batches of the group methods (RLOO, GRPO, RRHF): per call, ``k`` completions sampled
+    from the actor for each of ``prompts_per_batch`` training prompts (shuffled epochs, seeded)."""
+
+    def __init__(self, ctx: LMContext, prompts_per_batch: int, k: int, temperature: float, seed: int):
+        self.ctx, self.k, self.temperature = ctx, k, temperature
+        self.train = ctx.prompts()["train"]  # (text, ids)
+        self.batches = Batches(len(self.train), prompts_per_batch, seed)
+        self.g = torch.Generator().manual_seed(seed)
+
+    def sample(self, actor) -> tuple[list[str], list[list[int]], list[list[int]]]:
+        """(prompt texts, prompt ids, completions), each prompt repeated ``k`` times in a row."""
+        base = [self.train[i] for i in self.batches.next()]
+        texts = [t for t, _ in base for _ in range(self.k)]
+        prompts = [ids for _, ids in base for _ in range(self.k)]
+        return texts, prompts, _rollout(self.ctx, actor, prompts, self.temperature, self.g)
+
+
 def _logps(model, prompts, completions, pad, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     s = score(model, prompts, completions, pad, temperature=temperature)
     return s.token_logp.cpu(), s.mask.cpu()
@@ -294,27 +312,22 @@ def train_lm_pg(task: LMTask, cfg: LMPGConfig, steps: int, seed: int, evaluator:
                 recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
     if cfg.baseline == "rloo" and cfg.k < 2:
         raise ValueError("baseline: rloo needs k >= 2")
-    tok = ctx.tokenizer()
-    pad = tok.pad_token_id
-    train_prompts = ctx.prompts()["train"]  # (text, ids)
+    pad = ctx.tokenizer().pad_token_id
+    groups = PromptGroups(ctx, cfg.prompts_per_batch, cfg.k, cfg.temperature, seed)
     scorer = SequenceScorer(ctx, cfg.reward, recorder)
     actor, ref = ctx.policy(), ctx.reference()
     opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
-    prompt_batches = Batches(len(train_prompts), cfg.prompts_per_batch, seed)
-    g = torch.Generator().manual_seed(seed)
     for update in range(1, steps + 1):
-        base = [train_prompts[i] for i in prompt_batches.next()]
-        prompts = [ids for _, ids in base for _ in range(cfg.k)]
-        completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
+        texts, prompts, completions = groups.sample(actor)
         s = score(actor, prompts, completions, pad, with_grad=True, temperature=cfg.temperature)
         dev = s.token_logp.device
         with torch.no_grad():
             ref_logp, _ = _logps(ref, prompts, completions, pad, cfg.temperature)
-            seq_score = scorer([t for t, _ in base for _ in range(cfg.k)], prompts, completions).to(dev)
+            seq_score = scorer(texts, prompts, completions).to(dev)
         seq_logp = s.token_logp.sum(-1)  # token log-probs are zero on padding
         seq_kl = seq_logp.detach() - ref_logp.sum(-1).to(dev)
         reward = seq_score.clamp(-cfg.clip_reward, cfg.clip_reward) - cfg.kl_coef * seq_kl
-        per_prompt = reward.view(len(base), cfg.k)
+        per_prompt = reward.view(-1, cfg.k)
         baseline = rloo_baseline(per_prompt) if cfg.baseline == "rloo" else torch.zeros_like(per_prompt)
         adv = (per_prompt - baseline).flatten()
         loss = losses.policy_gradient_loss(seq_logp, adv)
@@ -362,25 +375,20 @@ class LMGRPOConfig(_OnlineConfig):
 def train_grpo(task: LMTask, cfg: LMGRPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
                recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
     """The budget counts optimizer updates: ``iterations`` per batch of experience."""
-    tok = ctx.tokenizer()
-    pad = tok.pad_token_id
-    train_prompts = ctx.prompts()["train"]  # (text, ids)
+    pad = ctx.tokenizer().pad_token_id
+    groups = PromptGroups(ctx, cfg.prompts_per_batch, cfg.k, cfg.temperature, seed)
     scorer = SequenceScorer(ctx, cfg.reward, recorder)
     actor, ref = ctx.policy(), ctx.reference()
     opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
-    prompt_batches = Batches(len(train_prompts), cfg.prompts_per_batch, seed)
-    g = torch.Generator().manual_seed(seed)
     update = 0
     while update < steps:
-        base = [train_prompts[i] for i in prompt_batches.next()]
-        prompts = [ids for _, ids in base for _ in range(cfg.k)]
-        completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
+        texts, prompts, completions = groups.sample(actor)
         with torch.no_grad():
             old_logp, mask = _logps(actor, prompts, completions, pad, cfg.temperature)
             ref_logp, _ = _logps(ref, prompts, completions, pad, cfg.temperature)
-            seq_score = scorer([t for t, _ in base for _ in range(cfg.k)], prompts, completions)
+            seq_score = scorer(texts, prompts, completions)
         reward = seq_score.clamp(-cfg.clip_reward, cfg.clip_reward)
-        adv = losses.group_advantages(reward.view(len(base), cfg.k), cfg.scale_rewards).flatten()
+        adv = losses.group_advantages(reward.view(-1, cfg.k), cfg.scale_rewards).flatten()
         for _ in range(cfg.iterations):
             if update >= steps:
                 break
@@ -424,23 +432,18 @@ class LMRRHFConfig(BaseModel):
 
 def train_rrhf(task: LMTask, cfg: LMRRHFConfig, steps: int, seed: int, evaluator: LMEvaluator,
                recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
-    tok = ctx.tokenizer()
-    pad = tok.pad_token_id
-    train_prompts = ctx.prompts()["train"]
+    pad = ctx.tokenizer().pad_token_id
+    groups = PromptGroups(ctx, cfg.prompts_per_batch, cfg.k, cfg.temperature, seed)
     scorer = SequenceScorer(ctx, cfg.reward, recorder)
     actor = ctx.policy()
     opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
-    prompt_batches = Batches(len(train_prompts), cfg.prompts_per_batch, seed)
-    g = torch.Generator().manual_seed(seed)
     for update in range(1, steps + 1):
-        base = [train_prompts[i] for i in prompt_batches.next()]
-        prompts = [ids for _, ids in base for _ in range(cfg.k)]
-        completions = _rollout(ctx, actor, prompts, cfg.temperature, g)
+        texts, prompts, completions = groups.sample(actor)
         with torch.no_grad():
-            seq_score = scorer([t for t, _ in base for _ in range(cfg.k)], prompts, completions)
+            seq_score = scorer(texts, prompts, completions)
         # log-probs of the responses as sampled (T = 1: the model's own distribution)
         s = score(actor, prompts, completions, pad, with_grad=True)
-        shape = (len(base), cfg.k)
+        shape = (-1, cfg.k)
         logp = s.token_logp.sum(-1).view(shape)
         lengths = s.mask.sum(-1).float().view(shape)
         loss = losses.rrhf_loss(logp, lengths, seq_score.to(logp.device).view(shape), cfg.sft_weight)
