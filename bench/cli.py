@@ -382,21 +382,14 @@ def cmd_leaderboard(args) -> int:
 def cmd_compare(args) -> int:
     import jinja2
 
-    from bench.compare import HEADER, compare, default_effect, display_rows, summary
+    from bench.compare import HEADER, compare, display_rows, summary
     from bench.report.figures import compare_figure, figure_rows
     from bench.report.render import _env, folder_name, generated_at
     from bench.report.tables import markdown_table, md_escape, plain, text_table
     from bench.results import Results
 
     try:
-        if not 0 < args.confidence < 1:
-            raise _BadInput("--confidence must be between 0 and 1")
-        if args.tolerance < 0:
-            raise _BadInput("--tolerance must be >= 0")
-        if args.effect is not None and args.effect <= args.tolerance:
-            raise _BadInput(
-                "--effect must be larger than --tolerance (a drop within the tolerance is never flagged)"
-            )
+        effect = _gate_effect(args)
         if (args.baseline is None) == (args.baseline_version is None):
             raise _BadInput("give exactly one of --baseline CSV and --baseline-version V")
         results = _load_results(args)
@@ -412,7 +405,7 @@ def cmd_compare(args) -> int:
             against = f"code {args.baseline_version} in the same store"
     except _input_errors() as e:
         return _fail(str(e))
-    table, level, points = compare(results, baseline, args.tolerance, args.confidence, args.effect)
+    table, level, points = compare(results, baseline, args.tolerance, args.confidence, effect)
     rows = display_rows(table)
     compared = int((~table.verdict.isin(["missing", "new"])).sum())
     if compared == 0 and not (table.verdict == "missing").any():
@@ -420,7 +413,6 @@ def cmd_compare(args) -> int:
             f"nothing to compare: no (task, algorithm) has finished runs in both the store and {against}"
         )
     verdict, fails = summary(table, args.allow_missing)
-    effect = args.effect if args.effect is not None else default_effect(args.tolerance)
     method = (
         "Exact check first: runs matched by seed (and config) whose evaluation records are all equal are "
         "'identical'. Otherwise the difference of mean final scores (at the lowest evaluated temperature, "
@@ -463,20 +455,29 @@ def cmd_compare(args) -> int:
     return 1 if fails else 0
 
 
+def _gate_effect(args) -> float:
+    """``compare`` and ``plan``: checks --confidence, --tolerance and --effect; the effect (its
+    default when not given)."""
+    from bench.compare import default_effect
+
+    if not 0 < args.confidence < 1:
+        raise _BadInput("--confidence must be between 0 and 1")
+    if args.tolerance < 0:
+        raise _BadInput("--tolerance must be >= 0")
+    effect = args.effect if args.effect is not None else default_effect(args.tolerance)
+    if effect <= args.tolerance:
+        raise _BadInput(
+            "--effect must be larger than --tolerance (a drop within the tolerance is never flagged)"
+        )
+    return effect
+
+
 def cmd_plan(args) -> int:
-    from bench.compare import PLAN_HEADER, default_effect, plan, plan_rows
+    from bench.compare import PLAN_HEADER, plan, plan_rows
     from bench.report.tables import text_table
 
     try:
-        if not 0 < args.confidence < 1:
-            raise _BadInput("--confidence must be between 0 and 1")
-        if args.tolerance < 0:
-            raise _BadInput("--tolerance must be >= 0")
-        effect = args.effect if args.effect is not None else default_effect(args.tolerance)
-        if effect <= args.tolerance:
-            raise _BadInput(
-                "--effect must be larger than --tolerance (a drop within the tolerance is never flagged)"
-            )
+        effect = _gate_effect(args)
         results = _load_results(args)
     except _input_errors() as e:
         return _fail(str(e))

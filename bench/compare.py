@@ -64,6 +64,7 @@ def compare(
     )
     comparable = [p for p in pairs if len(_scores(new, *p)) and len(_scores(old, *p))]
     level = 1 - (1 - confidence) / max(len(comparable), 1)
+    records = (_records(store), _records(baseline))
     rows, points = [], {}
     for task, algo in pairs:
         a, b = _scores(new, task, algo), _scores(old, task, algo)
@@ -83,7 +84,7 @@ def compare(
             verdict = "missing" if len(b) else "new"
             rows.append({**row, "scale": "", "method": "", "exact": "", "verdict": verdict})
             continue
-        exact = exact_check(store, baseline, task, algo)
+        exact = exact_check(store, baseline, task, algo, records)
         scaled = normalise(task, a.score.to_numpy(float)) is not None
 
         def on_scale(x: pd.Series, task=task, scaled=scaled) -> np.ndarray:
@@ -147,22 +148,24 @@ def _runs_of(results: Results, task: str, algo: str) -> pd.DataFrame:
     return r[(r.task == task) & (r.algorithm == algo)]
 
 
-def _records(results: Results, run_key: str) -> pd.DataFrame:
-    """A run's evaluation records without timing, in a canonical order."""
+def _records(results: Results) -> dict[str, pd.DataFrame]:
+    """Each run's evaluation records without timing, in a canonical order: run key -> table."""
     ev = results.evals
-    ev = ev[(ev.run_key == run_key) & ~ev.metric.map(is_timing_metric).astype(bool)]
-    ev = ev[RECORD].astype({"step": float, "temperature": float, "value": float, "n": float})
-    return ev.sort_values(["metric", "step", "temperature"], kind="stable").reset_index(drop=True)
+    ev = ev[~ev.metric.map(is_timing_metric).astype(bool)]
+    ev = ev[["run_key", *RECORD]].astype({"step": float, "temperature": float, "value": float, "n": float})
+    ev = ev.sort_values(["run_key", "metric", "step", "temperature"], kind="stable")
+    return {key: part[RECORD].reset_index(drop=True) for key, part in ev.groupby("run_key", sort=False)}
 
 
 def _show(x: float) -> str:
     return f"{x:.6g}" if isinstance(x, float) and math.isfinite(x) else str(x)
 
 
-def exact_check(store: Results, baseline: Results, task: str, algo: str) -> str:
+def exact_check(store: Results, baseline: Results, task: str, algo: str, records: tuple[dict, dict]) -> str:
     """``identical: N/N runs``, or what tells the two sides apart: unmatched seeds, or the first
     run and record that differ; ``(configs differ)`` is added when matched runs had other configs
-    (a renamed or added parameter can leave every record as it was)."""
+    (a renamed or added parameter can leave every record as it was). ``records``: ``_records`` of
+    each side."""
     a, b = _runs_of(store, task, algo), _runs_of(baseline, task, algo)
     a, b = a[a.status == "done"], b[b.status == "done"]
     if sorted(a.seed) != sorted(b.seed) or a.seed.duplicated().any():
@@ -174,7 +177,8 @@ def exact_check(store: Results, baseline: Results, task: str, algo: str) -> str:
         keys = run.get("base_key"), other.get("base_key")
         if not configs and all(isinstance(k, str) and k for k in keys) and keys[0] != keys[1]:
             configs = " (configs differ)"
-        mine, theirs = _records(store, run.run_key), _records(baseline, other.run_key)
+        empty = pd.DataFrame(columns=RECORD)
+        mine, theirs = records[0].get(run.run_key, empty), records[1].get(other.run_key, empty)
         if len(mine) != len(theirs):
             return f"differs: seed {run.seed} has {len(mine)} vs {len(theirs)} evaluation records{configs}"
         same = (mine[["metric"]] == theirs[["metric"]]).all(axis=1)
