@@ -344,13 +344,14 @@ def cmd_report(args) -> int:
         results = _load_results(args)
         published, source = _published(args)
         notes = read_notes(args.notes) if args.notes else None
+        formats = _figure_formats(args.format)
         out = Path(args.output or Path("reports") / folder_name(results.name))
         check_destination(out)
     except (*_input_errors(), ReportError) as e:
         return _fail(str(e))
     try:
         info = build(results, out, published, source, reps=args.reps, seed=args.seed, progress=not args.quiet,
-                     notes=notes)  # fmt: skip
+                     notes=notes, formats=formats)  # fmt: skip
     except OSError as e:
         return _fail(f"cannot write {out}: {e.strerror or e}")
     print(
@@ -359,6 +360,18 @@ def cmd_report(args) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _figure_formats(text: str) -> tuple[str, ...]:
+    from bench.report.figures import FORMATS
+
+    chosen = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise _BadInput(
+            f"--format: unknown figure format {(unknown or [text])[0]!r} (choose from {', '.join(FORMATS)})"
+        )
+    return chosen
 
 
 def cmd_leaderboard(args) -> int:
@@ -676,6 +689,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the author's findings, shown first (UTF-8 text: paragraphs, '- ' lists), e.g. "
         "reports/SUITE/NOTES.txt",
+    )
+    p.add_argument(
+        "--format",
+        default="png,svg",
+        metavar="LIST",
+        help="figure files to write, comma-separated from png, svg, pdf (default png,svg; PNG is always "
+        "written). The page shows the SVG where one is written and not over 1.5 MB",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 

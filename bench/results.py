@@ -327,6 +327,39 @@ def method_of(label: str) -> str:
     return str(label).split("[", 1)[0]
 
 
+BEST_POINT_RULE = (
+    "each method's sweep point with the highest mean final score over the suite's tasks (normalised "
+    "where a task declares bounds, else scaled from the method labels' lowest to highest mean on that "
+    "task), at the scoring temperature; chosen in-sample, on the same seeds it is reported with"
+)
+
+
+def best_points(results: Results) -> dict[str, str]:
+    """method -> the run label that stands for it in method-level views (``BEST_POINT_RULE``);
+    a method without a sweep stands for itself."""
+    finals = final_scores(results)
+    if finals.empty:
+        return {}
+    means = finals.groupby(["task", "algorithm"]).score.mean().reset_index()
+    scaled = []
+    for task, g in means.groupby("task", sort=True):
+        norm = normalise(task, g.score.to_numpy(float))
+        if norm is None:
+            lo, hi = g.score.min(), g.score.max()
+            norm = (g.score.to_numpy(float) - lo) / (hi - lo) if hi > lo else np.zeros(len(g))
+        scaled.append(g.assign(scaled=norm))
+    table = pd.concat(scaled).groupby("algorithm").scaled.mean().reset_index()
+    table["method"] = table.algorithm.map(method_of)
+    best = table.sort_values(["scaled", "algorithm"], ascending=[False, True]).groupby("method").head(1)
+    return dict(zip(best.method, best.algorithm, strict=True))
+
+
+def has_sweeps(results: Results) -> bool:
+    """Whether some method of the suite ran more than one sweep point (label)."""
+    labels = pd.Series(results.algorithms())
+    return bool(len(labels) and labels.map(method_of).duplicated().any())
+
+
 def scoring_evals(results: Results) -> pd.DataFrame:
     """Each run's score records at its scoring temperature: T = 1 for alignment runs (runs with
     KL-to-reference records: the temperature the frontier and the DPO paper's curves use), the
@@ -717,6 +750,38 @@ def data_efficiency_table(
         for k, h in g.groupby("n_pairs", sort=True):
             m, lo, hi = stats.mean_interval(h.score.to_numpy(float), reps, confidence, seed)
             rows.append(dict(task=task, method=method, n_pairs=int(k), runs=len(h), mean=m, lo=lo, hi=hi))
+    return pd.DataFrame(rows, columns=cols)
+
+
+# -- hyperparameters -----------------------------------------------------------------------------
+
+
+def hyperparameter_table(results: Results) -> pd.DataFrame:
+    """The resolved config of each (run label, task) against its algorithm's defaults on that task
+    (the config class's defaults updated by the shipped per-task defaults): one row per field with
+    columns algorithm, algo, task, field, value, default (JSON text; default "" where the algorithm is
+    not registered here) and ``differs``. Empty when the runs carry no config (an export)."""
+    cols = ["algorithm", "algo", "task", "field", "value", "default", "differs"]
+    if "config" not in results.runs or results.runs.config.isna().all():
+        return pd.DataFrame(columns=cols)
+    from bench.algos import ALGORITHMS
+
+    rows = []
+    first = results.runs.dropna(subset=["config"]).sort_values("seed").groupby(["algorithm", "task"]).head(1)
+    for r in first.sort_values(["algorithm", "task"]).itertuples():
+        config = json.loads(r.config)
+        algo = ALGORITHMS.get(r.algo)
+        defaults = {}
+        if algo is not None:
+            try:
+                cfg = algo.config.model_validate(dict(algo.task_defaults.get(r.task, {})))
+                defaults = cfg.model_dump(mode="json")
+            except Exception:  # noqa: BLE001 - a default that no longer validates: no comparison
+                defaults = {}
+        for name, value in config.items():
+            text = json.dumps(value, sort_keys=True)
+            default = json.dumps(defaults[name], sort_keys=True) if name in defaults else ""
+            rows.append([r.algorithm, r.algo, r.task, name, text, default, bool(default) and default != text])
     return pd.DataFrame(rows, columns=cols)
 
 

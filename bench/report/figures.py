@@ -1,16 +1,20 @@
-"""The report's figures (seaborn theme over matplotlib, written as PNG files).
+"""The report's figures (seaborn theme over matplotlib), each written as PNG and SVG (PDF on request).
 
-Every figure takes ``colors``, one colour per algorithm name (and per method name for frontiers),
-built once per report by ``palette`` so that an algorithm keeps its colour in every figure.
-Bands are computed by ``bench.stats`` with the report's seed, not by seaborn's own bootstrap.
+Every figure takes ``colors``, a ``Palette``: one colour and one marker per algorithm name (and per
+method name for frontiers), built once per report so that an algorithm keeps its style in every
+figure. The colours are Paul Tol's colour-blind-safe "muted" set; past nine names they repeat with a
+different marker, so up to 36 names stay distinct. Names are ordered naturally (``n=4`` before
+``n=16``). Bands are computed by ``bench.stats`` with the report's seed, not by seaborn's bootstrap.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,14 +26,53 @@ from bench import stats  # noqa: E402
 from bench.report.tables import plain  # noqa: E402
 from bench.results import curve_grid, method_of  # noqa: E402
 
-DPI = 100
+DPI = 110
 ANCHOR_MARKERS = ["*", "P", "X", "D", "^", "v"]
+FORMATS = ("png", "svg", "pdf")
+DEFAULT_FORMATS = ("png", "svg")
+SVG_LIMIT = 1_500_000  # bytes: the page shows a figure's SVG up to this size, its PNG above it
+_formats: tuple[str, ...] = DEFAULT_FORMATS
+
+# Paul Tol's "muted" qualitative scheme (colour-blind safe), and markers that tell repeats apart
+TOL_MUTED = [
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
 
 
-def setup() -> None:
+def setup(formats: tuple[str, ...] | list[str] | None = None) -> None:
+    """The figures' theme, and the file formats ``_save`` writes (PNG is always written: the
+    Markdown summary and any viewer without SVG use it)."""
+    global _formats
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
-    # names are data: a "$" in one must print as is, never start TeX or mathtext
-    matplotlib.rcParams.update({"text.usetex": False, "text.parse_math": False})
+    # names are data: a "$" in one must print as is, never start TeX or mathtext; SVG element ids
+    # come from a fixed salt, so the same figure is the same file
+    matplotlib.rcParams.update({"text.usetex": False, "text.parse_math": False, "svg.hashsalt": "bench"})
+    if formats is not None:
+        unknown = sorted(set(formats) - set(FORMATS))
+        if unknown:
+            raise ValueError(f"unknown figure format {unknown[0]!r} (choose from {', '.join(FORMATS)})")
+        _formats = tuple(f for f in FORMATS if f in {"png", *formats})
+
+
+def natural_key(name) -> tuple:
+    """Sort key that orders the numbers inside names by value: ``n=4`` < ``n=16`` < ``n=64``,
+    ``target_kl=3`` < ``target_kl=12``."""
+    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", str(name))
+    return tuple(float(p) if i % 2 else p for i, p in enumerate(parts))
+
+
+def natural(names) -> list:
+    """``names`` (unique) in natural order."""
+    return sorted(set(names), key=natural_key)
 
 
 NAME_LIMIT = 48
@@ -51,17 +94,54 @@ def short(name, limit: int = NAME_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def palette(names: list[str]) -> dict[str, tuple]:
-    """A fixed colour per name (sorted, so the same names always get the same colours)."""
-    names = sorted(set(names))
-    colors = sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))
-    return dict(zip(names, colors, strict=True))
+class Palette(dict):
+    """name -> colour, with ``marker(name)`` and ``line(name)`` (solid for the first nine names,
+    dashed where a colour repeats): the style of every name in a report."""
+
+    def __init__(self, colors=(), markers=None, lines=None):
+        super().__init__(colors)
+        self.markers = dict(markers or {})
+        self.lines = dict(lines or {})
+
+    def marker(self, name) -> str:
+        return self.markers.get(name, "o")
+
+    def line(self, name) -> str:
+        return self.lines.get(name, "-")
+
+    def alias(self, name, like) -> None:
+        """``name`` drawn in the style of ``like`` (a method's chosen sweep point as its method)."""
+        self[name] = self[like]
+        self.markers[name], self.lines[name] = self.marker(like), self.line(like)
+
+    def update(self, other=(), **kw):  # merging palettes keeps their markers and line styles
+        super().update(other, **kw)
+        if isinstance(other, Palette):
+            self.markers.update(other.markers)
+            self.lines.update(other.lines)
+
+
+def palette(names: list[str]) -> Palette:
+    """A fixed colour and marker per name (in natural order, so the same names always get the same
+    styles): colour i mod 9 of Tol's muted set, marker i mod 12 — distinct pairs for 36 names."""
+    names = natural(names)
+    colors = {n: matplotlib.colors.to_rgb(TOL_MUTED[i % len(TOL_MUTED)]) for i, n in enumerate(names)}
+    markers = {n: MARKERS[i % len(MARKERS)] for i, n in enumerate(names)}
+    return Palette(colors, markers, {n: "-" if i < len(TOL_MUTED) else "--" for i, n in enumerate(names)})
 
 
 def _save(fig, path: Path) -> str:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    """Writes ``fig`` in the chosen formats beside ``path`` (its suffix replaced); returns the file
+    name a page shows: the SVG when written and not over ``SVG_LIMIT``, else the PNG."""
+    shown = path.with_suffix(".png")
+    for fmt in _formats:
+        target = path.with_suffix("." + fmt)
+        metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
+        fig.savefig(target, dpi=DPI, bbox_inches="tight", metadata=metadata)
+        if fmt == "svg" and target.stat().st_size <= SVG_LIMIT:
+            shown = target
     plt.close(fig)
-    return path.name
+    return shown.name
 
 
 def _score_label(metric: str, task: str | None = None) -> str:
@@ -76,6 +156,37 @@ def _score_label(metric: str, task: str | None = None) -> str:
     }.get(metric, metric)
 
 
+def temperature_label(temperatures) -> str:
+    """How the scores of a figure were sampled, from their temperatures: "greedy", "T = 1", or both."""
+    temps = sorted({float(t) for t in temperatures if pd.notna(t)})
+    if not temps:
+        return "greedy"
+    names = ["greedy" if t == 0 else f"T = {t:g}" for t in temps]
+    return " / ".join(names)
+
+
+def main_budget(ev: pd.DataFrame) -> float | None:
+    """The x-range a task's learning curves share: the longest budget (last evaluated step) among
+    the algorithms whose budgets are at most 1.5x the median algorithm's; None when no algorithm runs
+    longer than that (nothing to cut)."""
+    ends = ev.groupby("algorithm").step.max().astype(float)
+    if len(ends) < 2:
+        return None
+    cut = float(ends[ends <= 1.5 * ends.median()].max())
+    return cut if (ends > cut * 1.05).any() else None
+
+
+def robust_floor(curves: dict[str, np.ndarray]) -> float | None:
+    """A lower y-limit that keeps one algorithm's collapse from flattening the others: the 5th
+    percentile of all mean-curve values less a margin, or None when nothing lies far below it."""
+    values = np.concatenate([c[np.isfinite(c)] for c in curves.values()] or [np.array([])])
+    if len(values) < 10:
+        return None
+    lo, top = np.percentile(values, 5), values.max()
+    floor = lo - 0.15 * (top - lo)
+    return float(floor) if values.min() < lo - 0.5 * (top - lo) else None
+
+
 def task_figure(
     ev: pd.DataFrame,
     finals: pd.DataFrame,
@@ -87,48 +198,73 @@ def task_figure(
     path: Path,
     reps: int,
     seed: int,
+    x_label: str = "env steps",
 ) -> str:
-    """Three panels for one task: greedy score against env steps and against wall time (mean
-    over seeds, 95% bootstrap band), and the final score of every seed per algorithm with the
-    published anchors beside them."""
+    """Three panels for one task: score against env steps (optimizer updates for LM tasks) and
+    against wall time (mean over seeds, 95% bootstrap band), and the final score of every seed per
+    algorithm with the published anchors beside them. The step axis ends at the main algorithms'
+    budget (``main_budget``; longer runs are marked "continues to N" in the legend), and a curve
+    that collapses far below the others is clipped at ``robust_floor`` (marked "clipped")."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     label = _score_label(metric, task)
-    for ax, x, xlabel in [(axes[0], "step", "env steps"), (axes[1], "wall_time", "wall time (s)")]:
-        for algo, g in ev.groupby("algorithm", sort=True):
+    sampled = temperature_label(ev.temperature) if "temperature" in ev else "greedy"
+    order = natural(ev.algorithm.unique())
+    cut = main_budget(ev) if len(ev) else None
+    for ax, x, xlabel in [(axes[0], "step", x_label), (axes[1], "wall_time", "wall time (s)")]:
+        means: dict[str, np.ndarray] = {}
+        for algo in order:
+            g = ev[ev.algorithm == algo]
             g = g[np.isfinite(g[x].to_numpy(float))]  # an export without timing has no wall times
             if g.empty:
                 continue
             grid, values = curve_grid(g, x)
             mean, lo, hi = stats.mean_band(values, reps, seed=seed)
-            ax.plot(grid, mean, color=colors[algo], label=f"{short(algo)} (n={len(values)})", lw=1.8)
+            means[algo] = mean if x != "step" or cut is None else mean[grid <= cut * 1.02]
+            name = f"{short(algo)} (n={len(values)})"
+            if x == "step" and cut is not None and grid.max() > cut * 1.05:
+                name += f", continues to {grid.max():,.0f}"
+            ax.plot(grid, mean, color=colors[algo], label=name, lw=1.8, marker=colors.marker(algo),
+                    ls=colors.line(algo), markevery=max(1, len(grid) // 6), ms=5)  # fmt: skip
             ax.fill_between(grid, lo, hi, color=colors[algo], alpha=0.2, lw=0)
         if threshold is not None:
             ax.axhline(threshold, color="0.4", ls="--", lw=1, label=f"threshold {threshold:g}")
+        floor = robust_floor(means)
+        if floor is not None:
+            ax.set_ylim(bottom=floor)
+            low = [a for a, m in means.items() if np.nanmin(m) < floor]
+            ax.text(0.01, 0.01, "clipped below: " + ", ".join(short(a, 24) for a in low)
+                    + f" (min {min(np.nanmin(means[a]) for a in low):,.0f})", transform=ax.transAxes,
+                    fontsize=7, color="0.3", va="bottom")  # fmt: skip
+        if x == "step" and cut is not None:
+            ax.set_xlim(0, cut * 1.02)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"{label} (greedy, mean and 95% CI)")
+        ax.set_ylabel(f"{label} ({sampled}, mean and 95% CI)")
+    x_end = cut if cut is not None else (float(ev.step.max()) if len(ev) else None)
     for i, (_, a) in enumerate(anchors.iterrows()):
+        name = f"{short(a.source, 24)}: {short(a.algorithm, 24)} at {a.budget:,.0f} steps"
+        beyond = x_end is not None and a.budget > 1.05 * x_end
         axes[0].plot(
-            a.budget,
+            np.nan if beyond else a.budget,  # beyond the runs' budgets: in the final-score panel only
             a.score,
             marker=ANCHOR_MARKERS[i % len(ANCHOR_MARKERS)],
             ms=11,
             ls="none",
             color="black",
-            label=f"{short(a.source, 24)}: {short(a.algorithm, 24)} at {a.budget:,.0f} steps",
+            label=name + (" (off this axis)" if beyond else ""),
         )
     axes[0].set_title(f"{short(task)}: learning curves")
     timed = np.isfinite(ev.wall_time.to_numpy(float)).any()
     axes[1].set_title(f"{short(task)}: against wall time" + ("" if timed else " (not recorded)"))
     # final scores: one dot per seed (jittered by the report's seed, so the same report draws
     # the same figure), the mean as a bar, anchors as black markers with ± std
-    order = sorted(finals.algorithm.unique())
+    order = natural(finals.algorithm.unique())
     ax = axes[2]
     if len(finals):
         rng = np.random.default_rng(seed)
         for j, algo in enumerate(order):
             s = finals.score[finals.algorithm == algo].to_numpy(float)
             y = j + (rng.uniform(-0.25, 0.25, len(s)) if len(s) > 1 else np.zeros(len(s)))
-            ax.scatter(s, y, s=16, color=colors[algo], alpha=0.6, lw=0)
+            ax.scatter(s, y, s=18, color=colors[algo], alpha=0.7, lw=0, marker=colors.marker(algo))
         means = finals.groupby("algorithm").score.mean().reindex(order)
         ax.scatter(means, range(len(order)), marker="|", s=500, color="black", zorder=3, label="mean")
     ticks = [short(a) for a in order]
@@ -144,7 +280,7 @@ def task_figure(
     ax.set_ylim(len(ticks) - 0.5, -0.5)
     if threshold is not None:
         ax.axvline(threshold, color="0.4", ls="--", lw=1)
-    ax.set_xlabel(f"final {label} (greedy)")
+    ax.set_xlabel(f"final {label} ({sampled})")
     ax.set_ylabel("")
     ax.set_title(f"{short(task)}: final score per seed")
     handles, labels = axes[0].get_legend_handles_labels()
@@ -210,43 +346,56 @@ def profile_figure(matrices: dict[str, np.ndarray], colors: dict, path: Path, re
     values = np.concatenate([m[~np.isnan(m)] for m in matrices.values()])
     taus = np.linspace(min(0.0, values.min()), max(1.0, values.max()), 101)
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for algo, m in matrices.items():
-        point, lo, hi = stats.performance_profile_band(m, taus, reps, seed=seed)
-        ax.plot(taus, point, color=colors[algo], label=short(algo), lw=1.8)
+    for algo in natural(matrices):
+        point, lo, hi = stats.performance_profile_band(matrices[algo], taus, reps, seed=seed)
+        ax.plot(taus, point, color=colors[algo], label=short(algo), lw=1.8, marker=colors.marker(algo),
+                ls=colors.line(algo), markevery=10, ms=4)  # fmt: skip
         ax.fill_between(taus, lo, hi, color=colors[algo], alpha=0.2, lw=0)
     ax.set_xlabel("normalised score τ (0 = random policy, 1 = solved)")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.set_title("Performance profiles (all tasks pooled)")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="algorithm")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="algorithm", fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
 
 def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
-    """(KL to reference, score) of every checkpoint evaluation per method (a run label without
-    its sweep suffix), each method's Pareto front drawn over all its sweep points and seeds."""
+    """(KL to reference, score) per method (a run label without its sweep suffix): each method's
+    Pareto front over all its sweep points and seeds as a line in its colour and marker, every
+    checkpoint evaluation behind it as a faint dot (hollow where the KL is only an upper bound)."""
     points = points.assign(method=points.algorithm.map(method_of))
     if "kl_is_bound" not in points:
         points = points.assign(kl_is_bound=False)
     bound = points.kl_is_bound.astype(bool)
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for method, g in points.groupby("method", sort=True):
+    fig, ax = plt.subplots(figsize=(11, 6))
+    front_scores = []
+    for method in natural(points.method.unique()):
+        g = points[points.method == method]
         c = colors[method]
         measured, bounds = g[~bound[g.index]], g[bound[g.index]]
-        ax.scatter(measured.kl, measured.score, s=14, color=c, alpha=0.35, lw=0)
+        ax.scatter(measured.kl, measured.score, s=7, color=c, alpha=0.12, lw=0, zorder=1)
         # a KL that is only an upper bound: hollow marker (the true point lies at or left of it)
-        ax.scatter(bounds.kl, bounds.score, s=30, facecolors="none", edgecolors=c, lw=1.2)
+        ax.scatter(bounds.kl, bounds.score, s=24, facecolors="none", edgecolors=c, lw=0.8, alpha=0.5)
         front = g.iloc[stats.pareto_front(g.kl.to_numpy(), g.score.to_numpy())].sort_values("kl")
+        front_scores.extend(front.score)
         note = ", KL: upper bound" if len(bounds) else ""
-        ax.plot(front.kl, front.score, color=c, lw=2, marker="o", ms=4, drawstyle="steps-post",
+        ax.plot(front.kl, front.score, color=c, lw=2.2, marker=colors.marker(method), ms=6,
+                drawstyle="steps-post", zorder=3, ls=colors.line(method),
                 label=f"{short(method)} ({len(g)} points{note})")  # fmt: skip
     if (points.kl > 0).any() and points.kl.max() / max(points.kl[points.kl > 0].min(), 1e-9) > 100:
         ax.set_xscale("symlog", linthresh=0.1)
         plain_log_ticks(ax.xaxis)
+    if front_scores:  # the fronts set the y-range; dots far below them are clipped (and said so)
+        low, top = min(front_scores), max(points.score.max(), max(front_scores))
+        floor = low - 0.25 * max(top - low, 1e-9)
+        if points.score.min() < floor:
+            ax.set_ylim(bottom=floor)
+            text = f"evaluations below {floor:,.0f} not shown (lowest {points.score.min():,.0f})"
+            ax.text(0.01, 0.01, text, transform=ax.transAxes, fontsize=7, color="0.3", va="bottom")
     ax.set_xlabel("sequence-level KL(π ‖ π_ref) (nats)")
     ax.set_ylabel(f"{_score_label(metric, task)} at T = 1")
-    ax.set_title(f"{short(task)}: reward vs KL frontier (lines: Pareto fronts)")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
+    ax.set_title(f"{short(task)}: reward vs KL (lines: each method's Pareto front; dots: all evaluations)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method", fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -256,14 +405,14 @@ def _method_panels(table: pd.DataFrame, colors: dict, height: float, legend_loc:
     sweep point, shade, short label)`` draws each sweep point in its own shade of the method's
     colour. Returns the figure; the caller adds its labels."""
     table = table.assign(method=table.algorithm.map(method_of))
-    methods = sorted(table.method.unique())
+    methods = natural(table.method.unique())
     cols = min(4, len(methods))
     rows = -(-len(methods) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, height * rows), sharex=True, sharey=True,
                              squeeze=False)  # fmt: skip
     for ax, method in zip(axes.flat, methods, strict=False):
         g = table[table.method == method]
-        labels = sorted(g.algorithm.unique())
+        labels = natural(g.algorithm.unique())
         shades = sns.light_palette(colors[method], n_colors=len(labels) + 2)[2:]
         for label, shade in zip(labels, shades, strict=True):
             draw(ax, g[g.algorithm == label], shade, short(label[len(method) :].strip("[]") or method))
@@ -274,7 +423,33 @@ def _method_panels(table: pd.DataFrame, colors: dict, height: float, legend_loc:
     return fig
 
 
-def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
+def temperature_figure(
+    table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path, best: dict | None = None
+) -> str:
+    """Final score against sampling temperature with every method in one panel (the DPO paper's
+    figure): per method the sweep point ``best`` names (``results.best_points``; a method's only
+    label otherwise), mean over seeds with 95% CI."""
+    table = table.assign(method=table.algorithm.map(method_of))
+    fig, ax = plt.subplots(figsize=(11, 6))
+    for method in natural(table.method.unique()):
+        label = (best or {}).get(method)
+        h = table[table.algorithm == label] if label else table[table.method == method]
+        if h.algorithm.nunique() != 1:  # no best point named: the method's first label
+            h = h[h.algorithm == natural(h.algorithm.unique())[0]]
+        h = h.sort_values("temperature")
+        c = colors[method]
+        ax.plot(h.temperature, h["mean"], color=c, marker=colors.marker(method), ms=6, lw=1.8,
+                ls=colors.line(method), label=short(h.algorithm.iloc[0]))  # fmt: skip
+        ax.fill_between(h.temperature, h.lo, h.hi, color=c, alpha=0.07, lw=0)
+    ax.set_xlabel("sampling temperature T (0 = greedy)")
+    ax.set_ylabel(f"final {_score_label(metric, task)} (mean over seeds, 95% CI)")
+    ax.set_title(f"{short(task)}: score vs sampling temperature (one sweep point per method)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method (sweep point)", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def temperature_sweep_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
     """Final score against sampling temperature, mean over runs with 95% CI: one panel per
     method (run label stem), one line per sweep point of the method."""
 
@@ -286,23 +461,28 @@ def temperature_figure(table: pd.DataFrame, task: str, metric: str, colors: dict
     fig = _method_panels(table, colors, 2.9, "lower left", draw)
     fig.supxlabel("sampling temperature T (0 = greedy)")
     fig.supylabel(f"final {_score_label(metric, task)} (mean, 95% CI)")
-    fig.suptitle(f"{short(task)}: robustness to sampling temperature")
+    fig.suptitle(f"{short(task)}: robustness to sampling temperature, every sweep point")
     fig.tight_layout()
     return _save(fig, path)
 
 
-def win_rate_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) -> str:
+def win_rate_figure(
+    table: pd.DataFrame, task: str, colors: dict, path: Path, best: dict | None = None
+) -> str:
     """Win rate against the reference completions vs sampling temperature (the DPO paper's
     temperature-robustness figure): per method, its sweep point with the best mean win rate over
-    temperatures, mean with 95% CI; the dashed line is a tie with the references."""
+    temperatures (or the one ``best`` names), mean with 95% CI; the dashed line is a tie with the
+    references."""
     table = table.assign(method=table.algorithm.map(method_of))
-    best = table.groupby(["method", "algorithm"])["mean"].mean().reset_index()
-    best = best.loc[best.groupby("method")["mean"].idxmax()]
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for _, b in best.sort_values("method").iterrows():
-        h = table[table.algorithm == b.algorithm].sort_values("temperature")
-        c = colors[b.method]
-        ax.plot(h.temperature, h["mean"], color=c, marker="o", ms=4, lw=1.8, label=short(b.algorithm))
+    top = table.groupby(["method", "algorithm"])["mean"].mean().reset_index()
+    top = top.loc[top.groupby("method")["mean"].idxmax()].set_index("method").algorithm.to_dict()
+    top.update({m: a for m, a in (best or {}).items() if m in top and a in set(table.algorithm)})
+    fig, ax = plt.subplots(figsize=(11, 6))
+    for method in natural(top):
+        h = table[table.algorithm == top[method]].sort_values("temperature")
+        c = colors[method]
+        ax.plot(h.temperature, h["mean"], color=c, marker=colors.marker(method), ms=5, lw=1.8,
+                ls=colors.line(method), label=short(top[method]))  # fmt: skip
         ax.fill_between(h.temperature, h.lo, h.hi, color=c, alpha=0.15, lw=0)
     ax.axhline(0.5, color="0.4", ls="--", lw=1)
     ax.set_xlabel("sampling temperature T (0 = greedy)")
@@ -335,8 +515,8 @@ def kl_curve_figure(curves: pd.DataFrame, task: str, colors: dict, path: Path) -
 def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
     """Final T = 1 score against the number of training preference pairs, per method."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, g in table.groupby("method", sort=True):
-        g = g.sort_values("n_pairs")
+    for method in natural(table.method.unique()):
+        g = table[table.method == method].sort_values("n_pairs")
         ax.plot(g.n_pairs, g["mean"], color=colors[method], marker="o", lw=1.8, label=short(method))
         ax.fill_between(g.n_pairs, g.lo, g.hi, color=colors[method], alpha=0.2, lw=0)
     ax.set_xscale("log")

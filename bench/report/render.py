@@ -25,9 +25,12 @@ from bench.report.tables import (
     AGGREGATE_HEADER,
     LEADERBOARD_HEADER,
     aggregate_rows,
+    hyperparameter_rows,
+    leaderboard_columns,
     leaderboard_rows,
     markdown_table,
     md_escape,
+    pick,
 )
 
 MARKER = "report.json"  # identifies a folder written by `bench report` (safe to replace)
@@ -77,9 +80,11 @@ def build(
     seed: int = 0,
     progress: bool = True,
     notes: str | None = None,
+    formats: tuple[str, ...] | None = None,
 ) -> dict:
     """Renders the report of ``results`` into ``out``; returns a short summary. ``notes``: the
-    author's findings (text checked by ``read_notes``), shown first and kept as notes.txt."""
+    author's findings (text checked by ``read_notes``), shown first and kept as notes.txt;
+    ``formats``: the figure files written (``figures.FORMATS``; default PNG and SVG)."""
     out = Path(out)
     check_destination(out)
     tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
@@ -89,7 +94,7 @@ def build(
         parsed = parse_notes(notes) if notes else []
         if notes:
             (tmp / "notes.txt").write_text(notes, encoding="utf-8")
-        summary = _render(results, tmp, published, published_source, reps, seed, progress, parsed)
+        summary = _render(results, tmp, published, published_source, reps, seed, progress, parsed, formats)
         old = out.parent / f".{out.name}.old{os.getpid()}"
         if out.exists():
             out.rename(old)
@@ -137,8 +142,23 @@ def parse_notes(text: str) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _render(results, tmp: Path, published, published_source, reps, seed, progress, notes=()) -> dict:
-    figures.setup()
+def suite_line(results) -> str:
+    """The suite as a report header names it: name, version and the start of its definition hash."""
+    info = results.suite_info
+    text = str(info.get("name", ""))
+    if info.get("version"):
+        text += f" version {info['version']}"
+    if info.get("hash"):
+        text += f", definition hash {str(info['hash'])[:12]}"
+    return text
+
+
+def _render(
+    results, tmp: Path, published, published_source, reps, seed, progress, notes=(), formats=None
+) -> dict:
+    from bench.lm.tasks import LM_TASKS
+
+    figures.setup(formats or figures.DEFAULT_FORMATS)
     fig_dir = tmp / "figures"
     tasks = results.tasks()
     finals = R.final_scores(results)
@@ -155,6 +175,14 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     # method-level figures (frontiers, temperature panels, data efficiency) get hues of their own,
     # spread over the methods only
     colors.update(figures.palette(sorted({R.method_of(a) for a in results.algorithms()})))
+    # method-level views: one sweep point per method leads; the full sweep is collapsed behind it
+    sweeps = R.has_sweeps(results)
+    best = R.best_points(results) if sweeps else {}
+    leading = set(best.values()) if sweeps else set(results.algorithms())
+    for method, label in best.items():  # a method's chosen point wears the method's colours
+        if method in colors:
+            colors.alias(label, method)
+    hyper = R.hyperparameter_table(results)
     budgets = R.kl_budget_table(results, reps=reps, seed=seed)
     rm_table = R.reward_model_table(results, reps=reps, seed=seed)
     efficiency = R.data_efficiency_table(results, reps=reps, seed=seed)
@@ -170,23 +198,31 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     task_sections = []
     for i, task in enumerate(tasks):
         metric = results.score_metric(task) or "eval/return"
-        ev = greedy[greedy.task == task]
+        ev = greedy[(greedy.task == task) & greedy.algorithm.isin(leading)]
         fig = None
         if len(ev):
             fig = "figures/" + figures.task_figure(
-                ev, finals[finals.task == task], task, metric, colors, anchors[anchors.task == task],
-                R.threshold(task), fig_dir / f"task{i + 1}.png", reps=min(reps, 1000), seed=seed,
+                ev, finals[(finals.task == task) & finals.algorithm.isin(leading)], task, metric, colors,
+                anchors[anchors.task == task], R.threshold(task), fig_dir / f"task{i + 1}.png",
+                reps=min(reps, 1000), seed=seed,
+                x_label="optimizer updates" if task in LM_TASKS else "env steps",
             )  # fmt: skip
-        rows = leaderboard_rows(board, anchors, task)
-        n_own = int((board.task == task).sum())
+        columns = leaderboard_columns(task)
+        part = board[board.task == task]
+        rows = [pick(r, columns) for r in leaderboard_rows(part[part.algorithm.isin(leading)], anchors, task)]
+        n_own = int(part.algorithm.isin(leading).sum())
+        sweep_rows = [pick(r, columns) for r in leaderboard_rows(part, None, task)] if sweeps else []
         task_sections.append(
             dict(
                 name=task,
                 metric=metric,
                 threshold=R.threshold(task),
+                sampled=figures.temperature_label(ev.temperature) if len(ev) else "greedy",
                 figure=fig,
+                header=pick(LEADERBOARD_HEADER, columns),
                 rows=[dict(cells=r, anchor=j >= n_own) for j, r in enumerate(rows)],
                 md_rows=rows,
+                sweep_rows=sweep_rows,
             )
         )
         bar.update()
@@ -195,12 +231,16 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     agg_table = pd.DataFrame()
     poi = pd.DataFrame()
     if matrices:
-        agg_table = R.aggregate_table(matrices, reps=reps, seed=seed)
+        agg_table = R.aggregate_table(matrices, reps=reps, seed=seed)  # every label: aggregate.csv
+        agg_table["leads"] = agg_table.algorithm.isin(leading)
+        matrices = {a: m for a, m in matrices.items() if a in leading}
         aggregate = dict(
             tasks=agg_tasks,
             header=AGGREGATE_HEADER,
-            rows=aggregate_rows(agg_table),
-            figure="figures/" + figures.aggregate_figure(agg_table, colors, fig_dir / "aggregate.png"),
+            rows=aggregate_rows(agg_table[agg_table.leads]),
+            sweep_rows=aggregate_rows(agg_table) if sweeps else [],
+            figure="figures/"
+            + figures.aggregate_figure(agg_table[agg_table.leads], colors, fig_dir / "aggregate.png"),
         )
         bar.update()
         aggregate["profile"] = "figures/" + figures.profile_figure(
@@ -222,11 +262,16 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
     temperatures = []
     for i, (task, g) in enumerate(temps.groupby("task", sort=True)):
         metric = results.score_metric(task) or "eval/return"
-        name = figures.temperature_figure(g, task, metric, colors, fig_dir / f"temperature{i + 1}.png")
-        temperatures.append(dict(task=task, figure="figures/" + name))
+        name = figures.temperature_figure(g, task, metric, colors, fig_dir / f"temperature{i + 1}.png", best)
+        sweep = None
+        if sweeps:
+            sweep = "figures/" + figures.temperature_sweep_figure(
+                g, task, metric, colors, fig_dir / f"temperature-sweep{i + 1}.png"
+            )
+        temperatures.append(dict(task=task, figure="figures/" + name, sweep=sweep))
         bar.update()
     alignment = _alignment_sections(
-        results, budgets, rm_table, efficiency, samples, win_rates, kl_curves, colors, fig_dir, bar
+        results, budgets, rm_table, efficiency, samples, win_rates, kl_curves, colors, fig_dir, bar, best
     )
     scaling = []
     for i, (task, g) in enumerate(scaling_table.groupby("task", sort=True)):
@@ -262,6 +307,7 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         "samples.csv": samples,
         "win_rates.csv": win_rates,
         "scaling.csv": scaling_table,
+        "hyperparameters.csv": hyper,
     }
     csv_files.update({name: table for name, table in optional.items() if len(table)})
     if published is not None and len(published):
@@ -282,10 +328,12 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
             notes=notes,
             generated=generated,
             source=results.source,
+            suite_line=suite_line(results),
+            best_rule=R.BEST_POINT_RULE if sweeps else "",
+            hyperparameters=hyperparameter_rows(hyper, board) if len(hyper) else [],
             csv_files=list(csv_files),
             aggregate=aggregate,
             tasks=task_sections,
-            leaderboard_header=LEADERBOARD_HEADER,
             frontiers=frontiers,
             temperatures=temperatures,
             alignment=alignment,
@@ -327,6 +375,10 @@ def _render(results, tmp: Path, published, published_source, reps, seed, progres
         "source": results.source,
         "reps": reps,
         "seed": seed,
+        "figure_formats": list(figures._formats),
+        "best_point_rule": R.BEST_POINT_RULE if sweeps else None,
+        "best_points": best,
+        "provenance": {k: str(v) for k, v in prov.items()},
     }
     (tmp / MARKER).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     n_figures = sum(1 for _ in (tmp / "figures").iterdir())
@@ -337,12 +389,22 @@ def _markdown(
     title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
     alignment=(), scaling=(), notes=(),
 ) -> str:  # fmt: skip
-    lines = [f"# {md_escape(title)}", "", f"Generated {generated} from {md_escape(results.source)}.", ""]
+    lines = [f"# {md_escape(title)}", "",
+             f"Suite {md_escape(suite_line(results))}; results from {md_escape(results.source)}. "
+             f"Generated {generated}.", ""]  # fmt: skip
     if notes:
         lines += ["## Findings", ""]
         for kind, items in notes:
             lines += [f"- {md_escape(i)}" for i in items] if kind == "ul" else [md_escape(items[0])]
             lines.append("")
+    if frontiers:
+        lines += ["## Reward vs KL frontiers", ""]
+    for f in frontiers:
+        lines += [f"![reward vs KL, {md_escape(f['task'])}]({f['figure']})", ""]
+    if temperatures:
+        lines += ["## Robustness to sampling temperature", ""]
+    for f in temperatures:
+        lines += [f"![temperature, {md_escape(f['task'])}]({f['figure']})", ""]
     if aggregate:
         lines += [
             "## Aggregate over tasks (normalised scores, 95% stratified-bootstrap CIs)",
@@ -355,13 +417,9 @@ def _markdown(
             "",
         ]
     for t in task_sections:
-        lines += [f"## {md_escape(t['name'])}", "", markdown_table(LEADERBOARD_HEADER, t["md_rows"]), ""]
+        lines += [f"## {md_escape(t['name'])}", "", markdown_table(t["header"], t["md_rows"]), ""]
         if t["figure"]:
             lines += [f"![{md_escape(t['name'])}]({t['figure']})", ""]
-    for f in frontiers:
-        lines += [f"![reward vs KL, {md_escape(f['task'])}]({f['figure']})", ""]
-    for f in temperatures:
-        lines += [f"![temperature, {md_escape(f['task'])}]({f['figure']})", ""]
     for a in alignment:
         lines += [f"## Alignment: {md_escape(a['task'])}", ""]
         if a["budgets"]:
@@ -442,7 +500,17 @@ RM_HEADER = [
 
 
 def _alignment_sections(
-    results, budgets, rm_table, efficiency, samples, win_rates, kl_curves, colors, fig_dir: Path, bar
+    results,
+    budgets,
+    rm_table,
+    efficiency,
+    samples,
+    win_rates,
+    kl_curves,
+    colors,
+    fig_dir: Path,
+    bar,
+    best=None,
 ) -> list[dict]:
     """Per task: KL-budget table (methods x budgets), reward-model accuracy, data-efficiency
     figure, win rate against the references by temperature (table and figure), KL over training,
@@ -457,7 +525,8 @@ def _alignment_sections(
         if len(w):
             temps = sorted(w.temperature.unique())
             section["win_header"] = [*WIN_HEADER, *[f"T = {t:g}" for t in temps]]
-            for algo, g in w.groupby("algorithm", sort=True):
+            for algo in figures.natural(w.algorithm.unique()):
+                g = w[w.algorithm == algo]
                 cells = [algo]
                 for t in temps:
                     r = g[np.isclose(g.temperature, t)]
@@ -467,7 +536,7 @@ def _alignment_sections(
                         else f"{r['mean'].iloc[0]:.3f} [{r.lo.iloc[0]:.3f}, {r.hi.iloc[0]:.3f}]"
                     )
                 section["win_rates"].append(cells)
-            name = figures.win_rate_figure(w, task, colors, fig_dir / f"winrate{i + 1}.png")
+            name = figures.win_rate_figure(w, task, colors, fig_dir / f"winrate{i + 1}.png", best)
             section["win_figure"] = "figures/" + name
             bar.update()
         k = kl_curves[kl_curves.task == task]
@@ -486,7 +555,8 @@ def _alignment_sections(
             section["budget_header"] = ["method", *[f"KL ≤ {v:g}" for v in levels]]
             # scores within [-10, 10] (LM gold rewards) get two decimals, returns one
             d = 2 if b[["mean", "lo", "hi"]].abs().max().max() <= 10 else 1
-            for method, g in b.groupby("method", sort=True):
+            for method in figures.natural(b.method.unique()):
+                g = b[b.method == method]
                 cells = [method]
                 for v in levels:
                     r = g[g.kl_budget == v].iloc[0]

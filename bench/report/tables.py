@@ -12,6 +12,9 @@ LEADERBOARD_HEADER = [
     "algorithm", "seeds", "final (mean ± std)", "IQM [95% CI]", "median", "steps to threshold",
     "time to threshold (train / wall)", "wall time, peak memory", "env-steps/s", "failed", "code",
 ]  # fmt: skip
+# leaderboard columns that mean nothing where the "steps" are optimizer updates on a fixed data set
+# and no task threshold exists (LM tasks)
+CONTROL_ONLY = ("steps to threshold", "time to threshold (train / wall)", "env-steps/s")
 AGGREGATE_HEADER = ["algorithm", "runs", "tasks", "IQM", "mean", "median", "optimality gap"]
 
 
@@ -94,6 +97,52 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
                 ]
             )
     return rows
+
+
+def leaderboard_columns(task: str) -> list[int]:
+    """The indices of ``LEADERBOARD_HEADER`` shown for ``task`` (LM tasks drop ``CONTROL_ONLY``)."""
+    from bench.lm.tasks import LM_TASKS
+
+    drop = CONTROL_ONLY if task in LM_TASKS else ()
+    return [i for i, h in enumerate(LEADERBOARD_HEADER) if h not in drop]
+
+
+def pick(row: list, columns: list[int]) -> list:
+    return [row[i] for i in columns]
+
+
+def hyperparameter_rows(table: pd.DataFrame, board: pd.DataFrame) -> list[dict]:
+    """Per run label: its algorithm, the settings that differ from the algorithm's defaults (one
+    text per setting, with whether it differs; a setting that differs on some tasks only names
+    them) and the code versions of its runs (``board``: the leaderboard)."""
+    from bench.report.figures import natural_key
+
+    out = []
+    codes = board.groupby("algorithm").code.agg(lambda c: ", ".join(sorted({x for x in c if x})) or "—")
+    for label in sorted(table.algorithm.unique(), key=natural_key):
+        rows = table[table.algorithm == label]
+        tasks = sorted(rows.task.unique())
+        settings = []
+        if (rows.default == "").all():  # the algorithm is not registered here: no defaults to compare
+            first = rows[rows.task == tasks[0]]
+            settings = [(f"{f}={v}", False) for f, v in zip(first.field, first.value, strict=True)]
+            settings.append(("(its defaults are unknown here: the algorithm is not installed)", False))
+        for field, g in rows.groupby("field", sort=True):
+            if not g.differs.any():
+                continue
+            values = dict(zip(g.task, g.value, strict=True))
+            default = g.default.iloc[0] if g.default.nunique() == 1 else None
+            if len(set(values.values())) == 1 and len(values) == len(tasks):
+                text = f"{field}={g.value.iloc[0]}"
+            else:
+                text = f"{field}: " + ", ".join(f"{t} {v}" for t, v in values.items())
+            if default is not None and default != "":
+                text += f" (default {default})"
+            settings.append((text, True))
+        if not settings:
+            settings = [("all at the defaults", False)]
+        out.append(dict(label=label, algo=rows.algo.iloc[0], settings=settings, code=codes.get(label, "—")))
+    return out
 
 
 def aggregate_rows(table: pd.DataFrame) -> list[list[str]]:

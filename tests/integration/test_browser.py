@@ -65,20 +65,17 @@ def test_published_control_alignment_report_opens_with_every_figure(browser, tmp
     report = REPORT.parents[1] / "control-alignment" / "index.html"
     assert report.is_file(), "reports/control-alignment is committed (bench report --suite control-alignment)"
     images = _open_and_check(browser, report, tmp_path / "control-alignment.png")
-    names = {Path(src).name for src, _ in images}
-    # per task: curves, frontier, temperature panels, data efficiency
-    assert {
-        f"{kind}{i}.png" for kind in ("frontier", "temperature", "efficiency") for i in (1, 2, 3)
-    } <= names
+    names = {Path(src).stem for src, _ in images}
+    # per task: curves, frontier, temperature, data efficiency; the page leads with the frontier
+    assert {f"{kind}{i}" for kind in ("frontier", "temperature", "efficiency") for i in (1, 2, 3)} <= names
+    assert Path(images[0][0]).stem == "frontier1"
 
 
 def test_published_lm_sentiment_report_opens_with_frontier_temperatures_and_samples(browser, tmp_path):
     report = REPORT.parents[1] / "lm-sentiment" / "index.html"
     assert report.is_file(), "reports/lm-sentiment is committed (bench report --suite lm-sentiment)"
     images = _open_and_check(browser, report, tmp_path / "lm-sentiment.png")
-    assert {"task1.png", "frontier1.png", "temperature1.png", "kl1.png"} <= {
-        Path(src).name for src, _ in images
-    }
+    assert {"task1", "frontier1", "temperature1", "kl1"} <= {Path(src).stem for src, _ in images}
     from selenium.webdriver.common.by import By
 
     rows = browser.find_elements(By.CSS_SELECTOR, "table.samples tr")
@@ -89,8 +86,8 @@ def test_published_lm_summarization_report_opens_with_win_rates_kl_curves_and_sa
     report = REPORT.parents[1] / "lm-summarization" / "index.html"
     assert report.is_file(), "reports/lm-summarization is committed (bench report --suite lm-summarization)"
     images = _open_and_check(browser, report, tmp_path / "lm-summarization.png")
-    names = {Path(src).name for src, _ in images}
-    assert {"frontier1.png", "temperature1.png", "winrate1.png", "kl1.png"} <= names
+    names = {Path(src).stem for src, _ in images}
+    assert {"frontier1", "temperature1", "winrate1", "kl1"} <= names
     from selenium.webdriver.common.by import By
 
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.samples tr")) >= 1 + 5
@@ -107,6 +104,7 @@ def test_report_with_frontiers_and_markup_in_names_opens_cleanly(browser, tmp_pa
     assert main(args) == 0
     images = _open_and_check(browser, out / "index.html", tmp_path / "synthetic.png")
     assert any("frontier" in src for src, _ in images) and any("temperature" in src for src, _ in images)
+    assert Path(images[0][0]).stem == "frontier1"  # an alignment report leads with the frontier
     # the label rendered as text: the page has no script element at all
     assert browser.execute_script("return document.scripts.length") == 0
     assert "<script>alert(1)</script>" in browser.find_element("tag name", "body").text
@@ -116,7 +114,7 @@ def test_published_dppo_scaling_report_opens_with_the_scaling_study(browser, tmp
     report = REPORT.parents[1] / "dppo-scaling" / "index.html"
     assert report.is_file(), "reports/dppo-scaling is committed (bench report --suite dppo-scaling)"
     images = _open_and_check(browser, report, tmp_path / "dppo-scaling.png")
-    assert {"task1.png", "scaling1.png"} <= {Path(src).name for src, _ in images}
+    assert {"task1", "scaling1"} <= {Path(src).stem for src, _ in images}
     from selenium.webdriver.common.by import By
 
     body = browser.find_element(By.TAG_NAME, "body").text

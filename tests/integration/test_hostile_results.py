@@ -386,7 +386,11 @@ def test_hostile_names_render_safely_in_report_leaderboard_and_compare(tmp_path,
     for name in HOSTILE[:6] + HOSTILE[8:]:  # every name is shown, as text
         assert name in text, name
     figures = sorted((folder / "figures").iterdir())
-    assert figures and all(f.suffix == ".png" and f.read_bytes()[:4] == b"\x89PNG" for f in figures)
+    pngs, svgs = [f for f in figures if f.suffix == ".png"], [f for f in figures if f.suffix == ".svg"]
+    assert pngs and len(pngs) + len(svgs) == len(figures)
+    assert all(f.read_bytes()[:4] == b"\x89PNG" for f in pngs)
+    # SVG text is drawn as glyph paths: no name reaches the file as markup
+    assert svgs and all("<script" not in f.read_text(encoding="utf-8") for f in svgs)
     md = (folder / "summary.md").read_text(encoding="utf-8")
     assert "<script>" not in md and "<img" not in md and "\x1b" not in md
     assert "[link\\](javascript:alert(1))" in md and "![img\\](http" in md  # no link, no image

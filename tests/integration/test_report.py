@@ -54,12 +54,14 @@ def test_report_writes_escaped_html_figures_tables_and_markdown(store, tmp_path)
     assert "ValueError: bad evil&lt;script&gt;" in html
     md = (out / "summary.md").read_text()
     assert "<script>" not in md and "evil&lt;script&gt;" in md
-    # every image the page references exists and is a PNG
+    # every image the page references exists: an SVG (vector), with its PNG beside it
     images = re.findall(r'<img src="([^"]+)"', html)
-    names = {Path(i).name for i in images}
-    assert {"aggregate.png", "profiles.png", "improvement.png", "frontier1.png", "temperature1.png"} <= names
+    names = {Path(i).stem for i in images}
+    assert {"aggregate", "profiles", "improvement", "frontier1", "temperature1"} <= names
     for img in images:
-        assert (out / img).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert img.endswith(".svg") and (out / img).read_text().lstrip().startswith("<?xml")
+        assert "<script" not in (out / img).read_text()
+        assert (out / img).with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the leaderboard's means are the stored final scores' means
     board = pd.read_csv(out / "leaderboard.csv")
     expected = _finals(store).groupby(["task", "algorithm"]).value.agg(["mean", "count"])
