@@ -1,4 +1,4 @@
-"""The ``bench`` command line: run | list | status | export | report | leaderboard | compare.
+"""The ``bench`` command line: run | list | status | export | import | report | leaderboard | compare.
 
 Exit status: 0 success; 1 some runs failed (``run``) or a regression was found (``compare``);
 2 bad input (malformed suite, missing or unreadable store or file, bad arguments) — with one
@@ -299,11 +299,30 @@ def _load_results(args):
     from bench.results import Results
     from bench.store import Store
 
-    if getattr(args, "results", None):
-        return Results.from_csv(args.results, args.suite)
+    given = getattr(args, "results", None)
+    if given:
+        items = given if isinstance(given, list) else [given]
+        parts = [_one_result(item, args.suite) for item in items]
+        return parts[0][1] if len(parts) == 1 and not isinstance(given, list) else Results.combine(parts)
     if not args.suite:
         raise _BadInput("--suite is required (or --results FILE)")
     return Results.from_store(Store(args.store, create=False), args.suite)
+
+
+def _one_result(item: str, suite: str | None):
+    """(submission name, results) of one ``--results [NAME=]PATH``: a `bench export` CSV (or a
+    ``bench import`` table), or an SQLite store (``--suite`` names the suite in it)."""
+    from bench.results import Results
+    from bench.store import Store
+
+    name, _, path = item.rpartition("=") if "=" in item and not Path(item).exists() else ("", "", item)
+    path_ = Path(path)
+    name = name or path_.stem
+    if path_.suffix in (".sqlite", ".db", ".sqlite3"):
+        if not suite:
+            raise _BadInput(f"{path}: a store needs --suite to say which suite to read")
+        return name, Results.from_store(Store(path_, create=False), suite)
+    return name, Results.from_csv(path_, suite)
 
 
 class _BadInput(Exception):
@@ -374,6 +393,34 @@ def _figure_formats(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def cmd_import(args) -> int:
+    from bench.importer import describe, import_runs
+
+    try:
+        seeds = None
+        if args.seeds:
+            try:
+                seeds = [int(s) for s in args.seeds.split(",")]
+            except ValueError:
+                raise _BadInput(f"--seeds {args.seeds!r}: expected integers separated by commas") from None
+        table = import_runs([Path(p) for p in args.paths], args.task, args.algorithm, args.suite, args.source,
+                            args.tag, seeds)  # fmt: skip
+    except _input_errors() as e:
+        return _fail(str(e))
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        table.to_csv(tmp, index=False)
+        tmp.replace(out)
+    except OSError as e:
+        return _fail(f"cannot write {out}: {e.strerror or e}")
+    runs = table.run_key.nunique()
+    print(f"wrote {out}: {runs} run{'s' if runs != 1 else ''} of suite {args.suite!r}\n{describe(table)}",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def cmd_leaderboard(args) -> int:
     from bench import results as R
     from bench.report import tables
@@ -386,16 +433,34 @@ def cmd_leaderboard(args) -> int:
         return _fail(str(e))
     board = R.leaderboard(results, reps=args.reps, seed=args.seed)
     if args.format == "csv":
-        board.to_csv(sys.stdout, index=False)
+        text = board.to_csv(index=False)
+    elif args.format == "html":
+        from bench.report.render import generated_at
+
+        text = tables.leaderboard_page(results, board, generated_at(), args.reps, args.seed)
+    else:
+        text = (
+            tables.leaderboard_document(results, board, published, args.format, args.reps, args.seed) + "\n"
+        )
+    if not args.output:
+        sys.stdout.write(text)
         return 0
-    print(tables.leaderboard_document(results, board, published, args.format, args.reps, args.seed))
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)  # never a half-written page
+    except OSError as e:
+        return _fail(f"cannot write {out}: {e.strerror or e}")
+    print(f"wrote {out}: {len(board)} rows", file=sys.stderr)
     return 0
 
 
 def cmd_compare(args) -> int:
     import jinja2
 
-    from bench.compare import HEADER, compare, display_rows, summary
+    from bench.compare import HEADER, compare, display_rows, protocol_mismatches, summary
     from bench.report.figures import compare_figure, figure_rows
     from bench.report.render import _env, folder_name, generated_at
     from bench.report.tables import markdown_table, md_escape, plain, text_table
@@ -416,6 +481,15 @@ def cmd_compare(args) -> int:
                 )
             baseline = version_baseline(args.store, results.name, args.baseline_version)
             against = f"code {args.baseline_version} in the same store"
+        mismatched = protocol_mismatches(results, baseline)
+        if mismatched and not args.protocols_match:
+            task, algo, mine, theirs = mismatched[0]
+            more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+            raise _BadInput(
+                f"{task} / {algo}: the two sides measure different things — store: {mine}; baseline: "
+                f"{theirs}{more}. A gate across protocols compares unlike numbers; pass --protocols-match "
+                "if they measure the same thing"
+            )
     except _input_errors() as e:
         return _fail(str(e))
     table, level, points = compare(results, baseline, args.tolerance, args.confidence, effect)
@@ -663,7 +737,12 @@ def build_parser() -> argparse.ArgumentParser:
     def stats_args(p, results=True):
         p.add_argument("--suite", help="suite name in the store")
         if results:
-            p.add_argument("--results", metavar="CSV", help="read a `bench export` CSV instead of the store")
+            p.add_argument(
+                "--results", metavar="[NAME=]FILE", action="append",
+                help="read a `bench export` CSV (or a `bench import` table, or another SQLite store with "
+                "--suite) instead of the store; repeat to put several submissions in one report or "
+                "leaderboard, each named NAME (default: the file's name)",
+            )  # fmt: skip
         p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
         p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
@@ -699,6 +778,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
+    p = sub.add_parser(
+        "import",
+        help="Read others' runs — TensorBoard event files (SB3's and CleanRL's tags), SB3 Monitor files, "
+        "another bench export — into a table that reports and leaderboards take with --results.",
+        description="Read others' runs into a `bench export` table with each run's protocol (what its "
+        "scores measure) and source. TensorBoard: rollout/ep_rew_mean (SB3: training-episode return, mean "
+        "of the last 100 episodes), eval/mean_reward (SB3 EvalCallback) or charts/episodic_return "
+        "(CleanRL: per episode, averaged here over the last 100 as SB3 does). Monitor files: the same "
+        "running mean against cumulative env steps. One file is one run; seeds 0, 1, ... in file order.",
+        epilog="example: bench import runs/cleanrl/ --task CartPole-v1 --algorithm cleanrl-ppo "
+        "-o imported.csv && bench report --results bench.csv --results imported.csv -o reports/mine",
+    )
+    p.add_argument("paths", nargs="+", help="event files, Monitor files, bench exports or folders of them")
+    p.add_argument("--task", required=True, help="the task the runs trained on, e.g. CartPole-v1")
+    p.add_argument("--algorithm", required=True, help="the label the runs get, e.g. cleanrl-ppo")
+    p.add_argument("--suite", default="imported", help="suite name in the table (default imported)")
+    p.add_argument("--source", help="where the runs come from (default: the writer and file name)")
+    p.add_argument("--tag", help="the TensorBoard scalar tag to read (default: the first standard one found)")
+    p.add_argument("--seeds", help="seeds of the runs in file order, comma-separated (default 0, 1, ...)")
+    p.add_argument("--output", "-o", required=True, metavar="CSV", help="the table to write")
+    p.set_defaults(fn=cmd_import)
+
     p = add(
         "leaderboard",
         "Print a suite's leaderboard per task (and aggregate) for a README or PR.",
@@ -707,8 +808,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats_args(p)
     published_args(p)
     p.add_argument(
-        "--format", choices=["text", "md", "csv"], default="text", help="output format (default text)"
+        "--format",
+        choices=["text", "md", "csv", "html"],
+        default="text",
+        help="output format (default text); html: one page whose table a reader sorts and filters in the "
+        "browser (plain JavaScript, no network), with every submission's provenance",
     )
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
 
     p = add(
         "plan",
@@ -757,6 +863,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="the drop the gate must be able to see: a green verdict whose minimum detectable effect "
         "(80%% power) is larger is marked under-powered (default: twice the tolerance; 0.1 for tolerance 0)",
+    )
+    p.add_argument(
+        "--protocols-match",
+        action="store_true",
+        help="gate even where the two sides' runs were measured under different protocols (e.g. an "
+        "imported training-episode return against bench's evaluation); refused by default",
     )
     p.add_argument(
         "--allow-missing",

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bench import gate
-from bench.results import Results, code_versions, final_scores, normalise
+from bench.results import BENCH_PROTOCOL, Results, code_versions, final_scores, normalise
 from bench.store import is_timing_metric
 
 COLUMNS = [
@@ -44,6 +44,29 @@ COLUMNS = [
 ]  # fmt: skip
 FAILING = ("regression", "missing")
 RECORD = ["step", "temperature", "metric", "value", "n"]
+
+
+def protocol_of(results: Results, task: str, algo: str) -> str:
+    """What a (task, algorithm)'s scores measure: bench's own evaluation unless imported."""
+    runs = _runs_of(results, task, algo)
+    if "protocol" not in runs:
+        return BENCH_PROTOCOL
+    found = sorted({str(p) or BENCH_PROTOCOL for p in runs.protocol.fillna("")})
+    return "; ".join(found) or BENCH_PROTOCOL
+
+
+def protocol_mismatches(store: Results, baseline: Results) -> list[tuple[str, str, str, str]]:
+    """(task, algorithm, store's protocol, baseline's) of every comparison whose two sides were
+    measured differently (e.g. a training-episode return against bench's evaluation)."""
+    both = set(map(tuple, store.runs[["task", "algorithm"]].drop_duplicates().to_numpy())) & set(
+        map(tuple, baseline.runs[["task", "algorithm"]].drop_duplicates().to_numpy())
+    )
+    out = []
+    for task, algo in sorted(both):
+        a, b = protocol_of(store, task, algo), protocol_of(baseline, task, algo)
+        if a != b:
+            out.append((task, algo, a, b))
+    return out
 
 
 def compare(

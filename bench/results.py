@@ -33,6 +33,10 @@ KL_METRIC = "eval/kl"
 # is only a bound is marked as such in reports (its true KL lies at or left of it)
 KL_BOUND_METRIC = "eval/kl_bound"
 RUN_COLUMNS = ["run_key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]
+# optional run columns of imported runs (``bench import``): ``protocol`` — what the scores measure
+# (bench's own runs: "bench evaluation") — and ``source`` — where the run comes from
+OPTIONAL_RUN_TEXT = ("protocol", "source")
+BENCH_PROTOCOL = "bench evaluation"
 TIDY_REQUIRED = [*RUN_COLUMNS, "kind", "step", "temperature", "metric", "value"]
 
 
@@ -183,6 +187,9 @@ def check_tidy(table: pd.DataFrame, source: str) -> pd.DataFrame:
         out["code"] = table["code"].where(table["code"].notna(), "").astype(object).map(str)
     if "base_key" in table:  # optional: the run key without code (the gate matches runs by it)
         out["base_key"] = table["base_key"].where(table["base_key"].notna(), "").astype(object).map(str)
+    for col in OPTIONAL_RUN_TEXT:  # optional: what imported runs measure and where they come from
+        if col in table:
+            out[col] = table[col].where(table[col].notna(), "").astype(object).map(str)
     for col in ["step", "temperature", "value", "n", "wall_time", "train_time"]:
         out[col] = _numbers(table[col], fail, col) if col in table else np.nan
     ev = (out.kind == "eval").to_numpy()
@@ -266,7 +273,7 @@ class Results:
                 shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
                 raise ResultsError(f"{source}: no rows for suite {suite!r} (it has: {shown})")
             table = table[table.suite == suite]
-        runs = table[RUN_COLUMNS + [c for c in ("code", "base_key") if c in table]]
+        runs = table[RUN_COLUMNS + [c for c in ("code", "base_key", *OPTIONAL_RUN_TEXT) if c in table]]
         runs = runs.drop_duplicates("run_key").set_index("run_key")
         summary = table[table.kind == "run"].pivot_table(index="run_key", columns="metric", values="value")
         for col, metric in [
@@ -288,7 +295,47 @@ class Results:
     @classmethod
     def from_csv(cls, path: str | Path, suite: str | None = None) -> Results:
         """Results from a `bench export` CSV; a ResultsError for anything that is not one."""
-        return cls.from_tidy(read_csv_text(path), suite, source=str(path))
+        out = cls.from_tidy(read_csv_text(path), suite, source=str(path))
+        out.source = f"export {Path(path).name}"  # reports name the file, not the writer's folders
+        return out
+
+    @classmethod
+    def combine(cls, parts: list[tuple[str, Results]]) -> Results:
+        """Several submissions (name, results) as one: each run keeps its submission (column
+        ``submission``); a label that two submissions both use on a task is shown as
+        ``label (submission)`` so that their runs are never pooled."""
+        if len(parts) == 1:
+            name, only = parts[0]
+            only.runs = only.runs.assign(submission=name)
+            return only
+        names = [n for n, _ in parts]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ResultsError(f"two submissions are named {dup!r}: name them with NAME=FILE")
+        owners: dict[tuple[str, str], set[str]] = {}
+        for name, r in parts:
+            for task, label in r.runs[["task", "algorithm"]].drop_duplicates().itertuples(index=False):
+                owners.setdefault((task, label), set()).add(name)
+        clash = {key for key, who in owners.items() if len(who) > 1}
+        runs, evals, samples, outcomes = [], [], [], []
+        for name, r in parts:
+            rr = r.runs.assign(submission=name)
+            shared = [(t, a) in clash for t, a in zip(rr.task, rr.algorithm, strict=True)]
+            rr["algorithm"] = [f"{a} ({name})" if c else a for a, c in zip(rr.algorithm, shared, strict=True)]
+            rr["run_key"] = name + "/" + rr.run_key.astype(str)
+            runs.append(rr)
+            evals.append(r.evals.assign(run_key=name + "/" + r.evals.run_key.astype(str)))
+            for frame, out in ((r.samples, samples), (r.outcomes, outcomes)):
+                if frame is not None:
+                    out.append(frame.assign(run_key=name + "/" + frame.run_key.astype(str)))
+        info = {
+            "name": " + ".join(str(r.name) for _, r in parts),
+            "version": ", ".join(sorted({str(r.suite_info.get("version", "")) for _, r in parts} - {""})),
+        }
+        source = "; ".join(f"{n}: {r.source}" for n, r in parts)
+        return cls(pd.concat(runs, ignore_index=True), pd.concat(evals, ignore_index=True), source, info,
+                   pd.concat(samples, ignore_index=True) if samples else None,
+                   pd.concat(outcomes, ignore_index=True) if outcomes else None)  # fmt: skip
 
     # -- views ----------------------------------------------------------------------------
 
@@ -320,6 +367,16 @@ class Results:
             return pd.DataFrame(columns=[*self.evals.columns, "task", "algorithm", "algo", "seed", "status"])
         ev = pd.concat(frames, ignore_index=True)
         return ev.merge(self.runs[["run_key", "task", "algorithm", "algo", "seed", "status"]], on="run_key")
+
+
+def protocols(results: Results) -> dict[str, str]:
+    """label -> the protocol of its runs, for labels whose runs are not measured by bench's own
+    evaluation (imported runs)."""
+    if "protocol" not in results.runs:
+        return {}
+    runs = results.runs[results.runs.protocol.fillna("").astype(str).str.len() > 0]
+    runs = runs[runs.protocol != BENCH_PROTOCOL]
+    return {a: "; ".join(sorted(set(g.protocol))) for a, g in runs.groupby("algorithm")}
 
 
 def method_of(label: str) -> str:
@@ -805,6 +862,12 @@ def provenance(results: Results) -> dict:
         c = runs[column].dropna().astype(str).value_counts()
         return ", ".join(f"{k} ({v} runs)" for k, v in c.items()) or "not recorded"
 
+    if "submission" in runs and runs.submission.nunique() > 1:
+        info["submissions"] = ", ".join(
+            f"{k} ({v} runs)" for k, v in runs.submission.value_counts().sort_index().items()
+        )
+    if "source" in runs and runs.source.fillna("").astype(str).str.len().gt(0).any():
+        info["imported runs from"] = counts("source")
     info["git revisions"] = counts("git_rev")
     info["hosts"] = counts("host")
     if "packages" in runs:

@@ -199,12 +199,16 @@ def task_figure(
     reps: int,
     seed: int,
     x_label: str = "env steps",
+    protocols: dict | None = None,
 ) -> str:
     """Three panels for one task: score against env steps (optimizer updates for LM tasks) and
     against wall time (mean over seeds, 95% bootstrap band), and the final score of every seed per
     algorithm with the published anchors beside them. The step axis ends at the main algorithms'
     budget (``main_budget``; longer runs are marked "continues to N" in the legend), and a curve
-    that collapses far below the others is clipped at ``robust_floor`` (marked "clipped")."""
+    that collapses far below the others is clipped at ``robust_floor`` (marked "clipped"). Runs
+    measured under another protocol (``protocols``: label -> protocol, imported runs) are dotted
+    lines with their protocol in the legend."""
+    protocols = protocols or {}
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     label = _score_label(metric, task)
     sampled = temperature_label(ev.temperature) if "temperature" in ev else "greedy"
@@ -221,10 +225,13 @@ def task_figure(
             mean, lo, hi = stats.mean_band(values, reps, seed=seed)
             means[algo] = mean if x != "step" or cut is None else mean[grid <= cut * 1.02]
             name = f"{short(algo)} (n={len(values)})"
+            if algo in protocols:
+                name += f" — {short(protocols[algo], 40)}"
             if x == "step" and cut is not None and grid.max() > cut * 1.05:
                 name += f", continues to {grid.max():,.0f}"
             ax.plot(grid, mean, color=colors[algo], label=name, lw=1.8, marker=colors.marker(algo),
-                    ls=colors.line(algo), markevery=max(1, len(grid) // 6), ms=5)  # fmt: skip
+                    ls=":" if algo in protocols else colors.line(algo), markevery=max(1, len(grid) // 6),
+                    ms=5)  # fmt: skip
             ax.fill_between(grid, lo, hi, color=colors[algo], alpha=0.2, lw=0)
         if threshold is not None:
             ax.axhline(threshold, color="0.4", ls="--", lw=1, label=f"threshold {threshold:g}")

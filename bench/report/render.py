@@ -183,6 +183,7 @@ def _render(
         if method in colors:
             colors.alias(label, method)
     hyper = R.hyperparameter_table(results)
+    protos = R.protocols(results)  # imported runs: what their scores measure
     budgets = R.kl_budget_table(results, reps=reps, seed=seed)
     rm_table = R.reward_model_table(results, reps=reps, seed=seed)
     efficiency = R.data_efficiency_table(results, reps=reps, seed=seed)
@@ -205,11 +206,14 @@ def _render(
                 ev, finals[(finals.task == task) & finals.algorithm.isin(leading)], task, metric, colors,
                 anchors[anchors.task == task], R.threshold(task), fig_dir / f"task{i + 1}.png",
                 reps=min(reps, 1000), seed=seed,
-                x_label="optimizer updates" if task in LM_TASKS else "env steps",
+                x_label="optimizer updates" if task in LM_TASKS else "env steps", protocols=protos,
             )  # fmt: skip
         columns = leaderboard_columns(task)
         part = board[board.task == task]
         rows = [pick(r, columns) for r in leaderboard_rows(part[part.algorithm.isin(leading)], anchors, task)]
+        for r in rows:  # an imported run's protocol stays beside its name
+            if r[0] in protos:
+                r[0] = f"{r[0]} (imported; protocol: {protos[r[0]]})"
         n_own = int(part.algorithm.isin(leading).sum())
         sweep_rows = [pick(r, columns) for r in leaderboard_rows(part, None, task)] if sweeps else []
         task_sections.append(

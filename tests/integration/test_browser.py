@@ -119,3 +119,51 @@ def test_published_dppo_scaling_report_opens_with_the_scaling_study(browser, tmp
 
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Scaling: LunarLander-v3" in body and "efficiency" in body
+
+
+def test_leaderboard_page_over_three_submissions_sorts_and_filters(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    files = []
+    for i, labels in enumerate([["ppo", "pg"], ["ppo", "sb3-ppo"], ["dpo"]]):
+        store = Store(tmp_path / f"s{i}.sqlite")
+        write_synthetic(store, labels=labels, tasks=["CartPole-v1", "Pendulum-v1"], seeds=3, seed=i)
+        store.close()
+        csv = tmp_path / f"team{i}.csv"
+        assert (
+            main(
+                ["export", "--store", str(tmp_path / f"s{i}.sqlite"), "--suite", "synthetic", "-o", str(csv)]
+            )
+            == 0
+        )
+        files += ["--results", str(csv)]
+    page = tmp_path / "board.html"
+    assert main(["leaderboard", *files, "--suite", "synthetic", "--format", "html", "-o", str(page)]) == 0
+    browser.get_log("browser")
+    browser.get(page.as_uri())
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+    def column(i):
+        rows = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
+        return [r.find_elements(By.TAG_NAME, "td")[i].text for r in rows if r.is_displayed()]
+
+    assert len(column(1)) == 10  # 5 labels (ppo twice, kept apart by submission) x 2 tasks
+    assert "ppo (team0)" in column(1) and "ppo (team1)" in column(1)
+    heads = browser.find_elements(By.CSS_SELECTOR, "#board thead th")
+    iqm_col = [h.text for h in heads].index("normalised IQM")
+    heads[iqm_col].click()  # ascending
+    values = [float(v) for v in column(iqm_col)]
+    assert values == sorted(values) and values != [float(v) for v in column(iqm_col)][::-1]
+    heads[iqm_col].click()  # descending
+    assert [float(v) for v in column(iqm_col)] == sorted(values, reverse=True)
+    browser.find_element(By.ID, "filter").send_keys("ppo (team1)")  # every word must match
+    assert column(1) == ["ppo (team1)", "ppo (team1)"]
+    Select(browser.find_element(By.ID, "task")).select_by_visible_text("Pendulum-v1")
+    assert column(1) == ["ppo (team1)"] and column(0) == ["Pendulum-v1"]
+    assert "1 of 10 rows shown" in browser.find_element(By.ID, "shown").text
+    assert driver_screenshot(browser, tmp_path / "board.png")
+
+
+def driver_screenshot(driver, path) -> bool:
+    return driver.save_screenshot(str(path)) and path.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,238 @@
+"""``bench import``: others' runs as a `bench export` table, so that reports draw them beside
+bench's own and leaderboards rank them with them.
+
+Three kinds of file are read:
+
+* **TensorBoard event files** (``events.out.tfevents.*``, or a folder holding them; one file is one
+  run), with the standard tags of stable-baselines3 (``rollout/ep_rew_mean``, and
+  ``eval/mean_reward`` from its ``EvalCallback``) and of CleanRL (``charts/episodic_return``);
+* **SB3 ``Monitor`` files** (``*monitor.csv``: one row per training episode);
+* **another bench export** (a CSV in `bench export` format), passed through.
+
+Every imported run carries its **protocol** — what its numbers measure — and its **source**. A
+training-episode return (the stochastic policy while it learns, averaged over the last 100
+episodes as SB3's ``ep_rew_mean`` is) is not bench's evaluation protocol (separate greedy
+episodes of the current policy), so reports show the protocol beside the run and ``bench
+compare`` refuses to gate across protocols unless told they match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.results import BENCH_PROTOCOL, ResultsError, check_tidy, read_csv_text
+
+TRAINING_RETURN = "training-episode return, mean of the last 100 episodes (stochastic policy, while training)"
+SB3_EVAL = "SB3 EvalCallback evaluation (separate episodes, deterministic policy by default)"
+WINDOW = 100  # episodes averaged per point, as SB3's ep_rew_mean (stats_window_size = 100)
+MAX_POINTS = 200  # curve points kept per imported run
+
+# tag -> (writer, protocol, per-episode values to average, temperature of the measured policy)
+TB_TAGS = {  # in the order the default looks for them
+    "rollout/ep_rew_mean": ("SB3 (TensorBoard)", TRAINING_RETURN, False, 1.0),
+    "charts/episodic_return": ("CleanRL (TensorBoard)", TRAINING_RETURN, True, 1.0),
+    "eval/mean_reward": ("SB3 (TensorBoard, EvalCallback)", SB3_EVAL, False, 0.0),
+}
+
+
+@dataclass
+class ImportedRun:
+    path: Path
+    writer: str
+    protocol: str
+    temperature: float
+    points: pd.DataFrame  # step, value, wall_time (seconds from the run's start), n (episodes)
+    digest: str
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _rolling(steps, values, walls) -> pd.DataFrame:
+    """Per-episode returns as SB3 logs them: the mean of the last ``WINDOW`` episodes after each
+    episode, thinned to at most ``MAX_POINTS`` points (the last one always kept)."""
+    values = np.asarray(values, float)
+    mean = pd.Series(values).rolling(WINDOW, min_periods=1).mean().to_numpy()
+    n = np.minimum(np.arange(1, len(values) + 1), WINDOW)
+    keep = np.unique(np.r_[np.linspace(0, len(values) - 1, min(MAX_POINTS, len(values))).astype(int)])
+    return pd.DataFrame({"step": np.asarray(steps, float)[keep], "value": mean[keep],
+                         "wall_time": np.asarray(walls, float)[keep], "n": n[keep]})  # fmt: skip
+
+
+def read_tensorboard(path: Path, tag: str | None = None) -> ImportedRun:
+    """One TensorBoard event file as a run: the first of ``TB_TAGS`` it holds (or ``tag``)."""
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:  # pragma: no cover - a dependency of bench
+        raise ResultsError("reading TensorBoard files needs the tensorboard package") from None
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    try:
+        acc.Reload()
+    except Exception as e:  # noqa: BLE001 - a corrupt file: one message
+        raise ResultsError(f"{path}: not a readable TensorBoard event file ({e})") from None
+    tags = acc.Tags().get("scalars", [])
+    wanted = [tag] if tag else list(TB_TAGS)
+    found = next((t for t in wanted if t in tags), None)
+    if found is None:
+        shown = ", ".join(tags[:8]) or "none"
+        raise ResultsError(
+            f"{path}: no scalar tag {' or '.join(wanted)} (its scalars: {shown}); choose one with --tag"
+        )
+    writer, protocol, per_episode, temperature = TB_TAGS.get(
+        found, ("TensorBoard", f"TensorBoard tag {found}", False, 1.0)
+    )
+    events = acc.Scalars(found)
+    if not events:
+        raise ResultsError(f"{path}: tag {found} has no values")
+    steps = np.array([e.step for e in events], float)
+    values = np.array([e.value for e in events], float)
+    walls = np.array([e.wall_time for e in events], float)
+    walls -= walls.min()
+    order = np.argsort(steps, kind="stable")
+    steps, values, walls = steps[order], values[order], walls[order]
+    if per_episode:
+        points = _rolling(steps, values, walls)
+    else:
+        points = pd.DataFrame({"step": steps, "value": values, "wall_time": walls, "n": 0})
+        points = points.drop_duplicates("step", keep="last")
+    return ImportedRun(path, writer, protocol, temperature, points, _digest(path))
+
+
+def read_monitor(path: Path) -> ImportedRun:
+    """An SB3 ``Monitor`` file (a ``#{json}`` line, then columns r, l, t: return, length and
+    seconds since the start of each finished episode) as a run: the running mean of the last
+    ``WINDOW`` training-episode returns against cumulative env steps."""
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not text or not text[0].startswith("#"):
+        raise ResultsError(f"{path}: not an SB3 Monitor file (no '#{{...}}' first line)")
+    try:
+        table = pd.read_csv(path, skiprows=1)
+    except Exception as e:  # noqa: BLE001
+        raise ResultsError(f"{path}: not an SB3 Monitor file ({e})") from None
+    if not {"r", "l", "t"} <= set(table.columns):
+        raise ResultsError(f"{path}: not an SB3 Monitor file (columns r, l, t expected)")
+    if table.empty:
+        raise ResultsError(f"{path}: no finished episodes")
+    steps = table.l.astype(float).cumsum().to_numpy()
+    points = _rolling(steps, table.r.to_numpy(float), table.t.to_numpy(float))
+    return ImportedRun(path, "SB3 Monitor", TRAINING_RETURN, 1.0, points, _digest(path))
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """The files to import: the paths given, folders searched for event and Monitor files."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and (f.name.startswith("events.out.tfevents") or f.name.endswith("monitor.csv"))
+            )
+            if not found:
+                raise ResultsError(f"{p}: no TensorBoard event files or Monitor files in this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise ResultsError(f"{p}: no such file or folder")
+    return out
+
+
+def is_bench_export(path: Path) -> bool:
+    return path.suffix == ".csv" and not path.name.endswith("monitor.csv")
+
+
+def import_runs(paths: list[Path], task: str, algorithm: str, suite: str, source: str | None = None,
+                tag: str | None = None, seeds: list[int] | None = None) -> pd.DataFrame:  # fmt: skip
+    """The runs in ``paths`` as one table in `bench export` format with ``protocol`` and
+    ``source`` columns: seeds 0, 1, … in file order (or ``seeds``), run keys from the files'
+    contents. Bench exports among them pass through with protocol ``bench evaluation``."""
+    files = discover(paths)
+    foreign = [f for f in files if not is_bench_export(f)]
+    if seeds is not None and len(seeds) != len(foreign):
+        raise ResultsError(f"--seeds gives {len(seeds)} seeds for {len(foreign)} imported runs")
+    frames = []
+    for f in files:
+        if is_bench_export(f):
+            table = check_tidy(read_csv_text(f), str(f))
+            table["protocol"] = table["protocol"] if "protocol" in table else BENCH_PROTOCOL
+            table["source"] = table["source"] if "source" in table else source or f"bench export {f.name}"
+            frames.append(table)
+    for i, f in enumerate(foreign):
+        run = read_monitor(f) if f.name.endswith("monitor.csv") else read_tensorboard(f, tag)
+        frames.append(_tidy(run, task, algorithm, suite, source, seeds[i] if seeds else i))
+    if not frames:
+        raise ResultsError("nothing to import")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _tidy(
+    run: ImportedRun, task: str, algorithm: str, suite: str, source: str | None, seed: int
+) -> pd.DataFrame:
+    p = run.points
+    ident = dict(
+        run_key=f"imported-{run.digest}",
+        suite=suite,
+        suite_version="imported",
+        task=task,
+        algorithm=algorithm,
+        algo="imported",
+        seed=seed,
+        status="done",
+        protocol=run.protocol,
+        source=source or f"{run.writer}: {run.path.name}",
+    )
+    ev = pd.DataFrame(
+        {
+            **ident,
+            "kind": "eval",
+            "step": p.step,
+            "wall_time": p.wall_time,
+            "train_time": p.wall_time,
+            "temperature": run.temperature,
+            "metric": "eval/return",
+            "value": p.value,
+            "n": p.n,
+        }
+    )
+    last = p.iloc[-1]
+    summary = pd.DataFrame(
+        [
+            {
+                **ident,
+                "kind": "run",
+                "step": last.step,
+                "wall_time": last.wall_time,
+                "train_time": last.wall_time,
+                "temperature": np.nan,
+                "metric": metric,
+                "value": value,
+                "n": np.nan,
+            }
+            for metric, value in [
+                ("run/wall_time", last.wall_time),
+                ("run/train_time", last.wall_time),
+                ("run/env_steps", last.step),
+            ]
+        ]
+    )
+    return pd.concat([ev, summary], ignore_index=True)
+
+
+def describe(table: pd.DataFrame) -> str:
+    """One line per imported run: its source, protocol and number of points."""
+    runs = table[table.kind == "eval"].groupby("run_key")
+    lines = []
+    for _, g in runs:
+        lines.append(
+            f"  {g.algorithm.iloc[0]} seed {g.seed.iloc[0]}: {len(g)} points to step {g.step.max():,.0f}; "
+            f"{g.source.iloc[0]}; protocol: {g.protocol.iloc[0]}"
+        )
+    return "\n".join(lines)
