@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.algos import aligned, dppo, external, grpo, lm, pg, ppo, rlhf_ppo, trl_dpo, trpo
+from bench.algos import aligned, dppo, external, grpo, lm, pg, ppo, rlhf_ppo, trl_dpo, trl_grpo, trpo
 from bench.registry import ALGORITHMS, Algorithm, register_algorithm
 
 BUILT_IN = [
@@ -104,6 +104,9 @@ BUILT_IN = [
         Algorithm("lm-grpo", rlhf_ppo.LMGRPOConfig, {}, rlhf_ppo.train_grpo,
                   "GRPO / Dr. GRPO: group-relative advantages, clipped token ratio, k3 KL to pi_SFT in the"
                   " loss (budget = updates)", domain="lm"),
+        Algorithm("trl-grpo", trl_grpo.TRLGRPOConfig, {}, trl_grpo.train_trl_grpo,
+                  "TRL GRPOTrainer on the same model, prompts, score and hyperparameters as lm-grpo"
+                  " (cross-check)", domain="lm"),
         Algorithm("rrhf", rlhf_ppo.LMRRHFConfig, {}, rlhf_ppo.train_rrhf,
                   "RRHF: ranking loss over k scored samples per prompt + NLL of the best (budget = updates)",
                   domain="lm"),

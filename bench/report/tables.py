@@ -205,7 +205,9 @@ def leaderboard_document(
         title = f"{results.name}: aggregate over {', '.join(agg_tasks)} (normalised, 95% CIs)"
         out += [heading(title), "", render(AGGREGATE_HEADER, aggregate_rows(agg)), ""]
     for task in results.tasks():
-        out += [heading(task), "", render(LEADERBOARD_HEADER, leaderboard_rows(board, published, task)), ""]
+        cols = leaderboard_columns(task)
+        rows = [pick(r, cols) for r in leaderboard_rows(board, published, task)]
+        out += [heading(task), "", render(pick(LEADERBOARD_HEADER, cols), rows), ""]
     return "\n".join(out).rstrip()
 
 

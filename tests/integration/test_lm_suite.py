@@ -36,15 +36,15 @@ def _evals(store) -> pd.DataFrame:
 def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     tmp, store = lm_run
     runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
-    assert set(runs.values()) == {"done"} and len(runs) == 17
+    assert set(runs.values()) == {"done"} and len(runs) == 18
     assert {"sft", "dpo", "simpo", "orpo", "kto", "trl-dpo", "preferred-ft", "rlhf-ppo", "ppo-gt", "grpo",
-            "dr-grpo", "rrhf", "rloo"} <= set(runs)  # fmt: skip
+            "trl-grpo", "dr-grpo", "rrhf", "rloo"} <= set(runs)  # fmt: skip
     ev = _evals(store)
     # the reference has KL exactly 0 to itself
     sft = ev[ev.algo == "sft"]
     assert (sft[sft.metric.isin(["eval/kl", "eval/kl_k1"])].value == 0.0).all()
     # trained methods: checkpoints every 10 updates with KL at T = 1, final sweep at T = 0 and 1
-    for algo in ("lm-dpo", "trl-dpo", "preferred-ft", "rlhf-ppo", "lm-pg"):
+    for algo in ("lm-dpo", "trl-dpo", "preferred-ft", "rlhf-ppo", "lm-pg", "lm-grpo", "trl-grpo"):
         e = ev[ev.algo == algo]
         assert sorted(e[e.metric == "eval/kl"].step.unique()) == [10, 20]
         assert set(e[e.metric == "eval/kl"].temperature) == {1.0}
@@ -64,9 +64,9 @@ def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     assert held["rlhf-ppo"] == 4 * held["sft"] + 2 * 32 and held["dpo"] == 2 * held["sft"]  # 32: a value head
     assert held["simpo"] == 2 * held["sft"]  # reference-free, but its KL to π_SFT is measured
     assert all(m > 0 for (m,) in _rows(store, "SELECT peak_rss_mb FROM runs"))
-    # the reward-model runs of Best-of-N (2), RLHF-PPO, GRPO, Dr. GRPO, RRHF and RLOO (not PPO-GT) carry
-    # its accuracy
-    assert len(ev[ev.metric == "rm/accuracy"]) == 7
+    # the reward-model runs of Best-of-N (2), RLHF-PPO, GRPO, TRL GRPO, Dr. GRPO, RRHF and RLOO (not
+    # PPO-GT) carry its accuracy
+    assert len(ev[ev.metric == "rm/accuracy"]) == 8
     assert not len(ev[(ev.algorithm == "ppo-gt") & (ev.metric == "rm/accuracy")])
     # RLHF-PPO with a target KL adapts its coefficient between iterations
     query = (

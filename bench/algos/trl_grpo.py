@@ -1,0 +1,134 @@
+"""``trl-grpo``: GRPO run through Hugging Face TRL's ``GRPOTrainer`` (cross-check of ``lm-grpo``).
+
+The same π_SFT (policy; TRL loads its reference from the same checkpoint), the same training
+prompts, the same sequence score (the frozen reward model's or the gold reward, standardised over
+π_SFT's preference completions and clipped, as ``lm-grpo``'s ``SequenceScorer`` gives it), and the
+same hyperparameters: k completions per prompt (``num_generations``), ``prompts_per_batch`` × k
+completions per optimizer step with one generation per ``iterations`` steps
+(``steps_per_generation`` 1, ``num_iterations``), ratio clip ε, KL coefficient β (k3 estimator),
+TRL's ``loss_type`` = ``aggregation`` and ``scale_rewards``, the sampling temperature, AdamW at a
+constant learning rate without weight decay and the gradient clip. TRL samples with
+``transformers``' ``generate`` and draws its own random numbers, so the two agree in behaviour
+(the suites compare them), not sample for sample; their losses on identical log-probabilities are
+equal (``tests/unit/test_relatives.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from bench.algos.guard import Diverged, check_finite
+from bench.algos.rlhf_ppo import LMGRPOConfig, SequenceScorer
+from bench.lm.evaluation import LMEvaluator
+from bench.lm.setup import LMContext
+from bench.lm.tasks import LMTask
+from bench.recorder import Recorder
+
+
+class TRLGRPOConfig(LMGRPOConfig):
+    """``lm-grpo``'s parameters, passed to TRL's ``GRPOConfig``."""
+
+
+def make_trainer(ctx: LMContext, cfg: TRLGRPOConfig, steps: int, seed: int, out_dir: str, reward_func,
+                 callbacks=()):  # fmt: skip
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    train = ctx.prompts()["train"]  # (text, ids)
+    data = Dataset.from_dict(
+        {"prompt": [t for t, _ in train], "prompt_token_ids": [list(i) for _, i in train]}
+    )
+    policy = ctx.policy()
+    tok = ctx.tokenizer()
+    args = GRPOConfig(
+        output_dir=out_dir,
+        num_generations=cfg.k,
+        per_device_train_batch_size=cfg.prompts_per_batch * cfg.k,
+        steps_per_generation=1,
+        num_iterations=cfg.iterations,
+        max_completion_length=ctx.setup.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=1.0,
+        top_k=0,
+        beta=cfg.kl_coef,
+        epsilon=cfg.clip_range,
+        loss_type=cfg.aggregation,
+        scale_rewards=cfg.scale_rewards,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=cfg.max_grad_norm,
+        max_steps=max(1, steps),
+        seed=seed,
+        data_seed=seed,
+        disable_dropout=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=5,
+        disable_tqdm=True,
+        use_cpu=policy.device.type == "cpu",
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+    )
+    tok.padding_side = "left"  # TRL pads prompts on the left for generation
+    return GRPOTrainer(model=policy, reward_funcs=reward_func, args=args, train_dataset=data,
+                       processing_class=tok, callbacks=list(callbacks))  # fmt: skip
+
+
+def train_trl_grpo(task: LMTask, cfg: TRLGRPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
+                   recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    from transformers import PrinterCallback, TrainerCallback
+
+    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+
+    def sequence_score(prompts, completions, completion_ids, prompt_token_ids, **_) -> list[float]:
+        score = scorer(list(prompts), [list(p) for p in prompt_token_ids], [list(c) for c in completion_ids])
+        return np.clip(score.numpy(), -cfg.clip_reward, cfg.clip_reward).astype(float).tolist()
+
+    sequence_score.__name__ = f"bench_{cfg.reward}"
+
+    class Hooks(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            recorder.steps(state.global_step)
+            check_finite(state.global_step, None, model, unit="update")
+            if evaluator.due(state.global_step) and state.global_step < steps:
+                evaluator(state.global_step, model)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                check_finite(state.global_step, {"loss": logs["loss"]}, unit="update")
+            # TRL's "kl" is the mean per-token k3 estimate (lm-grpo's train/kl is the sequence sum of k1)
+            for name, metric in (("loss", "train/loss"), ("reward", "train/score"),
+                                 ("kl", "train/kl_token_k3"),
+                                 ("completions/mean_length", "train/length")):  # fmt: skip
+                if logs and name in logs:
+                    recorder.curve(state.global_step, metric, float(logs[name]))
+
+    quiet = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    tok = ctx.tokenizer()
+    side = tok.padding_side
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-trl-") as out:
+            trainer = make_trainer(ctx, cfg, steps, seed, out, sequence_score, [Hooks()])
+            trainer.remove_callback(PrinterCallback)
+            try:
+                trainer.train()
+            except Diverged:
+                raise
+            except Exception:  # an error of a run whose parameters went NaN: report the divergence
+                check_finite(trainer.state.global_step, None, trainer.model, unit="update")
+                raise
+    finally:
+        tok.padding_side = side
+        if quiet is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
+    evaluator.final(steps, trainer.model)
