@@ -964,7 +964,8 @@ def scaling_table(results: Results) -> pd.DataFrame:
     speed-up over the same method's W = 1 and the efficiency against linear (speed-up / W)."""
     runs = results.runs
     columns = ["task", "method", "workers", "runs", "env_steps_per_s", "sps_min", "sps_max",
-               "wall_time", "wall_min", "wall_max", "speedup", "efficiency"]  # fmt: skip
+               "wall_time", "wall_min", "wall_max", "speedup", "efficiency", "reached",
+               "wall_to_threshold_s", "train_to_threshold_s", "steps_to_threshold"]  # fmt: skip
     if "config" not in runs or runs.empty:
         return pd.DataFrame(columns=columns)
     done = runs[(runs.status == "done") & (runs.train_time > 0)].copy()
@@ -992,4 +993,22 @@ def scaling_table(results: Results) -> pd.DataFrame:
     one = [base.get((t, m), np.nan) for t, m in zip(table.task, table.method, strict=True)]
     table["speedup"] = table.env_steps_per_s / np.asarray(one, float)
     table["efficiency"] = table.speedup / table.workers
+    # the learning claim: how soon the task's threshold is reached (median over seeds, greedy
+    # evaluations; a run that never reaches it counts as never, so half never -> inf)
+    for col in ("reached", "wall_to_threshold_s", "train_to_threshold_s", "steps_to_threshold"):
+        table[col] = np.nan
+    for i, row in table.iterrows():
+        limit = threshold(row.task)
+        metric = results.score_metric(row.task)
+        if limit is None or metric is None:
+            continue
+        keys = done.run_key[
+            (done.task == row.task) & (done.method == row.method) & (done.workers == row.workers)
+        ]
+        hits = time_to_threshold(results.evals[results.evals.run_key.isin(keys)], limit, metric)
+        late = np.full(len(keys) - len(hits), np.inf)
+        table.loc[i, "reached"] = len(hits)
+        for col, src in (("wall_to_threshold_s", "wall_time"), ("train_to_threshold_s", "train_time"),
+                         ("steps_to_threshold", "step")):  # fmt: skip
+            table.loc[i, col] = float(np.median(np.concatenate([hits[src].to_numpy(float), late])))
     return table[columns]

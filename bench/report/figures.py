@@ -537,11 +537,14 @@ def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: 
 
 
 def scaling_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) -> str:
-    """Env-steps/s against workers (dashed: linear scaling from W = 1; bars: seed range) and the
-    efficiency against linear, one line per method."""
-    fig, (ax, ax_eff) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for method, g in table.groupby("method", sort=True):
-        g = g.sort_values("workers")
+    """Env-steps/s against workers (dashed: linear scaling from W = 1; bars: seed range), the
+    efficiency against linear, and the wall time to the task's threshold (median over seeds; a
+    method that never reaches it at some W is drawn as an open marker at the top, "never")."""
+    fig, (ax, ax_eff, ax_ttt) = plt.subplots(1, 3, figsize=(16, 4.2))
+    finite = table.wall_to_threshold_s[np.isfinite(table.wall_to_threshold_s.astype(float))]
+    top = float(finite.max()) * 1.15 if len(finite) else 1.0
+    for method in natural(table.method.unique()):
+        g = table[table.method == method].sort_values("workers")
         c = colors.get(method, colors.get(method_of(method)))
         err = [g.env_steps_per_s - g.sps_min, g.sps_max - g.env_steps_per_s]
         ax.errorbar(g.workers, g.env_steps_per_s, yerr=err, color=c, marker="o", lw=2, capsize=3,
@@ -550,8 +553,15 @@ def scaling_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) -> 
         if len(one):
             ax.plot(g.workers, one.iloc[0] * g.workers, color=c, ls="--", lw=1, alpha=0.7)
             ax_eff.plot(g.workers, g.efficiency, color=c, marker="o", lw=2, label=short(method))
+        ttt = g.wall_to_threshold_s.astype(float)
+        if ttt.notna().any():
+            reached = np.isfinite(ttt)
+            ax_ttt.plot(g.workers[reached], ttt[reached], color=c, marker="o", lw=2, label=short(method))
+            never = ~reached & ttt.notna()
+            ax_ttt.scatter(g.workers[never], np.full(int(never.sum()), top), facecolors="none", edgecolors=c,
+                           s=50, lw=1.5)  # fmt: skip
     ax_eff.axhline(1.0, color="0.4", ls="--", lw=1)
-    for a in (ax, ax_eff):
+    for a in (ax, ax_eff, ax_ttt):
         a.set_xlabel("workers (W)")
         a.set_xticks(sorted(table.workers.unique()))
     ax.set_ylabel("env steps / s (training)")
@@ -559,6 +569,9 @@ def scaling_figure(table: pd.DataFrame, task: str, colors: dict, path: Path) -> 
     ax_eff.set_ylabel("efficiency: speed-up / W")
     ax_eff.set_ylim(0, max(1.1, float(table.efficiency.max()) * 1.1))
     ax_eff.set_title("efficiency against linear scaling")
+    ax_ttt.set_ylabel("wall time to threshold (s, median over seeds)")
+    ax_ttt.set_ylim(0, top * 1.08)
+    ax_ttt.set_title("learning: time to threshold (open marker at top: never)")
     ax.legend(loc="upper left", title="method")
     fig.tight_layout()
     return _save(fig, path)

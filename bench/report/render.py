@@ -459,13 +459,16 @@ def _markdown(
 
 
 SCALING_HEADER = [
-    "method", "workers", "runs", "env steps/s [seed range]", "wall time (s)", "speed-up", "efficiency"
+    "method", "workers", "runs", "env steps/s [seed range]", "wall time (s)", "speed-up", "efficiency",
+    "wall time to threshold (s)", "env steps to threshold",
 ]  # fmt: skip
 SCALING_INTRO = (
     "Training throughput against the number of synchronous workers W (each run on its own, the"
     " start-up of the workers not counted): mean env steps per second of training over seeds, mean"
     " wall time of a run, speed-up over the same method with W = 1 and efficiency against linear"
-    " scaling (speed-up / W)."
+    " scaling (speed-up / W). The learning claim: wall time and env steps until the greedy evaluation"
+    " first reaches the task's threshold, median over seeds (runs that never reach it count as never;"
+    " in brackets the seeds that reach it)."
 )
 
 
@@ -476,9 +479,18 @@ def scaling_rows(table: pd.DataFrame) -> list[list[str]]:
     return [
         [r.method, str(r.workers), str(r.runs),
          f"{r.env_steps_per_s:,.0f} [{r.sps_min:,.0f}, {r.sps_max:,.0f}]", f"{r.wall_time:.1f}",
-         num(r.speedup, ".2f") + ("×" if not pd.isna(r.speedup) else ""), num(r.efficiency, ".2f")]
+         num(r.speedup, ".2f") + ("×" if not pd.isna(r.speedup) else ""), num(r.efficiency, ".2f"),
+         _reach(r.wall_to_threshold_s, r.reached, r.runs, ",.0f"),
+         _reach(r.steps_to_threshold, r.reached, r.runs, ",.0f")]
         for r in table.sort_values(["method", "workers"]).itertuples()
     ]  # fmt: skip
+
+
+def _reach(value, reached, runs, fmt: str) -> str:
+    if pd.isna(reached):
+        return "—"
+    text = "never" if np.isinf(value) else format(value, fmt)
+    return f"{text} ({int(reached)}/{int(runs)})"
 
 
 SAMPLES_HEADER = ["run", "prompt", "completion", "gold"]

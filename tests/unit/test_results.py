@@ -138,9 +138,27 @@ def test_scaling_table_speedup_and_efficiency_by_hand():
         run("f", "dppo[workers=2]", 2, 2, 10, 1.0, "failed"),  # left out
         run("g", "ppo", None, 0, 1000, 1.0),  # no worker count: not a scaling run
     ]
-    res = _results([], [r[:9] for r in rows])
+    # greedy evaluations (threshold 200 on LunarLander): a reaches it at 500 steps, 5 s wall; b at
+    # 1000 steps, 9 s; c at 500 steps, 3 s; d never
+    evals = [
+        ("a", 500, 5.0, 0.0, "eval/return", 210.0),
+        ("a", 1000, 9.0, 0.0, "eval/return", 190.0),
+        ("b", 500, 4.0, 0.0, "eval/return", 150.0),
+        ("b", 1000, 9.0, 0.0, "eval/return", 250.0),
+        ("c", 500, 3.0, 0.0, "eval/return", 201.0),
+        ("d", 500, 3.0, 0.0, "eval/return", 100.0),
+        ("d", 500, 3.0, 1.0, "eval/return", 300.0),
+    ]  # fmt: skip (T = 1 does not count: greedy protocol)
+    res = _results(evals, [r[:9] for r in rows])
     res.runs["config"] = [r[9] for r in rows]
     table = R.scaling_table(res).set_index(["method", "workers"])
+    assert table.loc[("dppo", 1), ["reached", "wall_to_threshold_s", "steps_to_threshold"]].tolist() == [
+        2,
+        7.0,
+        750,
+    ]
+    # W = 2: c at 3 s, d never -> median of (3, inf) = inf
+    assert table.loc[("dppo", 2), "reached"] == 1 and np.isinf(table.loc[("dppo", 2), "wall_to_threshold_s"])
     assert list(table.index) == [("dppo", 1), ("dppo", 2), ("dppo[lr=0.1]", 4)]
     assert table.loc[("dppo", 1), "env_steps_per_s"] == pytest.approx(1500)
     assert table.loc[("dppo", 2), ["runs", "sps_min", "sps_max"]].tolist() == [2, 2000, 4000]
