@@ -370,6 +370,7 @@ def _render(
             alignment,
             scaling,
             notes,
+            R.BEST_POINT_RULE if sweeps else "",
         ),
         encoding="utf-8",
     )
@@ -391,11 +392,17 @@ def _render(
 
 def _markdown(
     title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
-    alignment=(), scaling=(), notes=(),
+    alignment=(), scaling=(), notes=(), best_rule="",
 ) -> str:  # fmt: skip
     lines = [f"# {md_escape(title)}", "",
              f"Suite {md_escape(suite_line(results))}; results from {md_escape(results.source)}. "
              f"Generated {generated}.", ""]  # fmt: skip
+    if best_rule:
+        text = (
+            "Method-level views: the tables, aggregates and the temperature figure show one sweep point "
+            f"per method — {best_rule}. Every sweep point is in the CSV tables and the HTML page."
+        )
+        lines += [md_escape(text), ""]
     if notes:
         lines += ["## Findings", ""]
         for kind, items in notes:
