@@ -505,6 +505,9 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
             walls = np.concatenate([reached.wall_time.to_numpy(float), late])
             trains = np.concatenate([reached.train_time.to_numpy(float), late])
             sps = (done.env_steps / done.train_time).replace([np.inf, -np.inf], np.nan)
+            steps_ci = (
+                stats.median_interval(steps, reps, confidence, seed) if limit is not None else (np.nan,) * 3
+            )
             row.update(
                 mean=scores.mean(),
                 std=scores.std(ddof=0),
@@ -515,6 +518,8 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
                 threshold=limit if limit is not None else np.nan,
                 reached=len(reached) if limit is not None else np.nan,
                 steps_to_threshold=float(np.median(steps)) if limit is not None else np.nan,
+                steps_to_threshold_lo=steps_ci[1],
+                steps_to_threshold_hi=steps_ci[2],
                 wall_to_threshold_s=float(np.median(walls)) if limit is not None else np.nan,
                 train_to_threshold_s=float(np.median(trains)) if limit is not None else np.nan,
                 env_steps=float(done.env_steps.median()),
@@ -526,7 +531,8 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
         rows.append(row)
     columns = [
         "task", "algorithm", "seeds", "failed", "unfinished", "mean", "std", "iqm", "iqm_lo", "iqm_hi",
-        "median", "threshold", "reached", "steps_to_threshold", "wall_to_threshold_s", "train_to_threshold_s",
+        "median", "threshold", "reached", "steps_to_threshold", "steps_to_threshold_lo",
+        "steps_to_threshold_hi", "wall_to_threshold_s", "train_to_threshold_s",
         "env_steps", "wall_time_s", "env_steps_per_s", "peak_rss_mb", "parameters", "code",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)

@@ -120,6 +120,24 @@ def interval_estimate(
     return point, float(lo), float(hi)
 
 
+def median_interval(
+    values: np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Median over seeds with a bootstrap percentile CI, for values that may be ``inf`` (a run that
+    never reaches a threshold): percentiles without interpolation (``inverted_cdf``), so an
+    interval end is a resampled median, ``inf`` included, never NaN."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    samples = values[rng.integers(0, len(values), size=(reps, len(values)))]
+    with np.errstate(invalid="ignore"):  # the mean of two infinite middle values is inf
+        medians = np.sort(samples, axis=1)
+        mid = len(values) // 2
+        boot = medians[:, mid] if len(values) % 2 else (medians[:, mid - 1] + medians[:, mid]) / 2
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(boot, [tail, 100 - tail], method="inverted_cdf")
+    return float(np.median(values)), float(lo), float(hi)
+
+
 def _resample_weights(n: int, reps: int, rng: np.random.Generator) -> np.ndarray:
     """How often each of n items is drawn in each of ``reps`` resamples: ``(reps, n)``."""
     idx = rng.integers(0, n, size=(reps, n)) + n * np.arange(reps)[:, None]

@@ -45,6 +45,14 @@ def _memory(row) -> str:
     return out
 
 
+def _range(row) -> str:
+    """ " [lo, hi]": the 95% bootstrap CI of the median steps to threshold, where there is one."""
+    lo, hi = row.get("steps_to_threshold_lo", np.nan), row.get("steps_to_threshold_hi", np.nan)
+    if pd.isna(lo) or pd.isna(hi) or (lo == hi == row.steps_to_threshold):
+        return ""
+    return f" [{fmt(float(lo))}, {fmt(float(hi))}]"
+
+
 def _code(row) -> str:
     """The code version(s) a leaderboard row's runs came from ("—" for runs stored without one)."""
     code = row.get("code") if hasattr(row, "get") else None
@@ -70,7 +78,7 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
                 f"{fmt(r['mean'])} ± {fmt(r['std'], 3)}",
                 f"{fmt(r.iqm)} [{fmt(r.iqm_lo)}, {fmt(r.iqm_hi)}]",
                 fmt(r["median"]),
-                fmt(r.steps_to_threshold) + reached,
+                fmt(r.steps_to_threshold) + _range(r) + reached,
                 f"{_seconds(r.train_to_threshold_s)} / {_seconds(r.wall_to_threshold_s)}",
                 _seconds(r.wall_time_s) + _memory(r),
                 fmt(r.env_steps_per_s, 3),

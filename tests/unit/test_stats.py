@@ -112,3 +112,14 @@ def test_pareto_front_by_hand():
     # 0.5/0.2 (lowest KL), 1/1, 2/3, 4/4 are on the front; 2/2 and 3/2.5 are dominated by 2/3
     np.testing.assert_array_equal(stats.pareto_front(kl, reward), [4, 0, 1, 5])
     assert stats.pareto_front(np.array([1.0, 1.0]), np.array([2.0, 2.0])).tolist() == [0]
+
+
+def test_median_interval_keeps_never_as_infinity():
+    from bench import stats
+
+    point, lo, hi = stats.median_interval(np.array([1.0, 2.0, 3.0, np.inf, np.inf]), reps=2000, seed=0)
+    assert (point, lo, hi) == (3.0, 1.0, np.inf)  # resampled medians range from 1 to never
+    assert stats.median_interval(np.array([np.inf, np.inf]), reps=50) == (np.inf, np.inf, np.inf)
+    # every bootstrap median of 5 distinct values is one of them (no interpolation)
+    point, lo, hi = stats.median_interval(np.array([10.0, 20.0, 30.0, 40.0, 50.0]), reps=500, seed=1)
+    assert point == 30.0 and lo in {10.0, 20.0} and hi in {40.0, 50.0}
