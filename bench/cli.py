@@ -435,9 +435,9 @@ def cmd_leaderboard(args) -> int:
     if args.format == "csv":
         text = board.to_csv(index=False)
     elif args.format == "html":
-        from bench.report.render import generated_at
+        from bench.report.render import generated_at, leaderboard_page
 
-        text = tables.leaderboard_page(results, board, generated_at(), args.reps, args.seed)
+        text = leaderboard_page(results, board, generated_at(), args.reps, args.seed)
     else:
         text = (
             tables.leaderboard_document(results, board, published, args.format, args.reps, args.seed) + "\n"

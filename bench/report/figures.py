@@ -9,7 +9,6 @@ different marker, so up to 36 names stay distinct. Names are ordered naturally (
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench import stats  # noqa: E402
-from bench.report.tables import plain  # noqa: E402
+from bench.report.tables import natural, natural_key, plain  # noqa: E402,F401
 from bench.results import curve_grid, method_of  # noqa: E402
 
 DPI = 110
@@ -61,18 +60,6 @@ def setup(formats: tuple[str, ...] | list[str] | None = None) -> None:
         if unknown:
             raise ValueError(f"unknown figure format {unknown[0]!r} (choose from {', '.join(FORMATS)})")
         _formats = tuple(f for f in FORMATS if f in {"png", *formats})
-
-
-def natural_key(name) -> tuple:
-    """Sort key that orders the numbers inside names by value: ``n=4`` < ``n=16`` < ``n=64``,
-    ``target_kl=3`` < ``target_kl=12``."""
-    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", str(name))
-    return tuple(float(p) if i % 2 else p for i, p in enumerate(parts))
-
-
-def natural(names) -> list:
-    """``names`` (unique) in natural order."""
-    return sorted(set(names), key=natural_key)
 
 
 NAME_LIMIT = 48

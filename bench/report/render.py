@@ -24,7 +24,10 @@ from bench.report import figures
 from bench.report.tables import (
     AGGREGATE_HEADER,
     LEADERBOARD_HEADER,
+    _code,
+    _seconds,
     aggregate_rows,
+    fmt,
     hyperparameter_rows,
     leaderboard_columns,
     leaderboard_rows,
@@ -599,3 +602,75 @@ def _alignment_sections(
             bar.update()
         out.append(section)
     return out
+
+
+def leaderboard_page(results, board: pd.DataFrame, generated: str, reps: int = 2000, seed: int = 0) -> str:
+    """One sortable, filterable HTML leaderboard over every (task, run label) of ``results`` (one or
+    several submissions, ``Results.combine``): plain JavaScript in the page, no network."""
+    from bench.results import BENCH_PROTOCOL, code_versions, normalise
+
+    runs = results.runs
+    if "submission" not in runs:
+        runs = runs.assign(submission=str(results.name))
+    owner = runs.drop_duplicates(["task", "algorithm"]).set_index(["task", "algorithm"]).submission
+    protocol = {}
+    if "protocol" in runs:
+        protocol = runs.assign(protocol=runs.protocol.fillna("").replace("", BENCH_PROTOCOL))
+        protocol = protocol.drop_duplicates(["task", "algorithm"]).set_index(["task", "algorithm"]).protocol
+    header = [("task", "text"), ("algorithm", "text"), ("submission", "text"), ("protocol", "text"),
+              ("seeds", "num"), ("final (mean ± std)", "num"), ("IQM [95% CI]", "num"),
+              ("normalised IQM", "num"), ("median", "num"), ("wall time", "num"),
+              ("code", "text")]  # fmt: skip
+
+    def cell(text, sort=None, num=False):
+        return dict(text=text, sort="" if sort is None or pd.isna(sort) else sort, num=num)
+
+    rows = []
+    for _, r in board.sort_values(["task", "mean"], ascending=[True, False], na_position="last").iterrows():
+        key = (r.task, r.algorithm)
+        proto = protocol.get(key, BENCH_PROTOCOL) if len(protocol) else BENCH_PROTOCOL
+        norm = normalise(r.task, r.iqm) if r.seeds else None
+        rows.append(
+            dict(
+                task=r.task,
+                imported=proto != BENCH_PROTOCOL,
+                cells=[
+                    cell(r.task, r.task), cell(r.algorithm, r.algorithm),
+                    cell(owner.get(key, ""), owner.get(key, "")), cell(proto, proto),
+                    cell(str(r.seeds), r.seeds, True),
+                    cell(f"{fmt(r['mean'])} ± {fmt(r['std'], 3)}" if r.seeds else "—", r["mean"], True),
+                    cell(f"{fmt(r.iqm)} [{fmt(r.iqm_lo)}, {fmt(r.iqm_hi)}]" if r.seeds else "—", r.iqm, True),
+                    cell("—" if norm is None else f"{norm:.3f}", norm, True),
+                    cell(fmt(r["median"]) if r.seeds else "—", r["median"], True),
+                    cell(_seconds(r.wall_time_s), r.wall_time_s, True),
+                    cell(_code(r), _code(r)),
+                ],
+            )
+        )  # fmt: skip
+    submissions = []
+    for name, g in runs.groupby("submission", sort=True):
+        source = "; ".join(sorted({str(s) for s in g.get("source", pd.Series(dtype=str)).dropna() if str(s)}))
+        submissions.append(dict(name=name, source=source or _submission_source(results, name), runs=len(g),
+                                code=code_versions(g) or "—"))  # fmt: skip
+    return (
+        _env()
+        .get_template("leaderboard.html.j2")
+        .render(
+            title=f"bench leaderboard — {results.name}",
+            generated=generated,
+            header=[dict(name=h, type=t) for h, t in header],
+            rows=rows,
+            tasks=sorted(board.task.unique()),
+            submissions=submissions,
+            reps=reps,
+            seed=seed,
+        )
+    )
+
+
+def _submission_source(results, name: str) -> str:
+    """The file a submission was read from, from a combined source line ("a: export a.csv; …")."""
+    for part in str(results.source).split("; "):
+        if part.startswith(f"{name}: "):
+            return part[len(name) + 2 :]
+    return str(results.source)
