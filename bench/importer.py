@@ -6,7 +6,8 @@ Three kinds of file are read:
 * **TensorBoard event files** (``events.out.tfevents.*``, or a folder holding them; one file is one
   run), with the standard tags of stable-baselines3 (``rollout/ep_rew_mean``, and
   ``eval/mean_reward`` from its ``EvalCallback``) and of CleanRL (``charts/episodic_return``);
-* **SB3 ``Monitor`` files** (``*monitor.csv``: one row per training episode);
+* **SB3 ``Monitor`` files** (``*monitor.csv``: one row per training episode; the files of one
+  folder — one per env of a vectorised env — are one run);
 * **another bench export** (a CSV in `bench export` format), passed through.
 
 Every imported run carries its **protocol** — what its numbers measure — and its **source**. A
@@ -104,10 +105,7 @@ def read_tensorboard(path: Path, tag: str | None = None) -> ImportedRun:
     return ImportedRun(path, writer, protocol, temperature, points, _digest(path))
 
 
-def read_monitor(path: Path) -> ImportedRun:
-    """An SB3 ``Monitor`` file (a ``#{json}`` line, then columns r, l, t: return, length and
-    seconds since the start of each finished episode) as a run: the running mean of the last
-    ``WINDOW`` training-episode returns against cumulative env steps."""
+def _monitor_table(path: Path) -> pd.DataFrame:
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     if not text or not text[0].startswith("#"):
         raise ResultsError(f"{path}: not an SB3 Monitor file (no '#{{...}}' first line)")
@@ -117,11 +115,23 @@ def read_monitor(path: Path) -> ImportedRun:
         raise ResultsError(f"{path}: not an SB3 Monitor file ({e})") from None
     if not {"r", "l", "t"} <= set(table.columns):
         raise ResultsError(f"{path}: not an SB3 Monitor file (columns r, l, t expected)")
+    return table
+
+
+def read_monitor(paths: list[Path]) -> ImportedRun:
+    """SB3 ``Monitor`` files of one run (a ``#{json}`` line, then columns r, l, t: return, length
+    and seconds since the start of each finished episode; a vectorised env writes one file per
+    env into one folder) as a run: the episodes of all files in the order they ended, as SB3's
+    ``load_results`` reads them, and the running mean of the last ``WINDOW`` returns against
+    cumulative env steps."""
+    table = pd.concat([_monitor_table(p) for p in paths], ignore_index=True).sort_values("t", kind="stable")
     if table.empty:
-        raise ResultsError(f"{path}: no finished episodes")
+        raise ResultsError(f"{paths[0]}: no finished episodes")
     steps = table.l.astype(float).cumsum().to_numpy()
     points = _rolling(steps, table.r.to_numpy(float), table.t.to_numpy(float))
-    return ImportedRun(path, "SB3 Monitor", TRAINING_RETURN, 1.0, points, _digest(path))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(paths))).hexdigest()[:16]
+    where = paths[0] if len(paths) == 1 else paths[0].parent
+    return ImportedRun(where, "SB3 Monitor", TRAINING_RETURN, 1.0, points, digest)
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -153,9 +163,16 @@ def import_runs(paths: list[Path], task: str, algorithm: str, suite: str, source
                 tag: str | None = None, seeds: list[int] | None = None) -> pd.DataFrame:  # fmt: skip
     """The runs in ``paths`` as one table in `bench export` format with ``protocol`` and
     ``source`` columns: seeds 0, 1, … in file order (or ``seeds``), run keys from the files'
-    contents. Bench exports among them pass through with protocol ``bench evaluation``."""
+    contents. Bench exports among them pass through with protocol ``bench evaluation``. One event
+    file is one run; the Monitor files of one folder are one run."""
     files = discover(paths)
-    foreign = [f for f in files if not is_bench_export(f)]
+    # one run per event file; the Monitor files of one folder are one run (one file per env)
+    foreign: list = [f for f in files if not is_bench_export(f) and not f.name.endswith("monitor.csv")]
+    monitors: dict[Path, list[Path]] = {}
+    for f in files:
+        if f.name.endswith("monitor.csv"):
+            monitors.setdefault(f.parent, []).append(f)
+    foreign += [sorted(group) for _, group in sorted(monitors.items())]
     if seeds is not None and len(seeds) != len(foreign):
         raise ResultsError(f"--seeds gives {len(seeds)} seeds for {len(foreign)} imported runs")
     frames = []
@@ -165,8 +182,8 @@ def import_runs(paths: list[Path], task: str, algorithm: str, suite: str, source
             table["protocol"] = table["protocol"] if "protocol" in table else BENCH_PROTOCOL
             table["source"] = table["source"] if "source" in table else source or f"bench export {f.name}"
             frames.append(table)
-    for i, f in enumerate(foreign):
-        run = read_monitor(f) if f.name.endswith("monitor.csv") else read_tensorboard(f, tag)
+    for i, group in enumerate(foreign):
+        run = read_monitor(group) if isinstance(group, list) else read_tensorboard(group, tag)
         frames.append(_tidy(run, task, algorithm, suite, source, seeds[i] if seeds else i))
     if not frames:
         raise ResultsError("nothing to import")

@@ -329,7 +329,7 @@ class Results:
                 if frame is not None:
                     out.append(frame.assign(run_key=name + "/" + frame.run_key.astype(str)))
         info = {
-            "name": " + ".join(str(r.name) for _, r in parts),
+            "name": " + ".join(dict.fromkeys(str(r.name) for _, r in parts)),
             "version": ", ".join(sorted({str(r.suite_info.get("version", "")) for _, r in parts} - {""})),
         }
         source = "; ".join(f"{n}: {r.source}" for n, r in parts)

@@ -154,12 +154,12 @@ def temperature_label(temperatures) -> str:
 
 def main_budget(ev: pd.DataFrame) -> float | None:
     """The x-range a task's learning curves share: the longest budget (last evaluated step) among
-    the algorithms whose budgets are at most 1.5x the median algorithm's; None when no algorithm runs
+    the algorithms whose budgets are at most 2.5x the median algorithm's; None when no algorithm runs
     longer than that (nothing to cut)."""
     ends = ev.groupby("algorithm").step.max().astype(float)
     if len(ends) < 2:
         return None
-    cut = float(ends[ends <= 1.5 * ends.median()].max())
+    cut = float(ends[ends <= 2.5 * ends.median()].max())
     return cut if (ends > cut * 1.05).any() else None
 
 
@@ -212,14 +212,24 @@ def task_figure(
             mean, lo, hi = stats.mean_band(values, reps, seed=seed)
             means[algo] = mean if x != "step" or cut is None else mean[grid <= cut * 1.02]
             name = f"{short(algo)} (n={len(values)})"
-            if algo in protocols:
-                name += f" — {short(protocols[algo], 40)}"
+            if algo in protocols:  # its protocol's first clause, e.g. "training-episode return"
+                name += f" — {short(protocols[algo].split(',')[0], 40)}"
             if x == "step" and cut is not None and grid.max() > cut * 1.05:
                 name += f", continues to {grid.max():,.0f}"
             ax.plot(grid, mean, color=colors[algo], label=name, lw=1.8, marker=colors.marker(algo),
                     ls=":" if algo in protocols else colors.line(algo), markevery=max(1, len(grid) // 6),
                     ms=5)  # fmt: skip
             ax.fill_between(grid, lo, hi, color=colors[algo], alpha=0.2, lw=0)
+            end = np.flatnonzero(np.isfinite(mean))
+            if len(end):  # each curve's last point marked: a run evaluated once is a point, not nothing
+                ax.plot(
+                    grid[end[-1]],
+                    mean[end[-1]],
+                    marker=colors.marker(algo),
+                    ms=6,
+                    color=colors[algo],
+                    ls="none",
+                )
         if threshold is not None:
             ax.axhline(threshold, color="0.4", ls="--", lw=1, label=f"threshold {threshold:g}")
         floor = robust_floor(means)

@@ -145,6 +145,14 @@ def parse_notes(text: str) -> list[tuple[str, list[str]]]:
     return out
 
 
+def _mark_imported(rows: list[list[str]], protos: dict) -> list[list[str]]:
+    """Aggregate rows whose label is an imported run's get its protocol's first clause beside it."""
+    for r in rows:
+        if r[0] in protos:
+            r[0] = f"{r[0]} (imported: {protos[r[0]].split(',')[0]})"
+    return rows
+
+
 def suite_line(results) -> str:
     """The suite as a report header names it: name, version and the start of its definition hash."""
     info = results.suite_info
@@ -244,7 +252,7 @@ def _render(
         aggregate = dict(
             tasks=agg_tasks,
             header=AGGREGATE_HEADER,
-            rows=aggregate_rows(agg_table[agg_table.leads]),
+            rows=_mark_imported(aggregate_rows(agg_table[agg_table.leads]), protos),
             sweep_rows=aggregate_rows(agg_table) if sweeps else [],
             figure="figures/"
             + figures.aggregate_figure(agg_table[agg_table.leads], colors, fig_dir / "aggregate.png"),

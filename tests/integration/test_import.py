@@ -202,3 +202,24 @@ def test_leaderboard_page_over_three_submissions(submissions, tmp_path, capsys):
     for name in ("bench", "sb3", "cleanrl"):
         assert f"<td>{name}</td>" in html
     assert 'class="imported"' in html and "http" not in html.split("<script>")[1]  # no network
+
+
+def test_import_reads_the_monitor_files_of_a_vectorised_env_as_one_run(tmp_path, capsys):
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.results_plotter import load_results
+
+    folder = tmp_path / "monitor"
+    env = make_vec_env("CartPole-v1", n_envs=3, seed=0, monitor_dir=str(folder))
+    A2C("MlpPolicy", env, seed=0, verbose=0).learn(1500)
+    env.close()
+    assert len(list(folder.glob("*.monitor.csv"))) == 3
+    out = tmp_path / "vec.csv"
+    rc, err = _import([folder, "--task", "CartPole-v1", "--algorithm", "a2c", "-o", out], capsys)
+    assert rc == 0, err
+    table = pd.read_csv(out)
+    assert table.run_key.nunique() == 1  # three files, one run
+    ev = table.query("kind == 'eval'")
+    episodes = load_results(str(folder))  # SB3's own reader: every file's episodes, by end time
+    assert ev.step.iloc[-1] == episodes.l.sum()
+    assert ev.value.iloc[-1] == pytest.approx(episodes.sort_values("t").r.tail(WINDOW).mean())
