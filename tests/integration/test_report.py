@@ -306,3 +306,19 @@ def test_compare_claims_no_power_where_no_spread_is_seen(store, tmp_path):
     row = pd.read_csv(out / "compare.csv").set_index(["task", "algorithm"]).loc[("CartPole-v1", "pg")]
     assert row.exact.startswith("differs: seed 0, eval/kl at step 10000")  # metrics in name order
     assert row.difference == 0.0 and pd.isna(row.mde) and row.verdict == "no significant change"
+
+
+def test_report_figure_formats(store, tmp_path, capsys):
+    out = tmp_path / "pdf"
+    args = ["report", "--store", str(store), "--suite", "synthetic", "-o", str(out), "-q"]
+    assert main([*args, "--format", "png,pdf"]) == 0
+    names = {p.name for p in (out / "figures").iterdir()}
+    assert (
+        "aggregate.pdf" in names and "aggregate.png" in names and not any(n.endswith(".svg") for n in names)
+    )
+    assert (out / "figures" / "aggregate.pdf").read_bytes()[:4] == b"%PDF"
+    assert '<img src="figures/aggregate.png"' in (out / "index.html").read_text()  # no SVG: the PNG is shown
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert main([*args[:-3], "-o", str(bad), "--format", "gif"]) == 2
+    assert "unknown figure format 'gif'" in capsys.readouterr().err and not bad.exists()
