@@ -163,6 +163,7 @@ def render(store: Path, out: Path) -> dict[str, bytes]:
 STAMPED = {"index.html", "summary.md", "report.json"}  # carry the "generated" time
 
 
+@pytest.mark.slow  # each render writes every figure as PNG and SVG
 def test_a_report_rendered_twice_has_identical_figures_and_tables(synthetic_store, tmp_path, monkeypatch):
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     np.random.seed(1)  # the global random state must not matter
