@@ -71,14 +71,12 @@ def make_trainer(policy, ref, tok, texts: tuple[list[str], list[str], list[str]]
                       callbacks=list(callbacks))  # fmt: skip
 
 
-def train_trl_dpo(task: LMTask, cfg: TRLDPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
-                  recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+def run_trl(make, steps: int, evaluator: LMEvaluator, recorder: Recorder, curves: dict[str, str]) -> None:
+    """Trains a TRL trainer under bench's run contract: ``make(out_dir, callbacks)`` builds it;
+    each update is counted, checked for NaN parameters and evaluated on the evaluator's schedule;
+    TRL's logs named in ``curves`` (TRL name -> bench metric) become curve points; TRL's progress
+    bars and log lines stay off the terminal; the final evaluation ends the run."""
     from transformers import PrinterCallback, TrainerCallback
-
-    prefs = ctx.preferences()
-    train, _ = prefs.split()
-    if not train:
-        raise ValueError("no training preference pairs")
 
     class Hooks(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -91,18 +89,15 @@ def train_trl_dpo(task: LMTask, cfg: TRLDPOConfig, steps: int, seed: int, evalua
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 check_finite(state.global_step, {"loss": logs["loss"]}, unit="update")
-            for name, metric in (("loss", "train/loss"), ("rewards/accuracies", "train/reward_accuracy"),
-                                 ("rewards/margins", "train/reward_margin")):  # fmt: skip
+            for name, metric in curves.items():
                 if logs and name in logs:
                     recorder.curve(state.global_step, metric, float(logs[name]))
 
-    policy = ctx.policy()
     quiet = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # TRL's reference-log-prob bar would go to the terminal
+    os.environ["TQDM_DISABLE"] = "1"  # TRL's bars (reference log-probs, ...) would go to the terminal
     try:
         with tempfile.TemporaryDirectory(prefix="bench-trl-") as out:
-            trainer = make_trainer(policy, ctx.reference(), ctx.tokenizer(), prefs.texts(train), cfg, steps,
-                                   seed, out, [Hooks()])  # fmt: skip
+            trainer = make(out, [Hooks()])
             trainer.remove_callback(PrinterCallback)  # so would its log lines
             try:
                 trainer.train()
@@ -117,3 +112,19 @@ def train_trl_dpo(task: LMTask, cfg: TRLDPOConfig, steps: int, seed: int, evalua
         else:
             os.environ["TQDM_DISABLE"] = quiet
     evaluator.final(steps, trainer.model)
+
+
+def train_trl_dpo(task: LMTask, cfg: TRLDPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
+                  recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
+    prefs = ctx.preferences()
+    train, _ = prefs.split()
+    if not train:
+        raise ValueError("no training preference pairs")
+    policy = ctx.policy()
+    curves = {"loss": "train/loss", "rewards/accuracies": "train/reward_accuracy",
+              "rewards/margins": "train/reward_margin"}  # fmt: skip
+    run_trl(
+        lambda out, callbacks: make_trainer(policy, ctx.reference(), ctx.tokenizer(), prefs.texts(train), cfg,
+                                            steps, seed, out, callbacks),
+        steps, evaluator, recorder, curves,
+    )  # fmt: skip

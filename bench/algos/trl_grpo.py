@@ -15,13 +15,10 @@ equal (``tests/unit/test_relatives.py``).
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
-from bench.algos.guard import Diverged, check_finite
 from bench.algos.rlhf_ppo import LMGRPOConfig, SequenceScorer
+from bench.algos.trl_dpo import run_trl
 from bench.lm.evaluation import LMEvaluator
 from bench.lm.setup import LMContext
 from bench.lm.tasks import LMTask
@@ -83,8 +80,6 @@ def make_trainer(ctx: LMContext, cfg: TRLGRPOConfig, steps: int, seed: int, out_
 
 def train_trl_grpo(task: LMTask, cfg: TRLGRPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
                    recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
-    from transformers import PrinterCallback, TrainerCallback
-
     scorer = SequenceScorer(ctx, cfg.reward, recorder)
 
     def sequence_score(prompts, completions, completion_ids, prompt_token_ids, **_) -> list[float]:
@@ -92,43 +87,13 @@ def train_trl_grpo(task: LMTask, cfg: TRLGRPOConfig, steps: int, seed: int, eval
         return np.clip(score.numpy(), -cfg.clip_reward, cfg.clip_reward).astype(float).tolist()
 
     sequence_score.__name__ = f"bench_{cfg.reward}"
-
-    class Hooks(TrainerCallback):
-        def on_step_end(self, args, state, control, model=None, **kwargs):
-            recorder.steps(state.global_step)
-            check_finite(state.global_step, None, model, unit="update")
-            if evaluator.due(state.global_step) and state.global_step < steps:
-                evaluator(state.global_step, model)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                check_finite(state.global_step, {"loss": logs["loss"]}, unit="update")
-            # TRL's "kl" is the mean per-token k3 estimate (lm-grpo's train/kl is the sequence sum of k1)
-            for name, metric in (("loss", "train/loss"), ("reward", "train/score"),
-                                 ("kl", "train/kl_token_k3"),
-                                 ("completions/mean_length", "train/length")):  # fmt: skip
-                if logs and name in logs:
-                    recorder.curve(state.global_step, metric, float(logs[name]))
-
-    quiet = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    # TRL's "kl" is the mean per-token k3 estimate (lm-grpo's train/kl is the sequence sum of k1)
+    curves = {"loss": "train/loss", "reward": "train/score", "kl": "train/kl_token_k3",
+              "completions/mean_length": "train/length"}  # fmt: skip
     tok = ctx.tokenizer()
     side = tok.padding_side
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-trl-") as out:
-            trainer = make_trainer(ctx, cfg, steps, seed, out, sequence_score, [Hooks()])
-            trainer.remove_callback(PrinterCallback)
-            try:
-                trainer.train()
-            except Diverged:
-                raise
-            except Exception:  # an error of a run whose parameters went NaN: report the divergence
-                check_finite(trainer.state.global_step, None, trainer.model, unit="update")
-                raise
+        run_trl(lambda out, callbacks: make_trainer(ctx, cfg, steps, seed, out, sequence_score, callbacks),
+                steps, evaluator, recorder, curves)  # fmt: skip
     finally:
-        tok.padding_side = side
-        if quiet is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
-    evaluator.final(steps, trainer.model)
+        tok.padding_side = side  # make_trainer pads prompts on the left for TRL's generation
