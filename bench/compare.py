@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bench import gate
-from bench.results import BENCH_PROTOCOL, Results, code_versions, final_scores, normalise
+from bench.results import BENCH_PROTOCOL, Results, code_versions, final_scores, normalise, run_protocols
 from bench.store import is_timing_metric
 
 COLUMNS = [
@@ -48,11 +48,7 @@ RECORD = ["step", "temperature", "metric", "value", "n"]
 
 def protocol_of(results: Results, task: str, algo: str) -> str:
     """What a (task, algorithm)'s scores measure: bench's own evaluation unless imported."""
-    runs = _runs_of(results, task, algo)
-    if "protocol" not in runs:
-        return BENCH_PROTOCOL
-    found = sorted({str(p) or BENCH_PROTOCOL for p in runs.protocol.fillna("")})
-    return "; ".join(found) or BENCH_PROTOCOL
+    return "; ".join(sorted(set(run_protocols(_runs_of(results, task, algo))))) or BENCH_PROTOCOL
 
 
 def protocol_mismatches(store: Results, baseline: Results) -> list[tuple[str, str, str, str]]:

@@ -307,6 +307,7 @@ class Results:
         if len(parts) == 1:
             name, only = parts[0]
             only.runs = only.runs.assign(submission=name)
+            only.suite_info = {**only.suite_info, "submissions": {name: only.source}}
             return only
         names = [n for n, _ in parts]
         if len(set(names)) != len(names):
@@ -331,6 +332,7 @@ class Results:
         info = {
             "name": " + ".join(dict.fromkeys(str(r.name) for _, r in parts)),
             "version": ", ".join(sorted({str(r.suite_info.get("version", "")) for _, r in parts} - {""})),
+            "submissions": {n: r.source for n, r in parts},
         }
         source = "; ".join(f"{n}: {r.source}" for n, r in parts)
         return cls(pd.concat(runs, ignore_index=True), pd.concat(evals, ignore_index=True), source, info,
@@ -369,13 +371,18 @@ class Results:
         return ev.merge(self.runs[["run_key", "task", "algorithm", "algo", "seed", "status"]], on="run_key")
 
 
+def run_protocols(runs: pd.DataFrame) -> pd.Series:
+    """Each run's protocol (what its scores measure): bench's own evaluation unless imported."""
+    if "protocol" not in runs:
+        return pd.Series(BENCH_PROTOCOL, index=runs.index)
+    return runs.protocol.fillna("").astype(str).replace("", BENCH_PROTOCOL)
+
+
 def protocols(results: Results) -> dict[str, str]:
     """label -> the protocol of its runs, for labels whose runs are not measured by bench's own
     evaluation (imported runs)."""
-    if "protocol" not in results.runs:
-        return {}
-    runs = results.runs[results.runs.protocol.fillna("").astype(str).str.len() > 0]
-    runs = runs[runs.protocol != BENCH_PROTOCOL]
+    proto = run_protocols(results.runs)
+    runs = results.runs.assign(protocol=proto)[proto != BENCH_PROTOCOL]
     return {a: "; ".join(sorted(set(g.protocol))) for a, g in runs.groupby("algorithm")}
 
 
@@ -856,7 +863,7 @@ def provenance(results: Results) -> dict:
     runs = results.runs
     info = {"source": results.source}
     for k, v in results.suite_info.items():
-        if k == "description":
+        if k in ("description", "submissions"):  # submissions: their own line below
             continue
         if k == "path" and v:  # the file's name: the writer's folders mean nothing to a reader
             v = Path(str(v)).name

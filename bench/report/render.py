@@ -615,16 +615,13 @@ def _alignment_sections(
 def leaderboard_page(results, board: pd.DataFrame, generated: str, reps: int = 2000, seed: int = 0) -> str:
     """One sortable, filterable HTML leaderboard over every (task, run label) of ``results`` (one or
     several submissions, ``Results.combine``): plain JavaScript in the page, no network."""
-    from bench.results import BENCH_PROTOCOL, code_versions, normalise
+    from bench.results import BENCH_PROTOCOL, code_versions, normalise, run_protocols
 
-    runs = results.runs
+    runs = results.runs.assign(protocol=run_protocols(results.runs))
     if "submission" not in runs:
         runs = runs.assign(submission=str(results.name))
-    owner = runs.drop_duplicates(["task", "algorithm"]).set_index(["task", "algorithm"]).submission
-    protocol = {}
-    if "protocol" in runs:
-        protocol = runs.assign(protocol=runs.protocol.fillna("").replace("", BENCH_PROTOCOL))
-        protocol = protocol.drop_duplicates(["task", "algorithm"]).set_index(["task", "algorithm"]).protocol
+    first = runs.drop_duplicates(["task", "algorithm"]).set_index(["task", "algorithm"])
+    owner, protocol = first.submission, first.protocol
     header = [("task", "text"), ("algorithm", "text"), ("submission", "text"), ("protocol", "text"),
               ("seeds", "num"), ("final (mean ± std)", "num"), ("IQM [95% CI]", "num"),
               ("normalised IQM", "num"), ("median", "num"), ("wall time", "num"),
@@ -636,7 +633,7 @@ def leaderboard_page(results, board: pd.DataFrame, generated: str, reps: int = 2
     rows = []
     for _, r in board.sort_values(["task", "mean"], ascending=[True, False], na_position="last").iterrows():
         key = (r.task, r.algorithm)
-        proto = protocol.get(key, BENCH_PROTOCOL) if len(protocol) else BENCH_PROTOCOL
+        proto = protocol.get(key, BENCH_PROTOCOL)
         norm = normalise(r.task, r.iqm) if r.seeds else None
         rows.append(
             dict(
@@ -658,7 +655,8 @@ def leaderboard_page(results, board: pd.DataFrame, generated: str, reps: int = 2
     submissions = []
     for name, g in runs.groupby("submission", sort=True):
         source = "; ".join(sorted({str(s) for s in g.get("source", pd.Series(dtype=str)).dropna() if str(s)}))
-        submissions.append(dict(name=name, source=source or _submission_source(results, name), runs=len(g),
+        read_from = results.suite_info.get("submissions", {}).get(name, results.source)
+        submissions.append(dict(name=name, source=source or read_from, runs=len(g),
                                 code=code_versions(g) or "—"))  # fmt: skip
     return (
         _env()
@@ -674,11 +672,3 @@ def leaderboard_page(results, board: pd.DataFrame, generated: str, reps: int = 2
             seed=seed,
         )
     )
-
-
-def _submission_source(results, name: str) -> str:
-    """The file a submission was read from, from a combined source line ("a: export a.csv; …")."""
-    for part in str(results.source).split("; "):
-        if part.startswith(f"{name}: "):
-            return part[len(name) + 2 :]
-    return str(results.source)
