@@ -1025,3 +1025,191 @@ def scaling_table(results: Results) -> pd.DataFrame:
                          ("steps_to_threshold", "step")):  # fmt: skip
             table.loc[i, col] = float(np.median(np.concatenate([hits[src].to_numpy(float), late])))
     return table[columns]
+
+
+# -- the DPO paper's claims, measured --------------------------------------------------------------
+
+
+def final_points(results: Results) -> pd.DataFrame:
+    """Per finished run: its final T = 1 KL to the reference and score (the last evaluation that
+    recorded both): task, algorithm, method, seed, kl, kl_is_bound, score."""
+    pts = frontier_points(results)
+    done = set(results.runs.run_key[results.runs.status == "done"])
+    pts = pts[pts.run_key.isin(done)]
+    if pts.empty:
+        return pd.DataFrame(columns=["task", "algorithm", "method", "seed", "kl", "kl_is_bound", "score"])
+    last = pts.sort_values("step", kind="stable").groupby("run_key").tail(1)
+    last = last.assign(method=last.algorithm.map(method_of))
+    return last[["task", "algorithm", "method", "seed", "kl", "kl_is_bound", "score"]].reset_index(drop=True)
+
+
+def kl_span_table(results: Results) -> pd.DataFrame:
+    """Per (task, method): how many sweep points it ran and the range of their mean final KL to
+    the reference (``ratio`` = max / min; undefined where a point has KL 0)."""
+    cols = ["task", "method", "points", "kl_min", "kl_max", "ratio", "kl_is_bound"]
+    pts = final_points(results)
+    if pts.empty:
+        return pd.DataFrame(columns=cols)
+    means = pts.groupby(["task", "method", "algorithm"]).agg(kl=("kl", "mean"), bound=("kl_is_bound", "any"))
+    rows = []
+    for (task, method), g in means.groupby(level=[0, 1], sort=True):
+        lo, hi = float(g.kl.min()), float(g.kl.max())
+        rows.append(dict(task=task, method=method, points=len(g), kl_min=lo, kl_max=hi,
+                         ratio=hi / lo if lo > 0 else np.nan, kl_is_bound=bool(g.bound.any())))  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+# The claims of the DPO paper (Rafailov et al. 2023, §6) that the LM suites exist to check, as
+# (claim, method a, method b): measured on every task where both methods ran.
+PAPER_CLAIMS = (
+    ("DPO's frontier dominates PPO's", "dpo", "rlhf-ppo"),
+    ("DPO dominates PPO-GT", "dpo", "ppo-gt"),
+    ("DPO's {quantity} is flatter over temperature than PPO's", "dpo", "rlhf-ppo"),
+    ("Best-of-N is a strong baseline", "best-of-n", "dpo"),
+)
+CLAIM_RULES = (
+    "Frontier claims: for each point of the second method (a sweep setting; mean final KL and score "
+    "at T = 1 over its seeds), the first method's best point with no more mean KL. The claim holds "
+    "when that point scores significantly higher (95% CI of the difference above 0) at every point; it "
+    "does not hold when some point of the second method scores significantly higher or has no point of "
+    "the first method at or below its KL; otherwise it is inconclusive. Temperature: the range (highest "
+    "minus lowest) of the mean win rate against the references (tasks with references; else the score) "
+    "over the final temperature sweep, at each method's best point; holds when DPO's range is "
+    "significantly smaller, does not hold when it is significantly larger. Best-of-N: its best point "
+    "against DPO's best point (score at T = 1); holds when it is not significantly below DPO's and is "
+    "significantly above π_SFT's, does not hold otherwise. With one seed on a side there is no interval, "
+    "and the claim is inconclusive unless a missing comparable point decides it."
+)
+
+
+def _point_scores(pts: pd.DataFrame) -> dict[str, tuple[float, np.ndarray]]:
+    """label -> (mean final KL, per-seed final scores)."""
+    return {
+        label: (float(g.kl.mean()), g.score.to_numpy(float))
+        for label, g in pts.groupby("algorithm", sort=True)
+    }
+
+
+def _fmt_diff(d: tuple[float, float, float]) -> str:
+    if np.isnan(d[1]):
+        return f"{d[0]:+.3f} (one seed: no interval)"
+    return f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+
+
+def _difference(a, b, reps: int, confidence: float, seed: int) -> tuple[float, float, float]:
+    """``stats.difference_interval``, with no interval (NaN bounds) unless both sides have two seeds."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if min(len(a), len(b)) < 2:
+        return float(a.mean() - b.mean()), np.nan, np.nan
+    return stats.difference_interval(a, b, reps, confidence, seed)
+
+
+def _dominance(a_pts, b_pts, a_name, b_name, reps, confidence, seed) -> tuple[str, str, list[dict]]:
+    a, b = _point_scores(a_pts), _point_scores(b_pts)
+    details, ahead, behind, missing = [], 0, 0, 0
+    for b_label, (b_kl, b_scores) in sorted(b.items(), key=lambda kv: kv[1][0]):
+        within = {lab: v for lab, v in a.items() if v[0] <= b_kl}
+        if not within:
+            missing += 1
+            details.append(dict(b=b_label, b_kl=b_kl, a=None, a_kl=np.nan, diff=np.nan, lo=np.nan, hi=np.nan))
+            continue
+        a_label = max(within, key=lambda lab: (within[lab][1].mean(), lab))
+        d = _difference(within[a_label][1], b_scores, reps, confidence, seed)
+        ahead += d[1] > 0
+        behind += d[2] < 0
+        details.append(
+            dict(b=b_label, b_kl=b_kl, a=a_label, a_kl=within[a_label][0], diff=d[0], lo=d[1], hi=d[2])
+        )
+    n = len(b)
+    if ahead == n:
+        verdict = "holds"
+    elif behind or missing:
+        verdict = "does not hold"
+    else:
+        verdict = "inconclusive"
+    parts = []
+    for r in details:
+        if r["a"] is None:
+            parts.append(f"{r['b']} (KL {r['b_kl']:.2f}): no {a_name} point at or below its KL")
+        else:
+            parts.append(
+                f"{r['b']} (KL {r['b_kl']:.2f}): {r['a']} (KL {r['a_kl']:.2f}) "
+                f"{_fmt_diff((r['diff'], r['lo'], r['hi']))}"
+            )
+    text = f"{a_name} significantly higher at {ahead} of {n} {b_name} points, significantly lower at {behind}"
+    text += (f", no comparable point at {missing}" if missing else "") + ". " + "; ".join(parts)
+    return verdict, text, details
+
+
+def _temperature_values(results: Results, label: str, metric: str) -> pd.DataFrame:
+    """(seed x temperature) final values of one run label's ``metric`` (final evaluation)."""
+    ev = results.evals[results.evals.metric == metric]
+    runs = results.runs[(results.runs.status == "done") & (results.runs.algorithm == label)]
+    ev = ev.merge(runs[["run_key", "seed"]], on="run_key")
+    ev = ev[ev.step == ev.groupby("run_key").step.transform("max")]
+    return ev.pivot_table(index="seed", columns="temperature", values="value")
+
+
+def _range_boot(table: pd.DataFrame, reps: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """Range over temperatures of the per-temperature mean, and its bootstrap over seeds."""
+    m = table.to_numpy(float)
+    point = float(np.nanmax(np.nanmean(m, 0)) - np.nanmin(np.nanmean(m, 0)))
+    idx = rng.integers(0, len(m), size=(reps, len(m)))
+    means = np.nanmean(m[idx], axis=1)  # (reps, temperatures)
+    return point, np.nanmax(means, 1) - np.nanmin(means, 1)
+
+
+def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """The DPO paper's claims (``PAPER_CLAIMS``) measured on each task where both methods ran:
+    task, claim, verdict (holds | does not hold | inconclusive) and what was measured, by the
+    rules of ``CLAIM_RULES``."""
+    cols = ["task", "claim", "verdict", "measured"]
+    pts = final_points(results)
+    if pts.empty:
+        return pd.DataFrame(columns=cols)
+    best = best_points(results)
+    names = {"dpo": "DPO", "rlhf-ppo": "RLHF-PPO", "ppo-gt": "PPO-GT"}
+    rows = []
+    for task, tp in pts.groupby("task", sort=True):
+        methods = set(tp.method)
+        keys = set(results.runs.run_key[results.runs.task == task])
+        has_refs = bool(((results.evals.metric == WIN_METRIC) & results.evals.run_key.isin(keys)).any())
+        for claim, a, b in PAPER_CLAIMS:
+            if a not in methods or b not in methods:
+                continue
+            claim = claim.format(quantity="win rate" if has_refs else "score")
+            if claim.startswith("Best-of-N"):
+                bon, dpo = tp[tp.algorithm == best[a]], tp[tp.algorithm == best[b]]
+                d = _difference(bon.score, dpo.score, reps, confidence, seed)
+                text = (f"{best[a]} (KL {bon.kl.mean():.2f}) minus {best[b]} (KL {dpo.kl.mean():.2f}): "
+                        f"score {_fmt_diff(d)}")  # fmt: skip
+                above_sft = None
+                if "sft" in methods:
+                    sft = tp[tp.method == "sft"].score
+                    s = _difference(bon.score, sft, reps, confidence, seed)
+                    above_sft = s[1] > 0
+                    text += f"; minus π_SFT: {_fmt_diff(s)}"
+                verdict = "holds" if d[2] >= 0 and above_sft else "does not hold"
+                if np.isnan(d[1]) or above_sft is None or (not above_sft and np.isnan(s[1])):
+                    verdict = "inconclusive"
+            elif "temperature" in claim:
+                metric = WIN_METRIC if has_refs else results.score_metric(task)
+                ta, tb = (_temperature_values(results, best[m], metric) for m in (a, b))
+                if ta.shape[1] < 3 or tb.shape[1] < 3:
+                    continue
+                rng = np.random.default_rng(seed)
+                ra, boot_a = _range_boot(ta, reps, rng)
+                rb, boot_b = _range_boot(tb, reps, rng)
+                lo, hi = stats.percentile_interval(boot_a - boot_b, confidence)
+                if min(len(ta), len(tb)) < 2:
+                    lo = hi = np.nan
+                verdict = "holds" if hi < 0 else "does not hold" if lo > 0 else "inconclusive"
+                temps = ", ".join(f"{t:g}" for t in ta.columns)
+                text = (f"range over T = {temps}: {best[a]} {ra:.3f}, {best[b]} {rb:.3f}; difference "
+                        f"{_fmt_diff((ra - rb, lo, hi))}")  # fmt: skip
+            else:
+                verdict, text, _ = _dominance(
+                    tp[tp.method == a], tp[tp.method == b], names[a], names[b], reps, confidence, seed
+                )
+            rows.append(dict(task=task, claim=claim, verdict=verdict, measured=text))
+    return pd.DataFrame(rows, columns=cols)

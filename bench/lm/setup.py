@@ -4,7 +4,9 @@
    (``source: hf``). The last ``prompts.train + prompts.test`` documents are kept for prompts;
    the rest is the SFT corpus.
 2. **Tokenizer** — byte-level BPE trained on the SFT corpus, or the pretrained model's own.
-3. **SFT** — π_SFT = π_ref: the tiny GPT-2 (or ``model.base``) fine-tuned on the SFT corpus.
+3. **SFT** — π_SFT = π_ref: the tiny GPT-2 (or ``model.base``) fine-tuned on the SFT corpus,
+   by next-token loss on every token (``loss: all``) or only on the reference after the prompt
+   (``loss: completion``, tasks with references).
 4. **Prompts** — a prefix of ``min_tokens``–``max_tokens`` tokens of each prompt document, cut
    before a token that starts a word; train prompts feed preference data, test prompts every
    evaluation.
@@ -16,7 +18,8 @@
    loss on the train pairs; its accuracy on the held-out pairs is stored with it.
 
 Every artifact is cached (``bench.cache``) by the hash of the recipe parts it depends on;
-tokenizer and prompts are shared by all seeds, SFT, preferences and reward model are per seed.
+tokenizer and prompts are shared by all seeds, preferences and reward model are per seed, and
+π_SFT is per seed unless ``sft.seed`` pins one π_SFT for every seed.
 """
 
 from __future__ import annotations
@@ -81,6 +84,18 @@ class SFTRecipe(_Recipe):
     lr: float = Field(1e-3, gt=0, le=1)
     warmup: int = Field(50, ge=0, le=10_000_000)
     max_len: int = Field(96, gt=4, le=8192, description="tokens per training document (truncated)")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**32 - 1,
+        description="None: one π_SFT per run seed; a number: one π_SFT, trained with this seed, for every"
+        " run seed (as in the DPO paper, where every method starts from the same SFT model)",
+    )
+    loss: Literal["all", "completion"] = Field(
+        "all",
+        description="all: next-token loss on every token of a document; completion: only on the reference"
+        " after the prompt (tasks with references; the prompt is tokenised as at generation)",
+    )
 
 
 class PromptRecipe(_Recipe):
@@ -146,6 +161,12 @@ class LMSetup(_Recipe):
             del data["device"]
         if data["corpus"]["reference_field"] is None:
             del data["corpus"]["reference_field"]
+        if data["sft"]["seed"] is None:
+            del data["sft"]["seed"]
+        if data["sft"]["loss"] == "all":
+            del data["sft"]["loss"]
+        elif not task.has_references:
+            raise ValueError(f"sft.loss: completion needs a task with references; {task.id!r} has none")
         return data
 
 
@@ -188,15 +209,18 @@ def cut_prompts(tokenizer, docs: list[str], recipe: PromptRecipe, seed: int) -> 
     return out
 
 
-def lm_loss(model, seqs: list[list[int]], pad_id: int) -> torch.Tensor:
-    """Mean next-token NLL over the non-pad tokens of right-padded ``seqs``."""
+def lm_loss(model, seqs: list[list[int]], pad_id: int, starts: list[int] | None = None) -> torch.Tensor:
+    """Mean next-token NLL over the non-pad tokens of right-padded ``seqs``; with ``starts``, only
+    over the tokens of each sequence from its start index on (its completion)."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     attn = torch.zeros_like(ids)
+    scored = torch.zeros_like(ids)
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = torch.tensor(s)
         attn[i, : len(s)] = 1
-    labels = ids.masked_fill(attn == 0, -100)
+        scored[i, (starts[i] if starts else 0) : len(s)] = 1
+    labels = ids.masked_fill(scored == 0, -100)
     ids, attn, labels = ids.to(model.device), attn.to(model.device), labels.to(model.device)
     return model(input_ids=ids, attention_mask=attn, labels=labels).loss
 
@@ -209,11 +233,35 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def train_sft(model, tokenizer, docs: list[str], recipe: SFTRecipe, seed: int, log) -> dict:
+def sft_sequences(tokenizer, docs: list[str], recipe: SFTRecipe, split=None) -> tuple[list, list | None]:
+    """The SFT token sequences (each ending in EOS, cut to ``max_len``) and, for ``loss:
+    completion``, the index of each sequence's first completion token. ``split`` (the task's)
+    cuts a document into prompt and reference; the sequence is then the prompt's tokens followed by
+    those of " " + reference, as a sampled completion follows its prompt. Documents it cannot cut
+    are skipped."""
+    eos = tokenizer.eos_token_id
+    if recipe.loss == "all":
+        return [(ids + [eos])[: recipe.max_len] for ids in encode(tokenizer, docs)], None
+    if split is None:
+        raise ValueError("sft.loss: completion needs a task with references")
+    parts = [part for part in map(split, docs) if part is not None]
+    prompts = encode(tokenizer, [p for p, _ in parts])
+    completions = encode(tokenizer, [" " + r for _, r in parts])
+    seqs, starts = [], []
+    for p, c in zip(prompts, completions, strict=True):
+        if len(p) < recipe.max_len:  # at least one completion token is scored
+            seqs.append((p + c + [eos])[: recipe.max_len])
+            starts.append(len(p))
+    if not seqs:
+        raise ValueError(f"sft.loss: completion: every prompt is max_len {recipe.max_len} tokens or longer")
+    return seqs, starts
+
+
+def train_sft(model, tokenizer, docs: list[str], recipe: SFTRecipe, seed: int, log, split=None) -> dict:
     from bench.algos.guard import check_finite  # here: bench.algos imports this module
 
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    seqs = [(ids + [eos])[: recipe.max_len] for ids in encode(tokenizer, docs)]
+    pad = tokenizer.pad_token_id
+    seqs, starts = sft_sequences(tokenizer, docs, recipe, split)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, recipe.steps, recipe.warmup))
@@ -221,7 +269,7 @@ def train_sft(model, tokenizer, docs: list[str], recipe: SFTRecipe, seed: int, l
     curve, t0 = [], time.perf_counter()
     for step in range(recipe.steps):
         idx = torch.randint(len(seqs), (recipe.batch_size,), generator=g).tolist()
-        loss = lm_loss(model, [seqs[i] for i in idx], pad)
+        loss = lm_loss(model, [seqs[i] for i in idx], pad, [starts[i] for i in idx] if starts else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -411,18 +459,24 @@ class LMContext:
 
         return self._once("prompts", build)
 
+    @property
+    def sft_seed(self) -> int:
+        """The seed π_SFT is trained with: the recipe's, else the run's."""
+        return self.seed if self.setup.sft.seed is None else self.setup.sft.seed
+
     def sft_path(self) -> Path:
         def build():
-            path = self.root / f"sft-s{self.seed}-{self.sft_hash}"
+            seed = self.sft_seed
+            path = self.root / f"sft-s{seed}-{self.sft_hash}"
             t0 = time.perf_counter()
 
             def train(tmp: Path) -> dict:
                 tok = self.tokenizer()
                 base = self.setup.model.base
-                model = load_lm(base) if base else build_tiny_lm(self.setup.model, tok, self.seed)
+                model = load_lm(base) if base else build_tiny_lm(self.setup.model, tok, seed)
                 model.to(self.setup.torch_device())
                 sft_docs, _ = self.documents()
-                info = train_sft(model, tok, sft_docs, self.setup.sft, self.seed, self.log)
+                info = train_sft(model, tok, sft_docs, self.setup.sft, seed, self.log, self.task.split)
                 model.save_pretrained(tmp)
                 tok.save_pretrained(tmp)
                 return {**info, "parameters": sum(p.numel() for p in model.parameters())}

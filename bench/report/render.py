@@ -202,6 +202,8 @@ def _render(
     win_rates = R.win_rate_table(results, reps=reps, seed=seed)
     kl_curves = R.kl_curves(results)
     scaling_table = R.scaling_table(results)
+    claims = R.claims_table(results, reps=reps, seed=seed)
+    span = R.kl_span_table(results)
 
     steps = len(tasks) + (3 if matrices else 0) + points.task.nunique() + temps.task.nunique()
     steps += efficiency.task.nunique() + win_rates.task.nunique() + kl_curves.task.nunique()
@@ -272,7 +274,7 @@ def _render(
     for i, (task, g) in enumerate(points.groupby("task", sort=True)):
         metric = results.score_metric(task) or "eval/return"
         name = figures.frontier_figure(g, task, metric, colors, fig_dir / f"frontier{i + 1}.png")
-        frontiers.append(dict(task=task, figure="figures/" + name))
+        frontiers.append(dict(task=task, figure="figures/" + name, span=span_rows(span[span.task == task])))
         bar.update()
     temperatures = []
     for i, (task, g) in enumerate(temps.groupby("task", sort=True)):
@@ -322,6 +324,8 @@ def _render(
         "samples.csv": samples,
         "win_rates.csv": win_rates,
         "scaling.csv": scaling_table,
+        "claims.csv": claims,
+        "kl_span.csv": span,
         "hyperparameters.csv": hyper,
     }
     csv_files.update({name: table for name, table in optional.items() if len(table)})
@@ -350,6 +354,9 @@ def _render(
             aggregate=aggregate,
             tasks=task_sections,
             frontiers=frontiers,
+            span_header=SPAN_HEADER,
+            claims=claims.to_dict("records"),
+            claims_rule=R.CLAIM_RULES,
             temperatures=temperatures,
             alignment=alignment,
             scaling=scaling,
@@ -382,6 +389,7 @@ def _render(
             scaling,
             notes,
             R.BEST_POINT_RULE if sweeps else "",
+            claims,
         ),
         encoding="utf-8",
     )
@@ -403,7 +411,7 @@ def _render(
 
 def _markdown(
     title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
-    alignment=(), scaling=(), notes=(), best_rule="",
+    alignment=(), scaling=(), notes=(), best_rule="", claims=None,
 ) -> str:  # fmt: skip
     lines = [f"# {md_escape(title)}", "",
              f"Suite {md_escape(suite_line(results))}; results from {md_escape(results.source)}. "
@@ -419,10 +427,16 @@ def _markdown(
         for kind, items in notes:
             lines += [f"- {md_escape(i)}" for i in items] if kind == "ul" else [md_escape(items[0])]
             lines.append("")
+    if claims is not None and len(claims):
+        rows = claims[["task", "claim", "verdict", "measured"]].to_numpy().tolist()
+        lines += ["## The DPO paper's claims, measured here", "", md_escape(R.CLAIM_RULES), "",
+                  markdown_table(["task", "claim", "here", "measured (95% CIs)"], rows), ""]  # fmt: skip
     if frontiers:
         lines += ["## Reward vs KL frontiers", ""]
     for f in frontiers:
         lines += [f"![reward vs KL, {md_escape(f['task'])}]({f['figure']})", ""]
+        if f.get("span"):
+            lines += [markdown_table(SPAN_HEADER, f["span"]), ""]
     if temperatures:
         lines += ["## Robustness to sampling temperature", ""]
     for f in temperatures:
@@ -474,6 +488,18 @@ def _markdown(
         lines += [markdown_table(["task", "algorithm", "seed", "error"], rows), ""]
     lines += ["## Provenance", "", markdown_table(["", ""], [[k, str(v)] for k, v in prov.items()]), ""]
     return "\n".join(lines)
+
+
+SPAN_HEADER = ["method", "sweep points", "lowest KL", "highest KL", "highest / lowest"]
+
+
+def span_rows(table: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for r in table.itertuples():
+        bound = " (bound)" if r.kl_is_bound else ""
+        ratio = "—" if pd.isna(r.ratio) else f"{r.ratio:.1f}×"
+        rows.append([r.method, str(r.points), f"{r.kl_min:.2f}{bound}", f"{r.kl_max:.2f}{bound}", ratio])
+    return sorted(rows, key=lambda row: figures.natural_key(row[0]))
 
 
 SCALING_HEADER = [

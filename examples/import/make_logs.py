@@ -37,6 +37,7 @@ def sb3_ppo(out: Path, steps: int, seed: int) -> None:
 def a2c_with_cleanrl_tags(out: Path, steps: int, seed: int) -> None:
     from stable_baselines3 import A2C
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / f"CartPole-v1__a2c__{seed}"))
@@ -50,7 +51,9 @@ def a2c_with_cleanrl_tags(out: Path, steps: int, seed: int) -> None:
             return True
 
     env = gym.wrappers.RecordEpisodeStatistics(gym.make("CartPole-v1"))
-    A2C("MlpPolicy", env, seed=seed, verbose=0).learn(steps, callback=Episodes())
+    model = A2C("MlpPolicy", env, seed=seed, verbose=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes a tempdir folder
+    model.learn(steps, callback=Episodes())
     writer.close()
 
 

@@ -244,6 +244,8 @@ WRONG = [
         [{"n_layer": 0}, {"n_embd": 10**6}, {"dropout": 1.0}, {"bogus": 1}, {"n_head": True}],
     ),
     ("lm", ("lm", "sft"), [{"steps": -1}, {"lr": INF}, {"batch_size": 10**6}, {"warmup": 10**9}]),
+    ("lm", ("lm", "sft", "loss"), ["x", 5]),
+    ("lm", ("lm", "sft", "loss"), ["completion"]),  # sentiment has no references
     ("lm", ("lm", "gold"), ["nonsense", "hf:", 5, "hf-rm:"]),
     ("lm", ("lm", "device"), ["tpu", 5]),
     ("lm", ("lm", "max_new_tokens"), [0, 10**6]),

@@ -204,8 +204,10 @@ def test_leaderboard_page_over_three_submissions(submissions, tmp_path, capsys):
     assert 'class="imported"' in html and "http" not in html.split("<script>")[1]  # no network
 
 
-def test_import_reads_the_monitor_files_of_a_vectorised_env_as_one_run(tmp_path, capsys):
+def test_import_reads_the_monitor_files_of_a_vectorised_env_as_one_run(tmp_path, capsys, monkeypatch):
     from stable_baselines3 import A2C
+
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3"))  # not a folder in the system's tempdir
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.results_plotter import load_results
 

@@ -203,7 +203,7 @@ def summary_run(tmp_path_factory):
 def test_summarization_records_win_rate_rouge_and_per_prompt_outcomes(summary_run):
     tmp, store = summary_run
     runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
-    assert set(runs.values()) == {"done"} and len(runs) == 7
+    assert set(runs.values()) == {"done"} and len(runs) == 14
     ev = _evals(store)
     final = ev[(ev.metric == "eval/win_rate") & (ev.step == ev.groupby("algorithm").step.transform("max"))]
     assert set(final.algorithm) == set(runs)
@@ -224,7 +224,7 @@ def test_summarization_records_win_rate_rouge_and_per_prompt_outcomes(summary_ru
         ),  # fmt: skip
         columns=["algorithm", "temperature", "metric", "item", "value"],
     )
-    assert len(out) == 7 * 24 * 3 * 2
+    assert len(out) == 14 * 24 * 3 * 2
     wins = out[out.metric == "eval/win_rate"]
     assert set(wins.value) <= {0.0, 0.5, 1.0}
     for (algo, temp), g in wins.groupby(["algorithm", "temperature"]):
@@ -248,6 +248,13 @@ def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
     assert ((wins.lo <= wins["mean"]) & (wins["mean"] <= wins.hi)).all()
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"winrate1.png", "kl1.png", "frontier1.png"} <= figures
+    # the DPO paper's four claims, each with a verdict; every method's KL span
+    claims = pd.read_csv(out / "claims.csv")
+    assert len(claims) == 4 and set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
+    assert "DPO's win rate is flatter over temperature than PPO's" in set(claims.claim)
+    assert "The DPO paper's claims, measured here" in md
+    span = pd.read_csv(out / "kl_span.csv").set_index("method")
+    assert span.loc["sft"].kl_max == 0 and (span.drop(index="sft").kl_max > 0).all()
 
 
 @pytest.mark.slow  # the summarisation pipeline: 26 s of setup

@@ -211,3 +211,43 @@ def test_run_keys_of_earlier_lm_suites_stay_valid():
     recipe = custom.for_task(get_lm_task("summarization"))
     assert recipe["device"] == "auto" and recipe["corpus"]["reference_field"] == "label"
     assert recipe["gold"] == "summary-judge"
+    assert "loss" not in LMSetup().for_task(get_lm_task("summarization"))["sft"]
+    completion = LMSetup(sft={"loss": "completion"})
+    assert completion.for_task(get_lm_task("summarization"))["sft"]["loss"] == "completion"
+    with pytest.raises(ValueError, match="needs a task with references"):
+        LMSetup(sft={"loss": "completion"}).for_task(get_lm_task("sentiment"))
+    # sft.seed: unset, each run seed trains its own pi_SFT; set, every run seed shares one
+    from bench.lm.setup import LMContext
+
+    task = get_lm_task("summarization")
+    assert "seed" not in LMSetup().for_task(task)["sft"]
+    pinned = LMSetup(sft={"seed": 0}).for_task(task)
+    assert [LMContext(task, pinned, seed).sft_seed for seed in (0, 3)] == [0, 0]
+    assert [LMContext(task, LMSetup().for_task(task), seed).sft_seed for seed in (0, 3)] == [0, 3]
+
+
+def test_completion_only_sft_scores_the_reference_tokens_only(model, tok):
+    """loss: completion — the sequence is the prompt's tokens then those of " " + reference (as a
+    sampled completion follows its prompt), and the loss is the mean NLL of the reference tokens
+    (and EOS) alone, by hand from the logits."""
+    from bench.lm.setup import SFTRecipe, lm_loss, sft_sequences
+    from bench.lm.summaries import split_article
+
+    docs = ["It rained on Monday. TL;DR: Rain on Monday.", "no separator here"]
+    seqs, starts = sft_sequences(tok, docs, SFTRecipe(loss="completion", max_len=64), split_article)
+    prompt, completion = tok.encode("It rained on Monday. TL;DR:"), tok.encode(" Rain on Monday.")
+    assert seqs == [prompt + completion + [tok.eos_token_id]] and starts == [len(prompt)]
+    plain, none = sft_sequences(tok, docs, SFTRecipe(max_len=64))
+    assert none is None and len(plain) == 2 and plain[0][-1] == tok.eos_token_id
+
+    seq, start = seqs[0], starts[0]
+    with torch.no_grad():
+        logp = F.log_softmax(model(torch.tensor([seq])).logits[0], -1)
+        nll = [-logp[t - 1, seq[t]].item() for t in range(start, len(seq))]
+        every = [-logp[t - 1, seq[t]].item() for t in range(1, len(seq))]
+        masked = lm_loss(model, seqs, tok.pad_token_id, starts).item()
+        full = lm_loss(model, seqs, tok.pad_token_id).item()
+    assert masked == pytest.approx(sum(nll) / len(nll), rel=1e-5)
+    assert full == pytest.approx(sum(every) / len(every), rel=1e-5)
+    with pytest.raises(ValueError, match="needs a task with references"):
+        sft_sequences(tok, docs, SFTRecipe(loss="completion"))

@@ -166,3 +166,63 @@ def test_scaling_table_speedup_and_efficiency_by_hand():
     assert table.loc[("dppo", 2), "efficiency"] == pytest.approx(1.0)
     assert table.loc[("dppo", 2), "wall_time"] == pytest.approx(2.75)
     assert np.isnan(table.loc[("dppo[lr=0.1]", 4), "speedup"])
+
+
+def _lm_claim_records():
+    """sentiment-like runs, 3 seeds each: final (KL, score) at T = 1 and a temperature sweep.
+    dpo[beta=1] (KL 2) and dpo[beta=0.1] (KL 8); rlhf-ppo[a] (KL 3) and rlhf-ppo[b] (KL 10);
+    ppo-gt (KL 1, below every DPO point); best-of-n (KL 1.8); sft (KL 0)."""
+    points = {  # label: (kl, scores per seed, score drop per unit temperature)
+        "dpo[beta=1]": (2.0, [0.50, 0.52, 0.54], 0.0),
+        "dpo[beta=0.1]": (8.0, [0.80, 0.81, 0.82], 0.0),
+        "rlhf-ppo[a]": (3.0, [0.30, 0.31, 0.32], 0.4),
+        "rlhf-ppo[b]": (10.0, [0.70, 0.71, 0.72], 0.4),
+        "ppo-gt": (1.0, [0.60, 0.61, 0.62], 0.4),
+        "best-of-n": (1.8, [0.78, 0.80, 0.82], 0.0),
+        "sft": (0.0, [0.00, 0.01, 0.02], 0.0),
+    }
+    runs, evals = [], []
+    for label, (kl, scores, slope) in points.items():
+        algo = {"dpo": "lm-dpo", "best-of-n": "best-of-n"}.get(R.method_of(label), R.method_of(label))
+        for seed, score in enumerate(scores):
+            key = f"{label}-{seed}"
+            runs.append((key, "sentiment", label, algo, seed, "done", 400, 1.0, 1.0))
+            evals.append((key, 400, 1.0, 1.0, "eval/kl", kl))
+            for t in (0.0, 0.5, 1.0):
+                evals.append((key, 400, 1.0, t, "eval/gold_reward", score + slope * (1.0 - t)))
+    return _results(evals, runs)
+
+
+def test_kl_span_and_the_paper_claims_by_hand():
+    res = _lm_claim_records()
+    res.score_metric = lambda task: "eval/gold_reward"
+    span = R.kl_span_table(res).set_index("method")
+    assert span.loc["dpo"][["points", "kl_min", "kl_max", "ratio"]].tolist() == [2, 2.0, 8.0, 4.0]
+    assert np.isnan(span.loc["sft"].ratio)
+
+    claims = R.claims_table(res, reps=500).set_index("claim")
+    # rlhf-ppo[a] (KL 3, 0.31) faces dpo[beta=1] (KL 2, 0.52): +0.21; rlhf-ppo[b] (KL 10, 0.71)
+    # faces dpo[beta=0.1] (KL 8, 0.81): +0.10 — both significant
+    frontier = claims.loc["DPO's frontier dominates PPO's"]
+    assert frontier.verdict == "holds"
+    assert "+0.210" in frontier.measured and "+0.100" in frontier.measured
+    # PPO-GT's only point has KL 1, below every DPO point: nothing to compare it with
+    gt = claims.loc["DPO dominates PPO-GT"]
+    assert gt.verdict == "does not hold" and "no DPO point at or below its KL" in gt.measured
+    # the best points: dpo[beta=0.1] is flat over T, rlhf-ppo[b] drops by 0.4 from T = 0 to 1
+    flat = claims.loc["DPO's score is flatter over temperature than PPO's"]
+    assert flat.verdict == "holds" and "difference -0.400" in flat.measured
+    # best-of-n (0.80) against dpo[beta=0.1] (0.81): not significantly lower; far above π_SFT
+    bon = claims.loc["Best-of-N is a strong baseline"]
+    assert bon.verdict == "holds" and "score -0.010" in bon.measured and "minus π_SFT: +0.790" in bon.measured
+
+    # one seed: no intervals, so no verdict — except where no comparable point decides it
+    one = _lm_claim_records()
+    one.runs = one.runs[one.runs.seed == 0]
+    one.evals = one.evals[one.evals.run_key.isin(set(one.runs.run_key))]
+    one.score_metric = lambda task: "eval/gold_reward"
+    verdicts = R.claims_table(one, reps=200).set_index("claim").verdict
+    assert verdicts["DPO's frontier dominates PPO's"] == "inconclusive"
+    assert verdicts["DPO dominates PPO-GT"] == "does not hold"
+    assert verdicts["Best-of-N is a strong baseline"] == "inconclusive"
+    assert verdicts["DPO's score is flatter over temperature than PPO's"] == "inconclusive"
