@@ -1107,6 +1107,7 @@ def _difference(a, b, reps: int, confidence: float, seed: int) -> tuple[float, f
 def _dominance(a_pts, b_pts, a_name, b_name, reps, confidence, seed) -> tuple[str, str, list[dict]]:
     a, b = _point_scores(a_pts), _point_scores(b_pts)
     details, ahead, behind, missing = [], 0, 0, 0
+    lowest = min(a, key=lambda lab: (a[lab][0], lab)) if a else None
     for b_label, (b_kl, b_scores) in sorted(b.items(), key=lambda kv: kv[1][0]):
         within = {lab: v for lab, v in a.items() if v[0] <= b_kl}
         if not within:
@@ -1130,7 +1131,10 @@ def _dominance(a_pts, b_pts, a_name, b_name, reps, confidence, seed) -> tuple[st
     parts = []
     for r in details:
         if r["a"] is None:
-            parts.append(f"{r['b']} (KL {r['b_kl']:.2f}): no {a_name} point at or below its KL")
+            parts.append(
+                f"{r['b']} (KL {r['b_kl']:.2f}): no {a_name} point at or below its KL (lowest: {lowest}, "
+                f"KL {a[lowest][0]:.2f})"
+            )
         else:
             parts.append(
                 f"{r['b']} (KL {r['b_kl']:.2f}): {r['a']} (KL {r['a_kl']:.2f}) "

@@ -412,7 +412,8 @@ def _method_panels(table: pd.DataFrame, colors: dict, height: float, legend_loc:
     methods = natural(table.method.unique())
     cols = min(4, len(methods))
     rows = -(-len(methods) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, height * rows), sharex=True, sharey=True,
+    # the extra inch holds the figure's title and axis labels above and beside one row of panels
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, height * rows + 1.0), sharex=True, sharey=True,
                              squeeze=False)  # fmt: skip
     for ax, method in zip(axes.flat, methods, strict=False):
         g = table[table.method == method]
@@ -510,7 +511,7 @@ def kl_curve_figure(curves: pd.DataFrame, task: str, colors: dict, path: Path) -
 
     fig = _method_panels(curves, colors, 2.8, "upper left", draw)
     fig.supxlabel("optimizer updates")
-    fig.supylabel("KL(π ‖ π_ref) at T = 1 (nats; mean, band = seed range)")
+    fig.supylabel("KL(π ‖ π_ref) at T = 1, nats\n(mean; band: seed range)")
     fig.suptitle(f"{short(task)}: KL to the reference over training")
     fig.tight_layout()
     return _save(fig, path)
