@@ -187,6 +187,7 @@ def task_figure(
     seed: int,
     x_label: str = "env steps",
     protocols: dict | None = None,
+    time_axis: str = "wall_time",
 ) -> str:
     """Three panels for one task: score against env steps (optimizer updates for LM tasks) and
     against wall time (mean over seeds, 95% bootstrap band), and the final score of every seed per
@@ -194,14 +195,18 @@ def task_figure(
     budget (``main_budget``; longer runs are marked "continues to N" in the legend), and a curve
     that collapses far below the others is clipped at ``robust_floor`` (marked "clipped"). Runs
     measured under another protocol (``protocols``: label -> protocol, imported runs) are dotted
-    lines with their protocol in the legend."""
+    lines with their protocol in the legend. ``time_axis``: ``wall_time``, or ``train_time`` (LM
+    tasks: the seconds of training, without the π_SFT and reward-model builds a run may wait for)."""
     protocols = protocols or {}
+    if time_axis not in ev or not np.isfinite(ev[time_axis].to_numpy(float)).any():
+        time_axis = "wall_time"
+    time_name = "training time" if time_axis == "train_time" else "wall time"
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     label = _score_label(metric, task)
     sampled = temperature_label(ev.temperature) if "temperature" in ev else "greedy"
     order = natural(ev.algorithm.unique())
     cut = main_budget(ev) if len(ev) else None
-    for ax, x, xlabel in [(axes[0], "step", x_label), (axes[1], "wall_time", "wall time (s)")]:
+    for ax, x, xlabel in [(axes[0], "step", x_label), (axes[1], time_axis, f"{time_name} (s)")]:
         means: dict[str, np.ndarray] = {}
         for algo in order:
             g = ev[ev.algorithm == algo]
@@ -257,8 +262,8 @@ def task_figure(
             label=name + (" (off this axis)" if beyond else ""),
         )
     axes[0].set_title(f"{short(task)}: learning curves")
-    timed = np.isfinite(ev.wall_time.to_numpy(float)).any()
-    axes[1].set_title(f"{short(task)}: against wall time" + ("" if timed else " (not recorded)"))
+    timed = np.isfinite(ev[time_axis].to_numpy(float)).any()
+    axes[1].set_title(f"{short(task)}: against {time_name}" + ("" if timed else " (not recorded)"))
     # final scores: one dot per seed (jittered by the report's seed, so the same report draws
     # the same figure), the mean as a bar, anchors as black markers with ± std
     order = natural(finals.algorithm.unique())

@@ -93,6 +93,10 @@ def test_published_lm_summarization_report_opens_with_win_rates_kl_curves_and_sa
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.samples tr")) >= 1 + 5
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Win rate against the reference" in body and "T = 0.25" in body
+    # the page leads with the DPO paper's claims (one verdict each), then the frontier figure
+    verdicts = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "td.verdict")]
+    assert len(verdicts) == 4 and set(verdicts) <= {"holds", "does not hold", "inconclusive"}
+    assert Path(images[0][0]).stem == "frontier1"
 
 
 def test_report_with_frontiers_and_markup_in_names_opens_cleanly(browser, tmp_path):

@@ -245,6 +245,7 @@ WRONG = [
     ),
     ("lm", ("lm", "sft"), [{"steps": -1}, {"lr": INF}, {"batch_size": 10**6}, {"warmup": 10**9}]),
     ("lm", ("lm", "sft", "loss"), ["x", 5]),
+    ("lm", ("lm", "sft", "seed"), [-1, "x", 2**40, 1.5]),
     ("lm", ("lm", "sft", "loss"), ["completion"]),  # sentiment has no references
     ("lm", ("lm", "gold"), ["nonsense", "hf:", 5, "hf-rm:"]),
     ("lm", ("lm", "device"), ["tpu", 5]),
