@@ -1104,7 +1104,8 @@ def _difference(a, b, reps: int, confidence: float, seed: int) -> tuple[float, f
     return stats.difference_interval(a, b, reps, confidence, seed)
 
 
-def _dominance(a_pts, b_pts, a_name, b_name, reps, confidence, seed) -> tuple[str, str, list[dict]]:
+def _dominance(a_pts, b_pts, a_name, b_name, reps, confidence, seed) -> tuple[str, str]:
+    """(verdict, what was measured) of "a's frontier dominates b's" (``CLAIM_RULES``)."""
     a, b = _point_scores(a_pts), _point_scores(b_pts)
     details, ahead, behind, missing = [], 0, 0, 0
     lowest = min(a, key=lambda lab: (a[lab][0], lab)) if a else None
@@ -1142,7 +1143,7 @@ def _dominance(a_pts, b_pts, a_name, b_name, reps, confidence, seed) -> tuple[st
             )
     text = f"{a_name} significantly higher at {ahead} of {n} {b_name} points, significantly lower at {behind}"
     text += (f", no comparable point at {missing}" if missing else "") + ". " + "; ".join(parts)
-    return verdict, text, details
+    return verdict, text
 
 
 def _temperature_values(results: Results, label: str, metric: str) -> pd.DataFrame:
@@ -1212,7 +1213,7 @@ def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, s
                 text = (f"range over T = {temps}: {best[a]} {ra:.3f}, {best[b]} {rb:.3f}; difference "
                         f"{_fmt_diff((ra - rb, lo, hi))}")  # fmt: skip
             else:
-                verdict, text, _ = _dominance(
+                verdict, text = _dominance(
                     tp[tp.method == a], tp[tp.method == b], names[a], names[b], reps, confidence, seed
                 )
             rows.append(dict(task=task, claim=claim, verdict=verdict, measured=text))

@@ -299,13 +299,12 @@ def _check_semantics(path: Path, suite: Suite, root: Path | None = None) -> None
                 raise _validation_error(path, e, f"alignment.reference.{task}.params", ppo.config) from None
     if suite.lm is not None:
         _check_lm_paths(path, suite.lm, root or path.absolute().parent.resolve())
-        if suite.lm.sft.loss == "completion":
-            lm_tasks = {t for e in suite.algorithms for t in (e.tasks or suite.tasks) if t in LM_TASKS}
-            for task in sorted(lm_tasks):
-                if not LM_TASKS[task].has_references:
-                    raise SuiteError(
-                        path, "lm.sft.loss", f"completion needs a task with references; {task!r} has none"
-                    )
+        lm_tasks = {t for e in suite.algorithms for t in (e.tasks or suite.tasks) if t in LM_TASKS}
+        for task in sorted(lm_tasks):
+            try:  # the recipe's checks against the task (e.g. sft.loss: completion needs references)
+                suite.lm.for_task(LM_TASKS[task])
+            except ValueError as e:
+                raise SuiteError(path, "lm.sft.loss", str(e).removeprefix("sft.loss: ")) from None
     # the run count, before any grid is built: a few list-valued params can make billions of cells
     counts = [
         (_cell_count(entry, task) * len(suite.seeds), i)
