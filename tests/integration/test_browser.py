@@ -80,6 +80,10 @@ def test_published_lm_sentiment_report_opens_with_frontier_temperatures_and_samp
 
     rows = browser.find_elements(By.CSS_SELECTOR, "table.samples tr")
     assert len(rows) >= 1 + 5  # header, five samples of pi_SFT and more
+    # the page leads with the DPO paper's claims (one verdict each), then the frontier figure
+    verdicts = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "td.verdict")]
+    assert len(verdicts) == 4 and set(verdicts) <= {"holds", "does not hold", "inconclusive"}
+    assert Path(images[0][0]).stem == "frontier1"
 
 
 def test_published_lm_summarization_report_opens_with_win_rates_kl_curves_and_samples(browser, tmp_path):
@@ -123,6 +127,7 @@ def test_published_dppo_scaling_report_opens_with_the_scaling_study(browser, tmp
 
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Scaling: LunarLander-v3" in body and "efficiency" in body
+    assert "wall time to threshold" in body  # the learning claim, not only throughput
 
 
 def test_leaderboard_page_over_three_submissions_sorts_and_filters(browser, tmp_path):
