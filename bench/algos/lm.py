@@ -209,10 +209,37 @@ class Batches:
 
 
 def encoded_pairs(ctx: LMContext) -> tuple[list[tuple], list[tuple]]:
-    """Encoded (prompt, chosen, rejected) of the train and held-out preference pairs."""
-    tok, prefs = ctx.tokenizer(), ctx.preferences()
-    train, held = prefs.split()
-    return tuple(encode_pairs(tok, *prefs.texts(pairs)) if pairs else [] for pairs in (train, held))
+    """Encoded (prompt, chosen, rejected) of the train and held-out preference pairs (a per-seed
+    artifact: the same for every preference method of a seed)."""
+
+    def build() -> dict:
+        tok, prefs = ctx.tokenizer(), ctx.preferences()
+        train, held = prefs.split()
+        return {
+            name: encode_pairs(tok, *prefs.texts(pairs)) if pairs else []
+            for name, pairs in (("train", train), ("held", held))
+        }
+
+    data = ctx.derived("pairs", build, __name__)
+    return tuple([tuple(pair) for pair in data[name]] for name in ("train", "held"))
+
+
+def reference_logps(ctx: LMContext, train: list[tuple], held: list[tuple]) -> dict[str, torch.Tensor]:
+    """π_SFT's chosen and rejected log-probs of the train and held-out pairs ("train_w", "train_l",
+    "held_w", "held_l"): a per-seed artifact, computed by the first DPO-family run of a seed and
+    loaded, as the same numbers, by the others."""
+    pad = ctx.tokenizer().pad_token_id
+
+    def build() -> dict:
+        ref, out = ctx.reference(), {}
+        for name, pairs in (("train", train), ("held", held)):
+            w, lo = frozen_pair_logps(ref, pairs, pad) if pairs else (torch.zeros(0), torch.zeros(0))
+            out[f"{name}_w"], out[f"{name}_l"] = w.cpu(), lo.cpu()
+        return out
+
+    data = ctx.derived("reference-logps", build, __name__, tensors=True)
+    device = ctx.setup.torch_device()
+    return {k: v.to(device) for k, v in data.items()}
 
 
 # -- methods ----------------------------------------------------------------------------------
@@ -231,7 +258,8 @@ def train_dpo(task: LMTask, cfg: LMDPOConfig, steps: int, seed: int, evaluator: 
     if not train:
         raise ValueError("no training preference pairs")
     policy, ref = ctx.policy(), ctx.reference()
-    ref_w, ref_l = frozen_pair_logps(ref, train, pad)
+    reference = reference_logps(ctx, train, held)
+    ref_w, ref_l = reference["train_w"], reference["train_l"]
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     batches = Batches(len(train), cfg.batch_size, seed)
     for step in range(1, steps + 1):
@@ -249,7 +277,7 @@ def train_dpo(task: LMTask, cfg: LMDPOConfig, steps: int, seed: int, evaluator: 
             evaluator(step, policy)
     if held:
         t0 = time.perf_counter()
-        held_ref_w, held_ref_l = frozen_pair_logps(ref, held, pad)
+        held_ref_w, held_ref_l = reference["held_w"], reference["held_l"]
         held_w, held_l = frozen_pair_logps(policy.eval(), held, pad)
         acc = float(((held_w - held_ref_w) > (held_l - held_ref_l)).float().mean())
         recorder.eval(steps, 1.0, "eval/pref_accuracy", acc, len(held))

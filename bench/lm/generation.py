@@ -49,7 +49,8 @@ def _sample_batch(model, prompts, temperature, max_new_tokens, eos_id, pad_id, g
         attn[i, width - len(p) :] = 1
     ids, attn = ids.to(device), attn.to(device)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    res = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
+    last = {"logits_to_keep": 1} if head_only_where_needed(model) else {}  # only the last position's logits
+    res = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, **last)
     past, logits, next_pos = res.past_key_values, res.logits[:, -1], pos[:, -1] + 1
     done = torch.zeros(n, dtype=torch.bool, device=device)
     tokens = []
@@ -111,11 +112,26 @@ def batch_pairs(prompts: list[list[int]], completions: list[list[int]], pad_id: 
     return ids, attn, index, targets, mask
 
 
+def head_only_where_needed(model) -> bool:
+    """Whether ``model`` is a GPT-2 LM (the tiny models, or a GPT-2 base), whose logits are its LM
+    head applied to the last hidden state and nothing else: for it, the head is applied only at the
+    positions whose logits are used. The logits there are the same numbers (each row is one matrix
+    product of its own hidden state; ``test_generation`` checks equality), and the head, a
+    vocabulary-wide matrix product, is skipped at prompt and padding positions. Other models get
+    their full forward pass (some scale or cap their logits after the head)."""
+    from transformers import GPT2LMHeadModel
+
+    return type(model) is GPT2LMHeadModel
+
+
 def completion_logits(model, prompts, completions, pad_id: int):
     """Logits predicting each completion token ([B, C, V]), its targets and mask."""
     ids, attn, index, targets, mask = (t.to(model.device) for t in batch_pairs(prompts, completions, pad_id))
-    logits = model(input_ids=ids, attention_mask=attn).logits
     rows = torch.arange(len(prompts), device=model.device)[:, None]
+    if head_only_where_needed(model):
+        hidden = model.transformer(input_ids=ids, attention_mask=attn).last_hidden_state
+        return model.lm_head(hidden[rows, index]), targets, mask
+    logits = model(input_ids=ids, attention_mask=attn).logits
     return logits[rows, index], targets, mask
 
 

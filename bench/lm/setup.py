@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bench.cache import cache_dir, cached_dir, cached_json, recipe_hash
+from bench.cache import cache_dir, cached, cached_dir, cached_json, recipe_hash
 from bench.fingerprint import artifact_code
-from bench.lm.generation import batch_pairs, sample
+from bench.lm.generation import batch_pairs, head_only_where_needed, sample
 from bench.lm.gold import Scorer, get_gold
 from bench.lm.models import ModelRecipe, build_tiny_lm, load_lm, load_scalar_model, scalar_model_from
 from bench.lm.tasks import LMTask
@@ -220,6 +220,12 @@ def lm_loss(model, seqs: list[list[int]], pad_id: int, starts: list[int] | None 
         ids[i, : len(s)] = torch.tensor(s)
         attn[i, : len(s)] = 1
         scored[i, (starts[i] if starts else 0) : len(s)] = 1
+    if starts and head_only_where_needed(model):  # the LM head only where a token is predicted
+        ids, attn, scored = ids.to(model.device), attn.to(model.device), scored.to(model.device).bool()
+        predicts = scored[:, 1:]  # the hidden state at position t predicts token t + 1
+        hidden = model.transformer(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1]
+        logits = model.lm_head(hidden[predicts])
+        return F.cross_entropy(logits.float(), ids[:, 1:][predicts])
     labels = ids.masked_fill(scored == 0, -100)
     ids, attn, labels = ids.to(model.device), attn.to(model.device), labels.to(model.device)
     return model(input_ids=ids, attention_mask=attn, labels=labels).loss
@@ -432,7 +438,13 @@ class LMContext:
 
     def prompts(self) -> dict:
         """{"train": [(text, ids)], "test": [(text, ids)]}, the same for every seed; tasks with
-        references also have "train_refs" and "test_refs" (the reference completion texts)."""
+        references also have "train_refs" and "test_refs" (the reference completion texts). Cached
+        beside the tokenizer, so that a run whose π_SFT exists never generates or reads the corpus."""
+
+        def load():
+            path = self.root / f"prompts-{self.tok_hash}.json"
+            data, _ = cached_json(path, build)
+            return {k: [tuple(x) for x in v] if k in ("train", "test") else v for k, v in data.items()}
 
         def build():
             _, docs = self.documents()
@@ -457,7 +469,23 @@ class LMContext:
                 out["train_refs"], out["test_refs"] = refs[: r.train], refs[r.train : r.train + r.test]
             return out
 
-        return self._once("prompts", build)
+        return self._once("prompts", load)
+
+    def derived(self, name: str, build: Callable[[], dict], code: str, tensors: bool = False) -> dict:
+        """A per-seed artifact computed from the preference data and π_SFT by the code of module
+        ``code`` (the encoded pairs, π_SFT's log-probs of them): built by the first run of the seed
+        that needs it, loaded by the others (the same numbers), and kept out of training time like
+        every artifact. ``tensors``: saved with ``torch.save`` (else JSON)."""
+
+        def load():
+            key = recipe_hash({"prefs": self.pref_hash, "name": name, "code": artifact_code(code)})
+            path = self.root / f"{name}-s{self.seed}-{key}.{'pt' if tensors else 'json'}"
+            t0 = time.perf_counter()
+            data, built = (cached if tensors else cached_json)(path, build)
+            self.log(f"{name} {'built' if built else 'loaded'} ({path}) in {time.perf_counter() - t0:.1f} s")
+            return data
+
+        return self._once(name, load)
 
     @property
     def sft_seed(self) -> int:

@@ -1,6 +1,7 @@
 """The controlled-sentiment pipeline end to end: the LM smoke suite through the CLI (records,
 samples, report), suite validation across domains, and the paper-scale path with local models."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -76,6 +77,37 @@ def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     )
     coef = _rows(store, query)
     assert coef[0][0] == 0.05 and len({v for (v,) in coef}) == len(coef)
+
+
+def test_per_seed_pair_artifacts_are_the_references_own_log_probs(lm_run):
+    """The encoded pairs and π_SFT's log-probs of them are cached once per seed (every preference
+    method of the seed loads them) and are exactly what π_SFT computes for those pairs; the prompts
+    are cached beside the tokenizer."""
+    import torch
+
+    from bench.algos.lm import encode_pairs, frozen_pair_logps
+    from bench.lm.models import load_lm
+    from bench.lm.setup import Preferences
+
+    tmp, _ = lm_run
+    root = tmp / "cache" / "lm" / "sentiment"
+    (pairs_file,) = root.glob("pairs-s0-*.json")
+    (logps_file,) = root.glob("reference-logps-s0-*.pt")
+    (prefs_file,) = root.glob("prefs-s0-*.json")
+    assert len(list(root.glob("prompts-*.json"))) == 1
+    (sft_dir,) = [d for d in root.glob("sft-s0-*") if d.is_dir()]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(sft_dir))
+    prefs = Preferences(json.loads(prefs_file.read_text()))
+    train, held = prefs.split()
+    cached_pairs = json.loads(pairs_file.read_text())
+    assert cached_pairs["train"] == [list(map(list, x)) for x in encode_pairs(tok, *prefs.texts(train))]
+    ref = load_lm(str(sft_dir)).eval()
+    want_w, want_l = frozen_pair_logps(ref, [tuple(x) for x in cached_pairs["train"]], tok.pad_token_id)
+    got = torch.load(logps_file, weights_only=True)
+    assert torch.equal(got["train_w"], want_w) and torch.equal(got["train_l"], want_l)
+    assert len(got["held_w"]) == len(held) and len(got["train_w"]) == len(train)
 
 
 def test_lm_runs_store_text_samples_and_the_report_shows_them(lm_run):

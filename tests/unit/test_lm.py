@@ -251,3 +251,33 @@ def test_completion_only_sft_scores_the_reference_tokens_only(model, tok):
     assert full == pytest.approx(sum(every) / len(every), rel=1e-5)
     with pytest.raises(ValueError, match="needs a task with references"):
         sft_sequences(tok, docs, SFTRecipe(loss="completion"))
+
+
+def test_gpt2_head_at_completion_positions_only_gives_the_full_forward_passes_logits(model, tok):
+    """For GPT-2 the LM head runs only where a completion token is predicted; the logits there are
+    the very numbers of the full forward pass (each row is its own product with the head), and the
+    gradients agree with those through the full pass."""
+    from bench.lm.generation import batch_pairs, completion_logits, head_only_where_needed
+
+    assert head_only_where_needed(model)
+    prompts = [tok(t)["input_ids"][:k] for t, k in zip(TEXTS[:5], [2, 9, 4, 12, 6], strict=True)]
+    comps = [tok(t)["input_ids"][:k] for t, k in zip(TEXTS[5:10], [7, 1, 11, 3, 8], strict=True)]
+    pad = tok.pad_token_id
+    ids, attn, index, targets, mask = batch_pairs(prompts, comps, pad)
+    rows = torch.arange(len(prompts))[:, None]
+    with torch.no_grad():
+        want = model(input_ids=ids, attention_mask=attn).logits[rows, index]
+        got, got_targets, got_mask = completion_logits(model, prompts, comps, pad)
+    assert torch.equal(got, want) and torch.equal(got_targets, targets) and torch.equal(got_mask, mask)
+
+    def grads(logits_fn):
+        model.zero_grad()
+        logits = logits_fn()
+        (F.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1) * mask).sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    full = grads(lambda: model(input_ids=ids, attention_mask=attn).logits[rows, index])
+    part = grads(lambda: completion_logits(model, prompts, comps, pad)[0])
+    model.zero_grad()
+    for a, b in zip(full, part, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
