@@ -115,10 +115,11 @@ def batch_pairs(prompts: list[list[int]], completions: list[list[int]], pad_id: 
 def head_only_where_needed(model) -> bool:
     """Whether ``model`` is a GPT-2 LM (the tiny models, or a GPT-2 base), whose logits are its LM
     head applied to the last hidden state and nothing else: for it, the head is applied only at the
-    positions whose logits are used. The logits there are the same numbers (each row is one matrix
-    product of its own hidden state; ``test_generation`` checks equality), and the head, a
-    vocabulary-wide matrix product, is skipped at prompt and padding positions. Other models get
-    their full forward pass (some scale or cap their logits after the head)."""
+    positions whose logits are used. The logits there are the same up to float rounding (each row
+    is the product of its own hidden state with the head; the matrix kernel may round differently
+    for another number of rows), and the head, a vocabulary-wide matrix product, is skipped at
+    prompt and padding positions. Other models get their full forward pass (some scale or cap their
+    logits after the head)."""
     from transformers import GPT2LMHeadModel
 
     return type(model) is GPT2LMHeadModel

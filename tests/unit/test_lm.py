@@ -255,8 +255,8 @@ def test_completion_only_sft_scores_the_reference_tokens_only(model, tok):
 
 def test_gpt2_head_at_completion_positions_only_gives_the_full_forward_passes_logits(model, tok):
     """For GPT-2 the LM head runs only where a completion token is predicted; the logits there are
-    the very numbers of the full forward pass (each row is its own product with the head), and the
-    gradients agree with those through the full pass."""
+    those of the full forward pass (each row is its own product with the head; only the kernel's
+    rounding may differ), and so are the gradients."""
     from bench.lm.generation import batch_pairs, completion_logits, head_only_where_needed
 
     assert head_only_where_needed(model)
@@ -268,7 +268,8 @@ def test_gpt2_head_at_completion_positions_only_gives_the_full_forward_passes_lo
     with torch.no_grad():
         want = model(input_ids=ids, attention_mask=attn).logits[rows, index]
         got, got_targets, got_mask = completion_logits(model, prompts, comps, pad)
-    assert torch.equal(got, want) and torch.equal(got_targets, targets) and torch.equal(got_mask, mask)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    assert torch.equal(got_targets, targets) and torch.equal(got_mask, mask)
 
     def grads(logits_fn):
         model.zero_grad()
