@@ -133,6 +133,7 @@ TASK_DEFAULTS["sb3-trpo"] = {
                            n_critic_updates=15),
     "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, n_critic_updates=15, use_sde=True,
                         sde_sample_freq=4),
+    "LunarLanderContinuous-v3": dict(normalize=True, n_envs=2, n_steps=1024, n_critic_updates=20),
 }  # fmt: skip
 
 

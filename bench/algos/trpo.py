@@ -66,6 +66,8 @@ TASK_DEFAULTS: dict[str, dict] = {
                            n_critic_updates=15),
     "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, n_critic_updates=15, normalize_obs=True,
                         normalize_reward=True),
+    "LunarLanderContinuous-v3": dict(n_envs=2, n_steps=1024, n_critic_updates=20, normalize_obs=True,
+                                     normalize_reward=True),
 }  # fmt: skip
 
 
