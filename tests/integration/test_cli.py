@@ -269,7 +269,7 @@ def test_shipped_suites_are_found_from_any_folder(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)  # no suites/ folder here
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "shipped suites (bench run NAME):" in out and "\n  smoke  smoke v1:" in out
+    assert "shipped suites (bench run NAME):" in out and "\n  smoke  smoke v2:" in out
     assert find_suite("smoke") == shipped_suites() / "smoke.yaml"
     assert find_suite("paper/imdb-sentiment").name == "imdb-sentiment.yaml"
     assert find_suite("../../../etc/passwd") == Path("../../../etc/passwd")  # not a shipped suite

@@ -208,9 +208,9 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
 
 @pytest.mark.slow
 def test_twenty_kills_on_the_smoke_suite(tmp_path):
-    """20 SIGKILLs in a row on the smoke suite (every control algorithm x task, 6 seeds: 90 runs,
+    """20 SIGKILLs in a row on the smoke suite (every control algorithm x task, 4 seeds: 112 runs,
     enough that the suite is not finished before the 20th kill)."""
-    suite = _smoke(tmp_path, seeds=6)
+    suite = _smoke(tmp_path, seeds=4)
     t0 = time.monotonic()
     stats = kill_loop(tmp_path, suite, kills=20, seed=0, delay=(1.5, 8.0))
     print(f"\nkill loop: {stats} in {time.monotonic() - t0:.0f} s")
