@@ -460,6 +460,12 @@ def threshold(task: str) -> float | None:
     return None if t is None else t.reward_threshold
 
 
+def random_score(task: str) -> float | None:
+    """The task's declared score of a random policy (None for an unknown task)."""
+    t = TASKS.get(task)
+    return None if t is None else t.random_score
+
+
 # -- leaderboard -------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ import matplotlib.colors
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -163,15 +164,32 @@ def main_budget(ev: pd.DataFrame) -> float | None:
     return cut if (ends > cut * 1.05).any() else None
 
 
-def robust_floor(curves: dict[str, np.ndarray]) -> float | None:
+def robust_floor(curves: dict[str, np.ndarray], random: float | None = None) -> float | None:
     """A lower y-limit that keeps one algorithm's collapse from flattening the others: the 5th
-    percentile of all mean-curve values less a margin, or None when nothing lies far below it."""
+    percentile of all mean-curve values less a margin, or None when nothing lies far below it.
+    With the task's random-policy score ``random``, the limit stays below it too (by 15% of the
+    span to the best value), so a curve's start from random is drawn, and only a fall far below
+    random is clipped."""
     values = np.concatenate([c[np.isfinite(c)] for c in curves.values()] or [np.array([])])
     if len(values) < 10:
         return None
     lo, top = np.percentile(values, 5), values.max()
     floor = lo - 0.15 * (top - lo)
-    return float(floor) if values.min() < lo - 0.5 * (top - lo) else None
+    if random is not None and top > random:
+        floor = min(floor, random - 0.15 * (top - random))
+    far = values.min() < lo - 0.5 * (top - lo)
+    return float(floor) if far and values.min() < floor else None
+
+
+def step_ticks(ax) -> None:
+    """Step axes in thousands and millions (100k, 1.5M): long tick labels overlap."""
+
+    def fmt(x: float, _pos) -> str:
+        if abs(x) >= 1e6:
+            return f"{x / 1e6:g}M"
+        return f"{x / 1e3:g}k" if abs(x) >= 1e3 else f"{x:g}"
+
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(fmt))
 
 
 def task_figure(
@@ -188,6 +206,7 @@ def task_figure(
     x_label: str = "env steps",
     protocols: dict | None = None,
     time_axis: str = "wall_time",
+    random: float | None = None,
 ) -> str:
     """Three panels for one task: score against env steps (optimizer updates for LM tasks) and
     against wall time (mean over seeds, 95% bootstrap band), and the final score of every seed per
@@ -196,7 +215,8 @@ def task_figure(
     that collapses far below the others is clipped at ``robust_floor`` (marked "clipped"). Runs
     measured under another protocol (``protocols``: label -> protocol, imported runs) are dotted
     lines with their protocol in the legend. ``time_axis``: ``wall_time``, or ``train_time`` (LM
-    tasks: the seconds of training, without the π_SFT and reward-model builds a run may wait for)."""
+    tasks: the seconds of training, without the π_SFT and reward-model builds a run may wait for);
+    ``random``: the task's random-policy score, which the clipping keeps in view."""
     protocols = protocols or {}
     if time_axis not in ev or not np.isfinite(ev[time_axis].to_numpy(float)).any():
         time_axis = "wall_time"
@@ -237,7 +257,7 @@ def task_figure(
                 )
         if threshold is not None:
             ax.axhline(threshold, color="0.4", ls="--", lw=1, label=f"threshold {threshold:g}")
-        floor = robust_floor(means)
+        floor = robust_floor(means, random)
         if floor is not None:
             ax.set_ylim(bottom=floor)
             low = [a for a, m in means.items() if np.nanmin(m) < floor]
@@ -246,6 +266,8 @@ def task_figure(
                     fontsize=7, color="0.3", va="bottom")  # fmt: skip
         if x == "step" and cut is not None:
             ax.set_xlim(0, cut * 1.02)
+        if x == "step":
+            step_ticks(ax)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{label} ({sampled}, mean and 95% CI)")
     x_end = cut if cut is not None else (float(ev.step.max()) if len(ev) else None)

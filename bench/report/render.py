@@ -220,7 +220,7 @@ def _render(
                 anchors[anchors.task == task], R.threshold(task), fig_dir / f"task{i + 1}.png",
                 reps=min(reps, 1000), seed=seed,
                 x_label="optimizer updates" if task in LM_TASKS else "env steps", protocols=protos,
-                time_axis="train_time" if task in LM_TASKS else "wall_time",
+                time_axis="train_time" if task in LM_TASKS else "wall_time", random=R.random_score(task),
             )  # fmt: skip
         columns = leaderboard_columns(task)
         part = board[board.task == task]

@@ -53,12 +53,15 @@ def _open_and_check(driver, page: Path, screenshot: Path) -> list:
     return images
 
 
-def test_published_classic_control_report_opens_with_every_figure(browser, tmp_path):
-    assert REPORT.is_file(), (
-        "reports/classic-control/index.html is committed (bench report --suite classic-control)"
-    )
-    images = _open_and_check(browser, REPORT, tmp_path / "classic-control.png")
-    assert len(images) >= 6  # 3 tasks + aggregate, profiles, probability of improvement
+@pytest.mark.parametrize("suite, tasks", [("classic-control", 2), ("lunarlander", 1), ("ppo-vs-trpo", 4)])
+def test_published_classic_control_reports_open_with_every_figure(browser, tmp_path, suite, tasks):
+    report = REPORT.parents[1] / suite / "index.html"
+    assert report.is_file(), f"reports/{suite}/index.html is committed (bench report --suite {suite})"
+    images = _open_and_check(browser, report, tmp_path / f"{suite}.png")
+    names = {Path(src).stem for src, _ in images}
+    assert {f"task{i}" for i in range(1, tasks + 1)} <= names  # learning curves of every task
+    if tasks > 1:  # the aggregate over tasks, performance profiles, probability of improvement
+        assert {"aggregate", "profiles", "improvement"} <= names
 
 
 def test_published_control_alignment_report_opens_with_every_figure(browser, tmp_path):

@@ -121,7 +121,7 @@ def test_a_comparison_missing_from_the_store_fails_the_gate(gate_store, tmp_path
 
 
 def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
-    """`bench plan` on the committed classic-control baseline: the seeds for LunarLander PPO are
+    """`bench plan` on the committed lunarlander baseline: the seeds for LunarLander PPO are
     those bench.gate computes from the seed spread of its five final greedy scores."""
     import io
     import math
@@ -131,13 +131,13 @@ def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
 
     from bench import gate
 
-    csv = Path(__file__).resolve().parents[2] / "baselines" / "classic-control.csv"
+    csv = Path(__file__).resolve().parents[2] / "baselines" / "lunarlander.csv"
     args = [
         "plan",
         "--results",
         str(csv),
         "--suite",
-        "classic-control",
+        "lunarlander",
         "--tolerance",
         "0.02",
         "--effect",
@@ -145,7 +145,7 @@ def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
     ]
     assert main([*args, "--format", "csv"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index(["task", "algorithm"])
-    assert len(table) == 12
+    assert len(table) == 4
     raw = pd.read_csv(csv)
     finals = raw[(raw.task == "LunarLander-v3") & (raw.algorithm == "ppo") & (raw.metric == "eval/return")
                  & (raw.temperature == 0.0)]  # fmt: skip
@@ -153,10 +153,10 @@ def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
     sd = np.std((finals - (-185.5)) / (200 - (-185.5)), ddof=1)  # LunarLander's random and solved scores
     row = table.loc[("LunarLander-v3", "ppo")]
     assert row.seeds == 5 and row.seed_sd == pytest.approx(sd)
-    level = 1 - 0.05 / 12
+    level = 1 - 0.05 / 4
     assert row.seeds_needed == gate.seeds_needed(sd, 0.1, level, 0.02)
     mde = gate.minimum_detectable_effect(math.sqrt(2) * sd / math.sqrt(5), 4, level, 0.02)
     assert row.mde_now == pytest.approx(mde)
-    assert main(args) == 0 and "99.58% per comparison" in capsys.readouterr().out
+    assert main(args) == 0 and "98.75% per comparison" in capsys.readouterr().out
     assert main([*args[:-2], "--effect", "0.01"]) == 2
     assert "--effect must be larger than --tolerance" in capsys.readouterr().err

@@ -150,3 +150,16 @@ def test_main_budget_and_robust_floor():
     floor = figures.robust_floor(curves)
     assert floor is not None and -2500 < floor < -200
     assert figures.robust_floor({"ppo": np.linspace(-200, 200, 50)}) is None
+    # with the random-policy score: the collapse far below random is still clipped, below random
+    assert -2500 < figures.robust_floor(curves, random=-185.5) <= -185.5 - 0.15 * (200 + 185.5)
+    # CartPole-like: most evaluations near 500, a few early ones at the random policy's ~20. Without
+    # the random score those starts are clipped away; with it nothing is.
+    start = {"ppo": np.r_[[15.0, 60.0], [500.0] * 40], "pg": np.r_[[12.0], np.linspace(300, 500, 40)]}
+    assert figures.robust_floor(start) is not None
+    assert figures.robust_floor(start, random=22.7) is None
+    fig, ax = figures.plt.subplots()
+    ax.plot([0, 1_500_000], [0, 1])
+    figures.step_ticks(ax)
+    fmt = ax.xaxis.get_major_formatter()
+    assert [fmt(v, 0) for v in (0, 500, 25_000, 200_000, 1_500_000)] == ["0", "500", "25k", "200k", "1.5M"]
+    figures.plt.close(fig)
