@@ -122,7 +122,7 @@ def test_a_comparison_missing_from_the_store_fails_the_gate(gate_store, tmp_path
 
 def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
     """`bench plan` on the committed lunarlander baseline: the seeds for LunarLander PPO are
-    those bench.gate computes from the seed spread of its five final greedy scores."""
+    those bench.gate computes from the seed spread of its three final greedy scores."""
     import io
     import math
     from pathlib import Path
@@ -152,10 +152,10 @@ def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
     finals = finals[finals.step == finals.groupby("seed").step.transform("max")].value.to_numpy()
     sd = np.std((finals - (-185.5)) / (200 - (-185.5)), ddof=1)  # LunarLander's random and solved scores
     row = table.loc[("LunarLander-v3", "ppo")]
-    assert row.seeds == 5 and row.seed_sd == pytest.approx(sd)
+    assert row.seeds == 3 and row.seed_sd == pytest.approx(sd)
     level = 1 - 0.05 / 4
     assert row.seeds_needed == gate.seeds_needed(sd, 0.1, level, 0.02)
-    mde = gate.minimum_detectable_effect(math.sqrt(2) * sd / math.sqrt(5), 4, level, 0.02)
+    mde = gate.minimum_detectable_effect(math.sqrt(2) * sd / math.sqrt(3), 2, level, 0.02)
     assert row.mde_now == pytest.approx(mde)
     assert main(args) == 0 and "98.75% per comparison" in capsys.readouterr().out
     assert main([*args[:-2], "--effect", "0.01"]) == 2
