@@ -121,8 +121,8 @@ def test_a_comparison_missing_from_the_store_fails_the_gate(gate_store, tmp_path
 
 
 def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
-    """`bench plan` on the committed lunarlander baseline: the seeds for LunarLander PPO are
-    those bench.gate computes from the seed spread of its three final greedy scores."""
+    """`bench plan` on the committed classic-control baseline: the seeds for Pendulum PPO are
+    those bench.gate computes from the seed spread of its five final greedy scores."""
     import io
     import math
     from pathlib import Path
@@ -131,13 +131,13 @@ def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
 
     from bench import gate
 
-    csv = Path(__file__).resolve().parents[2] / "baselines" / "lunarlander.csv"
+    csv = Path(__file__).resolve().parents[2] / "baselines" / "classic-control.csv"
     args = [
         "plan",
         "--results",
         str(csv),
         "--suite",
-        "lunarlander",
+        "classic-control",
         "--tolerance",
         "0.02",
         "--effect",
@@ -145,18 +145,18 @@ def test_plan_says_how_many_seeds_each_comparison_needs(capsys):
     ]
     assert main([*args, "--format", "csv"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index(["task", "algorithm"])
-    assert len(table) == 4
+    assert len(table) == 12
     raw = pd.read_csv(csv)
-    finals = raw[(raw.task == "LunarLander-v3") & (raw.algorithm == "ppo") & (raw.metric == "eval/return")
+    finals = raw[(raw.task == "Pendulum-v1") & (raw.algorithm == "ppo") & (raw.metric == "eval/return")
                  & (raw.temperature == 0.0)]  # fmt: skip
     finals = finals[finals.step == finals.groupby("seed").step.transform("max")].value.to_numpy()
-    sd = np.std((finals - (-185.5)) / (200 - (-185.5)), ddof=1)  # LunarLander's random and solved scores
-    row = table.loc[("LunarLander-v3", "ppo")]
-    assert row.seeds == 3 and row.seed_sd == pytest.approx(sd)
-    level = 1 - 0.05 / 4
+    sd = np.std((finals - (-1255.5)) / (-200 - (-1255.5)), ddof=1)  # Pendulum's random and solved scores
+    row = table.loc[("Pendulum-v1", "ppo")]
+    assert row.seeds == 5 and row.seed_sd == pytest.approx(sd)
+    level = 1 - 0.05 / 12
     assert row.seeds_needed == gate.seeds_needed(sd, 0.1, level, 0.02)
-    mde = gate.minimum_detectable_effect(math.sqrt(2) * sd / math.sqrt(3), 2, level, 0.02)
+    mde = gate.minimum_detectable_effect(math.sqrt(2) * sd / math.sqrt(5), 4, level, 0.02)
     assert row.mde_now == pytest.approx(mde)
-    assert main(args) == 0 and "98.75% per comparison" in capsys.readouterr().out
+    assert main(args) == 0 and "99.58% per comparison" in capsys.readouterr().out
     assert main([*args[:-2], "--effect", "0.01"]) == 2
     assert "--effect must be larger than --tolerance" in capsys.readouterr().err
