@@ -69,10 +69,8 @@ NAME_LIMIT = 48
 def plain_log_ticks(axis) -> None:
     """Log-scale tick labels as plain numbers: matplotlib writes them as math text ($10^{2}$),
     which shows raw here because math text is off (names may contain '$')."""
-    from matplotlib.ticker import FuncFormatter
-
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(mticker.FuncFormatter(lambda v, _: ""))
 
 
 def short(name, limit: int = NAME_LIMIT) -> str:
