@@ -551,6 +551,9 @@ def data_efficiency_figure(table: pd.DataFrame, task: str, metric: str, colors: 
         ax.fill_between(g.n_pairs, g.lo, g.hi, color=colors[method], alpha=0.2, lw=0)
     ax.set_xscale("log")
     plain_log_ticks(ax.xaxis)
+    # a tick at every pair count: a sweep within one decade (100-800) has no decade ticks but 100
+    ax.set_xticks(sorted(table.n_pairs.unique()))
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
     ax.set_xlabel("training preference pairs")
     ax.set_ylabel(f"final {_score_label(metric, task)} at T = 1")
     ax.set_title(f"{short(task)}: data efficiency")

@@ -64,13 +64,20 @@ def test_published_classic_control_reports_open_with_every_figure(browser, tmp_p
         assert {"aggregate", "profiles", "improvement"} <= names
 
 
-def test_published_control_alignment_report_opens_with_every_figure(browser, tmp_path):
-    report = REPORT.parents[1] / "control-alignment" / "index.html"
-    assert report.is_file(), "reports/control-alignment is committed (bench report --suite control-alignment)"
-    images = _open_and_check(browser, report, tmp_path / "control-alignment.png")
+@pytest.mark.parametrize(
+    "suite, kinds",
+    [
+        ("control-alignment", ("frontier", "temperature")),
+        ("control-alignment-ablations", ("frontier", "efficiency")),
+    ],
+)
+def test_published_control_alignment_reports_open_with_every_figure(browser, tmp_path, suite, kinds):
+    report = REPORT.parents[1] / suite / "index.html"
+    assert report.is_file(), f"reports/{suite} is committed (bench report --suite {suite})"
+    images = _open_and_check(browser, report, tmp_path / f"{suite}.png")
     names = {Path(src).stem for src, _ in images}
-    # per task: curves, frontier, temperature, data efficiency; the page leads with the frontier
-    assert {f"{kind}{i}" for kind in ("frontier", "temperature", "efficiency") for i in (1, 2, 3)} <= names
+    # per task: the frontier, then temperature (main suite) or data efficiency (ablations); frontier first
+    assert {f"{kind}{i}" for kind in kinds for i in (1, 2, 3)} <= names
     assert Path(images[0][0]).stem == "frontier1"
 
 

@@ -163,3 +163,17 @@ def test_main_budget_and_robust_floor():
     fmt = ax.xaxis.get_major_formatter()
     assert [fmt(v, 0) for v in (0, 500, 25_000, 200_000, 1_500_000)] == ["0", "500", "25k", "200k", "1.5M"]
     figures.plt.close(fig)
+
+
+def test_data_efficiency_figure_ticks_every_pair_count(tmp_path, monkeypatch):
+    table = pd.DataFrame({"method": ["dpo-pairs"] * 4, "n_pairs": [100, 200, 400, 800],
+                          "mean": [1.0, 2, 3, 4], "lo": [0.5, 1, 2, 3], "hi": [1.5, 3, 4, 5]})  # fmt: skip
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path.name)
+    colors = {"dpo-pairs": "C0"}
+    figures.data_efficiency_figure(table, "CartPole-v1", "episode_return", colors, tmp_path / "e.png")
+    (fig,) = drawn
+    fig.canvas.draw()
+    # 100-800 lies within one decade: every pair count gets its tick, not only 100
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["100", "200", "400", "800"]
+    figures.plt.close(fig)
