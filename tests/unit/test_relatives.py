@@ -232,3 +232,47 @@ def test_rrhf_loss_by_hand():
     two = losses.rrhf_loss(torch.cat([logp, logp]), torch.cat([lengths, lengths]),
                            torch.tensor([[1.0, 3.0, 2.0], [0.0, 0.0, 0.0]]), sft_weight=0.0)  # fmt: skip
     assert float(two) == pytest.approx(rank / 2)
+
+
+def test_rloo_step_equals_trl_rloo_trainer_on_policy():
+    """lm-pg's RLOO step against TRL's RLOOTrainer._compute_loss on identical sequences: with the
+    same advantages (k1 sequence KL in the reward, leave-one-out baseline, TRL's
+    normalize_advantages off) and on-policy experience (old log-probs = current, TRL's one
+    iteration per batch), the two losses have the same gradient with respect to the token
+    log-probabilities. (TRL's value is the clipped ratio times A; ours log-prob times A: equal
+    gradients, different values. The leave-one-out baseline is tested by hand in test_rlhf_ppo.)"""
+    rloo = pytest.importorskip("trl.trainer.rloo_trainer")
+    from collections import defaultdict
+
+    from bench.algos.rlhf_ppo import rloo_baseline
+
+    g = torch.Generator().manual_seed(0)
+    P, k, T, kl_coef = 2, 3, 5, 0.1
+    B = P * k
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0],
+                         [1, 0, 0, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.long)  # fmt: skip
+    token_logp = (-torch.rand(B, T, generator=g) * 3) * mask
+    ref_seq = (token_logp + 0.3 * torch.randn(B, T, generator=g) * mask).sum(-1)
+    score = torch.randn(B, generator=g)
+
+    logp = token_logp.clone().requires_grad_(True)
+    seq_logp = (logp * mask).sum(-1)
+    reward = score - kl_coef * (seq_logp.detach() - ref_seq)  # TRL: rewards - beta * sum(old - ref)
+    per_prompt = reward.view(P, k)
+    adv = (per_prompt - rloo_baseline(per_prompt)).flatten()
+    (ours,) = torch.autograd.grad(losses.policy_gradient_loss(seq_logp, adv), logp)
+
+    logp_trl = token_logp.clone().requires_grad_(True)
+    me = SimpleNamespace(
+        epsilon_low=0.2, epsilon_high=0.2, aux_loss_enabled=False, model=SimpleNamespace(training=True),
+        _metrics=defaultdict(lambda: defaultdict(list)),
+        accelerator=SimpleNamespace(gather=lambda x: x, reduce=lambda x, reduction: x),
+        _get_per_token_logps_and_entropies=lambda *a, **kw: (logp_trl, torch.zeros(B, T), None),
+    )  # fmt: skip
+    inputs = dict(prompt_ids=torch.zeros(B, 2, dtype=torch.long),
+                  prompt_mask=torch.ones(B, 2, dtype=torch.long),
+                  completion_ids=torch.zeros(B, T, dtype=torch.long), completion_mask=mask,
+                  old_logps=(token_logp * mask).sum(-1), advantages=adv)  # fmt: skip
+    (theirs,) = torch.autograd.grad(rloo.RLOOTrainer._compute_loss(me, None, inputs), logp_trl)
+    assert float(ours.abs().max()) > 0.01  # the step is not trivially zero
+    assert float((ours - theirs).abs().max()) < 1e-7
