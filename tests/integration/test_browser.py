@@ -53,7 +53,9 @@ def _open_and_check(driver, page: Path, screenshot: Path) -> list:
     return images
 
 
-@pytest.mark.parametrize("suite, tasks", [("classic-control", 2), ("lunarlander", 1), ("ppo-vs-trpo", 4)])
+@pytest.mark.parametrize(
+    "suite, tasks", [("classic-control", 2), ("lunarlander", 1), ("ppo-vs-trpo", 4), ("ablations", 3)]
+)
 def test_published_classic_control_reports_open_with_every_figure(browser, tmp_path, suite, tasks):
     report = REPORT.parents[1] / suite / "index.html"
     assert report.is_file(), f"reports/{suite}/index.html is committed (bench report --suite {suite})"
@@ -69,6 +71,7 @@ def test_published_classic_control_reports_open_with_every_figure(browser, tmp_p
     [
         ("control-alignment", ("frontier", "temperature")),
         ("control-alignment-ablations", ("frontier", "efficiency")),
+        ("control-alignment-relatives", ("frontier", "temperature")),
     ],
 )
 def test_published_control_alignment_reports_open_with_every_figure(browser, tmp_path, suite, kinds):
@@ -110,6 +113,21 @@ def test_published_lm_summarization_report_opens_with_win_rates_kl_curves_and_sa
     # the page leads with the DPO paper's claims (one verdict each), then the frontier figure
     verdicts = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "td.verdict")]
     assert len(verdicts) == 4 and set(verdicts) <= {"holds", "does not hold", "inconclusive"}
+    assert Path(images[0][0]).stem == "frontier1"
+
+
+@pytest.mark.parametrize(
+    "suite, kinds",
+    [
+        ("lm-sentiment-relatives", {"frontier1", "temperature1", "task1", "kl1"}),
+        ("lm-summarization-relatives", {"frontier1", "temperature1", "winrate1", "kl1"}),
+    ],
+)
+def test_published_lm_relatives_reports_lead_with_the_frontier(browser, tmp_path, suite, kinds):
+    report = REPORT.parents[1] / suite / "index.html"
+    assert report.is_file(), f"reports/{suite} is committed (bench report --suite {suite})"
+    images = _open_and_check(browser, report, tmp_path / f"{suite}.png")
+    assert kinds <= {Path(src).stem for src, _ in images}
     assert Path(images[0][0]).stem == "frontier1"
 
 
