@@ -90,7 +90,8 @@ BUILT_IN = [
                   "pi_SFT itself, the LM reference (frontier origin)", domain="lm"),
         Algorithm("lm-dpo", lm.LMDPOConfig, {}, lm.train_dpo,
                   "DPO / IPO / hinge / SimPO / ORPO / KTO on completion preferences"
-                  " (project's own; budget = updates)",
+                  " (project's own; ORPO in the paper's form: NLL on the response only, TRL's"
+                  " ORPOTrainer also on the prompt; budget = updates)",
                   domain="lm"),
         Algorithm("trl-dpo", trl_dpo.TRLDPOConfig, {}, trl_dpo.train_trl_dpo,
                   "TRL DPOTrainer on the same model, data and hyperparameters (cross-check)", domain="lm"),
@@ -105,8 +106,8 @@ BUILT_IN = [
                   "GRPO / Dr. GRPO: group-relative advantages, clipped token ratio, k3 KL to pi_SFT in the"
                   " loss (budget = updates)", domain="lm"),
         Algorithm("trl-grpo", trl_grpo.TRLGRPOConfig, {}, trl_grpo.train_trl_grpo,
-                  "TRL GRPOTrainer on the same model, prompts, score and hyperparameters as lm-grpo"
-                  " (cross-check)", domain="lm"),
+                  "TRL GRPOTrainer on the same model, prompts, score and hyperparameters as lm-grpo,"
+                  " use_bias_correction_kl off as lm-grpo's KL term (cross-check)", domain="lm"),
         Algorithm("rrhf", rlhf_ppo.LMRRHFConfig, {}, rlhf_ppo.train_rrhf,
                   "RRHF: ranking loss over k scored samples per prompt + NLL of the best (budget = updates)",
                   domain="lm"),

@@ -42,8 +42,9 @@ class LMDPOConfig(OfflineLMConfig):
         "dpo",
         description="row of losses.PREFERENCE_LOSSES: ipo on summed completion log-ratios, ipo-mean on"
         " per-token means (TRL's ipo); or a relative (losses.relative_loss): simpo and orpo"
-        " (reference-free, on per-token mean log-probs), kto (each pair as a desirable and an"
-        " undesirable example)",
+        " (reference-free, on per-token mean log-probs; orpo in the ORPO paper's form, its NLL term"
+        " over the chosen response's tokens only, where TRL's ORPOTrainer averages it over the prompt"
+        " and response tokens), kto (each pair as a desirable and an undesirable example)",
     )
     beta: float = Field(0.1, gt=0, description="KL strength beta (IPO: tau; SimPO: beta; ORPO: lambda)")
     gamma: float = Field(0.5, ge=0, description="SimPO's target reward margin gamma")

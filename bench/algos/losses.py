@@ -229,8 +229,17 @@ def orpo_log_odds_ratio(avg_w: torch.Tensor, avg_l: torch.Tensor) -> torch.Tenso
 
 
 def orpo_loss(avg_w: torch.Tensor, avg_l: torch.Tensor, nll_w: torch.Tensor, lam: float) -> torch.Tensor:
-    """ORPO: the SFT loss on the chosen sequences (``nll_w``: their mean token NLL over the batch)
-    minus λ E log σ(log odds ratio). TRL: ORPOTrainer with beta = λ. [B] -> []"""
+    """ORPO in the paper's form (Hong et al. 2024, eq. 6): the SFT loss on the chosen responses
+    (``nll_w``; ``relative_loss`` passes their NLL given the prompt, averaged over the batch's
+    chosen-response tokens) minus λ E log σ(log odds ratio). [B] -> []
+
+    TRL (1.16: ``trl.experimental.orpo.ORPOTrainer``, beta = λ) has the same odds-ratio term, but
+    its NLL term is the mean over the prompt *and* response tokens of the chosen sequences (every
+    non-pad token after the first, its bos included in the prompt). Ours equals TRL's token
+    log-probs under its prompt-masked labels; TRL's loss minus ours is (S_p + S_r)/(N_p + N_r) −
+    S_r/N_r, with S_p, N_p the NLL sum and count of the prompt tokens and S_r, N_r those of the
+    responses (``tests/unit/test_relatives.py``). On control tasks there is no prompt: the NLL is
+    over the chosen segments' steps."""
     return nll_w - lam * orpo_log_odds_ratio(avg_w, avg_l).mean()
 
 

@@ -84,10 +84,10 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
 
     while collector.env_steps < env_steps and not evaluator.stop:
-        remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
-        lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
-        set_lr(optimizer, lr)
         ro = collector.collect(cfg.n_steps)
+        # the progress after the rollout's steps are counted, as PPO (and SB3) read it
+        remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
+        set_lr(optimizer, losses.schedule(cfg.lr_schedule, cfg.lr, remaining))
         rewards = ro.rewards if shaping is None else shaping(ro)
         last_value = torch.zeros(env.num_envs)
         if cfg.use_baseline:

@@ -3,9 +3,10 @@
 ``objective: clip``        — clipped surrogate (eq. 7).
 ``objective: kl_penalty``  — KL-penalised surrogate (eq. 8) with the adaptive coefficient of sec. 4.
 
-Loop: collect ``n_steps`` x ``n_envs`` on-policy steps -> GAE(lambda) -> ``n_epochs`` passes of
-shuffled minibatches (advantage normalisation, clipped value loss, entropy bonus, gradient-norm
-clipping) -> anneal learning rate / clip range -> evaluate on the shared protocol when due.
+Loop: collect ``n_steps`` x ``n_envs`` on-policy steps -> learning rate / clip range at the
+progress including this rollout's steps (1 - steps / budget, SB3's order) -> GAE(lambda) ->
+``n_epochs`` passes of shuffled minibatches (advantage normalisation, clipped value loss, entropy
+bonus, gradient-norm clipping) -> evaluate on the shared protocol when due.
 """
 
 from __future__ import annotations
@@ -137,16 +138,18 @@ def train(
     steps, stop = 0, False  # env steps so far (over all workers); stop: evaluator's early stop
 
     while steps < env_steps and not stop:
-        remaining = max(0.0, 1.0 - steps / env_steps)
-        lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
-        set_lr(optimizer, lr)
-        clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
-
         if group is not None:
             group.snapshot(collector)
         ro = collector.collect(cfg.n_steps)
         if group is not None:
             group.merge_running_stats(collector)  # one observation / return scaling for all
+        step = steps = collector.env_steps if group is None else group.total_steps(collector)
+        # the schedules read the progress after the rollout's steps are counted, as SB3's
+        # OnPolicyAlgorithm.learn does (collect_rollouts, then _update_current_progress_remaining)
+        remaining = max(0.0, 1.0 - steps / env_steps)
+        lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
+        set_lr(optimizer, lr)
+        clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
         rewards = ro.rewards if shaping is None else shaping(ro)
         rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
         adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
@@ -161,7 +164,6 @@ def train(
         stats = update(head, optimizer, parameters, batch, cfg, clip, beta,
                        _epoch_orders(rng, idx, length, cfg.n_epochs), group, shaping, surrogate)  # fmt: skip
 
-        step = steps = collector.env_steps if group is None else group.total_steps(collector)
         means = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
         # a NaN / inf loss or parameter stops the run (every DPPO worker together)
         named = {"policy loss": "pg", "value loss": "vf", "entropy": "ent"}

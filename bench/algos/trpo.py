@@ -5,10 +5,11 @@ Per rollout: GAE advantages (normalised); the surrogate L(θ) = E[π_θ(a|s)/π_
 gradient g; the natural-gradient direction x ≈ F⁻¹ g by conjugate gradient, with F the Fisher
 matrix of the policy (the Hessian of the mean KL(π_old ‖ π_θ) at θ_old, applied to vectors by
 double backpropagation, plus ``cg_damping`` · I); the step θ_old + α · sqrt(2 δ / xᵀFx) · x,
-α = 1, s, s², … (``line_search_shrinking_factor``), the first that keeps the mean KL ≤ δ
-(``target_kl``) and improves L — no step when none does. Then ``n_critic_updates`` epochs of Adam
-on the value loss over minibatches. These are the choices of sb3-contrib's TRPO, so ``trpo`` and
-``sb3-trpo`` are the same algorithm written twice.
+α = 1, s, s², … (``line_search_shrinking_factor``), the first whose mean KL(π_θ ‖ π_old) — the
+new policy first, as sb3-contrib's ``kl_divergence(distribution, old_distribution)`` — is < δ
+(``target_kl``) and whose L is > L(θ_old); no step when none does. Then ``n_critic_updates``
+epochs of Adam on the value loss over minibatches. These are the choices of sb3-contrib's TRPO,
+so ``trpo`` and ``sb3-trpo`` are the same algorithm written twice.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.algos import losses
 from bench.algos.guard import check_finite
 from bench.algos.rollout import build_agent
-from bench.control.policies import HiddenSizes
+from bench.control.policies import HiddenSizes, categorical_kl, gaussian_kl
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -38,7 +39,7 @@ class TRPOConfig(BaseModel):
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
     gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda")
     target_kl: float = Field(
-        0.01, gt=0, description="trust-region radius delta: mean KL(pi_old || pi) per step"
+        0.01, gt=0, description="trust-region radius delta: mean KL(pi || pi_old) < delta per step"
     )
     cg_max_steps: int = Field(15, ge=1, le=1000, description="conjugate-gradient iterations")
     cg_damping: float = Field(0.1, ge=0, description="damping added to the Fisher-vector product")
@@ -115,6 +116,13 @@ def fisher_vector_product(mean_kl: Callable[[], torch.Tensor], params: list[torc
     return product
 
 
+def _kl_new_old(model, old_params: torch.Tensor, new_params: torch.Tensor, old_log_std=None):
+    """KL(π_new ‖ π_old) per state [B]: ``model.kl`` with the two policies swapped."""
+    if model.continuous:
+        return gaussian_kl(new_params, model.log_std, old_params, old_log_std)
+    return categorical_kl(new_params, old_params)
+
+
 def policy_step(model, obs, actions, old_logp, old_params, adv, cfg: TRPOConfig) -> dict[str, float]:
     """One trust-region step of the policy's parameters (in place); returns what it did."""
     old_log_std = model.log_std.detach().clone() if model.continuous else None
@@ -125,6 +133,9 @@ def policy_step(model, obs, actions, old_logp, old_params, adv, cfg: TRPOConfig)
 
     def mean_kl() -> torch.Tensor:
         return model.kl(old_params, model.policy(obs), old_log_std).mean()
+
+    def line_search_kl() -> torch.Tensor:  # KL(π_θ ‖ π_old), sb3-contrib's direction
+        return _kl_new_old(model, old_params, model.policy(obs), old_log_std).mean()
 
     loss = surrogate()
     g = _flat(torch.autograd.grad(loss, params))
@@ -140,8 +151,8 @@ def policy_step(model, obs, actions, old_logp, old_params, adv, cfg: TRPOConfig)
         coef = 1.0
         for i in range(cfg.line_search_max_iter):
             _assign(params, old + coef * full)
-            kl, improved = float(mean_kl()), float(surrogate())
-            if kl <= cfg.target_kl and improved > float(loss):
+            kl, improved = float(line_search_kl()), float(surrogate())
+            if kl < cfg.target_kl and improved > float(loss):  # sb3-contrib's test, strict both
                 return {"surrogate": improved, "kl": kl, "line_search_steps": float(i + 1), "accepted": 1.0}
             coef *= cfg.line_search_shrinking_factor
         _assign(params, old)  # no step satisfied the constraint

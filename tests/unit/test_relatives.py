@@ -69,6 +69,21 @@ def _trainer_self(**attrs):
     return SimpleNamespace(accelerator=SimpleNamespace(device=torch.device("cpu")), **attrs)
 
 
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    """A tokenizer and a tiny GPT-2 saved to a local folder (TRL's GRPOTrainer loads its
+    reference model from the policy's checkpoint)."""
+    from bench.lm.corpus import generate_reviews
+    from bench.lm.models import ModelRecipe, build_tiny_lm
+    from bench.lm.tokenizer import train_tokenizer
+
+    tok = train_tokenizer([r.text for r in generate_reviews(300, seed=3)], vocab_size=320)
+    path = tmp_path_factory.mktemp("tiny-lm")
+    model = build_tiny_lm(ModelRecipe(n_layer=1, n_embd=32, n_head=2, n_positions=64), tok, seed=0)
+    model.save_pretrained(path)
+    return tok, str(path)
+
+
 def test_simpo_equals_trl_cpo_trainer_simpo_loss():
     cpo = pytest.importorskip("trl.experimental.cpo.cpo_trainer")
     beta, gamma = 2.0, 0.5
@@ -82,9 +97,94 @@ def test_orpo_equals_trl_orpo_trainer_odds_ratio_loss():
     orpo = pytest.importorskip("trl.experimental.orpo.orpo_trainer")
     lam, nll = 0.1, torch.tensor(1.7)
     trl_losses = orpo.ORPOTrainer.odds_ratio_loss(_trainer_self(beta=lam), AVG_W, AVG_L)[0]
-    trl_loss = nll - trl_losses.mean()  # ORPOTrainer.get_batch_loss_metrics
+    # ORPOTrainer.get_batch_loss_metrics, on a given NLL term (TRL's own NLL also covers the prompt
+    # tokens: see the next test)
+    trl_loss = nll - trl_losses.mean()
     ours = losses.orpo_loss(AVG_W, AVG_L, nll, lam)
     assert float((ours - trl_loss).abs()) < 1e-7
+
+
+def test_orpo_is_the_papers_form_trl_orpo_trainer_adds_the_prompt_to_the_nll(tiny_lm, tmp_path):
+    """TRL's ORPOTrainer (trl.experimental.orpo) run on a tiny model and a batch of three pairs
+    with 1–6-token prompts, against lm-dpo's ``loss: orpo`` on the same token sequences: the
+    odds-ratio terms are equal, and so are the NLL terms once TRL's labels mask the prompt (ours:
+    the chosen response's tokens, as the ORPO paper writes it). TRL's own NLL averages over the
+    prompt and response tokens; it exceeds ours by exactly the prompt tokens' share, computed here
+    by hand from the model's logits."""
+    pytest.importorskip("trl.experimental.orpo")
+    import torch.nn.functional as F
+    from datasets import Dataset
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    from bench.algos.lm import LMDPOConfig, completion_lengths, encode_pair, pair_logps, preference_loss
+    from bench.lm.models import load_lm
+
+    tok, path = tiny_lm
+    policy = load_lm(path).eval()
+    lam = 0.1
+    texts = (["I", "It was", "The acting was"],
+             [" loved it.", " great fun, really.", " excellent."],
+             [" hated it.", " dull.", " just forced, especially in the middle hour."])  # fmt: skip
+    args = ORPOConfig(output_dir=str(tmp_path), beta=lam, max_length=64, per_device_train_batch_size=3,
+                      report_to="none", use_cpu=True, disable_dropout=True, remove_unused_columns=False,
+                      dataloader_num_workers=0, bf16=False, fp16=False)  # fmt: skip
+    data = Dataset.from_dict({"prompt": texts[0], "chosen": texts[1], "rejected": texts[2]})
+    trainer = ORPOTrainer(model=policy, args=args, train_dataset=data, processing_class=tok)
+    rows = [trainer.train_dataset[i] for i in range(3)]
+    batch = trainer.data_collator(rows)
+
+    # the same token sequences: TRL's tokenisation is lm-dpo's with a bos (= eos here) before the prompt
+    pairs = []
+    for row, text in zip(rows, zip(*texts, strict=True), strict=True):
+        p, c, r = encode_pair(tok, *text)
+        assert row["prompt_input_ids"] == [tok.bos_token_id, *p]
+        assert row["chosen_input_ids"] == row["prompt_input_ids"] + c
+        assert row["rejected_input_ids"] == row["prompt_input_ids"] + r
+        assert row["chosen_labels"] == [-100] * len(row["prompt_input_ids"]) + c
+        pairs.append((row["prompt_input_ids"], c, r))
+    assert [len(p) - 1 for p, _, _ in pairs] == [1, 3, 6]  # prompt tokens after the bos
+
+    with torch.no_grad():
+        trl_w, trl_l, _, _, trl_nll = trainer.concatenated_forward(policy, batch)
+        trl_or = trainer.odds_ratio_loss(trl_w, trl_l)[0]  # λ log σ(log odds ratio), per pair
+        trl_loss = trainer.compute_loss(policy, batch)  # trl_nll − mean(trl_or)
+
+        logp_w, logp_l = pair_logps(policy, pairs, tok.pad_token_id)
+        len_w, len_l = completion_lengths(pairs)
+        avg_w, avg_l = logp_w / len_w, logp_l / len_l
+        zeros = torch.zeros_like(logp_w)  # ORPO is reference-free
+        ours = preference_loss(LMDPOConfig(loss="orpo", beta=lam), logp_w, logp_l, zeros, zeros, pairs)
+        our_nll = -logp_w.sum() / len_w.sum()
+
+        # the odds-ratio term: equal
+        torch.testing.assert_close(avg_w, trl_w, rtol=0, atol=1e-5)
+        torch.testing.assert_close(avg_l, trl_l, rtol=0, atol=1e-5)
+        torch.testing.assert_close(lam * losses.orpo_log_odds_ratio(avg_w, avg_l), trl_or, rtol=0, atol=1e-6)
+        assert float(ours) == pytest.approx(float(our_nll - trl_or.mean()), abs=1e-6)
+
+        # the NLL over the response only: TRL's token log-probs with its prompt-masked labels
+        logits = policy(batch["chosen_input_ids"], attention_mask=batch["chosen_attention_mask"]).logits
+        labels = batch["chosen_labels"]
+        response_logp = ORPOTrainer.get_batch_logps(logits, labels, average_log_prob=False)
+        n_response = int((labels[:, 1:] != -100).sum())
+        assert n_response == int(len_w.sum())
+        assert float(-response_logp.sum() / n_response) == pytest.approx(float(our_nll), abs=1e-6)
+
+        # TRL's NLL: every token after the first, prompt and response, by hand
+        logprobs = F.log_softmax(logits[:, :-1].float(), dim=-1)
+        prompt_nll, n_prompt = 0.0, 0
+        for i, (p, _, _) in enumerate(pairs):
+            targets = torch.tensor(p[1:])
+            prompt_nll -= float(logprobs[i, : len(p) - 1].gather(-1, targets[:, None]).sum())
+            n_prompt += len(p) - 1
+        response_nll = -float(logp_w.sum())
+        expected = (response_nll + prompt_nll) / (n_response + n_prompt)
+        assert float(trl_nll) == pytest.approx(expected, abs=1e-5)
+
+        # the two losses differ by the NLL terms only, by the prompt tokens' share of TRL's mean
+        gap = expected - response_nll / n_response
+        assert float(trl_loss - ours) == pytest.approx(gap, abs=1e-5)
+        assert abs(gap) > 1e-3
 
 
 def test_kto_equals_trl_kto_trainer_on_identical_log_probs():
@@ -216,6 +316,82 @@ def test_grpo_loss_equals_trl_grpo_trainer(aggregation):
     (ours, our_grad), (trl, trl_grad) = run(False), run(True)
     assert float((ours - trl).abs()) < 1e-7
     assert float((our_grad - trl_grad).abs().max()) < 1e-7
+
+
+@pytest.mark.parametrize("aggregation", ["grpo", "dr_grpo", "bnpo"])
+def test_trl_grpo_config_gives_lm_grpos_kl_gradient(tiny_lm, tmp_path, aggregation):
+    """``trl-grpo``'s own ``GRPOConfig`` (``trl_grpo.grpo_args``) in a real ``GRPOTrainer`` on a
+    tiny model, its per-token log-prob computation replaced by given log-probabilities: with β ≠ 0
+    and off-policy ratios, TRL's loss and its gradient equal ``lm-grpo``'s on identical inputs.
+    With TRL's default ``use_bias_correction_kl=True`` (the KL term times the ratio π/π_old) the
+    gradients differ, off-policy and on-policy alike (on-policy the losses are still equal)."""
+    pytest.importorskip("trl")
+    from dataclasses import fields
+
+    from trl import GRPOConfig
+
+    from bench.algos.trl_grpo import TRLGRPOConfig, grpo_args, grpo_trainer
+    from bench.lm.models import load_lm
+
+    tok, path = tiny_lm
+    P, k, T, max_len, beta, eps = 2, 3, 5, 7, 0.1, 0.2
+    B = P * k
+    cfg = TRLGRPOConfig(prompts_per_batch=P, k=k, kl_coef=beta, clip_range=eps, aggregation=aggregation)
+    args = grpo_args(cfg, steps=1, seed=0, out_dir=str(tmp_path), max_completion_length=max_len, use_cpu=True)
+    assert args.use_bias_correction_kl is False
+    assert {f.name: f.default for f in fields(GRPOConfig)}["use_bias_correction_kl"] is True  # TRL's default
+    assert (args.beta, args.epsilon, args.loss_type) == (beta, eps, aggregation)
+    assert args.importance_sampling_level == "token"
+    prompts = [(t, tok(t)["input_ids"]) for t in ("I liked", "The film")]
+    side = tok.padding_side
+
+    def no_reward(completions, **_):
+        return [0.0] * len(completions)
+
+    try:
+        trainer = grpo_trainer(load_lm(path), tok, prompts, args, no_reward)
+    finally:
+        tok.padding_side = side
+    assert trainer.args is args and trainer.beta == beta and trainer.ref_model is not None
+    trainer.current_gradient_accumulation_steps = args.gradient_accumulation_steps  # set by its training loop
+    trainer.model.train()
+
+    g = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0],
+                         [1, 0, 0, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.long)  # fmt: skip
+    old = -torch.rand(B, T, generator=g) * 3
+    ref = old + 0.3 * torch.randn(B, T, generator=g)
+    adv = torch.randn(B, generator=g)
+    current = old + 0.25 * torch.randn(B, T, generator=g)  # a few updates into the batch: ratio ≠ 1
+    assert float(((current - old).exp() - 1).abs().max()) > 0.1
+
+    def grads(old_logp: torch.Tensor, bias_correction: bool):
+        logp = current.clone().requires_grad_(True)
+        ours = losses.grpo_loss(logp, old_logp, ref, adv, mask, eps, beta, aggregation, max_len)
+        (our_grad,) = torch.autograd.grad(ours, logp)
+        inputs = dict(prompt_ids=torch.zeros(B, 2, dtype=torch.long),
+                      prompt_mask=torch.ones(B, 2, dtype=torch.long),
+                      completion_ids=torch.zeros(B, T, dtype=torch.long), completion_mask=mask,
+                      advantages=adv, old_per_token_logps=old_logp, ref_per_token_logps=ref)  # fmt: skip
+        trainer.args.use_bias_correction_kl = bias_correction
+        trainer._get_per_token_logps_and_entropies = lambda *a, **kw: (logp, torch.zeros(B, T), None)
+        try:
+            theirs = trainer._compute_loss(trainer.model, inputs)
+        finally:
+            trainer.args.use_bias_correction_kl = False
+        (trl_grad,) = torch.autograd.grad(theirs, logp)
+        loss_diff = float((ours - theirs).detach().abs())
+        return loss_diff, float((our_grad - trl_grad).abs().max())
+
+    # trl-grpo's config, off-policy: the same loss and gradient
+    loss_diff, grad_diff = grads(old, bias_correction=args.use_bias_correction_kl)
+    assert loss_diff < 1e-7 and grad_diff < 1e-7
+    # TRL's default: the KL gradient is weighted by the ratio
+    loss_diff, grad_diff = grads(old, bias_correction=True)
+    assert loss_diff > 1e-4 and grad_diff > 1e-4
+    # ... and on-policy (old = current) the losses agree but the gradients do not
+    loss_diff, grad_diff = grads(current, bias_correction=True)
+    assert loss_diff < 1e-7 and grad_diff > 1e-4
 
 
 def test_rrhf_loss_by_hand():

@@ -109,3 +109,55 @@ def test_value_losses_by_hand():
     # mse (SB3): mean((clip(v) - R)^2), no max, no half
     assert float(losses.mse_value_loss(v, old, ret, 1.0)) == pytest.approx((1.0 + 2.25) / 2)
     assert float(losses.mse_value_loss(v, old, ret, None)) == pytest.approx((1.0 + 9.0) / 2)
+
+
+def test_linear_schedules_take_sb3s_values_at_each_update(monkeypatch):
+    """Linear learning-rate and clip-range schedules: SB3's ``OnPolicyAlgorithm.learn`` counts a
+    rollout's steps (``collect_rollouts``) before it computes the progress remaining that ``train``
+    reads, so the first update already uses 1 − n_envs·n_steps / budget of the initial values. The
+    project's PPO reads its progress at the same point: the learning rate and clip range of each
+    of the first 3 updates equal SB3's (no episode ends in those 4 x 6 CartPole steps, so both
+    count the same steps)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from bench.control.tasks import get_task
+    from bench.evaluation import Evaluator
+    from bench.recorder import Recorder
+
+    n_envs, n_steps, budget, lr, clip = 4, 2, 80, 1e-3, 0.2
+    theirs: list[tuple[float, float]] = []
+
+    class RecordingPPO(PPO):
+        def train(self) -> None:
+            super().train()  # sets the optimizer's lr and logs the clip range it used
+            theirs.append(
+                (self.policy.optimizer.param_groups[0]["lr"], self.logger.name_to_value["train/clip_range"])
+            )
+
+    env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=0)
+    RecordingPPO("MlpPolicy", env, n_steps=n_steps, batch_size=n_envs * n_steps, n_epochs=1,
+                 learning_rate=lambda progress: progress * lr, clip_range=lambda progress: progress * clip,
+                 seed=0, device="cpu", verbose=0).learn(budget)  # fmt: skip
+
+    ours: list[tuple[float, float]] = []
+    update = ppo.update
+
+    def recording_update(head, optimizer, parameters, batch, cfg, clip_range, *args, **kwargs):
+        ours.append((optimizer.param_groups[0]["lr"], clip_range))
+        return update(head, optimizer, parameters, batch, cfg, clip_range, *args, **kwargs)
+
+    monkeypatch.setattr(ppo, "update", recording_update)
+    cfg = ppo.PPOConfig(n_envs=n_envs, n_steps=n_steps, batch_size=n_envs * n_steps, n_epochs=1, lr=lr,
+                        lr_schedule="linear", clip_range=clip, clip_schedule="linear")  # fmt: skip
+    rec = Recorder()
+    task = get_task("CartPole-v1")
+    ppo.train(task, cfg, budget, 0, Evaluator(task, rec, 0, 10**9, 1, [0.0]), rec)
+
+    lr_curve = [(s, v) for s, _, m, v in rec.curves if m == "train/lr"]
+    assert [s for s, _ in lr_curve[:3]] == [8, 16, 24]  # no autoreset step yet: SB3's step counts
+    assert len(theirs) == budget // (n_envs * n_steps) and len(ours) >= 3
+    expected = [((1 - k * 8 / budget) * lr, (1 - k * 8 / budget) * clip) for k in (1, 2, 3)]
+    np.testing.assert_allclose(theirs[:3], expected, rtol=1e-12)  # SB3: 9e-4, 8e-4, 7e-4 (x 200 for the clip)
+    np.testing.assert_allclose(ours[:3], theirs[:3], rtol=1e-12, atol=0)
+    np.testing.assert_allclose([v for _, v in lr_curve[:3]], [lr_ for lr_, _ in theirs[:3]], rtol=1e-12)

@@ -1,5 +1,6 @@
 """The project's TRPO: conjugate gradient against sb3-contrib's solver, the Fisher-vector product
-against the explicit Hessian of the KL, and a policy step that stays inside the trust region."""
+against the explicit Hessian of the KL, a policy step that stays inside the trust region, and a
+policy step whose line search backtracks equal to sb3-contrib's ``TRPO.train`` on the same rollout."""
 
 import pytest
 import torch
@@ -77,10 +78,127 @@ def test_a_policy_step_improves_the_surrogate_inside_the_trust_region():
     info = trpo.policy_step(model, obs, actions, old_logp, params, adv, cfg)
     with torch.no_grad():
         new = model.policy(obs)
-        kl = float(model.kl(params, new).mean())
+        kl = float(model.kl(new, params).mean())  # KL(π_new ‖ π_old): the line search's direction
         surrogate = float((torch.exp(model.log_prob(new, actions) - old_logp) * adv).mean())
-    assert info["accepted"] == 1.0 and 0 < kl <= 0.01
+    assert info["accepted"] == 1.0 and 0 < kl < 0.01
     assert info["kl"] == pytest.approx(kl) and surrogate > 0.0  # the surrogate at θ_old is 0 (mean A = 0)
+
+
+# -- the whole policy step against sb3-contrib's TRPO.train, with backtracking -------------------
+
+
+def _sb3_trpo_and_ours(seed: int, target_kl: float):
+    """sb3-contrib's TRPO on Pendulum-v1 after one rollout (4 envs x 64 steps), and our Gaussian
+    actor-critic with its policy weights and log-std."""
+    from sb3_contrib import TRPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env("Pendulum-v1", n_envs=4, seed=seed)
+    sb3 = TRPO("MlpPolicy", env, n_steps=64, batch_size=256, target_kl=target_kl, cg_damping=0.1,
+               cg_max_steps=15, line_search_shrinking_factor=0.8, line_search_max_iter=10,
+               n_critic_updates=1, seed=seed, device="cpu", verbose=0)  # fmt: skip
+    _, callback = sb3._setup_learn(256, None)
+    sb3.collect_rollouts(sb3.env, callback, sb3.rollout_buffer, n_rollout_steps=64)
+    model = ActorCritic(3, 1, True, (64, 64), "tanh", True)
+    ex = sb3.policy.mlp_extractor
+    pairs = [
+        (model.pi[0], ex.policy_net[0]),
+        (model.pi[2], ex.policy_net[2]),
+        (model.pi[4], sb3.policy.action_net),
+    ]
+    with torch.no_grad():
+        for ours, theirs in pairs:
+            ours.weight.copy_(theirs.weight)
+            ours.bias.copy_(theirs.bias)
+        model.log_std.copy_(sb3.policy.log_std)
+    return sb3, model
+
+
+def _actor_vector(params) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+@pytest.mark.parametrize(
+    "seed, target_kl, tries",
+    [
+        (1, 1.0, 2),  # the full step's KL(new ‖ old) exceeds δ (its KL(old ‖ new) does not)
+        (2, 1.0, 3),  # the first two steps do not improve the surrogate
+    ],
+)
+def test_a_backtracking_policy_step_equals_sb3_contrib_trpo(monkeypatch, seed, target_kl, tries):
+    """Same weights, rollout, sample order and conjugate-gradient start as sb3-contrib's
+    ``TRPO.train``: the line search rejects the same first steps (KL(π_new ‖ π_old) < δ and a
+    surrogate above L(θ_old), strict, the KL in sb3-contrib's ``kl_divergence(distribution,
+    old_distribution)`` direction), accepts the same one and ends at the same parameters."""
+    pytest.importorskip("sb3_contrib")
+    import numpy as np
+    import sb3_contrib.trpo.trpo as sb3_trpo
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    sb3, model = _sb3_trpo_and_ours(seed, target_kl)
+    buf = sb3.rollout_buffer
+    np.random.seed(123)  # the permutation sb3-contrib's RolloutBuffer.get(batch_size=None) draws
+    order = torch.from_numpy(np.random.permutation(256))
+
+    def flat(a):  # SB3's order (env-major), then its permutation
+        return torch.as_tensor(RolloutBuffer.swap_and_flatten(a)).float()[order]
+
+    obs, actions, old_logp = flat(buf.observations), flat(buf.actions), flat(buf.log_probs).flatten()
+    adv = flat(buf.advantages).flatten()
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)  # sb3-contrib's normalisation
+    with torch.no_grad():
+        old_params = model.policy(obs)
+
+    theirs_kl: list[float] = []  # sb3-contrib's mean KLs: one for the Fisher, then one per try
+    kl_divergence = sb3_trpo.kl_divergence
+
+    def recording_kl(p, q):
+        out = kl_divergence(p, q)
+        theirs_kl.append(float(out.detach().mean()))
+        return out
+
+    monkeypatch.setattr(sb3_trpo, "kl_divergence", recording_kl)
+    np.random.seed(123)
+    torch.manual_seed(7)  # its conjugate gradient starts from 1e-4 x a standard normal draw
+    sb3.train()
+
+    ours_kl: list[tuple[float, float]] = []  # per try: KL(new ‖ old) as used, KL(old ‖ new)
+    kl_new_old = trpo._kl_new_old
+
+    def recording_new_old(m, old, new, old_log_std=None):
+        out = kl_new_old(m, old, new, old_log_std)
+        ours_kl.append((float(out.mean()), float(m.kl(old, new, old_log_std).mean())))
+        return out
+
+    cg = trpo.conjugate_gradient
+
+    def sb3_start(mvp, b, iters):  # the same draw; sb3's actor vector starts with the log-std
+        return cg(mvp, b, iters, x0=torch.roll(1e-4 * torch.randn_like(b), -1))
+
+    monkeypatch.setattr(trpo, "_kl_new_old", recording_new_old)
+    monkeypatch.setattr(trpo, "conjugate_gradient", sb3_start)
+    start = _actor_vector([*model.pi.parameters(), model.log_std])
+    torch.manual_seed(7)
+    cfg = trpo.TRPOConfig(target_kl=target_kl, cg_damping=0.1, cg_max_steps=15)
+    info = trpo.policy_step(model, obs, actions, old_logp, old_params, adv, cfg)
+
+    their_tries = theirs_kl[1:]
+    assert info["accepted"] == 1.0 and sb3.logger.name_to_value["train/is_line_search_success"] == 1.0
+    assert info["line_search_steps"] == len(their_tries) == tries  # tries - 1 > 0 backtracks each
+    torch.testing.assert_close([k for k, _ in ours_kl], their_tries, rtol=1e-4, atol=1e-6)
+    assert info["kl"] == pytest.approx(sb3.logger.name_to_value["train/kl_divergence_loss"], rel=1e-4)
+    assert info["kl"] < target_kl
+    if seed == 1:  # rejected for its KL in sb3-contrib's direction; the reverse KL would accept it
+        assert ours_kl[0][0] > target_kl > ours_kl[0][1]
+    ours = _actor_vector([*model.pi.parameters(), model.log_std])
+    pol = sb3.policy
+    theirs = _actor_vector(
+        [*pol.mlp_extractor.policy_net.parameters(), *pol.action_net.parameters(), pol.log_std]
+    )
+    assert float((ours - start).abs().max()) > 0.01  # a real step was taken
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-4)
+    print(f"tries {tries}: KLs {[round(k, 4) for k in their_tries]}, "
+          f"max |Δθ| vs sb3-contrib {float((ours - theirs).abs().max()):.1e}")  # fmt: skip
 
 
 # -- GRPO on control: groups share their start state ----------------------------------------------
