@@ -35,6 +35,8 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
+from bench import stats
+
 POWER = 0.8
 
 
@@ -66,13 +68,13 @@ def paired_interval(a: np.ndarray, b: np.ndarray, level: float) -> Interval:
     mean = float(d.mean())
     if n < 2:
         return Interval("paired", mean, -math.inf, math.inf, math.nan, math.nan, (math.nan,), (n,))
-    sd = _sd(d)
-    se = sd / math.sqrt(n)
-    half = sps.t.ppf((1 + level) / 2, n - 1) * se
-    return Interval("paired", mean, mean - half, mean + half, n - 1, se, (sd,), (n,))
+    mean, se, df = (float(v) for v in stats.paired_parts(a, b))  # the reports' paired t
+    lo, hi = (float(v) for v in stats.t_bounds(mean, se, df, level))
+    return Interval("paired", mean, lo, hi, df, se, (_sd(d),), (n,))
 
 
 def welch_df(sa: float, na: int, sb: float, nb: int) -> float:
+    """Welch-Satterthwaite degrees of freedom (the formula of ``stats.welch_parts``)."""
     va, vb = sa * sa / na, sb * sb / nb
     if va + vb == 0:
         return math.inf
@@ -105,8 +107,10 @@ def welch_interval(a: np.ndarray, b: np.ndarray, level: float) -> Interval:
         return Interval("welch", mean, -math.inf, math.inf, math.nan, math.nan, (sa, sb), (len(a), len(b)))
     if se == 0:
         return Interval("welch", mean, mean, mean, math.inf, 0.0, (sa, sb), (len(a), len(b)))
-    half = sps.t.ppf((1 + level) / 2, df) * se
-    return Interval("welch", mean, mean - half, mean + half, df, se, (sa, sb), (len(a), len(b)))
+    if len(a) > 1 and len(b) > 1:  # the reports' Welch t
+        mean, se, df = (float(v) for v in stats.welch_parts(a, b))
+    lo, hi = (float(v) for v in stats.t_bounds(mean, se, df, level))
+    return Interval("welch", mean, lo, hi, df, se, (sa, sb), (len(a), len(b)))
 
 
 def power(drop: float, se: float, df: float, level: float, tolerance: float) -> float:

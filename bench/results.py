@@ -480,9 +480,12 @@ def time_to_threshold(evals: pd.DataFrame, threshold: float, metric: str = "eval
 
 
 def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Per (task, algorithm): final score mean, std, IQM with stratified-bootstrap CI and median
-    over seeds; median env steps, wall and training time to the task's threshold over all seeds (runs that
-    never reach it count as infinitely late, so the median is inf when half never do); median
+    """Per (task, algorithm): final score mean with its t interval over seeds (``mean_lo``,
+    ``mean_hi``; ``mean_ci`` names the kind), sample sd (ddof = 1), IQM with its stratified-bootstrap
+    CI (below nominal coverage at few seeds: ``bench.coverage``) and median over seeds; a single
+    seed has no interval (NaN bounds); median env steps, wall and training time to the task's
+    threshold over all seeds (runs that never reach it count as infinitely late, so the median is
+    inf when half never do); median
     wall time and env-steps/s; seeds done, failed and unfinished."""
     finals = final_scores(results)
     hits = pd.concat(
@@ -511,6 +514,7 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
         }
         if len(scores):
             point, lo, hi = stats.interval_estimate(scores[:, None], stats.iqm, reps, confidence, seed)
+            mean_iv = stats.mean_interval(scores, confidence)
             limit = threshold(task)
             reached = hits.reindex(done.run_key).dropna(subset=["step"])
             late = np.full(len(done) - len(reached), np.inf)
@@ -523,7 +527,10 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
             )
             row.update(
                 mean=scores.mean(),
-                std=scores.std(ddof=0),
+                mean_lo=mean_iv.lo,
+                mean_hi=mean_iv.hi,
+                mean_ci=mean_iv.label,
+                sd=stats.sample_sd(scores),
                 iqm=point,
                 iqm_lo=lo,
                 iqm_hi=hi,
@@ -543,7 +550,8 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
             )
         rows.append(row)
     columns = [
-        "task", "algorithm", "seeds", "failed", "unfinished", "mean", "std", "iqm", "iqm_lo", "iqm_hi",
+        "task", "algorithm", "seeds", "failed", "unfinished", "mean", "mean_lo", "mean_hi", "mean_ci", "sd",
+        "iqm", "iqm_lo", "iqm_hi",
         "median", "threshold", "reached", "steps_to_threshold", "steps_to_threshold_lo",
         "steps_to_threshold_hi", "wall_to_threshold_s", "train_to_threshold_s",
         "env_steps", "wall_time_s", "env_steps_per_s", "peak_rss_mb", "parameters", "code",
@@ -674,24 +682,81 @@ def frontier_points(results: Results) -> pd.DataFrame:
     return pts[cols]
 
 
+def _checkpoint_index(pts: pd.DataFrame) -> pd.Series:
+    """Each evaluation's ordinal within its run (0 = first): the seeds of one configuration
+    evaluate at slightly different steps (a vector env overshoots ``eval_every`` by a few steps,
+    e.g. 10185 / 10188 / 10206), so checkpoints are matched by ordinal, not by step."""
+    return (
+        pts.sort_values(["run_key", "step"], kind="stable").groupby("run_key").cumcount().reindex(pts.index)
+    )
+
+
+def aligned_points(results: Results, confidence: float = 0.95) -> pd.DataFrame:
+    """The frontier's points without the bias of single evaluations: per (task, run label,
+    checkpoint ordinal), the mean over seeds of the T = 1 KL and score at that checkpoint, with
+    the score's t interval over seeds (``lo``, ``hi``, ``ci``), the median step, the seeds, and
+    ``final`` (the label's last checkpoint that every seed reached). Only checkpoints that every
+    finished seed of the label reached are kept, so each mean is over the same seeds."""
+    cols = ["task", "algorithm", "method", "checkpoint", "step", "seeds", "kl", "kl_is_bound", "score", "lo",
+            "hi", "ci", "final"]  # fmt: skip
+    pts = frontier_points(results)
+    pts = pts[pts.run_key.isin(set(results.runs.run_key[results.runs.status == "done"]))]
+    if pts.empty:
+        return pd.DataFrame(columns=cols)
+    pts = pts.assign(checkpoint=_checkpoint_index(pts))
+    rows = []
+    for (task, label), g in pts.groupby(["task", "algorithm"], sort=True):
+        seeds = g.seed.nunique()
+        for ck, h in g.groupby("checkpoint", sort=True):
+            if h.seed.nunique() < seeds:
+                break
+            iv = stats.mean_interval(h.score.to_numpy(float), confidence)
+            rows.append(dict(task=task, algorithm=label, method=method_of(label), checkpoint=int(ck),
+                             step=float(h.step.median()), seeds=seeds, kl=float(h.kl.mean()),
+                             kl_is_bound=bool(h.kl_is_bound.any()), score=iv.point, lo=iv.lo, hi=iv.hi,
+                             ci=iv.label, final=False))  # fmt: skip
+        if rows and rows[-1]["algorithm"] == label:
+            rows[-1]["final"] = True
+    return pd.DataFrame(rows, columns=cols)
+
+
+def fallen_methods(aligned: pd.DataFrame) -> pd.DataFrame:
+    """Methods whose final point lies well below their own front: per (task, run label), the
+    final seed-mean score against the best seed-mean score of the method's points at no more KL;
+    "well below" means the final point's interval lies entirely under that best point's score.
+    Columns task, method, algorithm, kl, score, hi, front_score."""
+    cols = ["task", "method", "algorithm", "kl", "score", "hi", "front_score"]
+    rows = []
+    for (task, method), g in aligned.groupby(["task", "method"], sort=True):
+        for r in g[g.final].itertuples():
+            left = g[g.kl <= r.kl]
+            best = float(left.score.max())
+            if pd.notna(r.hi) and r.hi < best:
+                rows.append(dict(task=task, method=method, algorithm=r.algorithm, kl=r.kl, score=r.score,
+                                 hi=r.hi, front_score=best))  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
 def temperature_table(
     results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0, min_temperatures: int = 3
 ) -> pd.DataFrame:
-    """Per (task, algorithm, temperature): mean final-step score over runs with a bootstrap CI,
-    for tasks whose final evaluations cover at least ``min_temperatures`` temperatures."""
+    """Per (task, algorithm, temperature): mean final-step score over runs with its t interval
+    (``ci`` names the kind; one run: NaN bounds), for tasks whose final evaluations cover at least
+    ``min_temperatures`` temperatures. ``reps`` and ``seed`` are unused (kept for callers)."""
     ev = results.scored_evals()
     ev = ev[ev.status == "done"]
     if ev.empty:
-        return pd.DataFrame(columns=["task", "algorithm", "temperature", "runs", "mean", "lo", "hi"])
+        return pd.DataFrame(columns=["task", "algorithm", "temperature", "runs", "mean", "lo", "hi", "ci"])
     last = ev[ev.step == ev.groupby("run_key").step.transform("max")]
     rows = []
     for task, group in last.groupby("task", sort=True):
         if group.temperature.nunique() < min_temperatures:
             continue
         for (algo, temp), g in group.groupby(["algorithm", "temperature"], sort=True):
-            m, lo, hi = stats.mean_interval(g.value.to_numpy(float), reps, confidence, seed)
-            rows.append(dict(task=task, algorithm=algo, temperature=temp, runs=len(g), mean=m, lo=lo, hi=hi))
-    return pd.DataFrame(rows, columns=["task", "algorithm", "temperature", "runs", "mean", "lo", "hi"])
+            iv = stats.mean_interval(g.value.to_numpy(float), confidence)
+            rows.append(dict(task=task, algorithm=algo, temperature=temp, runs=len(g), mean=iv.point,
+                             lo=iv.lo, hi=iv.hi, ci=iv.label))  # fmt: skip
+    return pd.DataFrame(rows, columns=["task", "algorithm", "temperature", "runs", "mean", "lo", "hi", "ci"])
 
 
 WIN_METRIC = "eval/win_rate"
@@ -701,9 +766,10 @@ def win_rate_table(
     results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> pd.DataFrame:
     """Per (task, algorithm, temperature): final win rate against the reference completions
-    (wins + ½ ties by the gold reward), mean over seeds and test prompts. The 95% CI is a two-way
-    bootstrap over seeds and prompts (``stats.two_way_interval``) where the store has the
-    per-prompt outcomes, else a bootstrap over the seeds' win rates (``ci`` says which)."""
+    (wins + ½ ties by the gold reward), mean over seeds and test prompts. The 95% CI is the two-way
+    t interval over seeds and prompts (``stats.two_way_interval``) where the store has the
+    per-prompt outcomes, else the t interval over the seeds' win rates (``ci`` says which, with
+    the counts)."""
     cols = ["task", "algorithm", "temperature", "runs", "prompts", "mean", "lo", "hi", "ci"]
     ev = results.evals[results.evals.metric == WIN_METRIC]
     if ev.empty:
@@ -720,22 +786,28 @@ def win_rate_table(
         o = groups.get((task, algo, temp))
         if o is not None:
             matrix = o.pivot_table(index="run_key", columns="item", values="value").dropna(axis=1)
-            m, lo, hi = stats.two_way_interval(matrix.to_numpy(), reps, confidence, seed)
-            rows.append([task, algo, temp, len(matrix), matrix.shape[1], m, lo, hi, "seeds x prompts"])
+            iv = stats.two_way_interval(matrix.to_numpy(), confidence)
+            rows.append(
+                [task, algo, temp, len(matrix), matrix.shape[1], *iv, iv.label.replace("items", "prompts")]
+            )
         else:
-            m, lo, hi = stats.mean_interval(g.value.to_numpy(float), reps, confidence, seed)
-            rows.append([task, algo, temp, len(g), int(g.n.iloc[0]), m, lo, hi, "seeds"])
+            iv = stats.mean_interval(g.value.to_numpy(float), confidence)
+            rows.append([task, algo, temp, len(g), int(g.n.iloc[0]), *iv, iv.label])
     return pd.DataFrame(rows, columns=cols)
 
 
 def kl_curves(results: Results) -> pd.DataFrame:
     """The T = 1 KL-to-reference records over training of every finished run: task, algorithm,
-    seed, step, kl (runs with a single evaluation, e.g. Best-of-N, are left out)."""
+    seed, step, checkpoint (the evaluation's ordinal in its run: seeds are matched by it, not by
+    step), kl (runs with a single evaluation, e.g. Best-of-N, are left out)."""
     ev = results.evals[(results.evals.metric == KL_METRIC) & (results.evals.temperature == 1.0)]
     runs = results.runs[results.runs.status == "done"][["run_key", "task", "algorithm", "seed"]]
     ev = ev.drop(columns=["task", "algorithm", "seed"], errors="ignore").merge(runs, on="run_key")
     ev = ev[ev.groupby("run_key").step.transform("nunique") > 1]
-    return ev.rename(columns={"value": "kl"})[["task", "algorithm", "seed", "run_key", "step", "kl"]]
+    ev = ev.assign(checkpoint=_checkpoint_index(ev))
+    return ev.rename(columns={"value": "kl"})[
+        ["task", "algorithm", "seed", "run_key", "step", "checkpoint", "kl"]
+    ]
 
 
 # -- alignment tables ----------------------------------------------------------------------------
@@ -745,10 +817,12 @@ def kl_budget_table(
     results: Results, budgets=(5.0, 10.0, 20.0), reps: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> pd.DataFrame:
     """Best T = 1 score a method reaches within each KL budget: per seed, the best checkpoint
-    over all of the method's sweep points with KL <= budget; then mean over seeds with a
-    bootstrap CI. ``seeds`` counts the seeds with any checkpoint inside the budget."""
+    over all of the method's sweep points with KL <= budget; then mean over seeds with its t
+    interval (``ci``). ``seeds`` counts the seeds with any checkpoint inside the budget. The best
+    checkpoint is chosen and scored on the same evaluation, so this is an optimistic summary, not
+    a verdict (the claims use ``final_points``)."""
     pts = frontier_points(results)
-    cols = ["task", "method", "kl_budget", "seeds", "mean", "lo", "hi"]
+    cols = ["task", "method", "kl_budget", "seeds", "mean", "lo", "hi", "ci"]
     if pts.empty:
         return pd.DataFrame(columns=cols)
     pts = pts.assign(method=pts.algorithm.map(method_of))
@@ -758,12 +832,11 @@ def kl_budget_table(
             best = g[g.kl <= budget].groupby("seed").score.max()
             if best.empty:
                 rows.append(dict(task=task, method=method, kl_budget=budget, seeds=0, mean=np.nan, lo=np.nan,
-                                 hi=np.nan))  # fmt: skip
+                                 hi=np.nan, ci=""))  # fmt: skip
                 continue
-            m, lo, hi = stats.mean_interval(best.to_numpy(float), reps, confidence, seed)
-            rows.append(
-                dict(task=task, method=method, kl_budget=budget, seeds=len(best), mean=m, lo=lo, hi=hi)
-            )
+            iv = stats.mean_interval(best.to_numpy(float), confidence)
+            rows.append(dict(task=task, method=method, kl_budget=budget, seeds=len(best), mean=iv.point,
+                             lo=iv.lo, hi=iv.hi, ci=iv.label))  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -774,7 +847,7 @@ def reward_model_table(
     (task, training pairs), over distinct reward models (one per seed and recipe)."""
     metrics = ["rm/accuracy", "rm/gold_accuracy", "data/n_pairs", "rm/train_pairs"]
     ev = results.evals[results.evals.metric.isin(metrics)]
-    cols = ["task", "n_pairs", "models", "accuracy", "lo", "hi", "gold_accuracy", "heldout_pairs"]
+    cols = ["task", "n_pairs", "models", "accuracy", "lo", "hi", "ci", "gold_accuracy", "heldout_pairs"]
     if ev.empty or not (ev.metric == "rm/accuracy").any():
         return pd.DataFrame(columns=cols)
     wide = ev.pivot_table(index="run_key", columns="metric", values="value", aggfunc="first")
@@ -791,15 +864,16 @@ def reward_model_table(
     models = wide.drop_duplicates(["task", "seed", "data/n_pairs", "rm/accuracy", "rm/gold_accuracy"])
     rows = []
     for (task, pairs), g in models.groupby(["task", "data/n_pairs"], sort=True):
-        m, lo, hi = stats.mean_interval(g["rm/accuracy"].to_numpy(float), reps, confidence, seed)
+        iv = stats.mean_interval(g["rm/accuracy"].to_numpy(float), confidence)
         rows.append(
             dict(
                 task=task,
                 n_pairs=int(pairs),
                 models=len(g),
-                accuracy=m,
-                lo=lo,
-                hi=hi,
+                accuracy=iv.point,
+                lo=iv.lo,
+                hi=iv.hi,
+                ci=iv.label.replace("seed", "model"),
                 gold_accuracy=float(g["rm/gold_accuracy"].mean()),
                 heldout_pairs=int(g.heldout.iloc[0]),
             )
@@ -812,7 +886,7 @@ def data_efficiency_table(
 ) -> pd.DataFrame:
     """Final T = 1 score against the number of preference pairs a run trained on (``data/n_pairs``
     records), per (task, run label stem, pairs), for stems run at two or more dataset sizes."""
-    cols = ["task", "method", "n_pairs", "runs", "mean", "lo", "hi"]
+    cols = ["task", "method", "n_pairs", "runs", "mean", "lo", "hi", "ci"]
     ev = results.evals[results.evals.metric == "data/n_pairs"]
     if ev.empty:
         return pd.DataFrame(columns=cols)
@@ -824,8 +898,9 @@ def data_efficiency_table(
         if g.n_pairs.nunique() < 2:
             continue
         for k, h in g.groupby("n_pairs", sort=True):
-            m, lo, hi = stats.mean_interval(h.score.to_numpy(float), reps, confidence, seed)
-            rows.append(dict(task=task, method=method, n_pairs=int(k), runs=len(h), mean=m, lo=lo, hi=hi))
+            iv = stats.mean_interval(h.score.to_numpy(float), confidence)
+            rows.append(dict(task=task, method=method, n_pairs=int(k), runs=len(h), mean=iv.point, lo=iv.lo,
+                             hi=iv.hi, ci=iv.label))  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -1073,82 +1148,119 @@ PAPER_CLAIMS = (
     ("DPO's {quantity} is flatter over temperature than PPO's", "dpo", "rlhf-ppo"),
     ("Best-of-N is a strong baseline", "best-of-n", "dpo"),
 )
+# A frontier comparison at a second-method point of KL k uses the first method's points with KL in
+# [k / KL_WINDOW, k]: a point much further left is not a comparison at matched KL but a gap in the
+# first method's sweep grid (design §7: a verdict is decided only where the grid covers it).
+KL_WINDOW = 2.0
+# the largest N of the DPO paper's Best-of-N (Best-of-128, TL;DR summarisation)
+PAPER_BEST_OF_N = 128
 CLAIM_RULES = (
-    "Frontier claims: for each point of the second method (a sweep setting; mean final KL and score "
-    "at T = 1 over its seeds), the first method's best point with no more mean KL. The claim holds "
-    "when that point scores significantly higher (95% CI of the difference above 0) at every point; it "
-    "does not hold when some point of the second method scores significantly higher or has no point of "
-    "the first method at or below its KL; otherwise it is inconclusive. Temperature: the range (highest "
-    "minus lowest) of the mean win rate against the references (tasks with references; else the score) "
-    "over the final temperature sweep, at each method's best point; holds when DPO's range is "
-    "significantly smaller, does not hold when it is significantly larger. Best-of-N: its best point "
-    "against DPO's best point (score at T = 1); holds when it is not significantly below DPO's and is "
-    "significantly above π_SFT's, does not hold otherwise. With one seed on a side there is no interval, "
-    "and the claim is inconclusive unless a missing comparable point decides it."
+    "Intervals: 95% t intervals of differences of means over seeds, paired where both sides ran the "
+    "same seeds (each seed fixes the reference policy, preference data and reward model, so the sides "
+    "share them), Welch's otherwise; the kind is printed with each interval, and a side with one seed "
+    "has none. Frontier claims: for each point of the second method (a sweep setting; mean final KL "
+    "and score at T = 1 over its seeds), the first method's best point with mean KL between "
+    f"1/{KL_WINDOW:g} of that point's KL and that KL. The claim holds when that point scores "
+    "significantly higher (interval above 0) at every point; it does not hold when some point of the "
+    "second method scores significantly higher than a first-method point inside that window; when the "
+    "first method has no point inside the window the grid cannot decide that point (inconclusive: the "
+    "grid stops, or leaves a gap, at that KL), and otherwise it is inconclusive. Temperature: per seed, "
+    "the range (highest minus lowest) over the final temperature sweep of the win rate against the "
+    "references (tasks with references; else the score), at each method's chosen point; holds when "
+    "DPO's mean range is significantly smaller, does not hold when significantly larger. Best-of-N: its "
+    "chosen point against DPO's (score at T = 1); holds when it is not significantly below DPO's and "
+    "is significantly above π_SFT's; does not hold otherwise — unless its best N is the largest N the "
+    f"suite ran and that is below the paper's {PAPER_BEST_OF_N} (inconclusive: the grid stops there). "
+    "Chosen points without selection bias: each seed's value is taken at the sweep point chosen on "
+    "the other seeds (leave one seed out), so no seed both chooses and reports; with one seed the "
+    "choice is in-sample and says so."
 )
 
 
-def _point_scores(pts: pd.DataFrame) -> dict[str, tuple[float, np.ndarray]]:
-    """label -> (mean final KL, per-seed final scores)."""
+def crossfit_choice(select: pd.DataFrame) -> dict:
+    """Leave-one-seed-out choice of a sweep point: ``select`` is a (label x seed) table of the
+    values the choice maximises (NaN = no run). Returns seed -> the label with the highest mean
+    over the *other* seeds (ties: the first label in sorted order); with a single seed, that seed's
+    own best (in-sample). Under a null where every label is equally good, a value reported for a
+    seed at its chosen label is then free of selection bias, since the seed took no part in the
+    choice (``tests/unit/test_selection.py`` checks this by simulation)."""
+    select = select.sort_index()
+    seeds = list(select.columns)
+    out = {}
+    for s in seeds:
+        others = select.drop(columns=[s]) if len(seeds) > 1 else select
+        means = others.mean(axis=1, skipna=True)
+        means = means[select[s].notna()]  # only labels this seed ran
+        if means.notna().any():
+            out[s] = means.idxmax()
+    return out
+
+
+def _crossfit_values(choice: dict, report: pd.DataFrame) -> pd.Series:
+    """seed -> the reported value of ``report`` (label x seed) at that seed's chosen label."""
+    return pd.Series({s: report.at[label, s] for s, label in choice.items() if label in report.index})
+
+
+def _choice_text(choice: dict) -> str:
+    labels = sorted(set(choice.values()))
+    if len(labels) == 1:
+        return labels[0]
+    return " / ".join(f"{lab} (seeds {', '.join(str(s) for s, v in choice.items() if v == lab)})"
+                      for lab in labels)  # fmt: skip
+
+
+def _point_scores(pts: pd.DataFrame) -> dict[str, tuple[float, pd.Series]]:
+    """label -> (mean final KL, per-seed final scores indexed by seed)."""
     return {
-        label: (float(g.kl.mean()), g.score.to_numpy(float))
+        label: (float(g.kl.mean()), g.set_index("seed").score.astype(float))
         for label, g in pts.groupby("algorithm", sort=True)
     }
 
 
-def _fmt_diff(d: tuple[float, float, float]) -> str:
-    if np.isnan(d[1]):
-        return f"{d[0]:+.3f} (one seed: no interval)"
-    return f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+def _difference(a: pd.Series, b: pd.Series, confidence: float = 0.95) -> stats.Interval:
+    """``mean(a) - mean(b)`` of two per-seed series: paired t where both ran the same seeds,
+    Welch otherwise; no interval with one seed on a side."""
+    return stats.difference_interval(a.to_numpy(float), b.to_numpy(float), list(a.index), list(b.index),
+                                     confidence)  # fmt: skip
 
 
-def _difference(a, b, reps: int, confidence: float, seed: int) -> tuple[float, float, float]:
-    """``stats.difference_interval``, with no interval (NaN bounds) unless both sides have two seeds."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if min(len(a), len(b)) < 2:
-        return float(a.mean() - b.mean()), np.nan, np.nan
-    return stats.difference_interval(a, b, reps, confidence, seed)
-
-
-def _dominance(a_pts, b_pts, a_name, b_name, reps, confidence, seed) -> tuple[str, str]:
+def _dominance(a_pts, b_pts, a_name, b_name, confidence) -> tuple[str, str]:
     """(verdict, what was measured) of "a's frontier dominates b's" (``CLAIM_RULES``)."""
     a, b = _point_scores(a_pts), _point_scores(b_pts)
-    details, ahead, behind, missing = [], 0, 0, 0
-    lowest = min(a, key=lambda lab: (a[lab][0], lab)) if a else None
+    details, ahead, behind, undecided = [], 0, 0, 0
     for b_label, (b_kl, b_scores) in sorted(b.items(), key=lambda kv: kv[1][0]):
-        within = {lab: v for lab, v in a.items() if v[0] <= b_kl}
-        if not within:
-            missing += 1
-            details.append(dict(b=b_label, b_kl=b_kl, a=None, a_kl=np.nan, diff=np.nan, lo=np.nan, hi=np.nan))
+        left = {lab: v for lab, v in a.items() if v[0] <= b_kl}
+        window = {lab: v for lab, v in left.items() if v[0] >= b_kl / KL_WINDOW}
+        if not window:
+            undecided += 1
+            nearest = max(left, key=lambda lab: a[lab][0]) if left else None
+            above = [v[0] for v in a.values() if v[0] > b_kl]
+            if nearest is None:
+                why = f"the {a_name} grid starts at KL {min(above):.2f}" if above else f"no {a_name} points"
+            else:
+                why = f"grid gap: the nearest {a_name} point below is {nearest} at KL {a[nearest][0]:.2f}"
+                if above:
+                    why += f", the next above at KL {min(above):.2f}"
+            details.append(f"{b_label} (KL {b_kl:.2f}): not decided, {why}")
             continue
-        a_label = max(within, key=lambda lab: (within[lab][1].mean(), lab))
-        d = _difference(within[a_label][1], b_scores, reps, confidence, seed)
-        ahead += d[1] > 0
-        behind += d[2] < 0
+        a_label = max(window, key=lambda lab: (window[lab][1].mean(), lab))
+        d = _difference(window[a_label][1], b_scores, confidence)
+        ahead += d.has_interval and d.lo > 0
+        behind += d.has_interval and d.hi < 0
         details.append(
-            dict(b=b_label, b_kl=b_kl, a=a_label, a_kl=within[a_label][0], diff=d[0], lo=d[1], hi=d[2])
+            f"{b_label} (KL {b_kl:.2f}): {a_label} (KL {window[a_label][0]:.2f}) {d.text(signed=True)}"
         )
     n = len(b)
     if ahead == n:
         verdict = "holds"
-    elif behind or missing:
+    elif behind:
         verdict = "does not hold"
+    elif undecided:
+        verdict = "inconclusive: the grid does not cover every point"
     else:
         verdict = "inconclusive"
-    parts = []
-    for r in details:
-        if r["a"] is None:
-            parts.append(
-                f"{r['b']} (KL {r['b_kl']:.2f}): no {a_name} point at or below its KL (lowest: {lowest}, "
-                f"KL {a[lowest][0]:.2f})"
-            )
-        else:
-            parts.append(
-                f"{r['b']} (KL {r['b_kl']:.2f}): {r['a']} (KL {r['a_kl']:.2f}) "
-                f"{_fmt_diff((r['diff'], r['lo'], r['hi']))}"
-            )
     text = f"{a_name} significantly higher at {ahead} of {n} {b_name} points, significantly lower at {behind}"
-    text += (f", no comparable point at {missing}" if missing else "") + ". " + "; ".join(parts)
+    text += (f", not decided by the grid at {undecided}" if undecided else "") + ". " + "; ".join(details)
     return verdict, text
 
 
@@ -1161,66 +1273,88 @@ def _temperature_values(results: Results, label: str, metric: str) -> pd.DataFra
     return ev.pivot_table(index="seed", columns="temperature", values="value")
 
 
-def _range_boot(table: pd.DataFrame, reps: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
-    """Range over temperatures of the per-temperature mean, and its bootstrap over seeds."""
-    m = table.to_numpy(float)
-    point = float(np.nanmax(np.nanmean(m, 0)) - np.nanmin(np.nanmean(m, 0)))
-    idx = rng.integers(0, len(m), size=(reps, len(m)))
-    means = np.nanmean(m[idx], axis=1)  # (reps, temperatures)
-    return point, np.nanmax(means, 1) - np.nanmin(means, 1)
+def _seed_table(pts: pd.DataFrame, column: str = "score") -> pd.DataFrame:
+    """(label x seed) table of a column of ``final_points``."""
+    return pts.pivot_table(index="algorithm", columns="seed", values=column, aggfunc="first")
+
+
+def _n_of(label: str) -> float | None:
+    """The N of a Best-of-N run label (``best-of-n[n=16]`` -> 16.0), None when it has none."""
+    import re
+
+    m = re.search(r"\bn=(\d+)", label)
+    return float(m.group(1)) if m else None
 
 
 def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """The DPO paper's claims (``PAPER_CLAIMS``) measured on each task where both methods ran:
-    task, claim, verdict (holds | does not hold | inconclusive) and what was measured, by the
-    rules of ``CLAIM_RULES``."""
+    task, claim, verdict (holds | does not hold | inconclusive, with the reason where the grid
+    decides it) and what was measured, by the rules of ``CLAIM_RULES``. ``reps`` and ``seed`` are
+    unused (the intervals are t intervals)."""
     cols = ["task", "claim", "verdict", "measured"]
     pts = final_points(results)
     if pts.empty:
         return pd.DataFrame(columns=cols)
-    best = best_points(results)
     names = {"dpo": "DPO", "rlhf-ppo": "RLHF-PPO", "ppo-gt": "PPO-GT"}
     rows = []
     for task, tp in pts.groupby("task", sort=True):
         methods = set(tp.method)
         keys = set(results.runs.run_key[results.runs.task == task])
         has_refs = bool(((results.evals.metric == WIN_METRIC) & results.evals.run_key.isin(keys)).any())
+        scores = _seed_table(tp)
         for claim, a, b in PAPER_CLAIMS:
             if a not in methods or b not in methods:
                 continue
             claim = claim.format(quantity="win rate" if has_refs else "score")
+            labels = {m: sorted(tp.algorithm[tp.method == m].unique()) for m in (a, b)}
+            choice = {m: crossfit_choice(scores.loc[labels[m]]) for m in (a, b)}
             if claim.startswith("Best-of-N"):
-                bon, dpo = tp[tp.algorithm == best[a]], tp[tp.algorithm == best[b]]
-                d = _difference(bon.score, dpo.score, reps, confidence, seed)
-                text = (f"{best[a]} (KL {bon.kl.mean():.2f}) minus {best[b]} (KL {dpo.kl.mean():.2f}): "
-                        f"score {_fmt_diff(d)}")  # fmt: skip
+                bon, dpo = (_crossfit_values(choice[m], scores) for m in (a, b))
+                d = _difference(bon, dpo, confidence)
+                text = (f"{_choice_text(choice[a])} minus {_choice_text(choice[b])} (points chosen leaving "
+                        f"the seed out): score {d.text(signed=True)}")  # fmt: skip
                 above_sft = None
                 if "sft" in methods:
-                    sft = tp[tp.method == "sft"].score
-                    s = _difference(bon.score, sft, reps, confidence, seed)
-                    above_sft = s[1] > 0
-                    text += f"; minus π_SFT: {_fmt_diff(s)}"
-                verdict = "holds" if d[2] >= 0 and above_sft else "does not hold"
-                if np.isnan(d[1]) or above_sft is None or (not above_sft and np.isnan(s[1])):
+                    sft = tp[tp.method == "sft"].set_index("seed").score.astype(float)
+                    sd = _difference(bon, sft, confidence)
+                    above_sft = sd.has_interval and sd.lo > 0
+                    text += f"; minus π_SFT: {sd.text(signed=True)}"
+                verdict = "holds" if d.has_interval and d.hi >= 0 and above_sft else "does not hold"
+                if not d.has_interval or above_sft is None or (not above_sft and not sd.has_interval):
                     verdict = "inconclusive"
+                ns = [n for n in map(_n_of, labels[a]) if n is not None]
+                chosen = [_n_of(v) for v in choice[a].values()]
+                if verdict == "does not hold" and ns and max(ns) < PAPER_BEST_OF_N and max(ns) in chosen:
+                    verdict = (f"inconclusive: the grid stops at N = {max(ns):g}, Best-of-N's best there "
+                               f"(the paper goes to {PAPER_BEST_OF_N})")  # fmt: skip
             elif "temperature" in claim:
                 metric = WIN_METRIC if has_refs else results.score_metric(task)
-                ta, tb = (_temperature_values(results, best[m], metric) for m in (a, b))
-                if ta.shape[1] < 3 or tb.shape[1] < 3:
+                ranges = {}
+                for m in (a, b):
+                    tables = {lab: _temperature_values(results, lab, metric) for lab in labels[m]}
+                    if any(t.shape[1] < 3 for t in tables.values()):
+                        break
+                    per_seed = pd.DataFrame(
+                        {lab: t.max(axis=1) - t.min(axis=1) for lab, t in tables.items()}
+                    ).T
+                    ranges[m] = _crossfit_values(choice[m], per_seed).dropna()
+                if len(ranges) < 2:
                     continue
-                rng = np.random.default_rng(seed)
-                ra, boot_a = _range_boot(ta, reps, rng)
-                rb, boot_b = _range_boot(tb, reps, rng)
-                lo, hi = stats.percentile_interval(boot_a - boot_b, confidence)
-                if min(len(ta), len(tb)) < 2:
-                    lo = hi = np.nan
-                verdict = "holds" if hi < 0 else "does not hold" if lo > 0 else "inconclusive"
-                temps = ", ".join(f"{t:g}" for t in ta.columns)
-                text = (f"range over T = {temps}: {best[a]} {ra:.3f}, {best[b]} {rb:.3f}; difference "
-                        f"{_fmt_diff((ra - rb, lo, hi))}")  # fmt: skip
+                d = _difference(ranges[a], ranges[b], confidence)
+                verdict = "inconclusive"
+                if d.has_interval and (d.hi < 0 or d.lo > 0):
+                    verdict = "holds" if d.hi < 0 else "does not hold"
+                temps = ", ".join(
+                    f"{t:g}" for t in _temperature_values(results, labels[a][0], metric).columns
+                )
+                text = (
+                    f"range over T = {temps} of each seed's {'win rate' if has_refs else 'score'}, mean "
+                    f"over seeds: {_choice_text(choice[a])} {ranges[a].mean():.3f}, "
+                    f"{_choice_text(choice[b])} {ranges[b].mean():.3f}; difference {d.text(signed=True)}"
+                )
             else:
                 verdict, text = _dominance(
-                    tp[tp.method == a], tp[tp.method == b], names[a], names[b], reps, confidence, seed
+                    tp[tp.method == a], tp[tp.method == b], names[a], names[b], confidence
                 )
             rows.append(dict(task=task, claim=claim, verdict=verdict, measured=text))
     return pd.DataFrame(rows, columns=cols)

@@ -232,7 +232,7 @@ def task_figure(
             if g.empty:
                 continue
             grid, values = curve_grid(g, x)
-            mean, lo, hi = stats.mean_band(values, reps, seed=seed)
+            mean, lo, hi = stats.mean_band(values)
             means[algo] = mean if x != "step" or cut is None else mean[grid <= cut * 1.02]
             name = f"{short(algo)} (n={len(values)})"
             if algo in protocols:  # its protocol's first clause, e.g. "training-episode return"
@@ -267,7 +267,7 @@ def task_figure(
         if x == "step":
             step_ticks(ax)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"{label} ({sampled}, mean and 95% CI)")
+        ax.set_ylabel(f"{label} ({sampled}, mean and 95% t CI)")
     x_end = cut if cut is not None else (float(ev.step.max()) if len(ev) else None)
     for i, (_, a) in enumerate(anchors.iterrows()):
         name = f"{short(a.source, 24)}: {short(a.algorithm, 24)} at {a.budget:,.0f} steps"
@@ -388,44 +388,71 @@ def profile_figure(matrices: dict[str, np.ndarray], colors: dict, path: Path, re
     return _save(fig, path)
 
 
-def frontier_figure(points: pd.DataFrame, task: str, metric: str, colors: dict, path: Path) -> str:
-    """(KL to reference, score) per method (a run label without its sweep suffix): each method's
-    Pareto front over all its sweep points and seeds as a line in its colour and marker, every
-    checkpoint evaluation behind it as a faint dot (hollow where the KL is only an upper bound)."""
-    points = points.assign(method=points.algorithm.map(method_of))
-    if "kl_is_bound" not in points:
-        points = points.assign(kl_is_bound=False)
-    bound = points.kl_is_bound.astype(bool)
-    fig, ax = plt.subplots(figsize=(11, 6))
-    front_scores = []
-    for method in natural(points.method.unique()):
-        g = points[points.method == method]
-        c = colors[method]
+def frontier_figure(
+    aligned: pd.DataFrame,
+    task: str,
+    metric: str,
+    colors: dict,
+    path: Path,
+    fallen: pd.DataFrame | None = None,
+) -> str:
+    """(KL to reference, score) per method (a run label without its sweep suffix), from
+    ``results.aligned_points``: small dots are seed means of one configuration at one checkpoint
+    (hollow where the KL is only an upper bound), large edged markers each configuration's final
+    point, and the line the method's Pareto front through those seed means, with the 95% t interval
+    of each front point's score. ``fallen`` (``results.fallen_methods``) names the methods whose
+    final point lies well below their front, in a note under the axes."""
+    aligned = aligned.assign(method=aligned.algorithm.map(method_of))
+    bound = aligned.kl_is_bound.astype(bool)
+    fig, ax = plt.subplots(figsize=(11, 6.4))
+    for method in natural(aligned.method.unique()):
+        g = aligned[aligned.method == method]
+        c, m = colors[method], colors.marker(method)
         measured, bounds = g[~bound[g.index]], g[bound[g.index]]
-        ax.scatter(measured.kl, measured.score, s=7, color=c, alpha=0.12, lw=0, zorder=1)
+        ax.scatter(measured.kl, measured.score, s=14, color=c, alpha=0.45, lw=0, zorder=1)
         # a KL that is only an upper bound: hollow marker (the true point lies at or left of it)
-        ax.scatter(bounds.kl, bounds.score, s=24, facecolors="none", edgecolors=c, lw=0.8, alpha=0.5)
+        ax.scatter(bounds.kl, bounds.score, s=24, facecolors="none", edgecolors=c, lw=0.9, alpha=0.8)
+        finals = g[g.final]
+        ax.scatter(finals.kl, finals.score, s=60, color=c, marker=m, edgecolors="black", lw=0.8, zorder=4)
         front = g.iloc[stats.pareto_front(g.kl.to_numpy(), g.score.to_numpy())].sort_values("kl")
-        front_scores.extend(front.score)
         note = ", KL: upper bound" if len(bounds) else ""
-        ax.plot(front.kl, front.score, color=c, lw=2.2, marker=colors.marker(method), ms=6,
-                drawstyle="steps-post", zorder=3, ls=colors.line(method),
-                label=f"{short(method)} ({len(g)} points{note})")  # fmt: skip
-    if (points.kl > 0).any() and points.kl.max() / max(points.kl[points.kl > 0].min(), 1e-9) > 100:
+        label = f"{short(method)} ({g.algorithm.nunique()} configs, {len(g)} seed-mean points{note})"
+        ax.plot(front.kl, front.score, color=c, lw=2.0, drawstyle="steps-post", zorder=3,
+                ls=colors.line(method), label=label)  # fmt: skip
+        err = np.vstack([front.score - front.lo, front.hi - front.score])
+        if np.isfinite(err).any():
+            ax.errorbar(front.kl, front.score, yerr=np.nan_to_num(err), fmt="none", ecolor=c, elinewidth=1.0,
+                        capsize=2.5, zorder=3, alpha=0.9)  # fmt: skip
+    symlog = (aligned.kl > 0).any() and aligned.kl.max() / max(aligned.kl[aligned.kl > 0].min(), 1e-9) > 100
+    if symlog:
         ax.set_xscale("symlog", linthresh=0.1)
         plain_log_ticks(ax.xaxis)
-    if front_scores:  # the fronts set the y-range; dots far below them are clipped (and said so)
-        low, top = min(front_scores), max(points.score.max(), max(front_scores))
-        floor = low - 0.25 * max(top - low, 1e-9)
-        if points.score.min() < floor:
+    keep = aligned.score[aligned.final]  # final points (and most checkpoint means) set the y-range
+    if len(keep):
+        low = min(keep.min(), aligned.score.quantile(0.05))
+        top = aligned.score.max()
+        floor = low - 0.08 * max(top - low, 1e-9)
+        if aligned.score.min() < floor:
             ax.set_ylim(bottom=floor)
-            text = f"evaluations below {floor:,.0f} not shown (lowest {points.score.min():,.0f})"
+            text = f"checkpoint means below {floor:,.3g} not shown (lowest {aligned.score.min():,.3g})"
             ax.text(0.01, 0.01, text, transform=ax.transAxes, fontsize=7, color="0.3", va="bottom")
-    ax.set_xlabel("sequence-level KL(π ‖ π_ref) (nats)")
-    ax.set_ylabel(f"{_score_label(metric, task)} at T = 1")
-    ax.set_title(f"{short(task)}: reward vs KL (lines: each method's Pareto front; dots: all evaluations)")
+    scale = " (symlog scale: linear below 0.1)" if symlog else ""
+    ax.set_xlabel(f"sequence-level KL(π ‖ π_ref) (nats){scale}")
+    ax.set_ylabel(f"{_score_label(metric, task)} at T = 1, mean over seeds")
+    ax.set_title(f"{short(task)}: reward vs KL (line: Pareto front of seed means, bars: 95% t CI; "
+                 "edged: final points)", fontsize=10)  # fmt: skip
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method", fontsize=8)
-    fig.tight_layout()
+    if fallen is not None and len(fallen):
+        names = "; ".join(
+            f"{short(r.algorithm)} ends at {r.score:,.3g} (KL {r.kl:,.3g}), its front reaches "
+            f"{r.front_score:,.3g}"
+            for r in fallen.itertuples()
+        )
+        fig.text(0.01, 0.005, f"Final point well below the front: {names}", fontsize=7.5, color="#b2182b",
+                 va="bottom", wrap=True)  # fmt: skip
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+    else:
+        fig.tight_layout()
     return _save(fig, path)
 
 
@@ -472,7 +499,7 @@ def temperature_figure(
                 ls=colors.line(method), label=short(h.algorithm.iloc[0]))  # fmt: skip
         ax.fill_between(h.temperature, h.lo, h.hi, color=c, alpha=0.07, lw=0)
     ax.set_xlabel("sampling temperature T (0 = greedy)")
-    ax.set_ylabel(f"final {_score_label(metric, task)} (mean over seeds, 95% CI)")
+    ax.set_ylabel(f"final {_score_label(metric, task)} (mean over seeds, 95% t CI)")
     ax.set_title(f"{short(task)}: score vs sampling temperature (one sweep point per method)")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method (sweep point)", fontsize=8)
     fig.tight_layout()
@@ -490,7 +517,7 @@ def temperature_sweep_figure(table: pd.DataFrame, task: str, metric: str, colors
 
     fig = _method_panels(table, colors, 2.9, "lower left", draw)
     fig.supxlabel("sampling temperature T (0 = greedy)")
-    fig.supylabel(f"final {_score_label(metric, task)} (mean, 95% CI)")
+    fig.supylabel(f"final {_score_label(metric, task)} (mean, 95% t CI)")
     fig.suptitle(f"{short(task)}: robustness to sampling temperature, every sweep point")
     fig.tight_layout()
     return _save(fig, path)
@@ -516,7 +543,8 @@ def win_rate_figure(
         ax.fill_between(h.temperature, h.lo, h.hi, color=c, alpha=0.15, lw=0)
     ax.axhline(0.5, color="0.4", ls="--", lw=1)
     ax.set_xlabel("sampling temperature T (0 = greedy)")
-    ax.set_ylabel("win rate vs reference (wins + ½ ties, 95% CI)")
+    kinds = "/".join(sorted({str(c).split(",")[0] for c in table.ci})) if "ci" in table else ""
+    ax.set_ylabel(f"win rate vs reference (wins + ½ ties; 95% {kinds} CI)")
     ax.set_title(
         f"{short(task)}: win rate against the reference vs temperature (best sweep point per method)"
     )
@@ -525,17 +553,24 @@ def win_rate_figure(
     return _save(fig, path)
 
 
-def kl_curve_figure(curves: pd.DataFrame, task: str, colors: dict, path: Path) -> str:
-    """KL(π ‖ π_ref) at T = 1 over training updates, mean over seeds: one panel per method, one
-    line per sweep point."""
+def kl_curve_figure(
+    curves: pd.DataFrame, task: str, colors: dict, path: Path, x_label: str = "env steps"
+) -> str:
+    """KL(π ‖ π_ref) at T = 1 over training, mean over seeds at each checkpoint (seeds matched by
+    checkpoint ordinal, at their median step; only checkpoints every seed reached): one panel per
+    method, one line per sweep point. ``x_label``: what the steps count (env steps on control,
+    optimizer updates on LM tasks)."""
 
     def draw(ax, h, shade, name):
-        h = h.groupby("step").kl.agg(["mean", "min", "max"]).reset_index()
+        seeds = h.seed.nunique()
+        h = h.groupby("checkpoint").agg(step=("step", "median"), mean=("kl", "mean"), min=("kl", "min"),
+                                        max=("kl", "max"), seeds=("seed", "nunique"))  # fmt: skip
+        h = h[h.seeds == seeds]
         ax.plot(h.step, h["mean"], color=shade, lw=1.6, marker="o", ms=2.5, label=name)
         ax.fill_between(h.step, h["min"], h["max"], color=shade, alpha=0.15, lw=0)
 
     fig = _method_panels(curves, colors, 2.8, "upper left", draw)
-    fig.supxlabel("optimizer updates")
+    fig.supxlabel(x_label)
     fig.supylabel("KL(π ‖ π_ref) at T = 1, nats\n(mean; band: seed range)")
     fig.suptitle(f"{short(task)}: KL to the reference over training")
     fig.tight_layout()

@@ -29,10 +29,12 @@ from bench.report.tables import (
     aggregate_rows,
     fmt,
     hyperparameter_rows,
+    interval_cell,
     leaderboard_columns,
     leaderboard_rows,
     markdown_table,
     md_escape,
+    mean_cell,
     pick,
 )
 
@@ -254,6 +256,7 @@ def _render(
         matrices = {a: m for a, m in matrices.items() if a in leading}
         aggregate = dict(
             tasks=agg_tasks,
+            note=_aggregate_note(results, matrices, agg_tasks),
             header=AGGREGATE_HEADER,
             rows=_mark_imported(aggregate_rows(agg_table[agg_table.leads]), protos),
             sweep_rows=aggregate_rows(agg_table) if sweeps else [],
@@ -272,9 +275,12 @@ def _render(
         bar.update()
 
     frontiers = []
-    for i, (task, g) in enumerate(points.groupby("task", sort=True)):
+    aligned = R.aligned_points(results)
+    fallen = R.fallen_methods(aligned)
+    for i, (task, g) in enumerate(aligned.groupby("task", sort=True)):
         metric = results.score_metric(task) or "eval/return"
-        name = figures.frontier_figure(g, task, metric, colors, fig_dir / f"frontier{i + 1}.png")
+        name = figures.frontier_figure(g, task, metric, colors, fig_dir / f"frontier{i + 1}.png",
+                                       fallen[fallen.task == task])  # fmt: skip
         frontiers.append(dict(task=task, figure="figures/" + name, span=span_rows(span[span.task == task])))
         bar.update()
     temperatures = []
@@ -318,6 +324,7 @@ def _render(
         csv_files["probability_of_improvement.csv"] = poi.rename_axis("algorithm")
     optional = {
         "frontier.csv": points,
+        "frontier_means.csv": aligned,
         "temperature.csv": temps,
         "kl_budgets.csv": budgets,
         "reward_models.csv": rm_table,
@@ -365,7 +372,6 @@ def _render(
             scaling_intro=SCALING_INTRO,
             rm_header=RM_HEADER,
             samples_header=SAMPLES_HEADER,
-            win_intro=WIN_INTRO,
             samples_intro=SAMPLES_INTRO,
             failures=failures,
             provenance=list(prov.items()),
@@ -446,7 +452,7 @@ def _markdown(
         lines += [
             "## Aggregate over tasks (normalised scores, 95% stratified-bootstrap CIs)",
             "",
-            f"Tasks: {md_escape(', '.join(aggregate['tasks']))}.",
+            f"Tasks: {md_escape(', '.join(aggregate['tasks']))}. {md_escape(aggregate['note'])}",
             "",
             markdown_table(aggregate["header"], aggregate["rows"]),
             "",
@@ -471,7 +477,7 @@ def _markdown(
         if a["efficiency"]:
             lines += [f"![data efficiency, {md_escape(a['task'])}]({a['efficiency']})", ""]
         if a["win_rates"]:
-            lines += [WIN_INTRO, "", markdown_table(a["win_header"], a["win_rates"]), ""]
+            lines += [a["win_intro"], "", markdown_table(a["win_header"], a["win_rates"]), ""]
             lines += [f"![win rate vs temperature, {md_escape(a['task'])}]({a['win_figure']})", ""]
         if a["kl_figure"]:
             lines += [f"![KL over training, {md_escape(a['task'])}]({a['kl_figure']})", ""]
@@ -547,17 +553,45 @@ SAMPLES_INTRO = (
 WIN_HEADER = ["run"]  # + one column per temperature
 WIN_INTRO = (
     "Win rate against the reference completions by the gold reward (wins + ½ ties) at each sampling"
-    " temperature: mean over seeds and test prompts, 95% CI from a two-way bootstrap over seeds and"
-    " prompts:"
+    " temperature: mean over seeds and test prompts with its 95% interval ({kinds}):"
 )
 
 RM_HEADER = [
     "training pairs",
     "models",
-    "held-out accuracy [95% CI]",
+    "held-out accuracy [95% t CI over models]",
     "vs true return order",
     "held-out pairs",
 ]
+
+
+def _aggregate_note(results, matrices: dict, tasks: list[str]) -> str:
+    """What the aggregate's intervals are and how often they cover at this table's seed count
+    (simulated now, ``bench.coverage``), and which labels ran another budget than the rest."""
+    from bench import coverage
+
+    n = min(int(np.count_nonzero(~np.isnan(m[:, j]))) for m in matrices.values() for j in range(m.shape[1]))
+    text = "Intervals: 95% stratified percentile bootstrap over seeds within each task."
+    if n >= 2:
+        cov = coverage.bootstrap_coverage("IQM", "normal", n, len(tasks), sims=400, reps=500)
+        text += (
+            f" With {n} seeds per task over {len(tasks)} task{'s' if len(tasks) != 1 else ''}, such an "
+            f"interval of the IQM covered the truth in {100 * cov:.0f}% of 400 simulated normal data sets "
+            "(python -m bench.coverage)"
+        )
+        text += ": below 90%, so read these intervals as narrower than 95%." if cov < 0.9 else "."
+    budgets = R.final_scores(results).merge(results.runs[["run_key", "env_steps"]], on="run_key")
+    budgets = budgets[budgets.algorithm.isin(matrices) & budgets.task.isin(tasks)]
+    odd = []
+    for task, g in budgets.groupby("task", sort=True):
+        per_label = g.groupby("algorithm").env_steps.median()
+        usual = per_label.round(-3).mode().iloc[0] if len(per_label) else None
+        odd += [
+            f"{a} ({fmt(v)} steps on {task})" for a, v in per_label.items() if abs(round(v, -3) - usual) > 0
+        ]
+    if odd:
+        text += " Trained on another budget than most labels: " + "; ".join(odd) + "."
+    return text
 
 
 def _alignment_sections(
@@ -581,7 +615,8 @@ def _alignment_sections(
     tasks = sorted(set().union(*(set(t.task) for t in tables)))
     for i, task in enumerate(tasks):
         section = dict(task=task, budgets=[], budget_header=[], reward_models=[], efficiency=None,
-                       win_rates=[], win_header=[], win_figure=None, kl_figure=None)  # fmt: skip
+                       win_rates=[], win_header=[], win_intro="", win_figure=None,
+                       kl_figure=None)  # fmt: skip
         w = win_rates[win_rates.task == task]
         if len(w):
             temps = sorted(w.temperature.unique())
@@ -594,16 +629,23 @@ def _alignment_sections(
                     cells.append(
                         "—"
                         if r.empty
-                        else f"{r['mean'].iloc[0]:.3f} [{r.lo.iloc[0]:.3f}, {r.hi.iloc[0]:.3f}]"
+                        else interval_cell(r["mean"].iloc[0], r.lo.iloc[0], r.hi.iloc[0], 3, r.runs.iloc[0])
                     )
                 section["win_rates"].append(cells)
+            section["win_intro"] = WIN_INTRO.format(kinds="; ".join(sorted(set(w.ci))))
             name = figures.win_rate_figure(w, task, colors, fig_dir / f"winrate{i + 1}.png", best)
             section["win_figure"] = "figures/" + name
             bar.update()
         k = kl_curves[kl_curves.task == task]
         if len(k):
+            from bench.lm.tasks import LM_TASKS
+
             section["kl_figure"] = "figures/" + figures.kl_curve_figure(
-                k, task, colors, fig_dir / f"kl{i + 1}.png"
+                k,
+                task,
+                colors,
+                fig_dir / f"kl{i + 1}.png",
+                "optimizer updates" if task in LM_TASKS else "env steps",
             )
             bar.update()
         section["samples"] = [
@@ -622,11 +664,13 @@ def _alignment_sections(
                 for v in levels:
                     r = g[g.kl_budget == v].iloc[0]
                     interval = f"{r['mean']:.{d}f} [{r.lo:.{d}f}, {r.hi:.{d}f}] ({int(r.seeds)})"
+                    if pd.isna(r.lo):
+                        interval = f"{r['mean']:.{d}f} (1 seed: no interval)"
                     cells.append("—" if r.seeds == 0 else interval)
                 section["budgets"].append(cells)
         for _, r in rm_table[rm_table.task == task].iterrows():
             section["reward_models"].append([
-                str(r.n_pairs), str(r.models), f"{r.accuracy:.3f} [{r.lo:.3f}, {r.hi:.3f}]",
+                str(r.n_pairs), str(r.models), interval_cell(r.accuracy, r.lo, r.hi, 3, r.models),
                 f"{r.gold_accuracy:.3f}", str(r.heldout_pairs),
             ])  # fmt: skip
         e = efficiency[efficiency.task == task]
@@ -650,7 +694,7 @@ def leaderboard_page(results, board: pd.DataFrame, generated: str, reps: int = 2
     first = runs.drop_duplicates(["task", "algorithm"]).set_index(["task", "algorithm"])
     owner, protocol = first.submission, first.protocol
     header = [("task", "text"), ("algorithm", "text"), ("submission", "text"), ("protocol", "text"),
-              ("seeds", "num"), ("final (mean ± std)", "num"), ("IQM [95% CI]", "num"),
+              ("seeds", "num"), ("final: mean [95% t CI], sd (n)", "num"), ("IQM [95% bootstrap CI]", "num"),
               ("normalised IQM", "num"), ("median", "num"), ("wall time", "num"),
               ("code", "text")]  # fmt: skip
 
@@ -670,8 +714,9 @@ def leaderboard_page(results, board: pd.DataFrame, generated: str, reps: int = 2
                     cell(r.task, r.task), cell(r.algorithm, r.algorithm),
                     cell(owner.get(key, ""), owner.get(key, "")), cell(proto, proto),
                     cell(str(r.seeds), r.seeds, True),
-                    cell(f"{fmt(r['mean'])} ± {fmt(r['std'], 3)}" if r.seeds else "—", r["mean"], True),
-                    cell(f"{fmt(r.iqm)} [{fmt(r.iqm_lo)}, {fmt(r.iqm_hi)}]" if r.seeds else "—", r.iqm, True),
+                    cell(mean_cell(r) if r.seeds else "—", r["mean"], True),
+                    cell(interval_cell(r.iqm, r.iqm_lo, r.iqm_hi, n=r.seeds) if r.seeds else "—", r.iqm,
+                         True),
                     cell("—" if norm is None else f"{norm:.3f}", norm, True),
                     cell(fmt(r["median"]) if r.seeds else "—", r["median"], True),
                     cell(_seconds(r.wall_time_s), r.wall_time_s, True),

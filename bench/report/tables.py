@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 LEADERBOARD_HEADER = [
-    "algorithm", "seeds", "final (mean ± std)", "IQM [95% CI]", "median", "steps to threshold",
+    "algorithm", "seeds", "final: mean [95% t CI], sd (n)", "IQM [95% bootstrap CI]", "median",
+    "steps to threshold",
     "time to threshold (train / wall)", "wall time, peak memory", "env-steps/s", "failed", "code",
 ]  # fmt: skip
 # leaderboard columns that mean nothing where the "steps" are optimizer updates on a fixed data set
@@ -27,6 +28,27 @@ def fmt(v, digits: int = 4) -> str:
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     return f"{v:.{digits}g}"
+
+
+def interval_cell(point, lo, hi, digits: int = 4, n=None) -> str:
+    """``"0.52 [0.41, 0.63]"``, or ``"0.52 (1 seed: no interval)"`` where the bounds are NaN."""
+    if point is None or pd.isna(point):
+        return "—"
+    if pd.isna(lo) or pd.isna(hi):
+        few = "" if n is None else f"{int(n)} seed{'s' if int(n) != 1 else ''}: "
+        return f"{fmt(float(point), digits)} ({few or ''}no interval)"
+    return f"{fmt(float(point), digits)} [{fmt(float(lo), digits)}, {fmt(float(hi), digits)}]"
+
+
+def mean_cell(row) -> str:
+    """A leaderboard row's final score: mean with its t interval over seeds and the sample sd
+    (ddof = 1) with the seed count — ``"212.4 [180.1, 244.7], sd 13.0 (n = 3)"``; one seed:
+    ``"212.4 (1 seed: no interval)"``."""
+    sd = row.get("sd", row.get("std", np.nan))
+    if row.seeds < 2 or pd.isna(row.get("mean_lo", np.nan)):
+        return interval_cell(row["mean"], np.nan, np.nan, n=row.seeds)
+    mean = interval_cell(row["mean"], row["mean_lo"], row["mean_hi"])
+    return f"{mean}, sd {fmt(sd, 3)} (n = {int(row.seeds)})"
 
 
 def _seconds(v) -> str:
@@ -75,8 +97,8 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
             [
                 r.algorithm,
                 f"{r.seeds}",
-                f"{fmt(r['mean'])} ± {fmt(r['std'], 3)}",
-                f"{fmt(r.iqm)} [{fmt(r.iqm_lo)}, {fmt(r.iqm_hi)}]",
+                mean_cell(r),
+                interval_cell(r.iqm, r.iqm_lo, r.iqm_hi, n=r.seeds),
                 fmt(r["median"]),
                 fmt(r.steps_to_threshold) + _range(r) + reached,
                 f"{_seconds(r.train_to_threshold_s)} / {_seconds(r.wall_to_threshold_s)}",
@@ -156,7 +178,10 @@ def aggregate_rows(table: pd.DataFrame) -> list[list[str]]:
     for _, r in table.sort_values("iqm", ascending=False).iterrows():
         cells = [r.algorithm, str(r.runs), str(r.tasks)]
         for key in ["iqm", "mean", "median", "optimality_gap"]:
-            cells.append(f"{r[key]:.3f} [{r[key + '_lo']:.3f}, {r[key + '_hi']:.3f}]")
+            if pd.isna(r[key + "_lo"]):
+                cells.append(f"{r[key]:.3f} (no interval)")
+            else:
+                cells.append(f"{r[key]:.3f} [{r[key + '_lo']:.3f}, {r[key + '_hi']:.3f}]")
         rows.append(cells)
     return rows
 

@@ -51,7 +51,8 @@ def test_final_scores_are_last_greedy_evaluations_of_done_runs():
 def test_leaderboard_by_hand():
     board = R.leaderboard(_results(EVALS, RUNS), reps=200).set_index("algorithm")
     ppo = board.loc["ppo"]
-    assert ppo["mean"] == 335.0 and ppo["std"] == 135.0 and ppo["median"] == 335.0
+    assert ppo["mean"] == 335.0 and ppo["median"] == 335.0
+    assert ppo["sd"] == pytest.approx(135.0 * np.sqrt(2))  # the sample sd (ddof = 1) of 2 seeds
     # a reaches 475 at step 200 (wall 2 s); b never does: median of [200, inf] = inf
     assert ppo.reached == 1 and ppo.steps_to_threshold == np.inf
     assert ppo.env_steps_per_s == pytest.approx(np.median([100.0, 50.0]))
@@ -206,9 +207,11 @@ def test_kl_span_and_the_paper_claims_by_hand():
     frontier = claims.loc["DPO's frontier dominates PPO's"]
     assert frontier.verdict == "holds"
     assert "+0.210" in frontier.measured and "+0.100" in frontier.measured
-    # PPO-GT's only point has KL 1, below every DPO point: nothing to compare it with
+    # PPO-GT's only point has KL 1, below every DPO point: the DPO grid cannot decide it
     gt = claims.loc["DPO dominates PPO-GT"]
-    assert gt.verdict == "does not hold" and "no DPO point at or below its KL" in gt.measured
+    assert gt.verdict == "inconclusive: the grid does not cover every point"
+    assert "not decided, the DPO grid starts at KL 2.00" in gt.measured
+    assert "(paired t, 3 seeds)" in frontier.measured
     # the best points: dpo[beta=0.1] is flat over T, rlhf-ppo[b] drops by 0.4 from T = 0 to 1
     flat = claims.loc["DPO's score is flatter over temperature than PPO's"]
     assert flat.verdict == "holds" and "difference -0.400" in flat.measured
@@ -223,6 +226,62 @@ def test_kl_span_and_the_paper_claims_by_hand():
     one.score_metric = lambda task: "eval/gold_reward"
     verdicts = R.claims_table(one, reps=200).set_index("claim").verdict
     assert verdicts["DPO's frontier dominates PPO's"] == "inconclusive"
-    assert verdicts["DPO dominates PPO-GT"] == "does not hold"
+    assert verdicts["DPO dominates PPO-GT"] == "inconclusive: the grid does not cover every point"
     assert verdicts["Best-of-N is a strong baseline"] == "inconclusive"
     assert verdicts["DPO's score is flatter over temperature than PPO's"] == "inconclusive"
+
+
+def _claim_runs(points: dict, temps=(1.0,)):
+    """label -> (kl, per-seed scores); one final evaluation per run at each temperature."""
+    runs, evals = [], []
+    for label, (kl, scores) in points.items():
+        algo = {"dpo": "lm-dpo"}.get(R.method_of(label), R.method_of(label))
+        for seed, score in enumerate(scores):
+            key = f"{label}-{seed}"
+            runs.append((key, "sentiment", label, algo, seed, "done", 400, 1.0, 1.0))
+            evals.append((key, 400, 1.0, 1.0, "eval/kl", kl))
+            for t in temps:
+                evals.append((key, 400, 1.0, t, "eval/gold_reward", score))
+    res = _results(evals, runs)
+    res.score_metric = lambda task: "eval/gold_reward"
+    return res
+
+
+def test_a_grid_gap_leaves_the_frontier_claim_undecided():
+    # DPO has points at KL 0.5 and 8; PPO's point at KL 3 is 6x the nearest DPO point on its left:
+    # DPO being lower there says nothing about DPO at KL 3 -> not "does not hold"
+    res = _claim_runs({
+        "dpo[beta=5]": (0.5, [0.10, 0.11, 0.12]),
+        "dpo[beta=0.1]": (8.0, [0.80, 0.81, 0.82]),
+        "rlhf-ppo[a]": (3.0, [0.50, 0.52, 0.54]),
+    })  # fmt: skip
+    claim = R.claims_table(res).set_index("claim").loc["DPO's frontier dominates PPO's"]
+    assert claim.verdict == "inconclusive: the grid does not cover every point"
+    assert "grid gap: the nearest DPO point below is dpo[beta=5] at KL 0.50, the next above at KL 8.00" in (
+        claim.measured
+    )
+    # a DPO point inside the window [1.5, 3] that scores lower decides it
+    res = _claim_runs({
+        "dpo[beta=1]": (2.0, [0.30, 0.31, 0.32]),
+        "dpo[beta=0.1]": (8.0, [0.80, 0.81, 0.82]),
+        "rlhf-ppo[a]": (3.0, [0.50, 0.52, 0.54]),
+    })  # fmt: skip
+    claim = R.claims_table(res).set_index("claim").loc["DPO's frontier dominates PPO's"]
+    assert claim.verdict == "does not hold" and "-0.210 [" in claim.measured
+
+
+def test_best_of_n_is_not_refuted_where_its_grid_stops():
+    # Best-of-N improves with N up to the largest N run (16 < the paper's 128) and is still below
+    # DPO: the grid cannot say it would stay below
+    points = {
+        "best-of-n[n=4]": (1.0, [0.30, 0.31, 0.32]),
+        "best-of-n[n=16]": (2.0, [0.50, 0.51, 0.52]),
+        "dpo[beta=0.1]": (8.0, [0.80, 0.81, 0.82]),
+        "sft": (0.0, [0.00, 0.01, 0.02]),
+    }
+    claim = R.claims_table(_claim_runs(points)).set_index("claim").loc["Best-of-N is a strong baseline"]
+    assert claim.verdict.startswith("inconclusive: the grid stops at N = 16")
+    # where a smaller N is Best-of-N's best, the larger N were tried: it does not hold
+    points["best-of-n[n=16]"] = (2.0, [0.20, 0.21, 0.22])
+    claim = R.claims_table(_claim_runs(points)).set_index("claim").loc["Best-of-N is a strong baseline"]
+    assert claim.verdict == "does not hold"

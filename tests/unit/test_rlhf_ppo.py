@@ -70,12 +70,11 @@ def test_rloo_baseline_is_the_mean_of_the_other_samples():
         rloo_baseline(torch.ones(2, 1))
 
 
-def test_two_way_bootstrap_covers_prompt_variation():
-    # two seeds that agree exactly: a seed-only bootstrap would give a zero-width interval
+def test_two_way_interval_covers_prompt_variation():
+    # two seeds that agree exactly: a seed-only interval would have zero width
     m = np.array([[1.0, 0.0, 1.0, 0.5] * 8, [1.0, 0.0, 1.0, 0.5] * 8])
-    mean, lo, hi = stats.two_way_interval(m, reps=2000, seed=0)
+    mean, lo, hi = stats.two_way_interval(m)
     assert mean == pytest.approx(0.625)
     assert lo < 0.6 and hi > 0.65
-    assert stats.two_way_interval(m, reps=500, seed=3) == stats.two_way_interval(m, reps=500, seed=3)
     const = stats.two_way_interval(np.full((3, 5), 0.5))
-    assert const == pytest.approx((0.5, 0.5, 0.5))
+    assert tuple(const) == pytest.approx((0.5, 0.5, 0.5))

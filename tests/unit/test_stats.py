@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bench import stats
+from bench import gate, stats
 
 # 4 runs x 2 tasks
 M = np.array([[0.0, 1.0], [0.2, 0.6], [0.4, 0.8], [1.0, 1.4]])
@@ -54,7 +54,7 @@ def test_stratified_bootstrap_resamples_within_tasks():
 def test_interval_estimate_brackets_point_and_degenerates():
     point, lo, hi = stats.interval_estimate(M, stats.iqm, reps=500, seed=1)
     assert point == pytest.approx(0.7) and lo <= point <= hi
-    assert stats.interval_estimate(np.full((5, 2), 3.0), stats.mean, reps=100) == (3.0, 3.0, 3.0)
+    assert tuple(stats.interval_estimate(np.full((5, 2), 3.0), stats.mean, reps=100)) == (3.0, 3.0, 3.0)
 
 
 def test_probability_of_improvement_by_hand():
@@ -78,22 +78,69 @@ def test_probability_of_improvement_interval():
     assert p == pytest.approx(0.5) and 0.0 <= lo < p < hi <= 1.0
 
 
-def test_difference_and_mean_intervals():
-    d, lo, hi = stats.difference_interval(np.array([3.0, 3.0]), np.array([1.0, 1.0, 1.0]))
-    assert (d, lo, hi) == (2.0, 2.0, 2.0)
-    d, lo, hi = stats.difference_interval(np.array([0.0, 4.0]), np.array([1.0]), reps=1000, seed=0)
-    # mean(a) resamples to 0, 2 or 4 -> the difference to -1, 1 or 3
-    assert d == 1.0 and lo == -1.0 and hi == 3.0
-    m, lo, hi = stats.mean_interval(np.array([1.0, 2.0, 3.0, 4.0]), reps=2000, seed=0)
-    assert m == 2.5 and 1.0 <= lo < 2.5 < hi <= 4.0
+def test_difference_and_mean_intervals_by_hand():
+    # Welch: a = [3, 5] (mean 4, var 2), b = [1, 2, 3] (mean 2, var 1)
+    iv = stats.difference_interval(np.array([3.0, 5.0]), np.array([1.0, 2.0, 3.0]))
+    va, vb = 2.0 / 2, 1.0 / 3
+    df = (va + vb) ** 2 / (va**2 / 1 + vb**2 / 2)
+    half = sps.t.ppf(0.975, df) * np.sqrt(va + vb)
+    assert iv.kind == "Welch" and iv.n == (2, 3) and iv.label == "Welch, 2 vs 3 seeds"
+    assert (iv.point, iv.lo, iv.hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    # the same seeds on both sides: paired, aligned by seed whatever the order
+    iv = stats.difference_interval(np.array([3.0, 5.0, 4.0]), np.array([2.0, 1.0, 3.0]), [0, 1, 2], [1, 0, 2])
+    d = np.array([3.0 - 1.0, 5.0 - 2.0, 4.0 - 3.0])  # 2, 3, 1
+    half = sps.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert iv.kind == "paired t" and iv.label == "paired t, 3 seeds"
+    assert (iv.point, iv.lo, iv.hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    # one value on a side: no interval, and the text says so
+    iv = stats.difference_interval(np.array([0.0, 4.0]), np.array([1.0]))
+    assert iv.point == 1.0 and np.isnan(iv.lo) and not iv.has_interval
+    assert iv.text(signed=True) == "+1.000 (1 seed: no interval)"
+    m, lo, hi = stats.mean_interval(np.array([1.0, 2.0, 3.0, 4.0]))
+    half = sps.t.ppf(0.975, 3) * np.std([1, 2, 3, 4], ddof=1) / 2
+    assert (m, lo, hi) == pytest.approx((2.5, 2.5 - half, 2.5 + half))
+    assert stats.mean_interval(np.array([0.229])).text() == "0.229 (1 seed: no interval)"
+
+
+def test_t_intervals_equal_scipy():
+    """The reports' and the gate's t intervals are scipy's (``TtestResult.confidence_interval``)."""
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 5, 10):
+        a, b = rng.gamma(2.0, size=n), rng.normal(size=n) + 0.3
+        c = rng.normal(size=n + 2)
+        ref = sps.ttest_1samp(a, 0.0).confidence_interval(0.95)
+        assert tuple(stats.mean_interval(a))[1:] == pytest.approx((ref.low, ref.high))
+        ref = sps.ttest_rel(a, b).confidence_interval(0.95)
+        iv = stats.difference_interval(a, b, list(range(n)), list(range(n)))
+        assert (iv.lo, iv.hi) == pytest.approx((ref.low, ref.high))
+        g = gate.paired_interval(a, b, 0.95)
+        assert (g.lo, g.hi) == pytest.approx((ref.low, ref.high))
+        ref = sps.ttest_ind(a, c, equal_var=False).confidence_interval(0.95)
+        iv = stats.difference_interval(a, c)
+        assert iv.kind == "Welch" and (iv.lo, iv.hi) == pytest.approx((ref.low, ref.high))
+        g = gate.welch_interval(a, c, 0.95)
+        assert (g.lo, g.hi) == pytest.approx((ref.low, ref.high))
+
+
+def test_two_way_interval_by_hand():
+    m = np.array([[1.0, 0.0, 1.0, 0.5], [0.5, 0.0, 1.0, 1.0], [1.0, 0.5, 0.5, 0.5]])
+    iv = stats.two_way_interval(m)
+    se = np.sqrt(m.mean(1).var(ddof=1) / 3 + m.mean(0).var(ddof=1) / 4)
+    half = sps.t.ppf(0.975, 2) * se
+    assert iv.kind == "two-way t" and iv.label == "two-way t, 3 seeds x 4 items"
+    assert (iv.point, iv.lo, iv.hi) == pytest.approx((m.mean(), m.mean() - half, m.mean() + half))
 
 
 def test_mean_band_handles_missing_points():
-    curves = np.array([[0.0, 1.0, np.nan], [2.0, 3.0, 5.0]])
-    point, lo, hi = stats.mean_band(curves, reps=200, seed=0)
-    np.testing.assert_allclose(point, [1.0, 2.0, 5.0])
-    assert lo[2] == hi[2] == 5.0
-    assert lo[0] == 0.0 and hi[0] == 2.0
+    curves = np.array([[0.0, 1.0, np.nan], [2.0, 3.0, 5.0], [1.0, 2.0, 4.0]])
+    point, lo, hi = stats.mean_band(curves)
+    np.testing.assert_allclose(point, [1.0, 2.0, 4.5])
+    half = sps.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)  # columns 0 and 1: sd 1 over 3 runs
+    np.testing.assert_allclose(lo[:2], [1.0 - half, 2.0 - half])
+    half = sps.t.ppf(0.975, 1) * np.std([5.0, 4.0], ddof=1) / np.sqrt(2)
+    assert (lo[2], hi[2]) == pytest.approx((4.5 - half, 4.5 + half))
+    point, lo, hi = stats.mean_band(np.array([[1.0, np.nan], [2.0, 3.0]]))
+    assert np.isnan(lo[1]) and np.isnan(hi[1]) and point[1] == 3.0  # one run there: no band
 
 
 def test_performance_profile_by_hand():
