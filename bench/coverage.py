@@ -119,7 +119,7 @@ def bootstrap_coverage(statistic: str, dist: str, n: int, tasks: int, sims: int 
 
 
 def coverage_table(kinds=T_KINDS + BOOTSTRAP_KINDS, dists=tuple(_DISTRIBUTIONS), seeds=SEEDS,
-                   sims: int = 4000, bootstrap_sims: int = 1000, seed: int = 0) -> list[dict]:  # fmt: skip
+                   sims: int = 20000, bootstrap_sims: int = 1000, seed: int = 0) -> list[dict]:  # fmt: skip
     """One row per (kind, distribution): the coverage at each number of seeds."""
     rows = []
     for kind in kinds:
@@ -142,7 +142,7 @@ def markdown(rows: list[dict], seeds=SEEDS) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="Measure the coverage of bench's nominal 95% intervals.")
     p.add_argument("--sims", type=int, default=20000, help="data sets per cell, t kinds (default 20000)")
-    p.add_argument("--bootstrap-sims", type=int, default=2000, help="data sets per cell, bootstrap kinds")
+    p.add_argument("--bootstrap-sims", type=int, default=1000, help="data sets per cell, bootstrap kinds")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     print(markdown(coverage_table(sims=args.sims, bootstrap_sims=args.bootstrap_sims, seed=args.seed)))

@@ -2,8 +2,9 @@
 
 Every figure takes ``colors``, a ``Palette``: one colour and one marker per algorithm name (and per
 method name for frontiers), built once per report so that an algorithm keeps its style in every
-figure. The colours are Paul Tol's colour-blind-safe "muted" set; past nine names they repeat with a
-different marker, so up to 36 names stay distinct. Names are ordered naturally (``n=4`` before
+figure. The first nine colours are Paul Tol's colour-blind-safe "muted" set, the next ten his
+"vibrant" set and one more (drawn dashed), so up to 19 names have a colour of their own; past that
+colours repeat with another marker. Names are ordered naturally (``n=4`` before
 ``n=16``). Bands are computed by ``bench.stats`` with the report's seed, not by seaborn's bootstrap.
 """
 
@@ -45,6 +46,11 @@ TOL_MUTED = [
     "#882255",
     "#AA4499",
 ]
+# past nine names: Tol's "vibrant" set and three more, so up to 19 names get colours of their own
+# (a figure with 10-19 methods has no two in one colour); the second nine are drawn dashed
+TOL_VIBRANT = ["#EE7733", "#0077BB", "#EE3377", "#CC3311", "#009988", "#33BBEE", "#BBBBBB", "#000000",
+               "#AA3377"]  # fmt: skip
+COLOURS = TOL_MUTED + TOL_VIBRANT + ["#77AADD"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
 
 
@@ -109,9 +115,9 @@ class Palette(dict):
 
 def palette(names: list[str]) -> Palette:
     """A fixed colour and marker per name (in natural order, so the same names always get the same
-    styles): colour i mod 9 of Tol's muted set, marker i mod 12 — distinct pairs for 36 names."""
+    styles): colour i mod 19 (``COLOURS``: unique for up to 19 names), marker i mod 12."""
     names = natural(names)
-    colors = {n: matplotlib.colors.to_rgb(TOL_MUTED[i % len(TOL_MUTED)]) for i, n in enumerate(names)}
+    colors = {n: matplotlib.colors.to_rgb(COLOURS[i % len(COLOURS)]) for i, n in enumerate(names)}
     markers = {n: MARKERS[i % len(MARKERS)] for i, n in enumerate(names)}
     return Palette(colors, markers, {n: "-" if i < len(TOL_MUTED) else "--" for i, n in enumerate(names)})
 
@@ -493,10 +499,10 @@ def temperature_figure(
         h = table[table.algorithm == label] if label else table[table.method == method]
         if h.algorithm.nunique() != 1:  # no best point named: the method's first label
             h = h[h.algorithm == natural(h.algorithm.unique())[0]]
-        h = h.sort_values("temperature")
+        h, note = _without_greedy_repeats(h.sort_values("temperature"))
         c = colors[method]
         ax.plot(h.temperature, h["mean"], color=c, marker=colors.marker(method), ms=6, lw=1.8,
-                ls=colors.line(method), label=short(h.algorithm.iloc[0]))  # fmt: skip
+                ls=colors.line(method), label=short(h.algorithm.iloc[0]) + note)  # fmt: skip
         ax.fill_between(h.temperature, h.lo, h.hi, color=c, alpha=0.07, lw=0)
     ax.set_xlabel("sampling temperature T (0 = greedy)")
     ax.set_ylabel(f"final {_score_label(metric, task)} (mean over seeds, 95% t CI)")
@@ -511,8 +517,8 @@ def temperature_sweep_figure(table: pd.DataFrame, task: str, metric: str, colors
     method (run label stem), one line per sweep point of the method."""
 
     def draw(ax, h, shade, name):
-        h = h.sort_values("temperature")
-        ax.plot(h.temperature, h["mean"], color=shade, marker="o", ms=3, lw=1.5, label=name)
+        h, note = _without_greedy_repeats(h.sort_values("temperature"))
+        ax.plot(h.temperature, h["mean"], color=shade, marker="o", ms=3, lw=1.5, label=name + note)
         ax.fill_between(h.temperature, h.lo, h.hi, color=shade, alpha=0.15, lw=0)
 
     fig = _method_panels(table, colors, 2.9, "lower left", draw)
@@ -523,31 +529,44 @@ def temperature_sweep_figure(table: pd.DataFrame, task: str, metric: str, colors
     return _save(fig, path)
 
 
+def _without_greedy_repeats(h: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Best-of-N at T = 0 decodes greedily N times: N copies of one sample, not a Best-of-N. Its
+    T = 0 rows are left out of temperature figures; returns the rows and a legend note."""
+    if len(h) and method_of(h.algorithm.iloc[0]).startswith("best-of-n") and (h.temperature == 0).any():
+        return h[h.temperature != 0], " (T = 0 left out: greedy)"
+    return h, ""
+
+
 def win_rate_figure(
     table: pd.DataFrame, task: str, colors: dict, path: Path, best: dict | None = None
 ) -> str:
     """Win rate against the reference completions vs sampling temperature (the DPO paper's
-    temperature-robustness figure): per method, its sweep point with the best mean win rate over
-    temperatures (or the one ``best`` names), mean with 95% CI; the dashed line is a tie with the
-    references."""
+    temperature-robustness figure, Fig. 2 right): per method, the sweep point ``best`` names (else
+    its best mean win rate over temperatures), mean with its 95% interval as error bars, methods
+    dodged a little along T so that the bars stay apart; the dashed line is a tie with the
+    references. Best-of-N's T = 0 (greedy) is left out."""
     table = table.assign(method=table.algorithm.map(method_of))
     top = table.groupby(["method", "algorithm"])["mean"].mean().reset_index()
     top = top.loc[top.groupby("method")["mean"].idxmax()].set_index("method").algorithm.to_dict()
     top.update({m: a for m, a in (best or {}).items() if m in top and a in set(table.algorithm)})
     fig, ax = plt.subplots(figsize=(11, 6))
-    for method in natural(top):
-        h = table[table.algorithm == top[method]].sort_values("temperature")
+    methods = natural(top)
+    temps = np.sort(table.temperature.unique())
+    step = float(np.diff(temps).min()) if len(temps) > 1 else 1.0
+    for k, method in enumerate(methods):
+        h, note = _without_greedy_repeats(table[table.algorithm == top[method]].sort_values("temperature"))
         c = colors[method]
-        ax.plot(h.temperature, h["mean"], color=c, marker=colors.marker(method), ms=5, lw=1.8,
-                ls=colors.line(method), label=short(top[method]))  # fmt: skip
-        ax.fill_between(h.temperature, h.lo, h.hi, color=c, alpha=0.15, lw=0)
+        x = h.temperature + (k - (len(methods) - 1) / 2) * 0.5 * step / max(len(methods), 1)
+        ax.plot(x, h["mean"], color=c, marker=colors.marker(method), ms=5, lw=1.6,
+                ls=colors.line(method), label=short(top[method]) + note)  # fmt: skip
+        err = np.vstack([h["mean"] - h.lo, h.hi - h["mean"]])
+        ax.errorbar(x, h["mean"], yerr=np.nan_to_num(err), fmt="none", ecolor=c, elinewidth=1.1, capsize=2.5)
     ax.axhline(0.5, color="0.4", ls="--", lw=1)
-    ax.set_xlabel("sampling temperature T (0 = greedy)")
+    ax.set_xticks(temps)
+    ax.set_xlabel("sampling temperature T (0 = greedy; methods dodged slightly apart)")
     kinds = "/".join(sorted({str(c).split(",")[0] for c in table.ci})) if "ci" in table else ""
     ax.set_ylabel(f"win rate vs reference (wins + ½ ties; 95% {kinds} CI)")
-    ax.set_title(
-        f"{short(task)}: win rate against the reference vs temperature (best sweep point per method)"
-    )
+    ax.set_title(f"{short(task)}: win rate against the reference vs temperature (one sweep point per method)")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method")
     fig.tight_layout()
     return _save(fig, path)

@@ -205,6 +205,10 @@ def _render(
     kl_curves = R.kl_curves(results)
     scaling_table = R.scaling_table(results)
     claims = R.claims_table(results, reps=reps, seed=seed)
+    caveats = R.claim_caveats(results) if len(claims) else pd.DataFrame(columns=["task", "caveats"])
+    caveats = caveats[caveats.task.isin(set(claims.task))] if len(claims) else caveats
+    if len(claims):  # the caveats travel with the verdicts into claims.csv
+        claims = claims.merge(caveats, on="task", how="left")
     span = R.kl_span_table(results)
 
     steps = len(tasks) + (3 if matrices else 0) + points.task.nunique() + temps.task.nunique()
@@ -231,6 +235,7 @@ def _render(
             if r[0] in protos:
                 r[0] = f"{r[0]} (imported; protocol: {protos[r[0]]})"
         n_own = int(part.algorithm.isin(leading).sum())
+        few = int(part.seeds[part.seeds > 0].min()) if (part.seeds > 0).any() else 0
         sweep_rows = [pick(r, columns) for r in leaderboard_rows(part, None, task)] if sweeps else []
         task_sections.append(
             dict(
@@ -243,6 +248,7 @@ def _render(
                 rows=[dict(cells=r, anchor=j >= n_own) for j, r in enumerate(rows)],
                 md_rows=rows,
                 sweep_rows=sweep_rows,
+                interval_note=_interval_note(few),
             )
         )
         bar.update()
@@ -346,6 +352,7 @@ def _render(
     generated = generated_at()
     title = f"bench report — {results.name}"
     description = results.suite_info.get("description", "")
+    key = key_results(results, leading, claims, fallen)
     html = (
         _env()
         .get_template("index.html.j2")
@@ -365,6 +372,8 @@ def _render(
             span_header=SPAN_HEADER,
             claims=claims.to_dict("records"),
             claims_rule=R.CLAIM_RULES,
+            key_results=key,
+            caveats=caveats.to_dict("records"),
             temperatures=temperatures,
             alignment=alignment,
             scaling=scaling,
@@ -397,6 +406,7 @@ def _render(
             notes,
             R.BEST_POINT_RULE if sweeps else "",
             claims,
+            key,
         ),
         encoding="utf-8",
     )
@@ -418,7 +428,7 @@ def _render(
 
 def _markdown(
     title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
-    alignment=(), scaling=(), notes=(), best_rule="", claims=None,
+    alignment=(), scaling=(), notes=(), best_rule="", claims=None, key=(),
 ) -> str:  # fmt: skip
     lines = [f"# {md_escape(title)}", "",
              f"Suite {md_escape(suite_line(results))}; results from {md_escape(results.source)}. "
@@ -434,10 +444,21 @@ def _markdown(
         for kind, items in notes:
             lines += [f"- {md_escape(i)}" for i in items] if kind == "ul" else [md_escape(items[0])]
             lines.append("")
+        notes = ()
+    if key:
+        lines += ["## Key results", ""] + [f"- {md_escape(k)}" for k in key] + [""]
+    if notes:
+        lines += ["## Findings", ""]
+        for kind, items in notes:
+            lines += [f"- {md_escape(i)}" for i in items] if kind == "ul" else [md_escape(items[0])]
+            lines.append("")
     if claims is not None and len(claims):
         rows = claims[["task", "claim", "verdict", "measured"]].to_numpy().tolist()
-        lines += ["## The DPO paper's claims, measured here", "", md_escape(R.CLAIM_RULES), "",
-                  markdown_table(["task", "claim", "here", "measured (95% CIs)"], rows), ""]  # fmt: skip
+        lines += ["## The DPO paper's claims, measured here", "", md_escape(R.CLAIM_RULES), ""]
+        if "caveats" in claims:
+            for task, text in claims.drop_duplicates("task")[["task", "caveats"]].to_numpy().tolist():
+                lines += [f"**Caveats, {md_escape(task)}:** {md_escape(text)}", ""]
+        lines += [markdown_table(["task", "claim", "here", "measured (95% CIs)"], rows), ""]
     if frontiers:
         lines += ["## Reward vs KL frontiers", ""]
     for f in frontiers:
@@ -460,7 +481,8 @@ def _markdown(
             "",
         ]
     for t in task_sections:
-        lines += [f"## {md_escape(t['name'])}", "", markdown_table(t["header"], t["md_rows"]), ""]
+        lines += [f"## {md_escape(t['name'])}", "", md_escape(t["interval_note"]), "",
+                  markdown_table(t["header"], t["md_rows"]), ""]  # fmt: skip
         if t["figure"]:
             lines += [f"![{md_escape(t['name'])}]({t['figure']})", ""]
     for a in alignment:
@@ -563,6 +585,51 @@ RM_HEADER = [
     "vs true return order",
     "held-out pairs",
 ]
+
+
+def _interval_note(seeds: int) -> str:
+    """What a leaderboard's intervals are, with the IQM bootstrap's coverage at its seed count."""
+    if seeds < 2:
+        return "One seed: no intervals."
+    from bench import coverage
+
+    cov = coverage.bootstrap_coverage("IQM", "normal", seeds, 1, sims=400, reps=500)
+    text = (
+        f"Final: mean with its 95% t interval over seeds and the sample sd (ddof = 1). IQM: its 95% "
+        f"percentile bootstrap, which with {seeds} seeds covered the truth in {100 * cov:.0f}% of 400 "
+        "simulated normal data sets (python -m bench.coverage)"
+    )
+    return text + (": read it as the seeds' range, not a 95% interval." if cov < 0.9 else ".")
+
+
+def key_results(results, leading: set, claims: pd.DataFrame, fallen: pd.DataFrame) -> list[str]:
+    """The report's first lines, computed from its records (never typed by hand): per task the two
+    highest final means among the leading labels and their difference with its interval; the
+    claims' verdicts; the methods whose final point fell below their front."""
+    finals = R.final_scores(results)
+    finals = finals[finals.algorithm.isin(leading)]
+    out = []
+    for task, g in finals.groupby("task", sort=True):
+        means = g.groupby("algorithm").score.mean().sort_values(ascending=False)
+        first = means.index[0]
+        a = g[g.algorithm == first]
+        head = f"{task}: highest final score {first} {R.stats.mean_interval(a.score.to_numpy(float)).text()}"
+        if len(means) > 1:
+            second = means.index[1]
+            b = g[g.algorithm == second]
+            d = R.stats.difference_interval(a.score.to_numpy(float), b.score.to_numpy(float), list(a.seed),
+                                            list(b.seed))  # fmt: skip
+            verdict = "ahead" if d.has_interval and d.lo > 0 else "not significantly ahead"
+            head += f"; next {second}: {first} is {verdict} by {d.text(signed=True)}"
+        out.append(head + ".")
+    if claims is not None and len(claims):
+        counts = claims.verdict.map(lambda v: v.split(":")[0]).value_counts()
+        out.append("The DPO paper's claims here: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+                   + " (table below, with its caveats).")  # fmt: skip
+    for r in fallen.itertuples() if fallen is not None else ():
+        out.append(f"{r.algorithm} on {r.task} ends at {r.score:,.3g} (KL {r.kl:,.3g}), well below its "
+                   f"method's front ({r.front_score:,.3g}).")  # fmt: skip
+    return out
 
 
 def _aggregate_note(results, matrices: dict, tasks: list[str]) -> str:

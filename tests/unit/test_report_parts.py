@@ -11,19 +11,20 @@ from bench import results as R
 from bench.report import figures, tables
 
 
-def test_palette_keeps_twelve_methods_apart_with_colour_blind_safe_colours():
-    names = [f"method-{i}" for i in range(14)]
+def test_palette_gives_up_to_nineteen_methods_a_colour_of_their_own():
+    names = [f"method-{i}" for i in range(22)]
     pal = figures.palette(names)
     styles = {(pal[n], pal.marker(n), pal.line(n)) for n in names}
-    assert len(styles) == 14
-    safe = {tuple(round(c, 6) for c in plt.matplotlib.colors.to_rgb(h)) for h in figures.TOL_MUTED}
-    assert {tuple(round(c, 6) for c in pal[n]) for n in names} == safe
-    # the first nine get nine different colours, solid; a repeated colour is dashed, other marker
-    first = figures.natural(names)[:9]
-    assert len({pal[n] for n in first}) == 9 and {pal.line(n) for n in first} == {"-"}
-    tenth = figures.natural(names)[9]
-    assert pal[tenth] == pal[figures.natural(names)[0]] and pal.line(tenth) == "--"
-    assert pal.marker(tenth) != pal.marker(figures.natural(names)[0])
+    assert len(styles) == 22
+    ordered = figures.natural(names)
+    # the first 19 names: 19 different colours (no two methods of a figure share one); the first
+    # nine from Tol's colour-blind-safe muted set, solid; the rest dashed
+    assert len({pal[n] for n in ordered[:19]}) == 19
+    muted = {tuple(round(c, 6) for c in plt.matplotlib.colors.to_rgb(h)) for h in figures.TOL_MUTED}
+    assert {tuple(round(c, 6) for c in pal[n]) for n in ordered[:9]} == muted
+    assert {pal.line(n) for n in ordered[:9]} == {"-"} and {pal.line(n) for n in ordered[9:]} == {"--"}
+    # the 20th repeats the first colour with another marker
+    assert pal[ordered[19]] == pal[ordered[0]] and pal.marker(ordered[19]) != pal.marker(ordered[0])
 
 
 def test_palette_alias_and_update_keep_markers():
