@@ -422,7 +422,8 @@ def frontier_figure(
         ax.scatter(finals.kl, finals.score, s=60, color=c, marker=m, edgecolors="black", lw=0.8, zorder=4)
         front = g.iloc[stats.pareto_front(g.kl.to_numpy(), g.score.to_numpy())].sort_values("kl")
         note = ", KL: upper bound" if len(bounds) else ""
-        label = f"{short(method)} ({g.algorithm.nunique()} configs, {len(g)} seed-mean points{note})"
+        k = g.algorithm.nunique()
+        label = f"{short(method)} ({k} config{'s' if k != 1 else ''}, {len(g)} seed-mean points{note})"
         ax.plot(front.kl, front.score, color=c, lw=2.0, drawstyle="steps-post", zorder=3,
                 ls=colors.line(method), label=label)  # fmt: skip
         err = np.vstack([front.score - front.lo, front.hi - front.score])

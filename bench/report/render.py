@@ -619,8 +619,11 @@ def key_results(results, leading: set, claims: pd.DataFrame, fallen: pd.DataFram
             b = g[g.algorithm == second]
             d = R.stats.difference_interval(a.score.to_numpy(float), b.score.to_numpy(float), list(a.seed),
                                             list(b.seed))  # fmt: skip
-            verdict = "ahead" if d.has_interval and d.lo > 0 else "not significantly ahead"
-            head += f"; next {second}: {first} is {verdict} by {d.text(signed=True)}"
+            if d.has_interval:
+                verdict = "ahead" if d.lo > 0 else "not significantly ahead"
+                head += f"; next {second}: {first} is {verdict} by {d.text(signed=True)}"
+            else:
+                head += f"; next {second}, difference {d.text(signed=True)}"
         out.append(head + ".")
     if claims is not None and len(claims):
         counts = claims.verdict.map(lambda v: v.split(":")[0]).value_counts()
@@ -652,10 +655,11 @@ def _aggregate_note(results, matrices: dict, tasks: list[str]) -> str:
     odd = []
     for task, g in budgets.groupby("task", sort=True):
         per_label = g.groupby("algorithm").env_steps.median()
-        usual = per_label.round(-3).mode().iloc[0] if len(per_label) else None
-        odd += [
-            f"{a} ({fmt(v)} steps on {task})" for a, v in per_label.items() if abs(round(v, -3) - usual) > 0
-        ]
+        usual = per_label.median()  # a budget 1.5x off the labels' median is another budget
+        if not usual > 0:
+            continue
+        odd += [f"{a} ({fmt(v)} steps on {task})" for a, v in per_label.items()
+                if v > 0 and max(v / usual, usual / v) > 1.5]  # fmt: skip
     if odd:
         text += " Trained on another budget than most labels: " + "; ".join(odd) + "."
     return text

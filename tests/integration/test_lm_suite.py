@@ -283,7 +283,9 @@ def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
     assert {"winrate1.png", "kl1.png", "frontier1.png"} <= figures
     # the DPO paper's four claims, each with a verdict; every method's KL span
     claims = pd.read_csv(out / "claims.csv")
-    assert len(claims) == 4 and set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
+    assert len(claims) == 4
+    assert {v.split(":")[0] for v in claims.verdict} <= {"holds", "does not hold", "inconclusive"}
+    assert claims.caveats.str.contains("parameters").all()  # the caveats travel with the verdicts
     assert "DPO's win rate is flatter over temperature than PPO's" in set(claims.claim)
     assert "The DPO paper's claims, measured here" in md
     span = pd.read_csv(out / "kl_span.csv").set_index("method")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from bench.cli import main
 from bench.report.synthetic import write_synthetic
@@ -69,9 +70,22 @@ def test_report_writes_escaped_html_figures_tables_and_markdown(store, tmp_path)
     np.testing.assert_allclose(got.loc[expected.index, "mean"], expected["mean"])
     np.testing.assert_array_equal(got.loc[expected.index, "seeds"], expected["count"])
     assert board.failed.sum() == 1
-    assert set(pd.read_csv(out / "temperature.csv").temperature) == {0.0, 0.25, 0.5, 0.75, 1.0, 1.5}
     frontier = pd.read_csv(out / "frontier.csv")
     assert len(frontier) == 4 * 2 * 3 * 10 - 9  # runs x evals, less the failed run's missing ones
+    # sample sd (ddof = 1) and the t interval of the mean over seeds, labelled with its kind
+    sd = _finals(store).groupby(["task", "algorithm"]).value.std(ddof=1)
+    np.testing.assert_allclose(got.loc[sd.index, "sd"], sd)
+    half = sps.t.ppf(0.975, got.seeds - 1) * got.sd / np.sqrt(got.seeds)
+    np.testing.assert_allclose(got.mean_hi - got["mean"], half)
+    assert set(board.mean_ci) == {"t, 4 seeds", "t, 3 seeds"}
+    assert "Key results" in html and "(t, 4 seeds)" in html and "sd" in md
+    # the frontier's points are seed means at aligned checkpoints, each over every seed
+    means = pd.read_csv(out / "frontier_means.csv")
+    one = means[(means.algorithm == "ppo") & (means.checkpoint == 0)].iloc[0]
+    first = frontier[(frontier.algorithm == "ppo") & (frontier.task == one.task)].sort_values("step")
+    first = first.groupby("run_key").head(1)
+    assert one.score == pytest.approx(first.score.mean()) and one.seeds == len(first) == 4
+    assert set(pd.read_csv(out / "temperature.csv").temperature) == {0.0, 0.25, 0.5, 0.75, 1.0, 1.5}
     assert "Provenance" in html and "synthetic-host" in html
 
 
