@@ -421,6 +421,27 @@ def best_points(results: Results) -> dict[str, str]:
     return dict(zip(best.method, best.algorithm, strict=True))
 
 
+TRUE_REWARD_ALGOS = ("ppo-gt", "pg-gt", "grpo-gt")
+
+
+def true_reward_labels(results: Results) -> set[str]:
+    """Run labels that train on the true (gold) reward rather than on preferences: the ``*-gt``
+    control methods and LM runs configured with ``reward: gold`` or ``ranker: gold``. They are
+    upper references, not preference methods, wherever they are ranked beside them."""
+    runs = results.runs
+    out = set(runs.algorithm[runs.algo.isin(TRUE_REWARD_ALGOS)])
+    if "config" in runs:
+        for label, text in zip(runs.algorithm, runs.config, strict=True):
+            if isinstance(text, str) and text:
+                try:
+                    cfg = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(cfg, dict) and "gold" in (cfg.get("reward"), cfg.get("ranker")):
+                    out.add(label)
+    return out
+
+
 def has_sweeps(results: Results) -> bool:
     """Whether some method of the suite ran more than one sweep point (label)."""
     labels = pd.Series(results.algorithms())

@@ -147,11 +147,14 @@ def parse_notes(text: str) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _mark_imported(rows: list[list[str]], protos: dict) -> list[list[str]]:
-    """Aggregate rows whose label is an imported run's get its protocol's first clause beside it."""
+def _mark_imported(rows: list[list[str]], protos: dict, true_reward: set = frozenset()) -> list[list[str]]:
+    """Aggregate rows whose label is an imported run's get its protocol's first clause beside it;
+    labels trained on the true reward (``results.true_reward_labels``) are marked as such."""
     for r in rows:
         if r[0] in protos:
             r[0] = f"{r[0]} (imported: {protos[r[0]].split(',')[0]})"
+        elif r[0] in true_reward:
+            r[0] = f"{r[0]} (true reward: a reference, not a preference method)"
     return rows
 
 
@@ -264,7 +267,9 @@ def _render(
             tasks=agg_tasks,
             note=_aggregate_note(results, matrices, agg_tasks),
             header=AGGREGATE_HEADER,
-            rows=_mark_imported(aggregate_rows(agg_table[agg_table.leads]), protos),
+            rows=_mark_imported(
+                aggregate_rows(agg_table[agg_table.leads]), protos, R.true_reward_labels(results)
+            ),
             sweep_rows=aggregate_rows(agg_table) if sweeps else [],
             figure="figures/"
             + figures.aggregate_figure(agg_table[agg_table.leads], colors, fig_dir / "aggregate.png"),

@@ -285,3 +285,16 @@ def test_best_of_n_is_not_refuted_where_its_grid_stops():
     points["best-of-n[n=16]"] = (2.0, [0.20, 0.21, 0.22])
     claim = R.claims_table(_claim_runs(points)).set_index("claim").loc["Best-of-N is a strong baseline"]
     assert claim.verdict == "does not hold"
+
+
+def test_true_reward_labels_are_the_gt_methods_and_gold_configs():
+    runs = [
+        ("a", "sentiment", "ppo-gt", "rlhf-ppo", 0, "done", 1, 1.0, 1.0),
+        ("b", "sentiment", "rlhf-ppo", "rlhf-ppo", 0, "done", 1, 1.0, 1.0),
+        ("c", "sentiment", "best-of-n-oracle[n=4]", "best-of-n", 0, "done", 1, 1.0, 1.0),
+        ("d", "CartPole-v1", "ppo-gt[kl_coef=1]", "ppo-gt", 0, "done", 1, 1.0, 1.0),
+        ("e", "CartPole-v1", "dpo", "dpo", 0, "done", 1, 1.0, 1.0),
+    ]
+    res = _results([(r[0], 1, 1.0, 1.0, "eval/return", 0.0) for r in runs], runs)
+    res.runs["config"] = ['{"reward": "gold"}', '{"reward": "rm"}', '{"ranker": "gold", "n": 4}', "{}", "not json"]
+    assert R.true_reward_labels(res) == {"ppo-gt", "best-of-n-oracle[n=4]", "ppo-gt[kl_coef=1]"}
