@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench import stats  # noqa: E402
+from bench.report.tables import fmt as number  # noqa: E402
 from bench.report.tables import natural, natural_key, plain  # noqa: E402,F401
 from bench.results import curve_grid, method_of  # noqa: E402
 
@@ -451,8 +452,8 @@ def frontier_figure(
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="method", fontsize=8)
     if fallen is not None and len(fallen):
         names = "; ".join(
-            f"{short(r.algorithm)} ends at {r.score:,.3g} (KL {r.kl:,.3g}), its front reaches "
-            f"{r.front_score:,.3g}"
+            f"{short(r.algorithm)} ends at {number(r.score, 3)} (KL {number(r.kl, 3)}), its front reaches "
+            f"{number(r.front_score, 3)}"
             for r in fallen.itertuples()
         )
         fig.text(0.01, 0.005, f"Final point well below the front: {names}", fontsize=7.5, color="#b2182b",

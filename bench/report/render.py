@@ -613,12 +613,15 @@ def key_results(results, leading: set, claims: pd.DataFrame, fallen: pd.DataFram
     claims' verdicts; the methods whose final point fell below their front."""
     finals = R.final_scores(results)
     finals = finals[finals.algorithm.isin(leading)]
+    gold = R.true_reward_labels(results)
+    mark = lambda label: f"{label} (true reward)" if label in gold else label  # noqa: E731
     out = []
     for task, g in finals.groupby("task", sort=True):
         means = g.groupby("algorithm").score.mean().sort_values(ascending=False)
         first = means.index[0]
         a = g[g.algorithm == first]
-        head = f"{task}: highest final score {first} {R.stats.mean_interval(a.score.to_numpy(float)).text()}"
+        best = R.stats.mean_interval(a.score.to_numpy(float)).text()
+        head = f"{task}: highest final score {mark(first)} {best}"
         if len(means) > 1:
             second = means.index[1]
             b = g[g.algorithm == second]
@@ -626,17 +629,17 @@ def key_results(results, leading: set, claims: pd.DataFrame, fallen: pd.DataFram
                                             list(b.seed))  # fmt: skip
             if d.has_interval:
                 verdict = "ahead" if d.lo > 0 else "not significantly ahead"
-                head += f"; next {second}: {first} is {verdict} by {d.text(signed=True)}"
+                head += f"; next {mark(second)}: {first} is {verdict} by {d.text(signed=True)}"
             else:
-                head += f"; next {second}, difference {d.text(signed=True)}"
+                head += f"; next {mark(second)}, difference {d.text(signed=True)}"
         out.append(head + ".")
     if claims is not None and len(claims):
         counts = claims.verdict.map(lambda v: v.split(":")[0]).value_counts()
         out.append("The DPO paper's claims here: " + ", ".join(f"{n} {v}" for v, n in counts.items())
                    + " (table below, with its caveats).")  # fmt: skip
     for r in fallen.itertuples() if fallen is not None else ():
-        out.append(f"{r.algorithm} on {r.task} ends at {r.score:,.3g} (KL {r.kl:,.3g}), well below its "
-                   f"method's front ({r.front_score:,.3g}).")  # fmt: skip
+        out.append(f"{r.algorithm} on {r.task} ends at {fmt(r.score, 3)} (KL {fmt(r.kl, 3)}), well below its "
+                   f"method's front ({fmt(r.front_score, 3)}).")  # fmt: skip
     return out
 
 

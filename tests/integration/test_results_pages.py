@@ -54,10 +54,22 @@ def test_pages_name_the_reports_best_points_and_no_other():
 
 
 def test_control_alignment_uses_the_report_best_point_not_a_per_task_one():
+    """The best-points table shows the label report.json names, with that label's own mean on each
+    task — never the label that happens to be highest on one task."""
+    import csv
+
+    report = REPORTS / "control-alignment"
+    best = json.loads((report / "report.json").read_text())["best_points"]["dpo"]
+    rows = list(csv.DictReader((report / "leaderboard.csv").open()))
+    cartpole = {
+        r["algorithm"]: r for r in rows if r["task"] == "CartPole-v1" and r["algorithm"].startswith("dpo[")
+    }
+    per_task = max(cartpole, key=lambda a: float(cartpole[a]["mean"]))
     block = rp.extract((PAGES / "control-alignment.md").read_text(encoding="utf-8"))
-    row = next(line for line in block.splitlines() if line.startswith("| `dpo` | `dpo[beta=5.0]`"))
-    assert "260.2 ± 55.7 (KL 0.06)" in row  # dpo[beta=5.0] on CartPole, not dpo[beta=0.05]'s 307.0
-    assert "307.0" not in row
+    row = next(line for line in block.splitlines() if line.startswith(f"| `dpo` | `{best}`"))
+    assert f"{float(cartpole[best]['mean']):.1f} ± {float(cartpole[best]['sd']):.1f}" in row
+    if per_task != best:
+        assert f"{float(cartpole[per_task]['mean']):.1f} ±" not in row
 
 
 def test_regenerating_keeps_the_hand_written_prose(tmp_path):

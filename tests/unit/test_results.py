@@ -296,5 +296,11 @@ def test_true_reward_labels_are_the_gt_methods_and_gold_configs():
         ("e", "CartPole-v1", "dpo", "dpo", 0, "done", 1, 1.0, 1.0),
     ]
     res = _results([(r[0], 1, 1.0, 1.0, "eval/return", 0.0) for r in runs], runs)
-    res.runs["config"] = ['{"reward": "gold"}', '{"reward": "rm"}', '{"ranker": "gold", "n": 4}', "{}", "not json"]
+    res.runs["config"] = [
+        '{"reward": "gold"}',
+        '{"reward": "rm"}',
+        '{"ranker": "gold", "n": 4}',
+        "{}",
+        "not json",
+    ]
     assert R.true_reward_labels(res) == {"ppo-gt", "best-of-n-oracle[n=4]", "ppo-gt[kl_coef=1]"}
