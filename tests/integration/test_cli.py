@@ -205,7 +205,7 @@ env_steps: 2048
 evaluation: {eval_every: 1024, eval_episodes: 2, temperatures: [0.0]}
 algorithms:
   - algo: ppo
-    params: {lr: 1000.0}
+    params: {lr: 1000.0, lr_schedule: constant}  # a linear schedule is at 0 after the only rollout
 """
 
 
