@@ -276,9 +276,10 @@ def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
     md = (out / "summary.md").read_text()
     assert "Win rate against the reference" in md and "KL over training" in md and "Samples at T = 1" in md
     wins = pd.read_csv(out / "win_rates.csv")
-    assert set(wins.ci) == {"seeds x prompts"} and (wins.prompts == 24).all()
+    # per-prompt outcomes of one seed: the two-way t interval needs two seeds, so none is drawn
+    assert set(wins.ci) == {"1 seed: no interval"} and (wins.prompts == 24).all()
     assert sorted(wins.temperature.unique()) == [0.0, 0.5, 1.0]
-    assert ((wins.lo <= wins["mean"]) & (wins["mean"] <= wins.hi)).all()
+    assert wins.lo.isna().all() and wins.hi.isna().all()
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"winrate1.png", "kl1.png", "frontier1.png"} <= figures
     # the DPO paper's four claims, each with a verdict; every method's KL span
