@@ -485,12 +485,17 @@ def claims_section(rep: Report, ctx: Context) -> list[str]:
         return []
     body = [[text(r.get("task", "")), text(r.get("claim", "")), f"**{text(r.get('verdict', ''))}**",
              text(r.get("measured", ""))] for r in rows]  # fmt: skip
+    caveats = {}  # task -> the caveats that stand beside its verdicts (model size, gold, data, baseline)
+    for r in rows:
+        if r.get("caveats"):
+            caveats.setdefault(r.get("task", ""), r["caveats"])
     return [
         "### The DPO paper's claims, measured",
         "",
         "From `claims.csv` (the report states the rule each verdict follows; differences with their "
-        "95% CIs).",
+        "95% CIs and their kind).",
         "",
+        *[f"**Caveats, {text(t)}:** {text(c)}\n" for t, c in caveats.items()],
         *table(["task", "claim", "verdict", "measured"], body),
         "",
     ]
