@@ -30,6 +30,7 @@ The data models of each kind:
 from __future__ import annotations
 
 import argparse
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as sps
@@ -103,6 +104,7 @@ def coverage(kind: str, dist: str, n: int, sims: int = 4000, seed: int = 0, conf
     raise ValueError(f"unknown interval kind {kind!r}")
 
 
+@lru_cache(maxsize=64)  # a report asks once per table, often for the same (n, tasks)
 def bootstrap_coverage(statistic: str, dist: str, n: int, tasks: int, sims: int = 1000, seed: int = 0,
                        confidence: float = 0.95, reps: int = 1000) -> float:  # fmt: skip
     """Coverage of ``stats.interval_estimate`` (stratified percentile bootstrap) of an aggregate

@@ -63,22 +63,18 @@ def paired_interval(a: np.ndarray, b: np.ndarray, level: float) -> Interval:
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) != len(b) or len(a) < 1:
         raise ValueError("paired samples need equal, non-zero lengths")
-    d = a - b
-    n = len(d)
-    mean = float(d.mean())
+    n = len(a)
     if n < 2:
-        return Interval("paired", mean, -math.inf, math.inf, math.nan, math.nan, (math.nan,), (n,))
+        return Interval("paired", float((a - b).mean()), -math.inf, math.inf, math.nan, math.nan, (math.nan,),
+                        (n,))  # fmt: skip
     mean, se, df = (float(v) for v in stats.paired_parts(a, b))  # the reports' paired t
     lo, hi = (float(v) for v in stats.t_bounds(mean, se, df, level))
-    return Interval("paired", mean, lo, hi, df, se, (_sd(d),), (n,))
+    return Interval("paired", mean, lo, hi, df, se, (_sd(a - b),), (n,))
 
 
 def welch_df(sa: float, na: int, sb: float, nb: int) -> float:
-    """Welch-Satterthwaite degrees of freedom (the formula of ``stats.welch_parts``)."""
-    va, vb = sa * sa / na, sb * sb / nb
-    if va + vb == 0:
-        return math.inf
-    return (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1))
+    """Welch-Satterthwaite degrees of freedom from the two sides' sds (``stats.welch_df``)."""
+    return float(stats.welch_df(sa * sa / na, sb * sb / nb, na, nb))
 
 
 def _welch_parts(sa: float, na: int, sb: float, nb: int) -> tuple[float, float, float, float]:
@@ -107,9 +103,7 @@ def welch_interval(a: np.ndarray, b: np.ndarray, level: float) -> Interval:
         return Interval("welch", mean, -math.inf, math.inf, math.nan, math.nan, (sa, sb), (len(a), len(b)))
     if se == 0:
         return Interval("welch", mean, mean, mean, math.inf, 0.0, (sa, sb), (len(a), len(b)))
-    if len(a) > 1 and len(b) > 1:  # the reports' Welch t
-        mean, se, df = (float(v) for v in stats.welch_parts(a, b))
-    lo, hi = (float(v) for v in stats.t_bounds(mean, se, df, level))
+    lo, hi = (float(v) for v in stats.t_bounds(mean, se, df, level))  # the reports' Welch t
     return Interval("welch", mean, lo, hi, df, se, (sa, sb), (len(a), len(b)))
 
 

@@ -1318,6 +1318,7 @@ def claim_caveats(results: Results) -> pd.DataFrame:
 
     rows = []
     finals = final_scores(results)
+    win = win_rate_table(results)
     for task in sorted(set(final_points(results).task)):
         runs = results.runs[(results.runs.task == task) & (results.runs.status == "done")]
         parts = []
@@ -1333,7 +1334,6 @@ def claim_caveats(results: Results) -> pd.DataFrame:
         else:
             parts.append("gold: the environment's true return; preferences labelled from it")
         ref_labels = [a for a in runs.algorithm.unique() if method_of(a) in ("sft", "reference")]
-        win = win_rate_table(results)
         for label in sorted(ref_labels):
             w = win[(win.task == task) & (win.algorithm == label)]
             if len(w):
@@ -1393,11 +1393,12 @@ def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, s
                                f"(the paper goes to {PAPER_BEST_OF_N})")  # fmt: skip
             elif "temperature" in claim:
                 metric = WIN_METRIC if has_refs else results.score_metric(task)
-                ranges = {}
+                ranges, temps = {}, []
                 for m in (a, b):
                     tables = {lab: _temperature_values(results, lab, metric) for lab in labels[m]}
                     if any(t.shape[1] < 3 for t in tables.values()):
                         break
+                    temps = temps or list(next(iter(tables.values())).columns)
                     per_seed = pd.DataFrame(
                         {lab: t.max(axis=1) - t.min(axis=1) for lab, t in tables.items()}
                     ).T
@@ -1408,11 +1409,9 @@ def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, s
                 verdict = "inconclusive"
                 if d.has_interval and (d.hi < 0 or d.lo > 0):
                     verdict = "holds" if d.hi < 0 else "does not hold"
-                temps = ", ".join(
-                    f"{t:g}" for t in _temperature_values(results, labels[a][0], metric).columns
-                )
+                quantity = "win rate" if has_refs else "score"
                 text = (
-                    f"range over T = {temps} of each seed's {'win rate' if has_refs else 'score'}, mean "
+                    f"range over T = {', '.join(f'{t:g}' for t in temps)} of each seed's {quantity}, mean "
                     f"over seeds: {_choice_text(choice[a])} {ranges[a].mean():.3f}, "
                     f"{_choice_text(choice[b])} {ranges[b].mean():.3f}; difference {d.text(signed=True)}"
                 )

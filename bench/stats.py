@@ -235,16 +235,22 @@ def paired_parts(a: np.ndarray, b: np.ndarray):
     return one_sample_parts(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
 
 
+def welch_df(va, vb, na: int, nb: int):
+    """Welch-Satterthwaite degrees of freedom from the variances of the two means (``sd² / n``),
+    elementwise; inf where both are 0."""
+    va, vb = np.asarray(va, dtype=float), np.asarray(vb, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1))
+    return np.where(va + vb == 0, np.inf, df)
+
+
 def welch_parts(a: np.ndarray, b: np.ndarray):
     """``(mean difference, se, df)`` of Welch's t over the last axis (independent samples, at
-    least 2 values each); df by Welch-Satterthwaite (inf where both variances are 0)."""
+    least 2 values each); df by Welch-Satterthwaite (``welch_df``)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     na, nb = a.shape[-1], b.shape[-1]
     va, vb = a.var(-1, ddof=1) / na, b.var(-1, ddof=1) / nb
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df = (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1))
-    df = np.where(va + vb == 0, np.inf, df)
-    return a.mean(-1) - b.mean(-1), np.sqrt(va + vb), df
+    return a.mean(-1) - b.mean(-1), np.sqrt(va + vb), welch_df(va, vb, na, nb)
 
 
 def two_way_parts(m: np.ndarray):

@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from bench import results as R
+from bench import stats
 from bench.report import figures
 from bench.report.tables import (
     AGGREGATE_HEADER,
@@ -620,12 +621,12 @@ def key_results(results, leading: set, claims: pd.DataFrame, fallen: pd.DataFram
         means = g.groupby("algorithm").score.mean().sort_values(ascending=False)
         first = means.index[0]
         a = g[g.algorithm == first]
-        best = R.stats.mean_interval(a.score.to_numpy(float)).text()
+        best = stats.mean_interval(a.score.to_numpy(float)).text()
         head = f"{task}: highest final score {mark(first)} {best}"
         if len(means) > 1:
             second = means.index[1]
             b = g[g.algorithm == second]
-            d = R.stats.difference_interval(a.score.to_numpy(float), b.score.to_numpy(float), list(a.seed),
+            d = stats.difference_interval(a.score.to_numpy(float), b.score.to_numpy(float), list(a.seed),
                                             list(b.seed))  # fmt: skip
             if d.has_interval:
                 verdict = "ahead" if d.lo > 0 else "not significantly ahead"
