@@ -244,6 +244,10 @@ def cmd_status(args) -> int:
             counts = counts[counts.suite == args.suite]
             if counts.empty:
                 return _fail(store.unknown_suite(args.suite))
+        machines = store.machines()
+        machines = machines[machines.suite.isin(counts.suite)]
+        kinds = machines[machines.machine != ""].groupby("suite").machine.nunique()
+        counts["machines"] = counts.suite.map(kinds).fillna(0).astype(int)
         boards = []  # read everything before printing anything
         if args.suite or args.runs:
             for name in counts.suite:
@@ -256,6 +260,14 @@ def cmd_status(args) -> int:
         return 0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(counts.to_string(index=False))
+        if len(machines):
+            print("\nmachine kinds of the finished runs (runs of one kind are bitwise-comparable):")
+            for kind, g in machines.groupby("machine", sort=True):
+                name = (
+                    f"{kind}  {g.cpu.iloc[0]}" if kind else "not recorded (runs stored before fingerprints)"
+                )
+                suites = ", ".join(f"{r.suite} {r.runs}" for r in g.itertuples())
+                print(f"  {name}: {suites}")
         for board in boards:
             print(f"\n{board}")
     return 0
@@ -460,7 +472,7 @@ def cmd_leaderboard(args) -> int:
 def cmd_compare(args) -> int:
     import jinja2
 
-    from bench.compare import HEADER, compare, display_rows, protocol_mismatches, summary
+    from bench.compare import HEADER, compare, display_rows, machine_note, protocol_mismatches, summary
     from bench.report.figures import compare_figure, figure_rows
     from bench.report.render import _env, folder_name, generated_at
     from bench.report.tables import markdown_table, md_escape, plain, text_table
@@ -512,6 +524,9 @@ def cmd_compare(args) -> int:
         "the baseline. 'could detect ≥' = the drop flagged with 80% power given the observed seed spread; "
         f"a green verdict that could not detect a drop of {effect:g} is marked under-powered."
     )
+    machines = machine_note(results, baseline)
+    if machines:
+        method = f"{machines} {method}"
     print(text_table(HEADER, rows))
     print(f"\n{verdict}. {method}")
     for _, r in table[table.verdict == "missing"].iterrows():

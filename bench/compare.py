@@ -212,6 +212,43 @@ def exact_check(store: Results, baseline: Results, task: str, algo: str, records
     return f"identical: {len(a)}/{len(a)} runs{configs}"
 
 
+def _machines(results: Results) -> dict[str, str]:
+    """Machine kind -> one-line description, over ``results``' finished runs."""
+    runs = results.runs[results.runs.status.isin(["done", "failed"])]
+    if "machine" not in runs:
+        return {}
+    cpu = runs["cpu"] if "cpu" in runs else pd.Series("", index=runs.index)
+    out = {}
+    for kind, label in zip(runs["machine"].fillna("").astype(str), cpu.fillna("").astype(str), strict=True):
+        if kind:
+            out.setdefault(kind, label)
+    return out
+
+
+def machine_note(store: Results, baseline: Results) -> str:
+    """A plain statement when the two sides ran on different machine kinds (exact equality cannot
+    hold across kinds: float sums run in other orders), or when a side has no kinds recorded; ""
+    when both ran on the same kinds."""
+
+    def describe(kinds: dict[str, str]) -> str:
+        return "; ".join(f"{k} ({v})" if v else k for k, v in sorted(kinds.items()))
+
+    mine, theirs = _machines(store), _machines(baseline)
+    if not mine and not theirs:
+        return "Neither side records its machine kind: an exact mismatch may come from the machine."
+    if not mine or not theirs:
+        side = "the baseline" if not theirs else "the store"
+        return (f"Machines unknown for {side} (recorded before fingerprints or exported without them): an "
+                "exact mismatch may come from the machine, not the code.")  # fmt: skip
+    if set(mine) == set(theirs):
+        return ""
+    return (
+        f"MACHINES DIFFER: the baseline ran on {describe(theirs)}, the store on {describe(mine)}. "
+        "Records are bitwise-equal on one machine kind only, so the exact check cannot come out "
+        "identical across them; read the interval verdicts."
+    )
+
+
 def display_rows(table: pd.DataFrame) -> list[list[str]]:
     from bench.report.tables import fmt
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench import memory
+from bench import machine, memory
 from bench.runtime import die_with_parent, warm_up
 from bench.store import Store, now
 from bench.suite import RunSpec
@@ -157,7 +157,38 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     result = _result(spec, recorder, logger, handler, started, log_path, status, error)
     result["peak_rss_mb"] = peak
     result["parameters"] = sum(recorder.held.values()) if recorder.held else None
+    result["packages"] = packages_for(spec)
     return result
+
+
+def packages_for(spec: RunSpec) -> dict:
+    """The run's package versions: bench's own list, and for a run of plugin code (algorithm or
+    task) every installed distribution whose package the process has imported — the plugin's own
+    and what it wraps (tianshou, say)."""
+    from bench.algos import ALGORITHMS
+    from bench.registry import BUILT_IN, TASK_ORIGINS
+
+    versions = dict(provenance()["packages"])
+    algo = ALGORITHMS.get(spec.algo)
+    plugin = (algo is None or algo.origin.kind != "built-in") or TASK_ORIGINS.get(
+        spec.task, BUILT_IN
+    ).kind not in (
+        "built-in",
+        "suite",
+    )
+    if not plugin:
+        return versions
+    owners = metadata.packages_distributions()
+    for top in sorted({name.split(".")[0] for name in list(sys.modules)}):
+        if top.startswith("_") or top in sys.stdlib_module_names:
+            continue
+        for dist in owners.get(top, []):
+            if dist not in versions:
+                try:
+                    versions[dist] = metadata.version(dist)
+                except metadata.PackageNotFoundError:
+                    continue
+    return versions
 
 
 class RunTimeout(Exception):
@@ -297,6 +328,7 @@ def _result(spec, recorder, logger, handler, started, log_path, status, error) -
         "log_path": log_path,
         "log_text": log_text,
         **provenance(),
+        "machine": machine.fingerprint(),
     }
 
 
@@ -503,6 +535,7 @@ def _died(spec: RunSpec, error: str = "worker process died (killed or out of mem
         "curves": [],
         "evals": [],
         **provenance(),
+        "machine": machine.fingerprint(),
     }
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from bench import stats
 from bench.control.tasks import TASKS
-from bench.store import Store, code_short
+from bench.store import Store, code_short, machine_labels
 
 SCORE_METRICS = ("eval/return", "eval/gold_reward", "eval/win_rate")
 KL_METRIC = "eval/kl"
@@ -35,7 +35,7 @@ KL_BOUND_METRIC = "eval/kl_bound"
 RUN_COLUMNS = ["run_key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "status"]
 # optional run columns of imported runs (``bench import``): ``protocol`` — what the scores measure
 # (bench's own runs: "bench evaluation") — and ``source`` — where the run comes from
-OPTIONAL_RUN_TEXT = ("protocol", "source")
+OPTIONAL_RUN_TEXT = ("protocol", "source", "machine", "cpu")
 BENCH_PROTOCOL = "bench evaluation"
 TIDY_REQUIRED = [*RUN_COLUMNS, "kind", "step", "temperature", "metric", "value"]
 
@@ -248,6 +248,7 @@ class Results:
         if runs.empty:
             raise ResultsError(store.unknown_suite(suite))
         runs = runs.rename(columns={"key": "run_key"})
+        runs["cpu"] = machine_labels(runs)
         evals = store.evals(suite)
         row = store.suite_row(suite)
         suite_info = {"name": suite}
@@ -535,6 +536,7 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
             "failed": int((runs.status == "failed").sum()),
             "unfinished": int(runs.status.isin(["pending", "running"]).sum()),
             "code": code_versions(runs),
+            "machines": machine_kinds(runs),
         }
         if len(scores):
             point, lo, hi = stats.interval_estimate(scores[:, None], stats.iqm, reps, confidence, seed)
@@ -578,7 +580,7 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
         "iqm", "iqm_lo", "iqm_hi",
         "median", "threshold", "reached", "steps_to_threshold", "steps_to_threshold_lo",
         "steps_to_threshold_hi", "wall_to_threshold_s", "train_to_threshold_s",
-        "env_steps", "wall_time_s", "env_steps_per_s", "peak_rss_mb", "parameters", "code",
+        "env_steps", "wall_time_s", "env_steps_per_s", "peak_rss_mb", "parameters", "code", "machines",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
 
@@ -589,6 +591,32 @@ def _median_of(runs: pd.DataFrame, column: str) -> float:
         return np.nan
     values = pd.to_numeric(runs[column], errors="coerce").dropna()
     return float(values.median()) if len(values) else np.nan
+
+
+def machine_kinds(runs: pd.DataFrame) -> str:
+    """The machine kinds (``bench.machine``) ``runs`` ran on, comma-separated; "" where none was
+    recorded (runs before fingerprints, exports without them, imported runs)."""
+    if "machine" not in runs:
+        return ""
+    return ", ".join(sorted(set(runs["machine"].dropna().astype(str)) - {""}))
+
+
+def machine_summary(runs: pd.DataFrame) -> str:
+    """ "2 kinds: 1a2b3c4d5e Intel(R) Xeon(R) … (60 runs); …" for provenance lines."""
+    if "machine" not in runs:
+        return "not recorded"
+    kinds = runs["machine"].fillna("").astype(str)
+    cpu = runs["cpu"].fillna("").astype(str) if "cpu" in runs else pd.Series("", index=runs.index)
+    parts = []
+    for kind in sorted(set(kinds) - {""}):
+        label = cpu[kinds == kind].iloc[0] or "no details"
+        parts.append(f"{kind} {label} ({int((kinds == kind).sum())} runs)")
+    missing = int((kinds == "").sum())
+    if missing:
+        parts.append(f"not recorded ({missing} runs)")
+    n = len(set(kinds) - {""})
+    head = f"{n} kind{'s' if n != 1 else ''}: " if n else ""
+    return head + "; ".join(parts)
 
 
 def code_versions(runs: pd.DataFrame) -> str:
@@ -988,6 +1016,7 @@ def provenance(results: Results) -> dict:
         info["imported runs from"] = counts("source")
     info["git revisions"] = counts("git_rev")
     info["hosts"] = counts("host")
+    info["machines"] = machine_summary(runs)
     if "packages" in runs:
         versions: dict[str, set] = {}
         for blob in runs.packages.dropna():

@@ -68,7 +68,8 @@ CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, status);
 """
 # columns added after the first release: (name, declaration), added to older stores on open
 ADDED_COLUMNS = [("owner", "TEXT"), ("attempts", "INTEGER DEFAULT 0"), ("code", "TEXT"), ("base_key", "TEXT"),
-                 ("peak_rss_mb", "REAL"), ("parameters", "INTEGER")]  # fmt: skip
+                 ("peak_rss_mb", "REAL"), ("parameters", "INTEGER"),
+                 ("machine", "TEXT"), ("machine_info", "TEXT")]  # fmt: skip
 TABLES = {"suites", "plan", "runs", "curves", "evals"}
 OPTIONAL_TABLES = {"samples", "outcomes"}  # added later: absent from older stores
 
@@ -392,7 +393,7 @@ class Store:
             db.execute(
                 "UPDATE runs SET status=?, error=?, started_at=?, ended_at=?, wall_time=?,"
                 " train_time=?, env_steps=?, git_rev=?, packages=?, host=?, log_path=?, owner=NULL,"
-                " peak_rss_mb=?, parameters=? WHERE key=?",
+                " peak_rss_mb=?, parameters=?, machine=?, machine_info=? WHERE key=?",
                 (
                     result["status"],
                     result.get("error"),
@@ -407,6 +408,8 @@ class Store:
                     result.get("log_path"),
                     result.get("peak_rss_mb"),
                     result.get("parameters"),
+                    (result.get("machine") or {}).get("kind"),
+                    json.dumps(result["machine"], sort_keys=True) if result.get("machine") else None,
                     key,
                 ),
             )
@@ -430,6 +433,20 @@ class Store:
         counts = counts.reindex(columns=statuses, fill_value=0).astype(int)
         counts["total"] = counts.sum(axis=1)
         return counts.reset_index().rename_axis(columns=None)
+
+    def machines(self) -> pd.DataFrame:
+        """The machine kinds of the finished runs of each suite's current plan: columns machine,
+        cpu (one line), suite, runs; runs stored before fingerprints count under machine ""."""
+        recorded = "machine" in self._run_columns()
+        machine, info = ("r.machine", "MIN(r.machine_info)") if recorded else ("''", "NULL")
+        rows = self._read(
+            f"SELECT r.suite AS suite, {machine} AS machine, {info} AS machine_info, COUNT(*) AS runs"
+            " FROM plan p JOIN runs r ON r.key = p.key AND r.suite = p.suite"
+            f" WHERE r.status IN ('done', 'failed') GROUP BY r.suite, {machine} ORDER BY {machine}, r.suite"
+        )
+        rows["machine"] = rows.machine.fillna("")
+        rows["cpu"] = machine_labels(rows)
+        return rows[["machine", "cpu", "suite", "runs"]]
 
     def _run_columns(self) -> set[str]:
         return set(self._read("SELECT name FROM pragma_table_info('runs')")["name"])
@@ -555,6 +572,8 @@ EXPORT_COLUMNS = [
     "status",
     "code",
     "base_key",
+    "machine",
+    "cpu",
     "kind",
     "step",
     "wall_time",
@@ -602,6 +621,16 @@ def code_short(fingerprint: str | None) -> str:
         return fingerprint
 
 
+def machine_labels(runs: pd.DataFrame) -> pd.Series:
+    """Each run's machine as one line (``bench.machine.label``); "" for runs stored before
+    fingerprints were recorded."""
+    from bench.machine import label, parse
+
+    if "machine_info" not in runs:
+        return pd.Series("", index=runs.index, dtype=object)
+    return runs["machine_info"].map(lambda blob: label(parse(blob)) if parse(blob) else "")
+
+
 def tidy(
     store: Store, suite: str | None = None, kinds: set[str] | None = None, timing: bool = True
 ) -> pd.DataFrame:
@@ -616,6 +645,8 @@ def tidy(
     ident = ident.assign(
         code=runs["code"].map(code_short) if "code" in runs else "",
         base_key=runs["base_key"].fillna("") if "base_key" in runs else "",
+        machine=runs["machine"].fillna("") if "machine" in runs else "",
+        cpu=machine_labels(runs),
     )
     ev = store.evals(suite).assign(kind="eval") if "eval" in kinds else pd.DataFrame()
     cv = pd.DataFrame()

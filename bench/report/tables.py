@@ -11,7 +11,7 @@ import pandas as pd
 LEADERBOARD_HEADER = [
     "algorithm", "seeds", "final: mean [95% t CI], sd (n)", "IQM [95% bootstrap CI]", "median",
     "steps to threshold",
-    "time to threshold (train / wall)", "wall time, peak memory", "env-steps/s", "failed", "code",
+    "time to threshold (train / wall)", "wall time, peak memory", "env-steps/s", "failed", "code", "machines",
 ]  # fmt: skip
 # leaderboard columns that mean nothing where the "steps" are optimizer updates on a fixed data set
 # and no task threshold exists (LM tasks)
@@ -75,9 +75,10 @@ def _range(row) -> str:
     return f" [{fmt(float(lo))}, {fmt(float(hi))}]"
 
 
-def _code(row) -> str:
-    """The code version(s) a leaderboard row's runs came from ("—" for runs stored without one)."""
-    code = row.get("code") if hasattr(row, "get") else None
+def _code(row, column: str = "code") -> str:
+    """The code version(s) a leaderboard row's runs came from ("—" for runs stored without one);
+    ``column="machines"``: the machine kinds they ran on."""
+    code = row.get(column) if hasattr(row, "get") else None
     return code if isinstance(code, str) and code else "—"
 
 
@@ -89,7 +90,7 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
         if r.seeds == 0:
             unfinished = f", {r.unfinished} unfinished" if r.unfinished else ""
             rows.append([r.algorithm, "0", "—", "—", "—", "—", "—", "—", "—", f"{r.failed}{unfinished}",
-                         _code(r)])  # fmt: skip
+                         _code(r), _code(r, "machines")])  # fmt: skip
             continue
         reached = "" if pd.isna(r.reached) else f" ({int(r.reached)}/{r.seeds} reach)"
         unfinished = f", {r.unfinished} unfinished" if r.unfinished else ""
@@ -106,6 +107,7 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
                 fmt(r.env_steps_per_s, 3),
                 f"{r.failed}{unfinished}",
                 _code(r),
+                _code(r, "machines"),
             ]
         )
     if anchors is not None:
@@ -123,6 +125,7 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
                     "—",
                     "—",
                     str(a.note) if pd.notna(a.note) else "",
+                    "—",
                     "—",
                 ]
             )

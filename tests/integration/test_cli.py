@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench import machine
 from bench.cli import main
 from bench.store import EXPORT_COLUMNS
 from tests.conftest import TINY
@@ -72,11 +73,19 @@ def test_run_status_export_and_resume(write_suite, tmp_path, capsys):
     assert main(["status", "--store", str(store)]) == 0
     out = capsys.readouterr().out
     assert "tiny" in out and " 4 " in out
+    # every run records this machine's fingerprint; status lists the kind with its CPU line
+    here = machine.fingerprint()
+    kinds = _rows(store, "SELECT DISTINCT machine, machine_info FROM runs")
+    assert len(kinds) == 1 and json.loads(kinds[0][1])["cpu_model"] == here["cpu_model"]
+    stored = json.loads(kinds[0][1])
+    assert stored["threads"] == 1 and stored["isa"] == here["isa"] and kinds[0][0] == machine.kind_of(stored)
+    assert f"{kinds[0][0]}  {machine.label(stored)}: tiny 4" in out
 
     csv = tmp_path / "out.csv"
     assert main(["export", "--store", str(store), "--format", "csv", "-o", str(csv)]) == 0
     table = pd.read_csv(csv)
     assert list(table.columns) == EXPORT_COLUMNS
+    assert set(table.machine) == {kinds[0][0]} and set(table.cpu) == {machine.label(stored)}
     assert set(table.kind) == {"eval", "curve", "run"}
     assert (table[table.metric == "run/env_steps"].value >= 1024).all()
     pq = tmp_path / "out.parquet"

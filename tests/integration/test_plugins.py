@@ -6,6 +6,7 @@ Plugins are installed with ``pip install --target`` into a folder that only the 
 subprocesses of a test see (``PYTHONPATH``), so the test environment's registry stays bench's own.
 """
 
+import importlib.metadata
 import json
 import os
 import re
@@ -353,7 +354,10 @@ def test_a_wrapped_third_party_algorithm_runs_through_the_protocol(tmp_path):
     out = bench(tmp_path, "run", "s.yaml", "--store", "b.sqlite", "-q", site=site)
     assert out.returncode == 0, out.stderr
     with sqlite3.connect(tmp_path / "b.sqlite") as db:
-        status, code = db.execute("SELECT status, code FROM runs").fetchone()
+        status, code, packages = db.execute("SELECT status, code, packages FROM runs").fetchone()
         evals = db.execute("SELECT step, temperature FROM evals WHERE metric = 'eval/return'").fetchall()
     assert status == "done" and json.loads(code)["distribution"] == "bench-sb3-contrib"
+    # the run's package list names the plugin and the library it wraps, with their versions
+    names = {name.lower().replace("_", "-"): v for name, v in json.loads(packages).items()}
+    assert names["bench-sb3-contrib"] and names["sb3-contrib"] == importlib.metadata.version("sb3-contrib")
     assert {t for _, t in evals} == {0.0, 1.0} and max(s for s, _ in evals) >= 512
