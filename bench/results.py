@@ -1277,10 +1277,11 @@ def _difference(a: pd.Series, b: pd.Series, confidence: float = 0.95) -> stats.I
                                      confidence)  # fmt: skip
 
 
-def _dominance(a_pts, b_pts, a_name, b_name, confidence) -> tuple[str, str]:
-    """(verdict, what was measured) of "a's frontier dominates b's" (``CLAIM_RULES``)."""
+def _dominance(a_pts, b_pts, a_name, b_name, confidence) -> tuple[str, str, list]:
+    """(verdict, what was measured, the differences at decided points) of "a's frontier dominates
+    b's" (``CLAIM_RULES``)."""
     a, b = _point_scores(a_pts), _point_scores(b_pts)
-    details, ahead, behind, undecided = [], 0, 0, 0
+    details, ahead, behind, undecided, decided = [], 0, 0, 0, []
     for b_label, (b_kl, b_scores) in sorted(b.items(), key=lambda kv: kv[1][0]):
         left = {lab: v for lab, v in a.items() if v[0] <= b_kl}
         window = {lab: v for lab, v in left.items() if v[0] >= b_kl / KL_WINDOW}
@@ -1298,6 +1299,7 @@ def _dominance(a_pts, b_pts, a_name, b_name, confidence) -> tuple[str, str]:
             continue
         a_label = max(window, key=lambda lab: (window[lab][1].mean(), lab))
         d = _difference(window[a_label][1], b_scores, confidence)
+        decided.append(d)
         ahead += d.has_interval and d.lo > 0
         behind += d.has_interval and d.hi < 0
         details.append(
@@ -1314,7 +1316,23 @@ def _dominance(a_pts, b_pts, a_name, b_name, confidence) -> tuple[str, str]:
         verdict = "inconclusive"
     text = f"{a_name} significantly higher at {ahead} of {n} {b_name} points, significantly lower at {behind}"
     text += (f", not decided by the grid at {undecided}" if undecided else "") + ". " + "; ".join(details)
-    return verdict, text
+    return verdict, text, decided
+
+
+def _t_of(d: stats.Interval) -> float:
+    """A difference's t statistic (the clearest of several is the one furthest from 0)."""
+    return d.point / d.se if d.se > 0 else np.sign(d.point) * np.inf
+
+
+def _deciding(verdict: str, candidates: list[tuple[stats.Interval, str]]) -> list[tuple[stats.Interval, str]]:
+    """The (difference, rule it met) pairs a decisive verdict rests on, every one of which must meet
+    its rule again for the verdict to replicate; [] for an inconclusive verdict or where one of
+    them has no t interval."""
+    if verdict.split(":")[0] not in ("holds", "does not hold") or not candidates:
+        return []
+    if any(not d.has_interval or not np.isfinite(d.se) for d, _ in candidates):
+        return []
+    return candidates
 
 
 def _temperature_values(results: Results, label: str, metric: str) -> pd.DataFrame:
@@ -1384,7 +1402,7 @@ def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, s
     task, claim, verdict (holds | does not hold | inconclusive, with the reason where the grid
     decides it) and what was measured, by the rules of ``CLAIM_RULES``. ``reps`` and ``seed`` are
     unused (the intervals are t intervals)."""
-    cols = ["task", "claim", "verdict", "measured"]
+    cols = ["task", "claim", "verdict", "measured", *CLAIM_NUMBERS]
     pts = final_points(results)
     if pts.empty:
         return pd.DataFrame(columns=cols)
@@ -1415,6 +1433,10 @@ def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, s
                 verdict = "holds" if d.has_interval and d.hi >= 0 and above_sft else "does not hold"
                 if not d.has_interval or above_sft is None or (not above_sft and not sd.has_interval):
                     verdict = "inconclusive"
+                if verdict == "holds":
+                    candidates = [(d, "not below 0"), (sd, "above 0")]
+                else:
+                    candidates = [(d, "below 0")] if d.has_interval and d.hi < 0 else [(sd, "not above 0")]
                 ns = [n for n in map(_n_of, labels[a]) if n is not None]
                 chosen = [_n_of(v) for v in choice[a].values()]
                 if verdict == "does not hold" and ns and max(ns) < PAPER_BEST_OF_N and max(ns) in chosen:
@@ -1438,6 +1460,7 @@ def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, s
                 verdict = "inconclusive"
                 if d.has_interval and (d.hi < 0 or d.lo > 0):
                     verdict = "holds" if d.hi < 0 else "does not hold"
+                candidates = [(d, "below 0" if d.hi < 0 else "above 0")]
                 quantity = "win rate" if has_refs else "score"
                 text = (
                     f"range over T = {', '.join(f'{t:g}' for t in temps)} of each seed's {quantity}, mean "
@@ -1445,8 +1468,47 @@ def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, s
                     f"{_choice_text(choice[b])} {ranges[b].mean():.3f}; difference {d.text(signed=True)}"
                 )
             else:
-                verdict, text = _dominance(
+                verdict, text, decided = _dominance(
                     tp[tp.method == a], tp[tp.method == b], names[a], names[b], confidence
                 )
-            rows.append(dict(task=task, claim=claim, verdict=verdict, measured=text))
+                if verdict == "holds":  # every point significantly higher: each must be again
+                    candidates = [(d, "above 0") for d in decided]
+                else:  # one point significantly lower suffices: the clearest one
+                    lower = [d for d in decided if d.has_interval and d.hi < 0]
+                    candidates = [(min(lower, key=_t_of), "below 0")] if lower else []
+            numbers = _claim_numbers(_deciding(verdict, candidates))
+            rows.append(dict(task=task, claim=claim, verdict=verdict, measured=text, **numbers))
     return pd.DataFrame(rows, columns=cols)
+
+
+# claims.csv's numbers behind each decisive verdict: the difference the verdict rests on (the one
+# least likely to come out the same again), the rule it met, and the chance that a fresh seed set
+# of the same size reproduces it (and the seeds that would make that chance 80%)
+CLAIM_NUMBERS = ["effect", "lo", "hi", "se", "df", "seeds", "interval", "rule", "p_replicate", "seeds_for_80"]
+
+
+def claim_replication(required: list[tuple[stats.Interval, str]], seeds_new: int | None = None) -> float:
+    """The chance that every (difference, rule) a verdict rests on meets its rule again on a fresh
+    set of ``seeds_new`` seeds (default: as many as before), treating them as independent
+    (``stats.replication_probability``); NaN where there are none."""
+    if not required:
+        return np.nan
+    p = 1.0
+    for d, rule in required:
+        p *= stats.replication_probability(d.point, d.se, d.df, stats.seeds_of(d), rule, seeds_new)
+    return p
+
+
+def _claim_numbers(required: list[tuple[stats.Interval, str]]) -> dict:
+    """claims.csv's numbers (``CLAIM_NUMBERS``) for a verdict resting on ``required``: the
+    difference among them least likely to come out the same again, its rule, the chance that the
+    whole verdict does, and the fewest seeds that give it 80% (empty above 200)."""
+    if not required:
+        return dict.fromkeys(CLAIM_NUMBERS, np.nan) | {"interval": "", "rule": ""}
+    d, rule = min(required, key=lambda c: claim_replication([c]))
+    n = stats.seeds_of(d)
+    most = next((k for k in range(2, 201) if claim_replication(required, k) >= 0.8), np.nan)
+    return dict(
+        effect=d.point, lo=d.lo, hi=d.hi, se=d.se, df=d.df, seeds=n, interval=d.label, rule=rule,
+        p_replicate=claim_replication(required), seeds_for_80=most,
+    )  # fmt: skip

@@ -181,6 +181,8 @@ class Interval:
     kind: str
     n: tuple[int, ...]
     confidence: float = 0.95
+    se: float = math.nan  # the standard error behind a t interval (NaN for other kinds)
+    df: float = math.nan  # and its degrees of freedom
 
     def __iter__(self):
         return iter((self.point, self.lo, self.hi))
@@ -275,7 +277,7 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95) -> Interval:
         return _none(values.mean(), (len(values),), confidence)
     point, se, df = one_sample_parts(values)
     lo, hi = t_bounds(point, se, df, confidence)
-    return Interval(float(point), float(lo), float(hi), "t", (len(values),), confidence)
+    return Interval(float(point), float(lo), float(hi), "t", (len(values),), confidence, float(se), float(df))
 
 
 def difference_interval(
@@ -302,12 +304,16 @@ def difference_interval(
             return _none(point, (len(a),), confidence)
         point_, se, df = paired_parts(a, b)
         lo, hi = t_bounds(point_, se, df, confidence)
-        return Interval(float(point_), float(lo), float(hi), "paired t", (len(a),), confidence)
+        return Interval(
+            float(point_), float(lo), float(hi), "paired t", (len(a),), confidence, float(se), float(df)
+        )
     if min(len(a), len(b)) < 2:
         return _none(point, (len(a), len(b)), confidence)
     point_, se, df = welch_parts(a, b)
     lo, hi = t_bounds(point_, se, df, confidence)
-    return Interval(float(point_), float(lo), float(hi), "Welch", (len(a), len(b)), confidence)
+    return Interval(
+        float(point_), float(lo), float(hi), "Welch", (len(a), len(b)), confidence, float(se), float(df)
+    )
 
 
 def two_way_interval(matrix: np.ndarray, confidence: float = 0.95) -> Interval:
@@ -320,7 +326,9 @@ def two_way_interval(matrix: np.ndarray, confidence: float = 0.95) -> Interval:
         return _none(m.mean(), m.shape, confidence)
     point, se, df = two_way_parts(m)
     lo, hi = t_bounds(point, se, df, confidence)
-    return Interval(float(point), float(lo), float(hi), "two-way t", m.shape, confidence)
+    return Interval(
+        float(point), float(lo), float(hi), "two-way t", m.shape, confidence, float(se), float(df)
+    )
 
 
 def mean_band(values: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -432,3 +440,88 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             front.append(i)
             best = y[i]
     return np.asarray(front, dtype=int)
+
+
+# -- replication ------------------------------------------------------------------------------
+
+# what a verdict needs its deciding interval to do again on a fresh seed set
+RULES = ("above 0", "below 0", "not below 0", "not above 0")
+
+
+def seeds_of(iv: Interval) -> int:
+    """The seed count behind an interval (the smaller side of a Welch interval)."""
+    if iv.kind == "Welch" and len(iv.n) == 2:
+        return int(min(iv.n))
+    return int(iv.n[0]) if iv.n else 0
+
+
+def replication_probability(
+    effect: float, se: float, df: float, seeds: int, rule: str, seeds_new: int | None = None,
+    confidence: float = 0.95,
+) -> float:  # fmt: skip
+    """The probability that a t interval on a fresh set of ``seeds_new`` seeds (default: as many as
+    before) meets ``rule`` (``RULES``: e.g. "above 0" = its lower bound is above 0) again, if the
+    published ``effect`` is the true one and the spread per seed stays as it was: the standard error
+    scales as sqrt(seeds / seeds_new), the degrees of freedom as ``seeds_new - 1`` (Welch: in
+    proportion), and the probability is a noncentral t tail. The published effect is an estimate (a
+    significant one is biased away from 0), so this is the chance *if the published effect holds*:
+    an upper reading, not a promise. NaN where there is no t interval."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}")
+    seeds_new = seeds if seeds_new is None else seeds_new
+    if not (np.isfinite(effect) and np.isfinite(se) and np.isfinite(df)) or seeds < 2 or seeds_new < 2:
+        return math.nan
+    se_new = se * math.sqrt(seeds / seeds_new)
+    df_new = max(1.0, df * (seeds_new - 1) / max(seeds - 1, 1))
+    t_crit = float(sps.t.ppf((1 + confidence) / 2, df_new))
+    if se_new == 0:  # no spread: the interval is the point, every time
+        above, below = effect > 0, effect < 0
+        return float(
+            {"above 0": above, "below 0": below, "not below 0": not below, "not above 0": not above}[rule]
+        )
+    nc = effect / se_new
+    if rule == "above 0":  # lower bound > 0: T > t_crit
+        return float(sps.nct.sf(t_crit, df_new, nc))
+    if rule == "below 0":  # upper bound < 0: T < -t_crit
+        return float(sps.nct.cdf(-t_crit, df_new, nc))
+    if rule == "not below 0":  # upper bound >= 0: T >= -t_crit
+        return float(sps.nct.sf(-t_crit, df_new, nc))
+    return float(sps.nct.cdf(t_crit, df_new, nc))  # "not above 0": lower bound <= 0
+
+
+def seeds_to_replicate(
+    effect: float, se: float, df: float, seeds: int, rule: str, target: float = 0.8, most: int = 200,
+    confidence: float = 0.95,
+) -> int | None:  # fmt: skip
+    """The fewest seeds (2 .. ``most``) at which ``replication_probability`` reaches ``target``;
+    None where even ``most`` seeds do not (or there is no t interval)."""
+    for n in range(2, most + 1):
+        p = replication_probability(effect, se, df, seeds, rule, n, confidence)
+        if math.isnan(p):
+            return None
+        if p >= target:
+            return n
+    return None
+
+
+def equivalence_probability(
+    sd: float, n_published: int, n_new: int, margin: float, confidence: float = 0.95, sims: int = 4000
+) -> float:
+    """The probability that ``n_new`` fresh seeds drawn from the published distribution (its mean,
+    its sample sd ``sd``; normal) are declared equivalent to the published ``n_published`` seeds at
+    ``margin``: two one-sided Welch t tests at level ``1 - confidence`` each, i.e. the
+    ``2·confidence - 1`` interval of the difference inside ±margin. The published side is held as
+    observed; the new side is simulated (``sims`` draws, a fixed generator: the same inputs give the
+    same number). NaN without a spread."""
+    if n_published < 2 or n_new < 2 or not np.isfinite(sd) or not np.isfinite(margin):
+        return math.nan
+    if sd == 0:
+        return 1.0 if margin > 0 else 0.0
+    rng = np.random.default_rng(12345)
+    new = rng.normal(0.0, sd, size=(sims, n_new))
+    va = sd * sd / n_published
+    vb = new.var(1, ddof=1) / n_new
+    se = np.sqrt(va + vb)
+    t_crit = sps.t.ppf(confidence, welch_df(va, vb, n_published, n_new))
+    d = new.mean(1)
+    return float(np.mean((d - t_crit * se > -margin) & (d + t_crit * se < margin)))

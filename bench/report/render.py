@@ -25,6 +25,7 @@ from bench.report import figures
 from bench.report.tables import (
     AGGREGATE_HEADER,
     LEADERBOARD_HEADER,
+    REPLICATION_NOTE,
     _code,
     _seconds,
     aggregate_rows,
@@ -37,6 +38,7 @@ from bench.report.tables import (
     md_escape,
     mean_cell,
     pick,
+    replication_cell,
 )
 
 MARKER = "report.json"  # identifies a folder written by `bench report` (safe to replace)
@@ -376,7 +378,8 @@ def _render(
             tasks=task_sections,
             frontiers=frontiers,
             span_header=SPAN_HEADER,
-            claims=claims.to_dict("records"),
+            claims=[{**c, "replication": replication_cell(c)} for c in claims.to_dict("records")],
+            replication_note=REPLICATION_NOTE,
             claims_rule=R.CLAIM_RULES,
             key_results=key,
             caveats=caveats.to_dict("records"),
@@ -459,12 +462,17 @@ def _markdown(
             lines += [f"- {md_escape(i)}" for i in items] if kind == "ul" else [md_escape(items[0])]
             lines.append("")
     if claims is not None and len(claims):
-        rows = claims[["task", "claim", "verdict", "measured"]].to_numpy().tolist()
-        lines += ["## The DPO paper's claims, measured here", "", md_escape(R.CLAIM_RULES), ""]
+        rows = [[r["task"], r["claim"], r["verdict"], replication_cell(r), r["measured"]]
+                for r in claims.to_dict("records")]  # fmt: skip
+        lines += ["## The DPO paper's claims, measured here", "", md_escape(R.CLAIM_RULES), "",
+                  md_escape(REPLICATION_NOTE), ""]  # fmt: skip
         if "caveats" in claims:
             for task, text in claims.drop_duplicates("task")[["task", "caveats"]].to_numpy().tolist():
                 lines += [f"**Caveats, {md_escape(task)}:** {md_escape(text)}", ""]
-        lines += [markdown_table(["task", "claim", "here", "measured (95% CIs)"], rows), ""]
+        lines += [
+            markdown_table(["task", "claim", "here", "replicates (predicted)", "measured (95% CIs)"], rows),
+            "",
+        ]
     if frontiers:
         lines += ["## Reward vs KL frontiers", ""]
     for f in frontiers:

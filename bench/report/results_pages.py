@@ -480,11 +480,13 @@ def aggregate_section(rep: Report, ctx: Context) -> list[str]:
 
 
 def claims_section(rep: Report, ctx: Context) -> list[str]:
+    from bench.report.tables import replication_cell
+
     rows = rep.table("claims.csv")
     if not rows:
         return []
     body = [[text(r.get("task", "")), text(r.get("claim", "")), f"**{text(r.get('verdict', ''))}**",
-             text(r.get("measured", ""))] for r in rows]  # fmt: skip
+             replication_cell(r), text(r.get("measured", ""))] for r in rows]  # fmt: skip
     caveats = {}  # task -> the caveats that stand beside its verdicts (model size, gold, data, baseline)
     for r in rows:
         if r.get("caveats"):
@@ -496,7 +498,7 @@ def claims_section(rep: Report, ctx: Context) -> list[str]:
         "95% CIs and their kind).",
         "",
         *[f"**Caveats, {text(t)}:** {text(c)}\n" for t, c in caveats.items()],
-        *table(["task", "claim", "verdict", "measured"], body),
+        *table(["task", "claim", "verdict", "replicates (predicted)", "measured"], body),
         "",
     ]
 

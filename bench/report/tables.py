@@ -82,6 +82,33 @@ def _code(row, column: str = "code") -> str:
     return code if isinstance(code, str) and code else "—"
 
 
+REPLICATION_NOTE = (
+    "'Replicates (predicted)': the chance that a fresh, disjoint set of as many seeds gives the same "
+    "verdict, if the measured difference is the true one and the spread per seed stays as it was (a "
+    "noncentral t calculation; where a verdict rests on several differences, the product of their "
+    "chances) — an upper reading, since a significant estimate leans away from zero — and the seeds "
+    "that would make it 80%. `bench replicate` measures it."
+)
+
+
+def replication_cell(row) -> str:
+    """A claim's predicted chance of coming out the same on a fresh seed set of its size, and the
+    seeds that would make it 80% — ``"97% at 3 seeds (80% from 2)"``; "—" for an inconclusive
+    verdict (nothing to replicate) or without a t interval."""
+
+    def number(key: str) -> float:  # from a table or from a CSV read as text
+        value = pd.to_numeric(row.get(key, np.nan) if hasattr(row, "get") else np.nan, errors="coerce")
+        return float(value) if value is not None else np.nan
+
+    p, seeds, need = number("p_replicate"), number("seeds"), number("seeds_for_80")
+    if pd.isna(p):
+        return "—"
+    text = f"{100 * float(p):.0f}%" + (f" at {int(seeds)} seeds" if pd.notna(seeds) else "")
+    if pd.isna(need):
+        return text + " (80% needs more than 200)"
+    return text + (f" (80% from {int(need)})" if float(p) < 0.8 or int(need) < int(seeds) else "")
+
+
 def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: str) -> list[list[str]]:
     """Display rows of one task's leaderboard (best mean first), published anchors after."""
     rows = []

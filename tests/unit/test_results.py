@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from bench import results as R
+from bench import stats
 
 
 def _results(evals: list[tuple], runs: list[tuple]) -> R.Results:
@@ -260,6 +261,7 @@ def test_a_grid_gap_leaves_the_frontier_claim_undecided():
     assert "grid gap: the nearest DPO point below is dpo[beta=5] at KL 0.50, the next above at KL 8.00" in (
         claim.measured
     )
+    assert np.isnan(claim.p_replicate) and claim.rule == ""  # nothing decided: nothing to replicate
     # a DPO point inside the window [1.5, 3] that scores lower decides it
     res = _claim_runs({
         "dpo[beta=1]": (2.0, [0.30, 0.31, 0.32]),
@@ -268,6 +270,13 @@ def test_a_grid_gap_leaves_the_frontier_claim_undecided():
     })  # fmt: skip
     claim = R.claims_table(res).set_index("claim").loc["DPO's frontier dominates PPO's"]
     assert claim.verdict == "does not hold" and "-0.210 [" in claim.measured
+    # the verdict rests on that point: paired differences -0.20, -0.21, -0.22 (sd 0.01, 3 seeds)
+    assert claim.rule == "below 0" and claim.seeds == 3 and claim.interval == "paired t, 3 seeds"
+    assert claim.effect == pytest.approx(-0.21) and claim.se == pytest.approx(0.01 / np.sqrt(3))
+    assert claim.p_replicate == pytest.approx(
+        stats.replication_probability(-0.21, 0.01 / np.sqrt(3), 2, 3, "below 0")
+    )
+    assert claim.p_replicate > 0.99 and claim.seeds_for_80 == 2
 
 
 def test_best_of_n_is_not_refuted_where_its_grid_stops():

@@ -1,5 +1,7 @@
 """bench.stats against small matrices computed by hand."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -170,3 +172,42 @@ def test_median_interval_keeps_never_as_infinity():
     # every bootstrap median of 5 distinct values is one of them (no interpolation)
     point, lo, hi = stats.median_interval(np.array([10.0, 20.0, 30.0, 40.0, 50.0]), reps=500, seed=1)
     assert point == 30.0 and lo in {10.0, 20.0} and hi in {40.0, 50.0}
+
+
+def test_replication_probability_matches_simulation():
+    """A paired t verdict 'above 0' measured as effect 1.0, se 0.3 on 5 seeds: the chance that 5 or
+    10 fresh seeds (per-seed sd 0.3·sqrt(5), true effect 1.0) give a lower bound above 0 again."""
+    rng = np.random.default_rng(7)
+    sd = 0.3 * np.sqrt(5)
+    for n in (5, 10):
+        x = rng.normal(1.0, sd, size=(20_000, n))
+        lo = x.mean(1) - sps.t.ppf(0.975, n - 1) * x.std(1, ddof=1) / np.sqrt(n)
+        simulated = (lo > 0).mean()
+        assert abs(stats.replication_probability(1.0, 0.3, 4, 5, "above 0", n) - simulated) < 0.01
+    # the four rules: complementary pairs, and the sign of the effect decides which is likely
+    p = {r: stats.replication_probability(-0.5, 0.3, 4, 5, r) for r in stats.RULES}
+    assert p["above 0"] + p["not above 0"] == pytest.approx(1) and p["below 0"] + p[
+        "not below 0"
+    ] == pytest.approx(1)
+    assert p["below 0"] > 0.2 > 0.01 > p["above 0"]
+    # fewer seeds never help; the seeds for 80% are the first count that reaches it
+    need = stats.seeds_to_replicate(1.0, 0.3, 4, 5, "above 0")
+    assert stats.replication_probability(1.0, 0.3, 4, 5, "above 0", need) >= 0.8
+    assert stats.replication_probability(1.0, 0.3, 4, 5, "above 0", need - 1) < 0.8
+    assert math.isnan(stats.replication_probability(1.0, float("nan"), 4, 5, "above 0"))
+
+
+def test_equivalence_probability_matches_simulation():
+    """Fresh seeds from the published distribution (sd 1, 5 published seeds) declared equivalent at
+    ±1.5 by two one-sided Welch tests, counted directly."""
+    rng = np.random.default_rng(3)
+    sd, n_pub, n_new, margin = 1.0, 5, 8, 1.5
+    new = rng.normal(0, sd, size=(20_000, n_new))
+    va, vb = sd * sd / n_pub, new.var(1, ddof=1) / n_new
+    se, df = np.sqrt(va + vb), stats.welch_df(va, vb, n_pub, n_new)
+    half = sps.t.ppf(0.95, df) * se
+    d = new.mean(1)
+    simulated = ((d - half > -margin) & (d + half < margin)).mean()
+    assert abs(stats.equivalence_probability(sd, n_pub, n_new, margin) - simulated) < 0.015
+    assert stats.equivalence_probability(0.0, 5, 5, 0.1) == 1.0
+    assert math.isnan(stats.equivalence_probability(1.0, 1, 5, 0.1))
