@@ -34,8 +34,7 @@ def _lm_tasks() -> dict:
 
 
 def cmd_run(args) -> int:
-    from bench.executors import RAY_MISSING, ExecutorError, Session, run_local, run_ray
-    from bench.store import Store, StoreError
+    from bench.executors import RAY_MISSING
     from bench.suite import SuiteError, expand, find_suite, load_suite
 
     args.suite = str(find_suite(args.suite))  # a path, or the name of a shipped suite
@@ -57,6 +56,16 @@ def cmd_run(args) -> int:
         return _fail(str(e))
     if args.plugin:  # the workers import them too
         specs = [dataclasses.replace(s, plugins=tuple(args.plugin)) for s in specs]
+    return _execute(args, suite, specs)
+
+
+def _execute(args, suite, specs) -> int:
+    """``bench run``'s work once the runs are known: checks, registers the plan in ``args.store``,
+    trains what is not done yet (``args.jobs``, ``args.executor``, ``args.quiet``, ``args.pin_code``)
+    and prints the outcome; the exit status."""
+    from bench.executors import ExecutorError, Session, run_local, run_ray
+    from bench.store import Store, StoreError
+
     lm_recipes = {s.alignment_json: s.alignment for s in specs if s.task in _lm_tasks() and s.alignment_json}
     if lm_recipes:
         from bench.lm.hub import HubError, preflight
@@ -64,7 +73,7 @@ def cmd_run(args) -> int:
         try:
             preflight(list(lm_recipes.values()))
         except HubError as e:
-            return _fail(f"{args.suite}: {e}")
+            return _fail(f"{suite.path or suite.name}: {e}")
     if args.jobs < 1:
         return _fail("--jobs must be >= 1")
     try:
@@ -630,6 +639,104 @@ def version_baseline(store_path, suite: str, version: str):
     return Results(runs, evals, f"store {Path(store_path).name}, code {version}", {"name": suite})
 
 
+def cmd_replicate(args) -> int:
+    from bench import replicate as rp
+    from bench.report.render import folder_name, generated_at
+    from bench.report.tables import text_table
+    from bench.results import Results, ResultsError, method_of
+    from bench.store import Store, StoreError
+    from bench.suite import SuiteError, expand, find_suite, load_suite
+
+    if not 0 < args.margin < 10:
+        return _fail("--margin must be a fraction of the task's scale, above 0 (e.g. 0.1)")
+    if args.jobs < 1:
+        return _fail("--jobs must be >= 1")
+    try:
+        pub = rp.read_published(args.report)
+        path = find_suite(args.suite or pub.suite)
+        try:
+            suite = load_suite(path)
+        except SuiteError as e:
+            return _fail(str(e))
+        if suite.name != pub.suite:
+            return _fail(f"{path}: suite {suite.name!r}, but the report is of suite {pub.suite!r}")
+        if not args.suite and pub.hash and suite.hash() != pub.hash:
+            return _fail(
+                f"suite {suite.name} is now version {suite.version} (hash {suite.hash()}), the report was "
+                f"made from version {pub.version or '?'} (hash {pub.hash}): a replication would run another "
+                "suite. "
+                "Re-publish the report first, or pass --suite FILE with the report's definition"
+            )
+        seeds = rp.fresh_seeds(pub.seeds, suite.seeds, args.seeds or len(suite.seeds), args.seed_start)
+        fresh = suite.model_copy(update={"seeds": seeds})
+        specs = expand(fresh)
+        tasks = set(suite.tasks)
+        if args.tasks:
+            wanted = [t.strip() for t in args.tasks.split(",") if t.strip()]
+            unknown = [t for t in wanted if t not in tasks]
+            if unknown:
+                return _fail(
+                    f"--tasks {', '.join(unknown)}: not a task of suite {suite.name} "
+                    f"({', '.join(sorted(tasks))})"
+                )
+            tasks = set(wanted)
+        if args.claims:
+            chosen = rp.pick_claims(pub.claims, [c.strip() for c in args.claims.split(",") if c.strip()])
+            tasks &= set(chosen.task)
+            methods = rp.claim_methods(list(chosen.claim))
+            specs = [s for s in specs if method_of(s.label) in methods]
+        if args.algorithms:
+            keep = rp.select(
+                sorted({s.label for s in specs}), [a.strip() for a in args.algorithms.split(",") if a.strip()]
+            )
+            specs = [s for s in specs if s.label in keep]
+        specs = [s for s in specs if s.task in tasks]
+        if not specs:
+            return _fail("the selection leaves no runs to replicate")
+    except rp.ReplicationError as e:
+        return _fail(str(e))
+    store_path = Path(args.store or Path("runs") / "replicate" / f"{folder_name(suite.name)}.sqlite")
+    try:
+        if store_path.exists():
+            row = Store(store_path, create=False).suite_row(suite.name)
+            if row and row[2] != fresh.hash():
+                return _fail(
+                    f"{store_path}: holds other runs of suite {suite.name} (another seed set or definition); "
+                    "a replication needs a store of its own (--store)"
+                )
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+    except (StoreError, OSError) as e:
+        return _fail(str(e))
+    print(
+        f"replicating {pub.folder} ({suite.name} v{suite.version}, published seeds "
+        f"{', '.join(map(str, pub.seeds))}) on seeds {', '.join(map(str, seeds))}: {len(specs)} runs",
+        file=sys.stderr,
+    )
+    if not args.no_run:
+        ns = argparse.Namespace(store=str(store_path), jobs=args.jobs, executor="local", address=None,
+                                quiet=args.quiet, pin_code=False)  # fmt: skip
+        rc = _execute(ns, fresh, specs)
+        if rc not in (0, 1):
+            return rc
+    try:
+        here = Results.from_store(Store(store_path, create=False), suite.name)
+    except (StoreError, ResultsError) as e:
+        return _fail(str(e))
+    rep = rp.replicate(pub, here, seeds, args.margin)
+    out = Path(args.output) if args.output else pub.folder / "replication"
+    if len(rep.claims):
+        print(text_table(rp.CLAIM_HEADER[:-1], [r[:-1] for r in rp.claim_display(rep)]))
+        print()
+    print(text_table(rp.ROW_HEADER, rp.row_display(rep)))
+    print(f"\n{rep.verdict()}")
+    try:
+        _write_all(out, rp.page_files(rep, generated_at()))
+    except OSError as e:
+        return _fail(f"cannot write {out}: {e.strerror or e}")
+    print(f"wrote {out}/index.html, replication.md, claims.csv, rows.csv", file=sys.stderr)
+    return 1 if rep.fails else 0
+
+
 def _write_all(folder: Path, files: dict[str, str | bytes]) -> None:
     """Writes every file or none: each goes to a temporary name first, and all are renamed into
     place once all are written (a full disk leaves the previous files as they were)."""
@@ -898,6 +1005,50 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write compare.md/.html/.csv (default: next to the store)",
     )
+    p = sub.add_parser(
+        "replicate",
+        help="Re-derive a published report on a fresh, disjoint seed set: re-run its suite (or the part a "
+        "claim, algorithm or task needs) into a store of its own, then judge each claim (replicated / not "
+        "replicated / inconclusive) and each leaderboard row (consistent / differs / inconclusive, at a "
+        "stated margin) beside the chance the published numbers predict; exit 1 on a claim not "
+        "replicated or a row that differs.",
+        description="Re-derive a published report on seeds it did not use. Claims are judged by the "
+        "report's own rules; rows by Welch intervals of here minus published, equivalence by two "
+        "one-sided tests at ±margin. Writes index.html, replication.md, claims.csv, rows.csv and "
+        "replication.json into REPORT/replication (the report shows it when re-rendered). Resumable: "
+        "run the same command again after an interruption.",
+        epilog="example: bench replicate reports/lm-sentiment --jobs 2   |   bench replicate "
+        "reports/control-alignment --claims 'DPO dominates' --tasks Pendulum-v1",
+    )
+    p.add_argument("report", help="a report folder written by `bench report` (e.g. reports/lm-sentiment)")
+    p.add_argument(
+        "--store", metavar="PATH",
+        help="the replication's own store (default runs/replicate/SUITE.sqlite; refused if it holds other "
+        "runs of the suite)",
+    )  # fmt: skip
+    p.add_argument(
+        "--suite", metavar="FILE", help="the suite file to run (default: the shipped suite the report names)"
+    )
+    p.add_argument("--seeds", type=int, help="how many fresh seeds (default: as many as the suite runs)")
+    p.add_argument(
+        "--seed-start", type=int,
+        help="the first fresh seed (default: one past the largest seed the suite or the report uses)",
+    )  # fmt: skip
+    p.add_argument("--claims", help="only what these claims need: comma-separated parts of their text")
+    p.add_argument("--algorithms", help="only these run labels: comma-separated labels, methods or patterns")
+    p.add_argument("--tasks", help="only these tasks, comma-separated")
+    p.add_argument(
+        "--margin", type=float, default=0.1,
+        help="equivalence margin for rows, as a fraction of the task's scale (random-to-solved range where "
+        "declared, else the spread of the published rows' means); default 0.1",
+    )  # fmt: skip
+    p.add_argument("--jobs", "-j", type=int, default=1, help="CPU cores to keep busy (default 1)")
+    p.add_argument(
+        "--no-run", action="store_true", help="judge what the replication store holds; train nothing"
+    )
+    p.add_argument("--output", "-o", metavar="DIR", help="the page's folder (default REPORT/replication)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_replicate)
     return parser
 
 

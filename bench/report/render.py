@@ -7,10 +7,12 @@ HTML through Jinja2's autoescaping and the Markdown through ``md_escape``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -102,7 +104,8 @@ def build(
         parsed = parse_notes(notes) if notes else []
         if notes:
             (tmp / "notes.txt").write_text(notes, encoding="utf-8")
-        summary = _render(results, tmp, published, published_source, reps, seed, progress, parsed, formats)
+        summary = _render(results, tmp, published, published_source, reps, seed, progress, parsed, formats,
+                          out / "replication")  # fmt: skip
         old = out.parent / f".{out.name}.old{os.getpid()}"
         if out.exists():
             out.rename(old)
@@ -173,7 +176,16 @@ def suite_line(results) -> str:
 
 
 def _render(
-    results, tmp: Path, published, published_source, reps, seed, progress, notes=(), formats=None
+    results,
+    tmp: Path,
+    published,
+    published_source,
+    reps,
+    seed,
+    progress,
+    notes=(),
+    formats=None,
+    replication_dir: Path | None = None,
 ) -> dict:
     from bench.lm.tasks import LM_TASKS
 
@@ -355,12 +367,15 @@ def _render(
         csv_files["published.csv"] = published[published.task.isin(tasks)]
     for name, table in csv_files.items():
         table.to_csv(tmp / name, index=name == "probability_of_improvement.csv")
+    replication = _carry_replication(replication_dir, tmp)
 
     prov = R.provenance(results)
     generated = generated_at()
     title = f"bench report — {results.name}"
     description = results.suite_info.get("description", "")
     key = key_results(results, leading, claims, fallen)
+    if replication:
+        key.append(replication_line(replication))
     html = (
         _env()
         .get_template("index.html.j2")
@@ -380,6 +395,7 @@ def _render(
             span_header=SPAN_HEADER,
             claims=[{**c, "replication": replication_cell(c)} for c in claims.to_dict("records")],
             replication_note=REPLICATION_NOTE,
+            replication=replication,
             claims_rule=R.CLAIM_RULES,
             key_results=key,
             caveats=caveats.to_dict("records"),
@@ -433,6 +449,32 @@ def _render(
     (tmp / MARKER).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     n_figures = sum(1 for _ in (tmp / "figures").iterdir())
     return {"tasks": len(tasks), "runs": len(results.runs), "figures": n_figures}
+
+
+def _carry_replication(folder: Path | None, tmp: Path) -> dict | None:
+    """A replication page (``bench replicate``) made against these very results travels into the
+    re-rendered report: its summary, or None. One made against other results (another run, other
+    code) is left behind, with a note: its verdicts were about numbers this report no longer shows."""
+    if folder is None or not (folder / "replication.json").is_file():
+        return None
+    try:
+        info = json.loads((folder / "replication.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    digest = hashlib.sha256((tmp / "final_scores.csv").read_bytes()).hexdigest()
+    if not isinstance(info, dict) or info.get("published_finals_sha256") != digest:
+        print(f"note: {folder} was made against other results than this report's: left out "
+              "(run bench replicate again)", file=sys.stderr)  # fmt: skip
+        return None
+    shutil.copytree(folder, tmp / "replication")
+    return info
+
+
+def replication_line(info: dict) -> str:
+    """The key-results line of a report that carries a replication."""
+    seeds = ", ".join(map(str, info.get("seeds", [])))
+    return (f"Replicated on fresh seeds {seeds} ({info.get('machines_here', 'machines not recorded')}): "
+            f"{info.get('verdict', '')} — replication/index.html")  # fmt: skip
 
 
 def _markdown(

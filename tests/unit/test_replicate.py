@@ -1,0 +1,127 @@
+"""bench replicate's verdict logic, by hand on synthetic published and replicated numbers."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import replicate as rp
+from bench import stats
+
+
+def finals(task: str, algorithm: str, scores, first_seed: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "task": task,
+            "algorithm": algorithm,
+            "seed": range(first_seed, first_seed + len(scores)),
+            "score": scores,
+        }
+    )
+
+
+def test_rows_consistent_differs_and_underpowered():
+    """Pendulum-v1 declares a random-to-solved range, so the margin is 0.1 x that range; a task
+    without one takes the spread of the published rows' means."""
+    rng = np.random.default_rng(0)
+    scale = rp.task_scale("Pendulum-v1", pd.Series([0.0]))
+    assert scale > 100  # Pendulum: random about -1200, solved about -150
+    m = 0.1 * scale
+    pub = pd.concat([
+        finals("Pendulum-v1", "same", -300 + rng.normal(0, 5, 10)),
+        finals("Pendulum-v1", "moved", -300 + rng.normal(0, 5, 10)),
+        finals("Pendulum-v1", "noisy", [-300, -700, -200]),
+    ])  # fmt: skip
+    here = pd.concat([
+        finals("Pendulum-v1", "same", -301 + rng.normal(0, 5, 10), 10),  # the same distribution: equivalent
+        finals("Pendulum-v1", "moved", -300 + 3 * m + rng.normal(0, 5, 10), 10),  # a true shift of 3 margins
+        finals("Pendulum-v1", "noisy", [-500, -250, -650], 3),  # 3 seeds of a wide spread: cannot tell
+    ])  # fmt: skip
+    rows = rp.judge_rows(pub, here, margin=0.1).set_index("algorithm")
+    assert rows.loc["same", "status"] == "consistent" and rows.loc["same", "p_consistent"] > 0.95
+    assert rows.loc["moved", "status"] == "differs" and rows.loc["moved", "difference"] == pytest.approx(
+        here[here.algorithm == "moved"].score.mean() - pub[pub.algorithm == "moved"].score.mean()
+    )
+    assert rows.loc["noisy", "status"] == "inconclusive" and rows.loc["noisy", "p_consistent"] < 0.05
+    assert rows.loc["noisy", "interval"] == "Welch, 3 vs 3 seeds" and rows.loc[
+        "noisy", "margin"
+    ] == pytest.approx(m)
+    # by hand: the Welch interval of the 'noisy' row
+    a, b = np.array([-300.0, -700, -200]), np.array([-500.0, -250, -650])
+    d = stats.difference_interval(b, a)
+    assert (rows.loc["noisy", "diff_lo"], rows.loc["noisy", "diff_hi"]) == pytest.approx((d.lo, d.hi))
+    # a task without bounds: the spread of the published means (here 0.2 - 0.0)
+    assert rp.task_scale("sentiment", pd.Series([0.0, 0.2, 0.1])) == pytest.approx(0.2)
+    # a row not run here
+    missing = rp.judge_rows(finals("sentiment", "x", [0.1, 0.2]), finals("sentiment", "y", [0.1, 0.2]))
+    assert missing.status.tolist() == ["not run here"]
+
+
+def claim(verdict, effect=np.nan, se=np.nan, df=np.nan, seeds=np.nan, rule="", p=np.nan, task="t", text="c"):
+    return dict(task=task, claim=text, verdict=verdict, measured="m", effect=effect, se=se, df=df,
+                seeds=seeds, rule=rule, p_replicate=p)  # fmt: skip
+
+
+def test_claims_replicated_not_replicated_inconclusive():
+    published = pd.DataFrame([
+        claim("holds", 0.5, 0.1, 4, 5, "above 0", 0.9, text="a"),
+        claim("holds", 0.5, 0.1, 4, 5, "above 0", 0.9, text="b"),
+        claim("does not hold", -0.3, 0.2, 4, 5, "below 0", 0.3, text="c"),
+        claim("inconclusive: the grid does not cover every point", text="d"),
+        claim("holds", 0.5, 0.1, 4, 5, "above 0", 0.9, text="e"),
+    ])  # fmt: skip
+    here = pd.DataFrame([
+        dict(task="t", claim="a", verdict="holds", measured="x"),
+        dict(task="t", claim="b", verdict="does not hold", measured="x"),
+        dict(task="t", claim="c", verdict="inconclusive", measured="x"),
+        dict(task="t", claim="d", verdict="holds", measured="x"),
+    ])  # fmt: skip
+    out = rp.judge_claims(published, here, seeds_here=5).set_index("claim")
+    assert out.status.to_dict() == {
+        "a": "replicated", "b": "not replicated", "c": "inconclusive here",
+        "d": "inconclusive in the report (here: holds)", "e": "not measured here",
+    }  # fmt: skip
+    # at the report's own seed count the report's figure is used; at another, it is recomputed
+    assert out.loc["a", "p_predicted"] == 0.9 and math.isnan(out.loc["d", "p_predicted"])
+    ten = rp.judge_claims(published, here, seeds_here=10).set_index("claim")
+    assert ten.loc["c", "p_predicted"] == pytest.approx(
+        stats.replication_probability(-0.3, 0.2, 4, 5, "below 0", 10)
+    )
+
+
+def test_replication_counts_and_exit():
+    pub = rp.Published(
+        None, "s", "1", "h", finals("sentiment", "x", [0.1, 0.2]), pd.DataFrame(), "not recorded"
+    )
+    claims = pd.DataFrame({"status": ["replicated", "not replicated", "inconclusive", "inconclusive here"]})
+    rows = pd.DataFrame({"status": ["consistent", "inconclusive", "differs", "not run here"]})
+    rep = rp.Replication("s", pub, [2, 3], claims, rows, "1 kind", 0.1)
+    assert rep.verdict() == (
+        "claims replicated 1 of 3 decided in the report (1 NOT replicated); rows consistent 1 of 3 (1 DIFFER, "
+        "1 inconclusive)"
+    )
+    assert rep.fails
+    rep.claims = claims.iloc[[0]]
+    rep.rows = rows.iloc[[0, 1]]
+    assert not rep.fails and rep.verdict() == (
+        "claims replicated 1 of 1 decided in the report; rows consistent 1 of 2 (1 inconclusive)"
+    )
+
+
+def test_fresh_seeds_are_disjoint_and_claims_name_their_methods():
+    assert rp.fresh_seeds([0, 1, 2], [0, 1, 2], 3) == [3, 4, 5]
+    assert rp.fresh_seeds([0, 1], [0, 1, 2, 3, 4], 2) == [5, 6]
+    assert rp.fresh_seeds([0, 1], [0, 1], 2, start=100) == [100, 101]
+    with pytest.raises(rp.ReplicationError, match="seeds 1 were used by the report"):
+        rp.fresh_seeds([0, 1], [0, 1], 2, start=1)
+    assert rp.claim_methods(["DPO dominates PPO-GT"]) == {"dpo", "ppo-gt", "sft"}
+    assert rp.claim_methods(["DPO's win rate is flatter over temperature than PPO's"]) == {
+        "dpo",
+        "rlhf-ppo",
+        "sft",
+    }
+    assert rp.select(["dpo[beta=1]", "dpo[beta=5]", "ppo"], ["dpo"]) == {"dpo[beta=1]", "dpo[beta=5]"}
+    assert rp.select(["dpo[beta=1]", "ppo"], ["*beta=1*", "ppo"]) == {"dpo[beta=1]", "ppo"}
+    with pytest.raises(rp.ReplicationError, match="matches no run label"):
+        rp.select(["ppo"], ["trpo"])
