@@ -98,8 +98,8 @@ def test_replication_counts_and_exit():
     rows = pd.DataFrame({"status": ["consistent", "inconclusive", "differs", "not run here"]})
     rep = rp.Replication("s", pub, [2, 3], claims, rows, "1 kind", 0.1)
     assert rep.verdict() == (
-        "claims replicated 1 of 3 decided in the report (1 NOT replicated); rows consistent 1 of 3 (1 DIFFER, "
-        "1 inconclusive)"
+        "claims replicated 1 of 3 decided in the report (1 NOT replicated); "
+        "rows consistent 1 of 3 (1 DIFFER, 1 inconclusive)"
     )
     assert rep.fails
     rep.claims = claims.iloc[[0]]
