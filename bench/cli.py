@@ -605,7 +605,40 @@ def cmd_plan(args) -> int:
         f"family-wise over {len(table)} comparisons), seed spread as observed in {results.source}, the two "
         "sides' seeds taken as uncorrelated. Scores normalised where the task declares bounds."
     )
+    claims = claim_plan(results)
+    if len(claims):
+        print()
+        print(
+            text_table(
+                ["task", "claim", "verdict", "seeds", "replicates (predicted)", "seeds for 80%"], claims
+            )
+        )
+        print(
+            "\nPer claim: the chance that a fresh, disjoint seed set of the suite's size gives the same "
+            "verdict (`bench replicate`), if the measured difference is the true one and the spread per seed "
+            "stays as it was, and the fewest seeds that make it 80% (noncentral t; where a verdict rests on "
+            "several differences, the product of their chances). An inconclusive verdict has nothing to "
+            "replicate."
+        )
     return 0
+
+
+def claim_plan(results) -> list[list[str]]:
+    """``bench plan``'s claims section: per paper claim of the suite, its verdict, seeds, predicted
+    replication chance and the seeds for 80% (empty where the suite has no claims)."""
+    from bench.results import claims_table
+
+    table = claims_table(results)
+    rows = []
+    for r in table.to_dict("records"):
+        p, need = r.get("p_replicate"), r.get("seeds_for_80")
+        decided = isinstance(p, float) and p == p
+        rows.append([
+            r["task"], r["claim"], r["verdict"], "—" if not decided else f"{int(r['seeds'])}",
+            "—" if not decided else f"{100 * p:.0f}%",
+            "—" if not decided else ("more than 200" if need != need else f"{int(need)}"),
+        ])  # fmt: skip
+    return rows
 
 
 def version_baseline(store_path, suite: str, version: str):

@@ -313,3 +313,15 @@ def test_true_reward_labels_are_the_gt_methods_and_gold_configs():
         "not json",
     ]
     assert R.true_reward_labels(res) == {"ppo-gt", "best-of-n-oracle[n=4]", "ppo-gt[kl_coef=1]"}
+
+
+def test_plan_lists_each_claim_with_its_replication_chance():
+    from bench.cli import claim_plan
+
+    res = _claim_runs({
+        "dpo[beta=1]": (2.0, [0.30, 0.31, 0.32]),
+        "dpo[beta=0.1]": (8.0, [0.80, 0.81, 0.82]),
+        "rlhf-ppo[a]": (3.0, [0.50, 0.52, 0.54]),
+    })  # fmt: skip
+    rows = {r[1]: r for r in claim_plan(res)}
+    assert rows["DPO's frontier dominates PPO's"][2:] == ["does not hold", "3", "100%", "2"]

@@ -1,0 +1,224 @@
+"""Reference bands and π_SFT's calibration with margin.
+
+A task's reference model (π_SFT) is the start of every method and the origin of every frontier.
+If its baseline row lands inside or outside its band depending on float summation order, the task
+is not sound: verdicts on one machine do not travel to another. So
+
+* ``BANDS`` declares, per LM task, where π_SFT's row must lie (summarisation: the win rate against
+  the references at T = 1 in 15–45%, the DPO paper's SFT model's region) and the lowest value a
+  perturbed build may reach (``floor``: a margin inside the band);
+* ``check`` evaluates a π_SFT against its band once (cached beside it) — every LM run logs the
+  result when its context is built, and reports state it at the top;
+* ``python -m bench.lm.calibrate SUITE`` builds π_SFT under every perturbation this machine can make
+  — 1 and 2 threads, the loss with the LM head at the reference positions only (the same loss, its
+  gradient summed in another order), SFT seeds 0–4 — evaluates each, and appends the rows, with the
+  machine's fingerprint, to a CSV: the perturbation table of the LM guide. Another CPU kind adds
+  its own rows by running the same command there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from bench import machine
+from bench.cache import cached_json, recipe_hash
+
+
+@dataclass(frozen=True)
+class Band:
+    metric: str  # evaluation metric of π_SFT's row
+    temperature: float
+    lo: float
+    hi: float
+    floor: float  # the lowest perturbed value a calibrated recipe may reach
+    what: str  # for a reader
+
+    def inside(self, value: float) -> bool:
+        return self.lo <= value <= self.hi
+
+    def text(self) -> str:
+        return f"{self.what} at T = {self.temperature:g} in [{self.lo:g}, {self.hi:g}]"
+
+
+BANDS = {
+    "summarization": Band("eval/win_rate", 1.0, 0.15, 0.45, 0.20, "win rate against the references"),
+}
+TEMPERATURES = (0.0, 0.5, 1.0)
+EVAL_SEEDS = (0, 1, 2, 3, 4)  # the run seeds whose evaluation generators score π_SFT
+
+
+def head_only_loss(
+    model, seqs: list[list[int]], pad_id: int, starts: list[int] | None = None
+) -> torch.Tensor:
+    """``bench.lm.setup.lm_loss`` with the LM head applied at the scored positions only: the same
+    mean next-token loss, its gradient summed in another order (a calibration perturbation)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    scored = torch.zeros(ids.shape, dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        attn[i, : len(s)] = 1
+        scored[i, (starts[i] if starts else 0) : len(s)] = True
+    hidden = model.transformer(input_ids=ids, attention_mask=attn).last_hidden_state
+    target = scored[:, 1:]  # position t predicts token t + 1
+    logits = model.lm_head(hidden[:, :-1][target])
+    return F.cross_entropy(logits, ids[:, 1:][target])
+
+
+def evaluate(ctx, model_path: str, seeds=EVAL_SEEDS, temperatures=TEMPERATURES) -> dict[str, float]:
+    """π_SFT's mean judge score and win rate against the references per temperature, each the
+    mean over the evaluation generators of ``seeds`` (T = 0 is greedy: one evaluation)."""
+    from bench.lm.evaluation import LMEvaluator
+    from bench.lm.models import load_lm
+    from bench.recorder import Recorder
+
+    model = load_lm(model_path).to(ctx.setup.torch_device())
+    model.eval()
+    out: dict[str, list[float]] = {}
+    for seed in seeds:
+        rec = Recorder()
+        ev = LMEvaluator(ctx, rec, seed, 10**9, list(temperatures))
+        temps = [t for t in temperatures if t > 0 or seed == seeds[0]]
+        for t in temps:
+            completions = ev._sample(model, ev.prompt_ids, t)
+            texts = ev.tok.batch_decode(completions, skip_special_tokens=True)
+            gold = ev.gold(texts)
+            out.setdefault(f"score_T{t:g}", []).append(float(gold.mean()))
+            if ev.references is not None:
+                ref = ev.reference_gold()
+                wins = np.where(np.isclose(gold, ref), 0.5, (gold > ref).astype(float))
+                out.setdefault(f"win_T{t:g}", []).append(float(wins.mean()))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def check(ctx) -> dict | None:
+    """π_SFT of a run's context against its task's band, evaluated once per π_SFT (cached beside
+    it): {value, lo, hi, floor, inside, text}; None for a task without a band."""
+    band = BANDS.get(ctx.task.id)
+    if band is None:
+        return None
+    path = ctx.sft_path()
+
+    def build() -> dict:
+        scores = evaluate(ctx, str(path), seeds=EVAL_SEEDS[:1], temperatures=(band.temperature,))
+        key = ("win" if band.metric == "eval/win_rate" else "score") + f"_T{band.temperature:g}"
+        return {"value": scores[key], "machine": machine.fingerprint()["kind"]}
+
+    data, _ = cached_json(path.with_name(path.name + "-band-" + recipe_hash(band.__dict__) + ".json"), build)
+    value = float(data["value"])
+    inside = band.inside(value)
+    where = "inside" if inside else "OUTSIDE"
+    return dict(value=value, lo=band.lo, hi=band.hi, floor=band.floor, inside=inside,
+                text=f"pi_SFT {band.text()}: {value:.3f} ({where} the band; evaluation seed 0)")  # fmt: skip
+
+
+# -- the perturbation table ---------------------------------------------------------------------
+
+
+def variants(sft_seeds: list[int], base_seed: int) -> list[dict]:
+    """The perturbations: the recipe as it is (1 thread), 2 threads, the head-only loss, and the
+    other SFT seeds."""
+    head = "LM head at the reference positions only"
+    out = [dict(variant="as specified", seed=base_seed, threads=1, head_only=False),
+           dict(variant="2 threads", seed=base_seed, threads=2, head_only=False),
+           dict(variant=head, seed=base_seed, threads=1, head_only=True)]  # fmt: skip
+    out += [
+        dict(variant=f"SFT seed {s}", seed=s, threads=1, head_only=False) for s in sft_seeds if s != base_seed
+    ]
+    return out
+
+
+def build_and_evaluate(ctx, recipe_label: str, v: dict, workdir: Path, log) -> dict:
+    """Trains one π_SFT under perturbation ``v`` (not cached: a calibration build) and evaluates it."""
+    from bench.lm import setup as lm_setup
+    from bench.lm.models import build_tiny_lm
+
+    torch.set_num_threads(v["threads"])
+    tok = ctx.tokenizer()
+    sft_docs, _ = ctx.documents()
+    model = build_tiny_lm(ctx.setup.model, tok, v["seed"])
+    patch = (
+        mock.patch.object(lm_setup, "lm_loss", head_only_loss) if v["head_only"] else contextlib.nullcontext()
+    )
+    t0 = time.perf_counter()
+    with patch:
+        info = lm_setup.train_sft(model, tok, sft_docs, ctx.setup.sft, v["seed"], log, ctx.task.split)
+    seconds = time.perf_counter() - t0
+    out = workdir / f"sft-{len(list(workdir.iterdir()))}"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    torch.set_num_threads(1)
+    scores = evaluate(ctx, str(out))
+    fp = machine.fingerprint()
+    fp_threads = {**fp, "threads": v["threads"]}
+    return dict(
+        recipe=recipe_label, variant=v["variant"], sft_seed=v["seed"], threads=v["threads"],
+        final_loss=info["loss_curve"][-1][1], train_seconds=round(seconds, 1), **scores,
+        machine=machine.kind_of(fp_threads), cpu=machine.label(fp_threads),
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.lm.setup import LMContext
+    from bench.lm.tasks import LM_TASKS
+    from bench.suite import SuiteError, expand, find_suite, load_suite
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench.lm.calibrate",
+        description="Build a suite's π_SFT under every perturbation this machine can make and evaluate "
+        "each against the references (the LM guide's perturbation table); rows are appended to --out.",
+    )
+    p.add_argument("suite", help="suite file or shipped suite name (its lm: section is the recipe)")
+    p.add_argument("--task", default="summarization", help="LM task (default summarization)")
+    p.add_argument("--label", help="the recipe's name in the table (default: suite name and version)")
+    p.add_argument("--sft-seeds", default="0,1,2,3,4", help="SFT seeds to try (default 0-4)")
+    p.add_argument(
+        "--only",
+        help="comma-separated variant numbers to build (1 = as specified, 2 = 2 threads, 3 = head-only loss, "
+        "4.. = the other seeds)",
+    )
+    p.add_argument("--out", default="baselines/calibration.csv", help="CSV the rows are appended to")
+    args = p.parse_args(argv)
+    try:
+        suite = load_suite(find_suite(args.suite))
+    except SuiteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    specs = [s for s in expand(suite) if s.task == args.task and s.alignment_json]
+    if args.task not in LM_TASKS or not specs:
+        print(f"error: suite {suite.name} has no LM runs on task {args.task!r}", file=sys.stderr)
+        return 2
+    ctx = LMContext(LM_TASKS[args.task], specs[0].alignment, 0, log=lambda m: print(m, file=sys.stderr))
+    base = ctx.setup.sft.seed if ctx.setup.sft.seed is not None else 0
+    todo = variants([int(s) for s in args.sft_seeds.split(",")], base)
+    if args.only:
+        todo = [todo[int(i) - 1] for i in args.only.split(",")]
+    label = args.label or f"{suite.name} v{suite.version}"
+    out = Path(args.out)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for v in todo:
+            print(f"{label}: {v['variant']} ...", file=sys.stderr)
+            row = build_and_evaluate(ctx, label, v, Path(tmp), lambda m: None)
+            shown = ", ".join(f"{k}={v}" for k, v in row.items() if k != "cpu")
+            print(f"  {shown}", file=sys.stderr)
+            table = pd.read_csv(out) if out.is_file() else pd.DataFrame()
+            pd.concat([table, pd.DataFrame([row])], ignore_index=True).to_csv(out, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
