@@ -1357,6 +1357,36 @@ def _n_of(label: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def reference_checks(results: Results) -> list[dict]:
+    """π_SFT's row against its task's band (``bench.lm.bands``), per LM task with a band whose
+    ``sft`` runs finished: task, the mean over seeds with its t interval, the band, whether the
+    mean lies inside, and one line for a reader."""
+    from bench.lm.bands import BANDS
+
+    out = []
+    for task, band in BANDS.items():
+        runs = results.runs[(results.runs.task == task) & (results.runs.status == "done")]
+        runs = runs[runs.algorithm.map(method_of) == "sft"]
+        ev = results.evals[results.evals.run_key.isin(runs.run_key) & (results.evals.metric == band.metric)]
+        ev = ev[np.isclose(ev.temperature.astype(float), band.temperature)]
+        if ev.empty:
+            continue
+        ev = ev[ev.step == ev.groupby("run_key").step.transform("max")]
+        values = ev.groupby("run_key").value.mean().to_numpy(float)
+        iv = stats.mean_interval(values)
+        inside = band.inside(iv.point)
+        where = "inside its band" if inside else "OUTSIDE its band"
+        text = (f"{task}: π_SFT's {band.what} at T = {band.temperature:g} is {iv.text()}, {where} "
+                f"[{band.lo:g}, {band.hi:g}]")  # fmt: skip
+        if not inside:
+            text += (
+                ": the task was calibrated for a π_SFT inside it, so every comparison of this report "
+                "starts from another point than the task intends"
+            )
+        out.append(dict(task=task, value=iv.point, lo=band.lo, hi=band.hi, inside=inside, text=text + "."))
+    return out
+
+
 def claim_caveats(results: Results) -> pd.DataFrame:
     """What stands beside each task's claims (design §7): the size of the models, what the gold
     reward is, that the data are generated, and the reference row of this run (π_SFT's win rate,

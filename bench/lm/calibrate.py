@@ -4,9 +4,9 @@ A task's reference model (π_SFT) is the start of every method and the origin of
 If its baseline row lands inside or outside its band depending on float summation order, the task
 is not sound: verdicts on one machine do not travel to another. So
 
-* ``BANDS`` declares, per LM task, where π_SFT's row must lie (summarisation: the win rate against
-  the references at T = 1 in 15–45%, the DPO paper's SFT model's region) and the lowest value a
-  perturbed build may reach (``floor``: a margin inside the band);
+* ``bench.lm.bands.BANDS`` declares, per LM task, where π_SFT's row must lie (summarisation: the win
+  rate against the references at T = 1 in 15–45%) and the margin inside the band that every
+  perturbed build must keep;
 * ``check`` evaluates a π_SFT against its band once (cached beside it) — every LM run logs the
   result when its context is built, and reports state it at the top;
 * ``python -m bench.lm.calibrate SUITE`` builds π_SFT under every perturbation this machine can make
@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
@@ -33,27 +32,8 @@ import torch.nn.functional as F
 
 from bench import machine
 from bench.cache import cached_json, recipe_hash
+from bench.lm.bands import BANDS
 
-
-@dataclass(frozen=True)
-class Band:
-    metric: str  # evaluation metric of π_SFT's row
-    temperature: float
-    lo: float
-    hi: float
-    floor: float  # the lowest perturbed value a calibrated recipe may reach
-    what: str  # for a reader
-
-    def inside(self, value: float) -> bool:
-        return self.lo <= value <= self.hi
-
-    def text(self) -> str:
-        return f"{self.what} at T = {self.temperature:g} in [{self.lo:g}, {self.hi:g}]"
-
-
-BANDS = {
-    "summarization": Band("eval/win_rate", 1.0, 0.15, 0.45, 0.20, "win rate against the references"),
-}
 TEMPERATURES = (0.0, 0.5, 1.0)
 EVAL_SEEDS = (0, 1, 2, 3, 4)  # the run seeds whose evaluation generators score π_SFT
 
@@ -105,7 +85,7 @@ def evaluate(ctx, model_path: str, seeds=EVAL_SEEDS, temperatures=TEMPERATURES) 
 
 def check(ctx) -> dict | None:
     """π_SFT of a run's context against its task's band, evaluated once per π_SFT (cached beside
-    it): {value, lo, hi, floor, inside, text}; None for a task without a band."""
+    it): {value, lo, hi, margin, inside, text}; None for a task without a band."""
     band = BANDS.get(ctx.task.id)
     if band is None:
         return None
@@ -120,7 +100,7 @@ def check(ctx) -> dict | None:
     value = float(data["value"])
     inside = band.inside(value)
     where = "inside" if inside else "OUTSIDE"
-    return dict(value=value, lo=band.lo, hi=band.hi, floor=band.floor, inside=inside,
+    return dict(value=value, lo=band.lo, hi=band.hi, margin=band.margin, inside=inside,
                 text=f"pi_SFT {band.text()}: {value:.3f} ({where} the band; evaluation seed 0)")  # fmt: skip
 
 

@@ -396,6 +396,7 @@ def _render(
             claims=[{**c, "replication": replication_cell(c)} for c in claims.to_dict("records")],
             replication_note=REPLICATION_NOTE,
             replication=replication,
+            band_alerts=[c["text"] for c in R.reference_checks(results) if not c["inside"]],
             claims_rule=R.CLAIM_RULES,
             key_results=key,
             caveats=caveats.to_dict("records"),
@@ -666,7 +667,7 @@ def key_results(results, leading: set, claims: pd.DataFrame, fallen: pd.DataFram
     finals = finals[finals.algorithm.isin(leading)]
     gold = R.true_reward_labels(results)
     mark = lambda label: f"{label} (true reward)" if label in gold else label  # noqa: E731
-    out = []
+    out = [c["text"] for c in R.reference_checks(results)]
     for task, g in finals.groupby("task", sort=True):
         means = g.groupby("algorithm").score.mean().sort_values(ascending=False)
         first = means.index[0]

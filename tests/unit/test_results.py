@@ -325,3 +325,19 @@ def test_plan_lists_each_claim_with_its_replication_chance():
     })  # fmt: skip
     rows = {r[1]: r for r in claim_plan(res)}
     assert rows["DPO's frontier dominates PPO's"][2:] == ["does not hold", "3", "100%", "2"]
+
+
+def test_reference_checks_state_pi_sft_against_its_band():
+    runs, evals = [], []
+    for seed, win in enumerate([0.10, 0.12, 0.08]):  # below the summarisation band [0.15, 0.45]
+        runs.append((f"s{seed}", "summarization", "sft", "sft", seed, "done", 0, 1.0, 1.0))
+        evals += [
+            (f"s{seed}", 0, 1.0, 1.0, "eval/win_rate", win),
+            (f"s{seed}", 0, 1.0, 0.0, "eval/win_rate", 0.5),
+        ]
+    (check,) = R.reference_checks(_results(evals, runs))
+    assert check["task"] == "summarization" and check["value"] == pytest.approx(0.10) and not check["inside"]
+    assert (
+        "win rate against the references at T = 1 is 0.100 [" in check["text"]
+        and "OUTSIDE its band" in check["text"]
+    )
