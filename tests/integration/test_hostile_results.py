@@ -34,7 +34,7 @@ def tidy_table(tasks=("CartPole-v1",), algorithms=("ppo", "pg"), seeds=3, suite=
                 key = f"k{t}-{a}-{seed}"
                 ident = dict(suite=suite, suite_version="1", run_key=key, task=task, algorithm=algo,
                              algo="ppo", seed=seed, status="done", code="1+0123456789ab",
-                             base_key=f"b{t}-{a}-{seed}")  # fmt: skip
+                             base_key=f"b{t}-{a}-{seed}", machine="0123456789", cpu="test CPU")  # fmt: skip
                 for step in (0, 1000, 2000):
                     for temp in (0.0, 1.0):
                         score = 20 + 100 * a + step / 10 + rng.normal(0, 5)
