@@ -1358,32 +1358,49 @@ def _n_of(label: str) -> float | None:
 
 
 def reference_checks(results: Results) -> list[dict]:
-    """π_SFT's row against its task's band (``bench.lm.bands``), per LM task with a band whose
-    ``sft`` runs finished: task, the mean over seeds with its t interval, the band, whether the
-    mean lies inside, and one line for a reader."""
-    from bench.lm.bands import BANDS
+    """The reference every fine-tuning starts from, against its band (``bench.bands``): per LM task
+    with a band, π_SFT's row (its ``sft`` runs); per control task with declared bounds, the
+    ``reference`` runs' normalised final score. Each: task, the mean over seeds with its t interval,
+    the seeds' lowest and highest value, whether the mean lies inside the band and whether every
+    seed keeps the band's margin, and one line for a reader."""
+    from bench.bands import BANDS, CONTROL_REFERENCE
 
     out = []
-    for task, band in BANDS.items():
+    for task in sorted(set(results.runs.task)):
         runs = results.runs[(results.runs.task == task) & (results.runs.status == "done")]
-        runs = runs[runs.algorithm.map(method_of) == "sft"]
-        ev = results.evals[results.evals.run_key.isin(runs.run_key) & (results.evals.metric == band.metric)]
-        ev = ev[np.isclose(ev.temperature.astype(float), band.temperature)]
-        if ev.empty:
+        if task in BANDS:
+            band, label = BANDS[task], "sft"
+            runs = runs[runs.algorithm.map(method_of) == label]
+            ev = results.evals[
+                results.evals.run_key.isin(runs.run_key) & (results.evals.metric == band.metric)
+            ]
+            ev = ev[np.isclose(ev.temperature.astype(float), band.temperature)]
+            ev = ev[ev.step == ev.groupby("run_key").step.transform("max")]
+            values = ev.groupby("run_key").value.mean().to_numpy(float)
+            who = "π_SFT"
+        elif task in TASKS and "reference" in set(runs.algorithm):
+            band = CONTROL_REFERENCE
+            finals = final_scores(results)
+            finals = finals[(finals.task == task) & (finals.algorithm == "reference")]
+            values = np.array([normalise(task, v) for v in finals.score.astype(float)])
+            who = "the reference policy"
+        else:
             continue
-        ev = ev[ev.step == ev.groupby("run_key").step.transform("max")]
-        values = ev.groupby("run_key").value.mean().to_numpy(float)
+        if len(values) == 0:
+            continue
         iv = stats.mean_interval(values)
         inside = band.inside(iv.point)
+        margin = all(band.with_margin(v) for v in values)
         where = "inside its band" if inside else "OUTSIDE its band"
-        text = (f"{task}: π_SFT's {band.what} at T = {band.temperature:g} is {iv.text()}, {where} "
-                f"[{band.lo:g}, {band.hi:g}]")  # fmt: skip
+        what = band.what.replace(" of the reference policy", "")
+        text = (f"{task}: {who}'s {what} at T = {band.temperature:g} is {iv.text()}, {where} "
+                f"[{band.lo:g}, {band.hi:g}]; seeds {values.min():.3f}–{values.max():.3f}"
+                + ("" if margin else f", not all {band.margin:g} inside it"))  # fmt: skip
         if not inside:
-            text += (
-                ": the task was calibrated for a π_SFT inside it, so every comparison of this report "
-                "starts from another point than the task intends"
-            )
-        out.append(dict(task=task, value=iv.point, lo=band.lo, hi=band.hi, inside=inside, text=text + "."))
+            text += (": the task was calibrated for a reference inside it, so every comparison of this report "
+                     "starts from another point than the task intends")  # fmt: skip
+        out.append(dict(task=task, value=iv.point, lo=band.lo, hi=band.hi, inside=inside, margin=margin,
+                        text=text + "."))  # fmt: skip
     return out
 
 

@@ -4,7 +4,7 @@ A task's reference model (π_SFT) is the start of every method and the origin of
 If its baseline row lands inside or outside its band depending on float summation order, the task
 is not sound: verdicts on one machine do not travel to another. So
 
-* ``bench.lm.bands.BANDS`` declares, per LM task, where π_SFT's row must lie (summarisation: the win
+* ``bench.bands.BANDS`` declares, per LM task, where π_SFT's row must lie (summarisation: the win
   rate against the references at T = 1 in 15–45%) and the margin inside the band that every
   perturbed build must keep;
 * ``check`` evaluates a π_SFT against its band once (cached beside it) — every LM run logs the
@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from bench import machine
+from bench.bands import BANDS
 from bench.cache import cached_json, recipe_hash
-from bench.lm.bands import BANDS
 
 TEMPERATURES = (0.0, 0.5, 1.0)
 EVAL_SEEDS = (0, 1, 2, 3, 4)  # the run seeds whose evaluation generators score π_SFT

@@ -1,5 +1,7 @@
-"""Reference bands: where each LM task's π_SFT row must lie (``bench.lm.calibrate`` explains why
-and builds the perturbation table; runs log the check, reports state it at the top)."""
+"""Reference bands: where the reference every fine-tuning starts from must lie — each LM task's
+π_SFT row (``bench.lm.calibrate`` explains why and builds its perturbation table) and the control
+alignment tasks' reference policies — so that methods have room to move and a verdict does not
+hang on which side of a band the reference landed. Reports state the check at the top."""
 
 from __future__ import annotations
 
@@ -33,3 +35,9 @@ BANDS = {
     # to move toward +1; every perturbed build within [-0.4, 0.4]
     "sentiment": Band("eval/return", 1.0, -0.5, 0.5, 0.1, "mean gold sentiment score"),
 }
+
+
+# control alignment: the reference policy's normalised score at T = 1 (0 = random, 1 = solved). The
+# suites train it to "roughly a third of the way from random to solved"; a sixth to two-thirds
+# leaves room both ways, and every seed's reference must stay 0.05 inside.
+CONTROL_REFERENCE = Band("normalised", 1.0, 0.15, 0.65, 0.05, "normalised score of the reference policy")
