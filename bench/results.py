@@ -1397,8 +1397,8 @@ def reference_checks(results: Results) -> list[dict]:
                 f"[{band.lo:g}, {band.hi:g}]; seeds {values.min():.3f}–{values.max():.3f}"
                 + ("" if margin else f", not all {band.margin:g} inside it"))  # fmt: skip
         if not inside:
-            text += (": the task was calibrated for a reference inside it, so every comparison of this report "
-                     "starts from another point than the task intends")  # fmt: skip
+            text += (": the task was calibrated for a reference inside it, so every comparison of this "
+                     "report starts from another point than the task intends")  # fmt: skip
         out.append(dict(task=task, value=iv.point, lo=band.lo, hi=band.hi, inside=inside, margin=margin,
                         text=text + "."))  # fmt: skip
     return out
