@@ -291,6 +291,7 @@ def _train_lm(spec: RunSpec, algo, cfg, recorder, logger) -> None:
     task = get_lm_task(spec.task)
     ev = spec.evaluation
     context = LMContext(task, spec.alignment, spec.seed, log=logger.info)
+    _log_reference_check(context, logger)
     evaluator = LMEvaluator(
         context, recorder, spec.seed, ev.eval_every, ev.temperatures, ev.final_temperatures
     )
@@ -298,6 +299,25 @@ def _train_lm(spec: RunSpec, algo, cfg, recorder, logger) -> None:
     recorder.start = time.perf_counter()
     context.recorder = recorder  # from here on, artifact build time is kept out of training time
     algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder, context)
+
+
+def _log_reference_check(context, logger) -> None:
+    """Logs π_SFT against its task's band (``bench.bands``; evaluated once per π_SFT, cached beside
+    it) before training: the run's log shows where its starting point lies. The evaluation draws
+    from its own generators, so the run's records do not depend on it."""
+    from bench.bands import BANDS
+
+    if context.task.id not in BANDS:
+        return
+    from bench.lm.calibrate import check
+
+    try:
+        row = check(context)
+    except Exception as e:  # noqa: BLE001 - a failed check is logged; the run goes on
+        logger.info("pi_SFT band check failed: %s: %s", type(e).__name__, e)
+        return
+    if row is not None:
+        logger.info(row["text"])
 
 
 def _result(spec, recorder, logger, handler, started, log_path, status, error) -> dict:

@@ -263,6 +263,14 @@ def test_summarization_records_win_rate_rouge_and_per_prompt_outcomes(summary_ru
     for (algo, temp), g in wins.groupby(["algorithm", "temperature"]):
         rec = final[(final.algorithm == algo) & (final.temperature == temp)].value.iloc[0]
         assert g.value.mean() == pytest.approx(rec)
+    # every run's log states pi_SFT against its band (evaluated once, the same line in every log)
+    lines = {
+        line.split(" ", 2)[2]
+        for log in (tmp / "logs").rglob("*.log")
+        for line in log.read_text().splitlines()
+        if "pi_SFT win rate against the references at T = 1 in [0.15, 0.45]" in line
+    }
+    assert len(lines) == 1 and "the band; evaluation seed 0)" in lines.pop()
 
 
 @pytest.mark.slow  # the summarisation pipeline: 26 s of setup
@@ -289,6 +297,9 @@ def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
     assert claims.caveats.str.contains("parameters").all()  # the caveats travel with the verdicts
     assert "DPO's win rate is flatter over temperature than PPO's" in set(claims.claim)
     assert "The DPO paper's claims, measured here" in md
+    # the smoke pi_SFT (60 updates) wins nothing: the report says at the top it left its band
+    html = (out / "index.html").read_text()
+    assert "Reference out of its band." in html and "π_SFT&#39;s win rate against the references" in html
     span = pd.read_csv(out / "kl_span.csv").set_index("method")
     assert span.loc["sft"].kl_max == 0 and (span.drop(index="sft").kl_max > 0).all()
 
