@@ -755,7 +755,7 @@ def cmd_replicate(args) -> int:
         here = Results.from_store(Store(store_path, create=False), suite.name)
     except (StoreError, ResultsError) as e:
         return _fail(str(e))
-    rep = rp.replicate(pub, here, seeds, args.margin)
+    rep = rp.replicate(pub, here, seeds, args.margin, notes=rp.pinned_notes(suite))
     out = Path(args.output) if args.output else pub.folder / "replication"
     if len(rep.claims):
         print(text_table(rp.CLAIM_HEADER[:-1], [r[:-1] for r in rp.claim_display(rep)]))

@@ -256,6 +256,7 @@ class Replication:
     rows: pd.DataFrame
     machines_here: str
     margin: float
+    notes: tuple[str, ...] = ()  # what the fresh seeds do not vary, for the page
 
     def counts(self) -> dict:
         c, r = self.claims, self.rows
@@ -295,7 +296,7 @@ class Replication:
 
 
 def replicate(published: Published, here: Results, seeds: list[int], margin: float = 0.1,
-              confidence: float = 0.95) -> Replication:  # fmt: skip
+              confidence: float = 0.95, notes: tuple[str, ...] = ()) -> Replication:  # fmt: skip
     """Judges the runs ``here`` (a fresh seed set of the report's suite) against ``published``."""
     from bench.results import machine_summary
 
@@ -316,7 +317,7 @@ def replicate(published: Published, here: Results, seeds: list[int], margin: flo
     n_here = int(done.min()) if len(done) else 0
     return Replication(
         published.suite, published, seeds, judge_claims(pub_claims, claims_here, n_here),
-        judge_rows(pub_finals, finals, margin, confidence), machine_summary(here.runs), margin,
+        judge_rows(pub_finals, finals, margin, confidence), machine_summary(here.runs), margin, notes,
     )  # fmt: skip
 
 
@@ -420,7 +421,7 @@ def page_files(rep: Replication, generated: str) -> dict[str, str | bytes]:
         f"Published: {rep.published.suite} version {rep.published.version or '?'}, seeds "
         f"{', '.join(map(str, rep.published.seeds))}; machines {rep.published.machines}. Here: seeds "
         f"{', '.join(map(str, rep.seeds))}; machines {rep.machines_here}."
-    )
+    ) + "".join(f" {n}" for n in rep.notes)
     files: dict[str, str | bytes] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if figure(rep, Path(tmp) / "rows.png"):
@@ -453,3 +454,14 @@ def page_files(rep: Replication, generated: str) -> dict[str, str | bytes]:
         "rows.csv": rep.rows.to_csv(index=False), "replication.json": json.dumps(summary, indent=1),
     })  # fmt: skip
     return files
+
+
+def pinned_notes(suite) -> tuple[str, ...]:
+    """What a suite holds fixed across seeds, which a fresh seed set therefore does not re-derive."""
+    sft = getattr(getattr(suite, "lm", None), "sft", None)
+    if sft is not None and sft.seed is not None:
+        return (f"The suite trains one π_SFT (SFT seed {sft.seed}) for every seed, as the DPO paper starts "
+                "every method from one SFT model: the fresh seeds vary the preference data, the reward "
+                "models and the methods, not π_SFT (the LM guide's calibration table covers π_SFT's own "
+                "variation).",)  # fmt: skip
+    return ()
