@@ -150,6 +150,32 @@ def build_and_evaluate(ctx, recipe_label: str, v: dict, workdir: Path, log) -> d
     )  # fmt: skip
 
 
+def table_markdown(table: pd.DataFrame, task: str = "summarization") -> str:
+    """The perturbation table as Markdown: one row per build, then per recipe the lowest and highest
+    value of the band's metric over its builds and whether all keep the band's margin."""
+    band = BANDS[task]
+    key = ("win" if band.metric == "eval/win_rate" else "score") + f"_T{band.temperature:g}"
+    wins = [c for c in table.columns if c.startswith("win_T")]
+    temps = " / ".join(c.removeprefix("win_T") for c in wins)
+    head = (
+        f"| recipe | perturbation | machine | final loss | win rate, T = {temps} | judge score, T = {temps} |"
+    )
+    lines = [head, "|---|---|---|---:|---|---|"]
+    for r in table.itertuples():
+        win = " / ".join(f"{table.loc[r.Index, c]:.3f}" for c in wins)
+        score = " / ".join(f"{table.loc[r.Index, c.replace('win', 'score')]:.2f}" for c in wins)
+        lines.append(f"| {r.recipe} | {r.variant} | {r.machine} | {r.final_loss:.3f} | {win} | {score} |")
+    inner = f"[{band.lo + band.margin:g}, {band.hi - band.margin:g}]"
+    lines += ["", f"| recipe | builds | lowest {key} | highest {key} | every build within {inner} |",
+              "|---|---:|---:|---:|---|"]  # fmt: skip
+    for recipe, g in table.groupby("recipe", sort=False):
+        ok = all(band.with_margin(v) for v in g[key])
+        lines.append(
+            f"| {recipe} | {len(g)} | {g[key].min():.3f} | {g[key].max():.3f} | {'yes' if ok else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.lm.setup import LMContext
     from bench.lm.tasks import LM_TASKS
@@ -170,7 +196,13 @@ def main(argv: list[str] | None = None) -> int:
         "4.. = the other seeds)",
     )
     p.add_argument("--out", default="baselines/calibration.csv", help="CSV the rows are appended to")
+    p.add_argument(
+        "--show", action="store_true", help="print --out as the guide's Markdown tables; build nothing"
+    )
     args = p.parse_args(argv)
+    if args.show:
+        print(table_markdown(pd.read_csv(args.out), args.task))
+        return 0
     try:
         suite = load_suite(find_suite(args.suite))
     except SuiteError as e:
