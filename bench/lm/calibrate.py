@@ -195,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated variant numbers to build (1 = as specified, 2 = 2 threads, 3 = head-only loss, "
         "4.. = the other seeds)",
     )
-    p.add_argument("--out", default="baselines/calibration.csv", help="CSV the rows are appended to")
+    p.add_argument("--out", help="CSV the rows are appended to (default baselines/calibration-TASK.csv)")
     p.add_argument(
         "--show", action="store_true", help="print --out as the guide's Markdown tables; build nothing"
     )
     args = p.parse_args(argv)
+    args.out = args.out or f"baselines/calibration-{args.task}.csv"
     if args.show:
         print(table_markdown(pd.read_csv(args.out), args.task))
         return 0
