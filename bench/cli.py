@@ -682,6 +682,8 @@ def cmd_replicate(args) -> int:
 
     if not 0 < args.margin < 10:
         return _fail("--margin must be a fraction of the task's scale, above 0 (e.g. 0.1)")
+    if args.seeds is not None and args.seeds < 2:
+        return _fail("--seeds must be at least 2: a verdict needs an interval, and an interval two seeds")
     if args.jobs < 1:
         return _fail("--jobs must be >= 1")
     try:
