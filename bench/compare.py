@@ -33,7 +33,15 @@ import numpy as np
 import pandas as pd
 
 from bench import gate
-from bench.results import BENCH_PROTOCOL, Results, code_versions, final_scores, normalise, run_protocols
+from bench.results import (
+    BENCH_PROTOCOL,
+    Results,
+    code_versions,
+    final_scores,
+    machines_of,
+    normalise,
+    run_protocols,
+)  # fmt: skip
 from bench.store import is_timing_metric
 
 COLUMNS = [
@@ -213,16 +221,9 @@ def exact_check(store: Results, baseline: Results, task: str, algo: str, records
 
 
 def _machines(results: Results) -> dict[str, str]:
-    """Machine kind -> one-line description, over ``results``' finished runs."""
+    """Machine kind -> one-line description, over ``results``' finished runs with a recorded kind."""
     runs = results.runs[results.runs.status.isin(["done", "failed"])]
-    if "machine" not in runs:
-        return {}
-    cpu = runs["cpu"] if "cpu" in runs else pd.Series("", index=runs.index)
-    out = {}
-    for kind, label in zip(runs["machine"].fillna("").astype(str), cpu.fillna("").astype(str), strict=True):
-        if kind:
-            out.setdefault(kind, label)
-    return out
+    return {kind: label for kind, (label, _) in machines_of(runs).items() if kind}
 
 
 def machine_note(store: Results, baseline: Results) -> str:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.report.tables import number_in
 from bench.results import PAPER_CLAIMS, Results, claims_table, final_scores, method_of, normalise
 
 CLAIM_COLUMNS = [
@@ -155,11 +156,6 @@ def _kind(verdict) -> str:
     return str(verdict).split(":")[0].strip() if isinstance(verdict, str) else ""
 
 
-def _number(row, key: str) -> float:
-    value = pd.to_numeric(pd.Series([row.get(key, np.nan)]), errors="coerce").iloc[0]
-    return float(value) if pd.notna(value) else math.nan
-
-
 def judge_claims(published: pd.DataFrame, here: pd.DataFrame, seeds_here: int) -> pd.DataFrame:
     """One row per published claim: its verdict there and here, the status and the chance of
     replicating it at ``seeds_here`` seeds that the published difference and spread predict."""
@@ -176,16 +172,16 @@ def judge_claims(published: pd.DataFrame, here: pd.DataFrame, seeds_here: int) -
             status = "inconclusive here"
         else:
             status = "replicated" if new_kind == pub_kind else "not replicated"
-        seeds = _number(r, "seeds")
+        seeds = number_in(r, "seeds")
         p = math.nan
         if pub_kind in DECISIVE and str(r.get("rule", "")) in stats.RULES and seeds >= 2:
-            if int(seeds) == seeds_here and not math.isnan(_number(r, "p_replicate")):
-                p = _number(r, "p_replicate")  # the report's own figure (all the differences it rests on)
+            if int(seeds) == seeds_here and not math.isnan(number_in(r, "p_replicate")):
+                p = number_in(r, "p_replicate")  # the report's own figure (all the differences it rests on)
             else:
                 p = stats.replication_probability(
-                    _number(r, "effect"),
-                    _number(r, "se"),
-                    _number(r, "df"),
+                    number_in(r, "effect"),
+                    number_in(r, "se"),
+                    number_in(r, "df"),
                     int(seeds),
                     r["rule"],
                     seeds_here,
@@ -220,9 +216,11 @@ def judge_rows(
     interval (``2·confidence - 1``) against ±``margin`` × the task's scale, the status and the chance
     of showing equivalence that the published spread predicts if nothing changed."""
     rows = []
+    scale = {
+        task: task_scale(task, g.groupby("algorithm").score.mean()) for task, g in published.groupby("task")
+    }
     for (task, algo), pub in published.groupby(["task", "algorithm"], sort=True):
-        means = published[published.task == task].groupby("algorithm").score.mean()
-        m = margin * task_scale(task, means)
+        m = margin * scale[task]
         a = pub.score.to_numpy(float)
         b = here[(here.task == task) & (here.algorithm == algo)].score.to_numpy(float)
         row = dict(task=task, algorithm=algo, published_mean=a.mean(), published_sd=stats.sample_sd(a),

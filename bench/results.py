@@ -593,28 +593,31 @@ def _median_of(runs: pd.DataFrame, column: str) -> float:
     return float(values.median()) if len(values) else np.nan
 
 
-def machine_kinds(runs: pd.DataFrame) -> str:
-    """The machine kinds (``bench.machine``) ``runs`` ran on, comma-separated; "" where none was
-    recorded (runs before fingerprints, exports without them, imported runs)."""
+def machines_of(runs: pd.DataFrame) -> dict[str, tuple[str, int]]:
+    """Machine kind (``bench.machine``) -> (its one-line description, runs) over ``runs``, sorted by
+    kind; runs without a recorded kind (stored before fingerprints, exports without them, imported
+    runs) under ""."""
     if "machine" not in runs:
-        return ""
-    return ", ".join(sorted(set(runs["machine"].dropna().astype(str)) - {""}))
+        return {"": ("", len(runs))} if len(runs) else {}
+    kinds = runs["machine"].fillna("").astype(str)
+    cpu = runs["cpu"].fillna("").astype(str) if "cpu" in runs else pd.Series("", index=runs.index)
+    return {kind: (cpu[kinds == kind].iloc[0], int((kinds == kind).sum())) for kind in sorted(set(kinds))}
+
+
+def machine_kinds(runs: pd.DataFrame) -> str:
+    """The machine kinds ``runs`` ran on, comma-separated; "" where none was recorded."""
+    return ", ".join(k for k in machines_of(runs) if k)
 
 
 def machine_summary(runs: pd.DataFrame) -> str:
     """ "2 kinds: 1a2b3c4d5e Intel(R) Xeon(R) … (60 runs); …" for provenance lines."""
     if "machine" not in runs:
         return "not recorded"
-    kinds = runs["machine"].fillna("").astype(str)
-    cpu = runs["cpu"].fillna("").astype(str) if "cpu" in runs else pd.Series("", index=runs.index)
-    parts = []
-    for kind in sorted(set(kinds) - {""}):
-        label = cpu[kinds == kind].iloc[0] or "no details"
-        parts.append(f"{kind} {label} ({int((kinds == kind).sum())} runs)")
-    missing = int((kinds == "").sum())
-    if missing:
-        parts.append(f"not recorded ({missing} runs)")
-    n = len(set(kinds) - {""})
+    found = machines_of(runs)
+    parts = [f"{kind} {label or 'no details'} ({n} runs)" for kind, (label, n) in found.items() if kind]
+    if "" in found:
+        parts.append(f"not recorded ({found[''][1]} runs)")
+    n = sum(1 for kind in found if kind)
     head = f"{n} kind{'s' if n != 1 else ''}: " if n else ""
     return head + "; ".join(parts)
 
@@ -1365,7 +1368,7 @@ def reference_checks(results: Results) -> list[dict]:
     seed keeps the band's margin, and one line for a reader."""
     from bench.bands import BANDS, CONTROL_REFERENCE
 
-    out = []
+    out, finals = [], None
     for task in sorted(set(results.runs.task)):
         runs = results.runs[(results.runs.task == task) & (results.runs.status == "done")]
         if task in BANDS:
@@ -1380,9 +1383,9 @@ def reference_checks(results: Results) -> list[dict]:
             who = "π_SFT"
         elif task in TASKS and "reference" in set(runs.algorithm):
             band = CONTROL_REFERENCE
-            finals = final_scores(results)
-            finals = finals[(finals.task == task) & (finals.algorithm == "reference")]
-            values = np.array([normalise(task, v) for v in finals.score.astype(float)])
+            finals = final_scores(results) if finals is None else finals
+            ref = finals[(finals.task == task) & (finals.algorithm == "reference")]
+            values = np.array([normalise(task, v) for v in ref.score.astype(float)])
             who = "the reference policy"
         else:
             continue
@@ -1554,8 +1557,8 @@ def _claim_numbers(required: list[tuple[stats.Interval, str]]) -> dict:
         return dict.fromkeys(CLAIM_NUMBERS, np.nan) | {"interval": "", "rule": ""}
     d, rule = min(required, key=lambda c: claim_replication([c]))
     n = stats.seeds_of(d)
-    most = next((k for k in range(2, 201) if claim_replication(required, k) >= 0.8), np.nan)
+    most = stats.fewest_seeds(lambda k: claim_replication(required, k))
     return dict(
         effect=d.point, lo=d.lo, hi=d.hi, se=d.se, df=d.df, seeds=n, interval=d.label, rule=rule,
-        p_replicate=claim_replication(required), seeds_for_80=most,
+        p_replicate=claim_replication(required), seeds_for_80=np.nan if most is None else most,
     )  # fmt: skip

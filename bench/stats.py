@@ -489,19 +489,27 @@ def replication_probability(
     return float(sps.nct.cdf(t_crit, df_new, nc))  # "not above 0": lower bound <= 0
 
 
+def fewest_seeds(chance: Callable[[int], float], target: float = 0.8, most: int = 200) -> int | None:
+    """The fewest seeds n (2 .. ``most``) with ``chance(n) >= target``; None where even ``most`` do
+    not reach it or the chance is undefined (NaN)."""
+    for n in range(2, most + 1):
+        p = chance(n)
+        if math.isnan(p):
+            return None
+        if p >= target:
+            return n
+    return None
+
+
 def seeds_to_replicate(
     effect: float, se: float, df: float, seeds: int, rule: str, target: float = 0.8, most: int = 200,
     confidence: float = 0.95,
 ) -> int | None:  # fmt: skip
     """The fewest seeds (2 .. ``most``) at which ``replication_probability`` reaches ``target``;
     None where even ``most`` seeds do not (or there is no t interval)."""
-    for n in range(2, most + 1):
-        p = replication_probability(effect, se, df, seeds, rule, n, confidence)
-        if math.isnan(p):
-            return None
-        if p >= target:
-            return n
-    return None
+    return fewest_seeds(
+        lambda n: replication_probability(effect, se, df, seeds, rule, n, confidence), target, most
+    )
 
 
 def equivalence_probability(

@@ -628,7 +628,7 @@ def machine_labels(runs: pd.DataFrame) -> pd.Series:
 
     if "machine_info" not in runs:
         return pd.Series("", index=runs.index, dtype=object)
-    return runs["machine_info"].map(lambda blob: label(parse(blob)) if parse(blob) else "")
+    return runs["machine_info"].map(lambda blob: label(info) if (info := parse(blob)) else "")
 
 
 def tidy(

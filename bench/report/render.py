@@ -373,7 +373,8 @@ def _render(
     generated = generated_at()
     title = f"bench report — {results.name}"
     description = results.suite_info.get("description", "")
-    key = key_results(results, leading, claims, fallen)
+    checks = R.reference_checks(results)
+    key = key_results(results, leading, claims, fallen, checks)
     if replication:
         key.append(replication_line(replication))
     html = (
@@ -396,7 +397,7 @@ def _render(
             claims=[{**c, "replication": replication_cell(c)} for c in claims.to_dict("records")],
             replication_note=REPLICATION_NOTE,
             replication=replication,
-            band_alerts=[c["text"] for c in R.reference_checks(results) if not c["inside"]],
+            band_alerts=[c["text"] for c in checks if not c["inside"]],
             claims_rule=R.CLAIM_RULES,
             key_results=key,
             caveats=caveats.to_dict("records"),
@@ -659,15 +660,18 @@ def _interval_note(seeds: int) -> str:
     return text + (": read it as the seeds' range, not a 95% interval." if cov < 0.9 else ".")
 
 
-def key_results(results, leading: set, claims: pd.DataFrame, fallen: pd.DataFrame) -> list[str]:
+def key_results(
+    results, leading: set, claims: pd.DataFrame, fallen: pd.DataFrame, checks: list[dict] | None = None
+) -> list[str]:
     """The report's first lines, computed from its records (never typed by hand): per task the two
     highest final means among the leading labels and their difference with its interval; the
-    claims' verdicts; the methods whose final point fell below their front."""
+    claims' verdicts; the methods whose final point fell below their front. First, the reference
+    checks (``checks``: ``R.reference_checks``, computed here when not given)."""
     finals = R.final_scores(results)
     finals = finals[finals.algorithm.isin(leading)]
     gold = R.true_reward_labels(results)
     mark = lambda label: f"{label} (true reward)" if label in gold else label  # noqa: E731
-    out = [c["text"] for c in R.reference_checks(results)]
+    out = [c["text"] for c in (R.reference_checks(results) if checks is None else checks)]
     for task, g in finals.groupby("task", sort=True):
         means = g.groupby("algorithm").score.mean().sort_values(ascending=False)
         first = means.index[0]

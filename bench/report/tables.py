@@ -91,16 +91,17 @@ REPLICATION_NOTE = (
 )
 
 
+def number_in(row, key: str) -> float:
+    """A number from a table row or a dict read from CSV text (NaN where missing or not a number)."""
+    value = pd.to_numeric(row.get(key, np.nan) if hasattr(row, "get") else np.nan, errors="coerce")
+    return float(value) if value is not None and pd.notna(value) else math.nan
+
+
 def replication_cell(row) -> str:
     """A claim's predicted chance of coming out the same on a fresh seed set of its size, and the
     seeds that would make it 80% — ``"97% at 3 seeds (80% from 2)"``; "—" for an inconclusive
     verdict (nothing to replicate) or without a t interval."""
-
-    def number(key: str) -> float:  # from a table or from a CSV read as text
-        value = pd.to_numeric(row.get(key, np.nan) if hasattr(row, "get") else np.nan, errors="coerce")
-        return float(value) if value is not None else np.nan
-
-    p, seeds, need = number("p_replicate"), number("seeds"), number("seeds_for_80")
+    p, seeds, need = (number_in(row, k) for k in ("p_replicate", "seeds", "seeds_for_80"))
     if pd.isna(p):
         return "—"
     text = f"{100 * float(p):.0f}%" + (f" at {int(seeds)} seeds" if pd.notna(seeds) else "")
