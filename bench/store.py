@@ -134,6 +134,14 @@ def owner_alive(owner: str | None) -> bool:
     return current is not None and (current == start or "?" in (current, start))
 
 
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Adds the run columns newer than the store's schema (an older store's upgrade)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    for name, decl in ADDED_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+
+
 def _locked(e: sqlite3.Error) -> bool:
     text = str(e).lower()
     return "locked" in text or "busy" in text
@@ -187,6 +195,8 @@ class Store:
         try:
             db = sqlite3.connect(tmp)
             db.executescript(SCHEMA)
+            _add_columns(db)
+            db.commit()
             db.close()
             os.link(tmp, self.path)
         except FileExistsError:
@@ -200,10 +210,10 @@ class Store:
         if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
-        for name, decl in ADDED_COLUMNS:
-            if name not in have:
-                self.db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+        # an older store gains the newer columns; under the write lock, so that of two processes
+        # upgrading one store at once, the second sees the first one's columns
+        with _Transaction(self.db) as db:
+            _add_columns(db)
 
     def _open_existing(self, busy_timeout_ms: int) -> sqlite3.Connection:
         try:

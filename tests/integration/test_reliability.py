@@ -618,3 +618,30 @@ def test_a_new_store_appears_with_its_whole_schema(tmp_path, monkeypatch, capsys
     assert store.db.execute("SELECT COUNT(*) FROM plan").fetchone()[0] == 1
     assert main(["status", "--store", str(path)]) == 0
     assert "no suites in this store yet" in capsys.readouterr().out
+
+
+def test_processes_upgrading_an_older_store_at_once_all_open_it(tmp_path):
+    """An older store (without the newer run columns) opened by several drivers at once: the
+    columns are added once, under the write lock, and every driver opens the store (two
+    drivers once both tried to add ``machine`` and one stopped with "duplicate column")."""
+    from bench.store import ADDED_COLUMNS, SCHEMA
+
+    code = (
+        "import sys, time\n"
+        "from bench.store import Store\n"
+        "while time.time() < float(sys.argv[2]): time.sleep(0.001)\n"
+        "Store(sys.argv[1]).close()\n"
+    )
+    for attempt in range(3):
+        path = tmp_path / f"old{attempt}.sqlite"
+        with sqlite3.connect(path) as db:
+            db.executescript(SCHEMA)
+        start = time.time() + 3.0
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(start)], cwd=ROOT,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]  # fmt: skip
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+        with sqlite3.connect(path) as db:
+            columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
+        assert all(columns.count(name) == 1 for name, _ in ADDED_COLUMNS), columns
