@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -74,8 +75,6 @@ def _execute(args, suite, specs) -> int:
             preflight(list(lm_recipes.values()))
         except HubError as e:
             return _fail(f"{suite.path or suite.name}: {e}")
-    if args.jobs < 1:
-        return _fail("--jobs must be >= 1")
     try:
         store = Store(args.store)
         done = store.done_keys(s.key for s in specs)
@@ -295,21 +294,23 @@ def cmd_export(args) -> int:
     out = Path(args.output)
     fmt = args.format or ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
     try:
+        _refuse_inputs(args, out)
+    except _BadInput as e:
+        return _fail(str(e))
+    try:
         if args.suite is not None and args.suite not in store.suite_names():
             return _fail(store.unknown_suite(args.suite))
         table = tidy(store, args.suite, kinds, timing=not args.no_timing)
     except StoreError as e:
         return _fail(str(e))
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    from bench.safeio import csv_safe, write_file
+
+    try:  # atomic: never a half-written export
         if fmt == "csv":
-            table.to_csv(tmp, index=False)
+            write_file(out, lambda tmp: csv_safe(table).to_csv(tmp, index=False))
         else:
-            table.to_parquet(tmp, index=False)
-        tmp.replace(out)  # atomic: never a half-written export
+            write_file(out, lambda tmp: table.to_parquet(tmp, index=False))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         return _fail(f"cannot write {out}: {e.strerror or e}")
     print(f"wrote {len(table)} rows to {out} ({fmt})", file=sys.stderr)
     return 0
@@ -336,9 +337,8 @@ def _one_result(item: str, suite: str | None):
     from bench.results import Results
     from bench.store import Store
 
-    name, _, path = item.rpartition("=") if "=" in item and not Path(item).exists() else ("", "", item)
+    name, path = _split_result(item)
     path_ = Path(path)
-    name = name or path_.stem
     if path_.suffix in (".sqlite", ".db", ".sqlite3"):
         if not suite:
             raise _BadInput(f"{path}: a store needs --suite to say which suite to read")
@@ -346,8 +346,38 @@ def _one_result(item: str, suite: str | None):
     return name, Results.from_csv(path_, suite)
 
 
+def _split_result(item: str) -> tuple[str, str]:
+    """``[NAME=]PATH`` as (submission name, path); the name defaults to the file's stem."""
+    name, _, path = item.rpartition("=") if "=" in item and not Path(item).exists() else ("", "", item)
+    return name or Path(path).stem, path
+
+
 class _BadInput(Exception):
     pass
+
+
+def _refuse_inputs(args, *outputs: Path) -> None:
+    """Refuses (``_BadInput``) an output file that is one of the command's inputs: the store, a
+    ``--results``, ``--baseline``, ``--published`` or ``--notes`` file."""
+    from bench.safeio import OutputError, refuse_inputs
+
+    given = getattr(args, "results", None) or []
+    store = getattr(args, "store", None)
+    inputs = [("results store", store)]
+    if store:  # and its journal files: a CSV written over the WAL would corrupt the store
+        inputs += [("results store's journal", f"{store}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
+    inputs += [
+        ("--results file", _split_result(item)[1]) for item in ([given] if isinstance(given, str) else given)
+    ]
+    for option in ("baseline", "published", "notes"):
+        inputs.append((f"--{option} file", getattr(args, option, None)))
+    if hasattr(args, "published") and not args.published:
+        inputs.append(("--published file", DEFAULT_PUBLISHED))
+    try:
+        for out in outputs:
+            refuse_inputs(out, inputs, "-o" if len(outputs) == 1 else f"-o ({out.name})")
+    except OutputError as e:
+        raise _BadInput(str(e)) from None
 
 
 def _published(args):
@@ -362,13 +392,6 @@ def _published(args):
     return read_published(path), str(path)  # a ResultsError names what is wrong with the file
 
 
-def _check_stats_args(args) -> None:
-    if args.reps < 1:
-        raise _BadInput("--reps must be >= 1")
-    if hasattr(args, "confidence") and not 0 < args.confidence < 1:
-        raise _BadInput("--confidence must be between 0 and 1")
-
-
 def _input_errors():
     from bench.results import ResultsError
     from bench.store import StoreError
@@ -380,7 +403,6 @@ def cmd_report(args) -> int:
     from bench.report.render import ReportError, build, check_destination, folder_name, read_notes
 
     try:
-        _check_stats_args(args)
         results = _load_results(args)
         published, source = _published(args)
         notes = read_notes(args.notes) if args.notes else None
@@ -392,14 +414,29 @@ def cmd_report(args) -> int:
     try:
         info = build(results, out, published, source, reps=args.reps, seed=args.seed, progress=not args.quiet,
                      notes=notes, formats=formats)  # fmt: skip
+    except ReportError as e:
+        return _fail(str(e))
     except OSError as e:
         return _fail(f"cannot write {out}: {e.strerror or e}")
+    kept = info["kept"]
     print(
         f"wrote {out}/index.html and summary.md: {info['tasks']} tasks, {info['runs']} runs, "
-        f"{info['figures']} figures",
+        f"{info['figures']} figures"
+        + (
+            f"; kept {len(kept)} file{'s' if len(kept) != 1 else ''} bench did not write ({_names(kept)})"
+            if kept
+            else ""
+        ),
         file=sys.stderr,
     )
     return 0
+
+
+def _names(names: list[str], limit: int = 3) -> str:
+    from bench.report.tables import plain
+
+    shown = ", ".join(plain(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _figure_formats(text: str) -> tuple[str, ...]:
@@ -415,46 +452,47 @@ def _figure_formats(text: str) -> tuple[str, ...]:
 
 
 def cmd_import(args) -> int:
-    from bench.importer import describe, import_runs
+    from bench.importer import describe, discover, import_runs, shown
+    from bench.safeio import OutputError, csv_text, refuse_inputs, write_file
 
     try:
+        refuse_inputs(args.output, [("file to import", f) for f in discover([Path(p) for p in args.paths])])
         seeds = None
         if args.seeds:
             try:
                 seeds = [int(s) for s in args.seeds.split(",")]
             except ValueError:
                 raise _BadInput(f"--seeds {args.seeds!r}: expected integers separated by commas") from None
-        table = import_runs([Path(p) for p in args.paths], args.task, args.algorithm, args.suite, args.source,
-                            args.tag, seeds)  # fmt: skip
-    except _input_errors() as e:
-        return _fail(str(e))
+        table, dropped = import_runs([Path(p) for p in args.paths], args.task, args.algorithm, args.suite,
+                                     args.source, args.tag, seeds)  # fmt: skip
+    except (*_input_errors(), OutputError) as e:
+        return _fail(shown(e))
     out = Path(args.output)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        table.to_csv(tmp, index=False)
-        tmp.replace(out)
+        write_file(out, csv_text(table))  # atomic; no text cell starts a spreadsheet formula
     except OSError as e:
-        return _fail(f"cannot write {out}: {e.strerror or e}")
+        return _fail(f"cannot write {shown(out)}: {e.strerror or e}")
     runs = table.run_key.nunique()
-    print(f"wrote {out}: {runs} run{'s' if runs != 1 else ''} of suite {args.suite!r}\n{describe(table)}",
-          file=sys.stderr)  # fmt: skip
+    print(f"wrote {shown(out)}: {runs} run{'s' if runs != 1 else ''} of suite {shown(args.suite)!r}\n"
+          f"{describe(table, dropped)}", file=sys.stderr)  # fmt: skip
     return 0
 
 
 def cmd_leaderboard(args) -> int:
     from bench import results as R
     from bench.report import tables
+    from bench.safeio import csv_text, write_file
 
     try:
-        _check_stats_args(args)
+        if args.output:
+            _refuse_inputs(args, Path(args.output))
         results = _load_results(args)
         published, _ = _published(args)
     except _input_errors() as e:
         return _fail(str(e))
     board = R.leaderboard(results, reps=args.reps, seed=args.seed)
     if args.format == "csv":
-        text = board.to_csv(index=False)
+        text = csv_text(board)
     elif args.format == "html":
         from bench.report.render import generated_at, leaderboard_page
 
@@ -468,10 +506,7 @@ def cmd_leaderboard(args) -> int:
         return 0
     out = Path(args.output)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)  # never a half-written page
+        write_file(out, text)  # never a half-written page
     except OSError as e:
         return _fail(f"cannot write {out}: {e.strerror or e}")
     print(f"wrote {out}: {len(board)} rows", file=sys.stderr)
@@ -486,6 +521,7 @@ def cmd_compare(args) -> int:
     from bench.report.render import _env, folder_name, generated_at
     from bench.report.tables import markdown_table, md_escape, plain, text_table
     from bench.results import Results
+    from bench.safeio import csv_text
 
     try:
         effect = _gate_effect(args)
@@ -502,6 +538,8 @@ def cmd_compare(args) -> int:
                 )
             baseline = version_baseline(args.store, results.name, args.baseline_version)
             against = f"code {args.baseline_version} in the same store"
+        out = Path(args.output or Path(args.store).parent / "compare" / folder_name(results.name))
+        _refuse_inputs(args, *(out / name for name in COMPARE_FILES))
         mismatched = protocol_mismatches(results, baseline)
         if mismatched and not args.protocols_match:
             task, algo, mine, theirs = mismatched[0]
@@ -541,7 +579,6 @@ def cmd_compare(args) -> int:
     for _, r in table[table.verdict == "missing"].iterrows():
         print(f"{'warning' if args.allow_missing else 'error'}: {plain(r.task)} / {plain(r.algorithm)}: "
               "in the baseline but no finished run in the store", file=sys.stderr)  # fmt: skip
-    out = Path(args.output or Path(args.store).parent / "compare" / folder_name(results.name))
     title = f"bench compare — {results.name}"
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -558,7 +595,7 @@ def cmd_compare(args) -> int:
             generated=generated_at(), method=method, header=HEADER, rows=rows, figures=list(figures),
             classes=[v.split(" ")[0] for v in table.verdict],
         )  # fmt: skip
-        files = {"compare.csv": table.to_csv(index=False), "compare.md": md, "compare.html": html, **figures}
+        files = {"compare.csv": csv_text(table), "compare.md": md, "compare.html": html, **figures}
         _write_all(out, files)
     except (OSError, jinja2.TemplateError) as e:
         return _fail(f"cannot write {out}: {getattr(e, 'strerror', None) or e}")
@@ -566,15 +603,14 @@ def cmd_compare(args) -> int:
     return 1 if fails else 0
 
 
+COMPARE_FILES = ("compare.csv", "compare.md", "compare.html", "compare.png", "compare-raw.png")
+
+
 def _gate_effect(args) -> float:
     """``compare`` and ``plan``: checks --confidence, --tolerance and --effect; the effect (its
     default when not given)."""
     from bench.compare import default_effect
 
-    if not 0 < args.confidence < 1:
-        raise _BadInput("--confidence must be between 0 and 1")
-    if args.tolerance < 0:
-        raise _BadInput("--tolerance must be >= 0")
     effect = args.effect if args.effect is not None else default_effect(args.tolerance)
     if effect <= args.tolerance:
         raise _BadInput(
@@ -586,6 +622,7 @@ def _gate_effect(args) -> float:
 def cmd_plan(args) -> int:
     from bench.compare import PLAN_HEADER, plan, plan_rows
     from bench.report.tables import text_table
+    from bench.safeio import csv_text
 
     try:
         effect = _gate_effect(args)
@@ -596,7 +633,7 @@ def cmd_plan(args) -> int:
     if table.empty:
         return _fail(f"suite {results.name!r} has no finished runs to estimate seed spread from")
     if args.format == "csv":
-        table.to_csv(sys.stdout, index=False)
+        sys.stdout.write(csv_text(table))
         return 0
     print(text_table(PLAN_HEADER, plan_rows(table)))
     print(
@@ -680,12 +717,6 @@ def cmd_replicate(args) -> int:
     from bench.store import Store, StoreError
     from bench.suite import SuiteError, expand, find_suite, load_suite
 
-    if not 0 < args.margin < 10:
-        return _fail("--margin must be a fraction of the task's scale, above 0 (e.g. 0.1)")
-    if args.seeds is not None and args.seeds < 2:
-        return _fail("--seeds must be at least 2: a verdict needs an interval, and an interval two seeds")
-    if args.jobs < 1:
-        return _fail("--jobs must be >= 1")
     try:
         pub = rp.read_published(args.report)
         path = find_suite(args.suite or pub.suite)
@@ -775,8 +806,10 @@ def cmd_replicate(args) -> int:
 def _write_all(folder: Path, files: dict[str, str | bytes]) -> None:
     """Writes every file or none: each goes to a temporary name first, and all are renamed into
     place once all are written (a full disk leaves the previous files as they were)."""
+    from bench.safeio import temporary
+
     folder.mkdir(parents=True, exist_ok=True)
-    tmps = {name: folder / f".{name}.tmp{os.getpid()}" for name in files}
+    tmps = {name: temporary(folder / name) for name in files}
     try:
         for name, content in files.items():
             if isinstance(content, bytes):
@@ -790,13 +823,50 @@ def _write_all(folder: Path, files: dict[str, str | bytes]) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _number(kind: type = float, low: float | None = None, high: float | None = None, low_open: bool = False,
+            high_open: bool = False, why: str = ""):  # fmt: skip
+    """An argparse type: a finite ``kind`` within [low, high] (open ends where asked), so that a
+    NaN, an infinity or an absurd size is refused with the usage line and exit 2, never a hang."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {'>' if low_open else '>='} {low:g}{why}")
+        if high is not None and (value > high or (high_open and value == high)):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {'<' if high_open else '<='} {high:g}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+PROBABILITY = _number(float, 0, 1, low_open=True, high_open=True)
+JOBS = _number(int, 1, 4096)
+SEED = _number(int, 0, 2**32 - 1)
+REPS = _number(int, 1, 1_000_000)
+TOLERANCE = _number(float, 0, 1e12)  # raw score units at most; beyond, the gate's arithmetic loses the drop
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with bench's error form: one line ``error: bench CMD: what is wrong (see bench CMD
+    --help)`` and exit status 2, as for every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bench",
         description="Benchmark suite for policy-gradient and preference-alignment algorithms.",
         epilog=EPILOG,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add_plugin(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -824,7 +894,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("suite", help="suite file, e.g. suites/smoke.yaml, or a shipped suite's name, e.g. smoke")
     p.add_argument(
-        "--jobs", "-j", type=int, default=1,
+        "--jobs", "-j", type=JOBS, default=1,
         help="local executor: CPU cores to keep busy (default 1); a run takes one, a Distributed "
         "PPO run one per worker",
     )  # fmt: skip
@@ -900,8 +970,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--suite) instead of the store; repeat to put several submissions in one report or "
                 "leaderboard, each named NAME (default: the file's name)",
             )  # fmt: skip
-        p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
-        p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+        p.add_argument("--reps", type=REPS, default=2000, help="bootstrap resamples (default 2000)")
+        p.add_argument("--seed", type=SEED, default=0, help="bootstrap seed (default 0)")
 
     def published_args(p):
         p.add_argument(
@@ -981,14 +1051,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--suite", help="suite name in the store")
     p.add_argument("--results", metavar="CSV", help="read a `bench export` CSV instead of the store")
-    p.add_argument("--tolerance", type=float, default=0.05, help="the gate's tolerance (default 0.05)")
+    p.add_argument("--tolerance", type=TOLERANCE, default=0.05, help="the gate's tolerance (default 0.05)")
     p.add_argument(
         "--effect",
-        type=float,
+        type=_number(float, 0, 1e12, low_open=True),
         help="the drop to detect, in the tolerance's units (default: twice the tolerance; 0.1 for "
         "tolerance 0)",
     )
-    p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
+    p.add_argument(
+        "--confidence", type=PROBABILITY, default=0.95, help="family-wise confidence (default 0.95)"
+    )
     p.add_argument("--format", choices=["text", "csv"], default="text", help="output format (default text)")
 
     p = add(
@@ -1010,14 +1082,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-suite", help="suite name inside the baseline (default: --suite)")
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=TOLERANCE,
         default=0.05,
         help="a drop counts only if the interval lies entirely below -TOLERANCE, in normalised score units "
         "(fraction of the random-to-solved range; raw units for tasks without bounds); default 0.05",
     )
     p.add_argument(
         "--effect",
-        type=float,
+        type=_number(float, 0, 1e12, low_open=True),
         help="the drop the gate must be able to see: a green verdict whose minimum detectable effect "
         "(80%% power) is larger is marked under-powered (default: twice the tolerance; 0.1 for tolerance 0)",
     )
@@ -1033,7 +1105,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="let a (task, algorithm) of the baseline be absent from the store (a subset run); "
         "by default a missing comparison fails the gate",
     )
-    p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
+    p.add_argument(
+        "--confidence", type=PROBABILITY, default=0.95, help="family-wise confidence (default 0.95)"
+    )
     p.add_argument(
         "--output",
         "-o",
@@ -1064,20 +1138,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--suite", metavar="FILE", help="the suite file to run (default: the shipped suite the report names)"
     )
-    p.add_argument("--seeds", type=int, help="how many fresh seeds (default: as many as the suite runs)")
     p.add_argument(
-        "--seed-start", type=int,
+        "--seeds",
+        type=_number(int, 2, 10_000, why=" (a verdict needs an interval, and an interval two seeds)"),
+        help="how many fresh seeds (default: as many as the suite runs)",
+    )
+    p.add_argument(
+        "--seed-start", type=_number(int, 0, 2**31 - 1),
         help="the first fresh seed (default: one past the largest seed the suite or the report uses)",
     )  # fmt: skip
     p.add_argument("--claims", help="only what these claims need: comma-separated parts of their text")
     p.add_argument("--algorithms", help="only these run labels: comma-separated labels, methods or patterns")
     p.add_argument("--tasks", help="only these tasks, comma-separated")
     p.add_argument(
-        "--margin", type=float, default=0.1,
+        "--margin", type=_number(float, 0, 10, low_open=True), default=0.1,
         help="equivalence margin for rows, as a fraction of the task's scale (random-to-solved range where "
         "declared, else the spread of the published rows' means); default 0.1",
     )  # fmt: skip
-    p.add_argument("--jobs", "-j", type=int, default=1, help="CPU cores to keep busy (default 1)")
+    p.add_argument("--jobs", "-j", type=JOBS, default=1, help="CPU cores to keep busy (default 1)")
     p.add_argument(
         "--no-run", action="store_true", help="judge what the replication store holds; train nothing"
     )
@@ -1087,8 +1165,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _not_text(argv: list[str]) -> str | None:
+    """The first argument that is not UTF-8 text (bytes the file system gave as surrogates), shown
+    with its bytes escaped; None when all are text."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    bad = _not_text(sys.argv[1:] if argv is None else argv)
+    if bad is not None:  # stored names and printed messages are UTF-8: refused before anything is written
+        return _fail(f"argument '{bad}' is not UTF-8 text; rename the file or folder (or pass another path)")
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), or argparse's usage line and one error (2)
+        return e.code if isinstance(e.code, int) else 2
     from bench.plugins import PluginError
     from bench.plugins import load as load_plugins
 

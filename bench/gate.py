@@ -133,12 +133,12 @@ def minimum_detectable_effect(
     def gap(drop: float) -> float:
         return power(drop, se, df, level, tolerance) - target
 
-    hi = tolerance + se
-    while gap(hi) < 0:
-        hi = tolerance + 2 * (hi - tolerance)
-        if hi - tolerance > 1e9 * se:
+    excess = se  # how far past the tolerance the search reaches: doubled at most 31 times
+    while gap(tolerance + excess) < 0:
+        excess *= 2
+        if excess > 1e9 * se or tolerance + excess == tolerance:  # or lost in tolerance's rounding
             return math.inf
-    return float(optimize.brentq(gap, tolerance, hi, xtol=1e-10 * max(se, 1e-12), rtol=1e-10))
+    return float(optimize.brentq(gap, tolerance, tolerance + excess, xtol=1e-10 * max(se, 1e-12), rtol=1e-10))
 
 
 def interval_mde(iv: Interval, level: float, tolerance: float, target: float = POWER) -> float:

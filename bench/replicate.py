@@ -35,6 +35,7 @@ import pandas as pd
 from bench import stats
 from bench.report.tables import number_in
 from bench.results import PAPER_CLAIMS, Results, claims_table, final_scores, method_of, normalise
+from bench.safeio import csv_text
 
 CLAIM_COLUMNS = [
     "task", "claim", "published", "here", "status", "p_predicted", "seeds_published", "seeds_here",
@@ -448,8 +449,8 @@ def page_files(rep: Replication, generated: str) -> dict[str, str | bytes]:
         "generated": generated,
     }  # fmt: skip
     files.update({
-        "index.html": html, "replication.md": md, "claims.csv": rep.claims.to_csv(index=False),
-        "rows.csv": rep.rows.to_csv(index=False), "replication.json": json.dumps(summary, indent=1),
+        "index.html": html, "replication.md": md, "claims.csv": csv_text(rep.claims),
+        "rows.csv": csv_text(rep.rows), "replication.json": json.dumps(summary, indent=1),
     })  # fmt: skip
     return files
 

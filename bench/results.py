@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,6 +240,7 @@ class Results:
     suite_info: dict = field(default_factory=dict)
     samples: pd.DataFrame | None = None  # LM runs' generated texts (from a store only)
     outcomes: pd.DataFrame | None = None  # per-prompt final outcomes (from a store only)
+    parts: list[tuple[str, Results]] = field(default_factory=list)  # merged submissions (``combine``)
 
     # -- loading --------------------------------------------------------------------------
 
@@ -302,9 +304,11 @@ class Results:
 
     @classmethod
     def combine(cls, parts: list[tuple[str, Results]]) -> Results:
-        """Several submissions (name, results) as one: each run keeps its submission (column
-        ``submission``); a label that two submissions both use on a task is shown as
-        ``label (submission)`` so that their runs are never pooled."""
+        """Several submissions (name, results) as one, never pooled: each run keeps its submission
+        (column ``submission``) and its run key becomes ``submission/key`` (the name's "%" and "/"
+        escaped, so that no two pairs give one key); run labels are shown as ``merged_labels``
+        names them, so that each label and each method belongs to one submission. The submissions
+        themselves stay in ``parts`` (for the claims, which compare methods within one)."""
         if len(parts) == 1:
             name, only = parts[0]
             only.runs = only.runs.assign(submission=name)
@@ -314,22 +318,17 @@ class Results:
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise ResultsError(f"two submissions are named {dup!r}: name them with NAME=FILE")
-        owners: dict[tuple[str, str], set[str]] = {}
-        for name, r in parts:
-            for task, label in r.runs[["task", "algorithm"]].drop_duplicates().itertuples(index=False):
-                owners.setdefault((task, label), set()).add(name)
-        clash = {key for key, who in owners.items() if len(who) > 1}
+        shown = merged_labels((name, label) for name, r in parts for label in r.runs.algorithm.unique())
         runs, evals, samples, outcomes = [], [], [], []
         for name, r in parts:
-            rr = r.runs.assign(submission=name)
-            shared = [(t, a) in clash for t, a in zip(rr.task, rr.algorithm, strict=True)]
-            rr["algorithm"] = [f"{a} ({name})" if c else a for a, c in zip(rr.algorithm, shared, strict=True)]
-            rr["run_key"] = name + "/" + rr.run_key.astype(str)
+            prefix = name.replace("%", "%25").replace("/", "%2F") + "/"
+            rr = r.runs.assign(submission=name, run_key=prefix + r.runs.run_key.astype(str))
+            rr["algorithm"] = [shown[(name, a)] for a in rr.algorithm]
             runs.append(rr)
-            evals.append(r.evals.assign(run_key=name + "/" + r.evals.run_key.astype(str)))
+            evals.append(r.evals.assign(run_key=prefix + r.evals.run_key.astype(str)))
             for frame, out in ((r.samples, samples), (r.outcomes, outcomes)):
                 if frame is not None:
-                    out.append(frame.assign(run_key=name + "/" + frame.run_key.astype(str)))
+                    out.append(frame.assign(run_key=prefix + frame.run_key.astype(str)))
         info = {
             "name": " + ".join(dict.fromkeys(str(r.name) for _, r in parts)),
             "version": ", ".join(sorted({str(r.suite_info.get("version", "")) for _, r in parts} - {""})),
@@ -338,7 +337,7 @@ class Results:
         source = "; ".join(f"{n}: {r.source}" for n, r in parts)
         return cls(pd.concat(runs, ignore_index=True), pd.concat(evals, ignore_index=True), source, info,
                    pd.concat(samples, ignore_index=True) if samples else None,
-                   pd.concat(outcomes, ignore_index=True) if outcomes else None)  # fmt: skip
+                   pd.concat(outcomes, ignore_index=True) if outcomes else None, list(parts))  # fmt: skip
 
     # -- views ----------------------------------------------------------------------------
 
@@ -366,10 +365,12 @@ class Results:
                 continue
             keys = self.runs.run_key[self.runs.task == task]
             frames.append(self.evals[(self.evals.metric == metric) & self.evals.run_key.isin(keys)])
+        cols = ["task", "algorithm", "algo", "seed", "status"]
+        cols += ["submission"] if len(self.parts) > 1 else []
         if not frames:
-            return pd.DataFrame(columns=[*self.evals.columns, "task", "algorithm", "algo", "seed", "status"])
+            return pd.DataFrame(columns=[*self.evals.columns, *cols])
         ev = pd.concat(frames, ignore_index=True)
-        return ev.merge(self.runs[["run_key", "task", "algorithm", "algo", "seed", "status"]], on="run_key")
+        return ev.merge(self.runs[["run_key", *cols]], on="run_key")
 
 
 def run_protocols(runs: pd.DataFrame) -> pd.Series:
@@ -390,6 +391,52 @@ def protocols(results: Results) -> dict[str, str]:
 def method_of(label: str) -> str:
     """A run label without its grid suffix: ``dpo[beta=0.1]`` -> ``dpo`` (a method's sweep)."""
     return str(label).split("[", 1)[0]
+
+
+def _marked(label: str, marker: str) -> str:
+    """``label`` with ``(marker)`` after its method: ``dpo[beta=0.1]``, ``B`` -> ``dpo (B)[beta=0.1]``."""
+    stem = method_of(label)
+    return f"{stem} ({marker}){label[len(stem) :]}"
+
+
+def merged_labels(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(submission, run label) -> the label shown for it where several submissions are merged: the
+    label itself, or where another submission's label has the same method (``method_of``) the
+    label with its submission after the method (``ppo`` -> ``ppo (B)``, ``dpo[beta=0.1]`` ->
+    ``dpo (B)[beta=0.1]``). A label that would read as another's shown label or method is marked
+    too, until none does, and a clash left among marked labels (submission names alike but for
+    brackets) is told apart by a count (``ppo (B #2)``). So shown labels are unique and each
+    method belongs to one submission: no label a submitter picks pools its runs with another
+    submission's, in a row or in a method's sweep."""
+    pairs = sorted(set(pairs))
+    marker = {sub: sub.replace("[", "(").replace("]", ")") for sub, _ in pairs}  # no "[" in a method
+
+    def clashes(shown: dict[tuple[str, str], str]) -> set[tuple[str, str]]:
+        owners: dict[str, set[str]] = {}
+        count: dict[str, int] = {}
+        for (sub, _), name in shown.items():
+            owners.setdefault(method_of(name), set()).add(sub)
+            count[name] = count.get(name, 0) + 1
+        return {p for p, name in shown.items() if len(owners[method_of(name)]) > 1 or count[name] > 1}
+
+    marked: set[tuple[str, str]] = set()
+    while True:
+        shown = {p: _marked(p[1], marker[p[0]]) if p in marked else p[1] for p in pairs}
+        left = clashes(shown)
+        if left <= marked:
+            break
+        marked |= left
+    out = {p: name for p, name in shown.items() if p not in left}
+    taken, owner = set(out.values()), {method_of(name): p[0] for p, name in out.items()}
+    for sub, label in sorted(left):
+        name, k = shown[(sub, label)], 1
+        while name in taken or owner.get(method_of(name), sub) != sub:
+            k += 1
+            name = _marked(label, f"{marker[sub]} #{k}")
+        out[(sub, label)] = name
+        taken.add(name)
+        owner[method_of(name)] = sub
+    return out
 
 
 BEST_POINT_RULE = (
@@ -462,15 +509,15 @@ def scoring_evals(results: Results) -> pd.DataFrame:
 
 def final_scores(results: Results) -> pd.DataFrame:
     """One row per finished (done) run: its final score at its scoring temperature
-    (``scoring_evals``)."""
+    (``scoring_evals``), and its submission where several were merged (``Results.combine``)."""
+    cols = ["run_key", "task", "algorithm", "algo", "seed", "step", "score"]
+    cols += ["submission"] if len(results.parts) > 1 else []
     ev = scoring_evals(results)
     ev = ev[ev.status == "done"]
     if ev.empty:
-        return pd.DataFrame(columns=["run_key", "task", "algorithm", "algo", "seed", "step", "score"])
+        return pd.DataFrame(columns=cols)
     last = ev.sort_values("step", kind="stable").groupby("run_key").tail(1)
-    out = last[["run_key", "task", "algorithm", "algo", "seed", "step", "value"]].rename(
-        columns={"value": "score"}
-    )
+    out = last.rename(columns={"value": "score"})[cols]
     return out.sort_values(["task", "algorithm", "seed"]).reset_index(drop=True)
 
 
@@ -505,13 +552,13 @@ def time_to_threshold(evals: pd.DataFrame, threshold: float, metric: str = "eval
 
 
 def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Per (task, algorithm): final score mean with its t interval over seeds (``mean_lo``,
-    ``mean_hi``; ``mean_ci`` names the kind), sample sd (ddof = 1), IQM with its stratified-bootstrap
-    CI (below nominal coverage at few seeds: ``bench.coverage``) and median over seeds; a single
-    seed has no interval (NaN bounds); median env steps, wall and training time to the task's
-    threshold over all seeds (runs that never reach it count as infinitely late, so the median is
-    inf when half never do); median
-    wall time and env-steps/s; seeds done, failed and unfinished."""
+    """Per (task, algorithm; and submission where several were merged): final score mean with its
+    t interval over seeds (``mean_lo``, ``mean_hi``; ``mean_ci`` names the kind), sample sd (ddof =
+    1), IQM with its stratified-bootstrap CI (below nominal coverage at few seeds:
+    ``bench.coverage``) and median over seeds; a single seed has no interval (NaN bounds); median
+    env steps, wall and training time to the task's threshold over all seeds (runs that never reach
+    it count as infinitely late, so the median is inf when half never do); median wall time and
+    env-steps/s; seeds done, failed and unfinished."""
     finals = final_scores(results)
     hits = pd.concat(
         [
@@ -526,12 +573,14 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
         or [pd.DataFrame(columns=["train_time", "wall_time", "step"])]
     )
     rows = []
-    for (task, algo), runs in results.runs.groupby(["task", "algorithm"], sort=True):
+    # a row per (task, run label, submission): merged submissions never share a row
+    keys = ["task", "algorithm", *(["submission"] if len(results.parts) > 1 else [])]
+    for group, runs in results.runs.groupby(keys, sort=True):
+        task = group[0]
         done = runs[runs.status == "done"]
         scores = finals.score[finals.run_key.isin(done.run_key)].to_numpy(dtype=float)
         row = {
-            "task": task,
-            "algorithm": algo,
+            **dict(zip(keys, group, strict=True)),
             "seeds": len(scores),
             "failed": int((runs.status == "failed").sum()),
             "unfinished": int(runs.status.isin(["pending", "running"]).sum()),
@@ -582,7 +631,7 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
         "steps_to_threshold_hi", "wall_to_threshold_s", "train_to_threshold_s",
         "env_steps", "wall_time_s", "env_steps_per_s", "peak_rss_mb", "parameters", "code", "machines",
     ]  # fmt: skip
-    return pd.DataFrame(rows).reindex(columns=columns)
+    return pd.DataFrame(rows).reindex(columns=[*keys, *columns[2:]])
 
 
 def _median_of(runs: pd.DataFrame, column: str) -> float:
@@ -1451,8 +1500,19 @@ def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, s
     """The DPO paper's claims (``PAPER_CLAIMS``) measured on each task where both methods ran:
     task, claim, verdict (holds | does not hold | inconclusive, with the reason where the grid
     decides it) and what was measured, by the rules of ``CLAIM_RULES``. ``reps`` and ``seed`` are
-    unused (the intervals are t intervals)."""
+    unused (the intervals are t intervals). Over merged submissions (``Results.combine``) a claim
+    compares methods within one submission, whose name heads it (``B: DPO dominates PPO-GT``):
+    seeds of different submissions share nothing to pair them by."""
     cols = ["task", "claim", "verdict", "measured", *CLAIM_NUMBERS]
+    if len(results.parts) > 1:
+        tables = []
+        for name, part in results.parts:
+            table = claims_table(part, reps, confidence, seed)
+            if len(table):
+                tables.append(table.assign(claim=f"{name}: " + table.claim))
+        if not tables:
+            return pd.DataFrame(columns=cols)
+        return pd.concat(tables, ignore_index=True).sort_values("task", kind="stable", ignore_index=True)
     pts = final_points(results)
     if pts.empty:
         return pd.DataFrame(columns=cols)

@@ -9,22 +9,30 @@ transaction, so a crash leaves either the whole run or none of it.
 
 Several ``bench run`` processes may share a store (WAL journal, busy timeout, retried
 transactions). A driver *claims* a run before starting it: the row becomes ``running`` with the
-driver as its ``owner`` (host, pid and process start time). Another driver skips a run whose owner
-is alive and takes over one whose owner has died (killed, crashed), so every run is trained to
-completion by exactly one process. ``attempts`` counts the claims of a run.
+driver as its ``owner`` (host, pid and process start time). The claim is a lease: while the run
+trains, the driver renews its ``heartbeat`` (unix time) every tenth of the lease. Another driver
+skips a run whose owner is alive and takes over one whose owner has died (killed, crashed): on
+this host a process that is gone, on any host a heartbeat older than the lease (``lease_s``), so
+every run is trained to completion by exactly one process. ``attempts`` counts the claims of a run.
+
+A bench store is marked (``PRAGMA application_id`` = ``APPLICATION_ID``); a store made before the
+marker is recognised by its tables and gains it on its next write. Any other SQLite file is refused
+before anything is written to it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -69,12 +77,24 @@ CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, status);
 # columns added after the first release: (name, declaration), added to older stores on open
 ADDED_COLUMNS = [("owner", "TEXT"), ("attempts", "INTEGER DEFAULT 0"), ("code", "TEXT"), ("base_key", "TEXT"),
                  ("peak_rss_mb", "REAL"), ("parameters", "INTEGER"),
-                 ("machine", "TEXT"), ("machine_info", "TEXT")]  # fmt: skip
+                 ("machine", "TEXT"), ("machine_info", "TEXT"), ("heartbeat", "REAL")]  # fmt: skip
 TABLES = {"suites", "plan", "runs", "curves", "evals"}
 OPTIONAL_TABLES = {"samples", "outcomes"}  # added later: absent from older stores
+# the run columns of the first release: with TABLES, they recognise a store made before the marker
+FIRST_RUN_COLUMNS = frozenset(
+    {"key", "suite", "suite_version", "task", "algorithm", "algo", "seed", "env_steps_budget", "config",
+     "evaluation", "status", "error", "started_at", "ended_at", "wall_time", "train_time", "env_steps",
+     "git_rev", "packages", "host", "log_path"}
+)  # fmt: skip
+APPLICATION_ID = 0x42454E43  # "BENC": the PRAGMA application_id that marks a bench results store
 
 BUSY_TIMEOUT_MS = 10_000  # SQLite waits this long for another writer's lock ...
 LOCK_WAIT_S = 600.0  # ... and a transaction is retried (with back-off) for this long in all
+
+LEASE_S = 600.0  # a claimed run whose heartbeat is older than this has lost its (dead) driver ...
+LEASE_ENV = "BENCH_LEASE_S"  # ... unless this environment variable sets another lease (tests)
+# a claim written without a heartbeat (by older code) on another host counts as alive this long
+LEGACY_CLAIM_S = 24 * 3600.0
 
 T = TypeVar("T")
 
@@ -85,6 +105,10 @@ def now() -> str:
 
 class StoreError(Exception):
     """The store cannot be opened, created, read or written."""
+
+
+class _NotAStore(StoreError):
+    """The file is not a bench results store (another program's, say)."""
 
 
 def _start_time(pid: int) -> str | None:
@@ -118,15 +142,48 @@ def owner_id() -> str:
     return f"{_host()}:{pid}:{_start_time(pid)}"
 
 
-def owner_alive(owner: str | None) -> bool:
-    """Whether the process that claimed a run still lives. An owner on another host counts as
-    alive (SQLite stores are shared by the processes of one machine)."""
+def lease_s() -> float:
+    """The lease of a claim in seconds: ``LEASE_S``, or a positive number in the environment
+    variable ``BENCH_LEASE_S``. The driver renews its heartbeats every tenth of it."""
+    try:
+        lease = float(os.environ.get(LEASE_ENV, ""))
+    except ValueError:
+        return LEASE_S
+    return lease if math.isfinite(lease) and lease > 0 else LEASE_S
+
+
+def _unix_time(stamp: object) -> float | None:
+    """An ISO time (``now()``) as unix time; None if it is missing or unreadable."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        t = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def owner_alive(owner: str | None, heartbeat: float | None = None, claimed_at: str | None = None) -> bool:
+    """Whether the driver that claimed a run still holds it. ``heartbeat``: the unix time its
+    driver last renewed the claim; ``claimed_at``: the claim's time (``started_at``).
+
+    Dead: an owner on this host whose process is gone (pid and start time), and an owner on any
+    host whose heartbeat is older than the lease (``lease_s``). A claim without a heartbeat of its
+    own (written by older code; a heartbeat from before the claim belongs to an earlier claim):
+    on this host its process decides, on another host it counts as alive for ``LEGACY_CLAIM_S``
+    after the claim, or always when the claim time is unknown."""
     if not isinstance(owner, str) or not owner:
+        return False
+    claimed = _unix_time(claimed_at)
+    beat = heartbeat if isinstance(heartbeat, (int, float)) and math.isfinite(heartbeat) else None
+    if beat is not None and claimed is not None and beat < claimed:
+        beat = None
+    if beat is not None and time.time() - beat > lease_s():
         return False
     host, _, rest = owner.partition(":")
     pid, _, start = rest.partition(":")
     if host != _host():
-        return True
+        return beat is not None or claimed is None or time.time() - claimed <= LEGACY_CLAIM_S
     try:
         current = _start_time(int(pid))
     except ValueError:
@@ -142,6 +199,34 @@ def _add_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
 
 
+def _schema_statements() -> list[str]:
+    """SCHEMA as single statements (to run inside one transaction)."""
+    return [statement.strip() for statement in SCHEMA.split(";") if statement.strip()]
+
+
+def _recognise(db: sqlite3.Connection, path: Path) -> str:
+    """What the SQLite file behind ``db`` is, read without writing: ``"marked"`` (a bench store),
+    ``"older"`` (a bench store made before the marker) or ``"empty"`` (no schema at all: a new
+    file). Raises StoreError for any other file, an SQLite file of another program."""
+    app = db.execute("PRAGMA application_id").fetchone()[0]
+    if app == APPLICATION_ID:
+        return "marked"
+    if app != 0:
+        raise _NotAStore(f"{path}: not a bench results store (it belongs to another program: "
+                         f"application_id {app:#x})")  # fmt: skip
+    kinds = dict(db.execute("SELECT name, type FROM sqlite_master"))
+    if not kinds:
+        return "empty"
+    tables = {name for name, kind in kinds.items() if kind == "table"}
+    if not TABLES <= tables:
+        missing = ", ".join(sorted(TABLES - tables))
+        raise _NotAStore(f"{path}: not a bench results store (no {missing} table)")
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    if not FIRST_RUN_COLUMNS <= columns:
+        raise _NotAStore(f"{path}: not a bench results store (its runs table is not bench's)")
+    return "older"
+
+
 def _locked(e: sqlite3.Error) -> bool:
     text = str(e).lower()
     return "locked" in text or "busy" in text
@@ -149,12 +234,19 @@ def _locked(e: sqlite3.Error) -> bool:
 
 class Store:
     """The results store. ``create=False`` (read commands) opens an existing store without
-    writing to it: no schema, no journal change; a read-only file or folder is fine."""
+    writing to it: no schema, no journal change; a read-only file or folder is fine. A file that
+    is not a bench store is refused (StoreError) before anything is written to it."""
 
     def __init__(self, path: str | Path, create: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
                  lock_wait_s: float = LOCK_WAIT_S):  # fmt: skip
         self.path = Path(path)
         self.lock_wait_s = lock_wait_s
+        self.busy_timeout_ms = busy_timeout_ms
+        self._held: set[str] = set()  # the runs this store's process has claimed and not finished
+        self._held_lock = threading.Lock()
+        self._beat_stop = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+        self.db: sqlite3.Connection | None = None
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder, not a results store file")
         if not create and not self.path.is_file():
@@ -170,11 +262,13 @@ class Store:
             else:
                 self.db = self._open_existing(busy_timeout_ms)
         except (StoreError, sqlite3.Error, OSError) as e:
+            if self.db is not None:
+                self.db.close()
             if create and not existed:  # leave no half-created store behind
                 for suffix in ("", "-wal", "-shm", "-journal"):
                     Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
-            if self.path.exists() and not writable:
+            if self.path.exists() and not writable and not isinstance(e, _NotAStore):
                 raise StoreError(f"{self.path}: the store file or its folder is read-only") from None
             if isinstance(e, StoreError):
                 raise
@@ -196,6 +290,7 @@ class Store:
             db = sqlite3.connect(tmp)
             db.executescript(SCHEMA)
             _add_columns(db)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.commit()
             db.close()
             os.link(tmp, self.path)
@@ -207,12 +302,20 @@ class Store:
             tmp.unlink(missing_ok=True)
 
     def _create_schema(self) -> None:
+        """Makes the file a complete, marked store of the current schema: checks first, reading
+        only, that it is a bench store (or an empty file), then switches it to WAL and adds what
+        is missing (the tables of a new file, the newer columns and the marker of an older store)
+        in one transaction."""
+        _recognise(self.db, self.path)
         if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
-        # an older store gains the newer columns; under the write lock, so that of two processes
-        # upgrading one store at once, the second sees the first one's columns
+        # under the write lock, so that of two processes creating or upgrading one store at once,
+        # the second sees the first one's tables and columns
         with _Transaction(self.db) as db:
+            if _recognise(db, self.path) != "marked":
+                for statement in _schema_statements():
+                    db.execute(statement)
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             _add_columns(db)
 
     def _open_existing(self, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -227,16 +330,24 @@ class Store:
                 raise
             db = self._connect(busy_timeout_ms, f"file:{self.path.resolve()}?mode=ro&immutable=1")
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        try:
+            if _recognise(db, self.path) == "empty":
+                missing = ", ".join(sorted(TABLES))
+                raise _NotAStore(f"{self.path}: not a bench results store (no {missing} table)")
+        except BaseException:
+            db.close()
+            raise
         for name in OPTIONAL_TABLES - tables:  # an older store: read as if empty, writing nothing
             create = re.search(rf"CREATE TABLE IF NOT EXISTS {name} \([^;]*\);", SCHEMA)
             db.execute(create.group(0).replace("CREATE TABLE", "CREATE TEMP TABLE"))
-        if not TABLES <= tables:
-            db.close()
-            missing = ", ".join(sorted(TABLES - tables))
-            raise StoreError(f"{self.path}: not a bench results store (no {missing} table)")
         return db
 
     def close(self) -> None:
+        """Closes the store; the heartbeats of runs still held stop (their lease runs out)."""
+        self._beat_stop.set()
+        thread = self._beat_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
         self.db.close()
 
     def _retry(self, fn: Callable[[], T], what: str) -> T:
@@ -349,37 +460,107 @@ class Store:
         return out
 
     def claim(self, key: str, log_path: str) -> str | None:
-        """Takes run ``key`` for this process (``running``, owned by it). Returns None when
-        claimed, else why not: ``"done"`` or the live owner that is running it."""
+        """Takes run ``key`` for this process (``running``, owned by it, with a fresh heartbeat
+        that this store renews until the run's result is written or given back). Returns None
+        when claimed, else why not: ``"done"`` or the live owner that is running it."""
         me = owner_id()
 
         def write(db: sqlite3.Connection) -> str | None:
-            row = db.execute("SELECT status, owner FROM runs WHERE key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT status, owner, heartbeat, started_at FROM runs WHERE key = ?", (key,)
+            ).fetchone()
             if row is None:
                 return "gone"  # dropped from the plan by another driver's edit of the suite
-            status, owner = row
+            status, owner, heartbeat, started = row
             if status == "done":
                 return "done"
-            if status == "running" and owner and owner != me and owner_alive(owner):
+            if status == "running" and owner and owner != me and owner_alive(owner, heartbeat, started):
                 return owner
+            t = time.time()
             db.execute(
                 "UPDATE runs SET status='running', owner=?, attempts=COALESCE(attempts, 0) + 1,"
-                " started_at=?, log_path=? WHERE key=?",
-                (me, now(), log_path, key),
+                " started_at=?, heartbeat=?, log_path=? WHERE key=?",
+                (me, datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds"), t, log_path, key),
             )
             return None
 
-        return self._write(write, "cannot claim a run")
+        why = self._write(write, "cannot claim a run")
+        if why is None:
+            self._hold([key])
+        return why
 
     def mark_pending(self, keys: Iterable[str]) -> None:
         """Gives back this process's claims on ``keys`` (interrupted runs)."""
+        keys = list(keys)
         rows = [(k, owner_id()) for k in keys]
         self._write(
             lambda db: db.executemany(
-                "UPDATE runs SET status='pending', owner=NULL WHERE key=? AND status='running' AND owner=?",
+                "UPDATE runs SET status='pending', owner=NULL, heartbeat=NULL"
+                " WHERE key=? AND status='running' AND owner=?",
                 rows,
             )
         )
+        self._release(keys)
+
+    # -- the lease: heartbeats of the runs this process holds ----------------------------
+
+    def _hold(self, keys: Iterable[str]) -> None:
+        """Adds ``keys`` to the runs whose heartbeat this store renews; starts its heartbeat
+        thread if none runs."""
+        with self._held_lock:
+            self._held.update(keys)
+            if self._held and self._beat_thread is None and not self._beat_stop.is_set():
+                self._beat_thread = threading.Thread(target=self._beat, name="bench-heartbeat", daemon=True)
+                self._beat_thread.start()
+
+    def _release(self, keys: Iterable[str]) -> None:
+        with self._held_lock:
+            self._held.difference_update(keys)
+
+    def _beating(self) -> bool:
+        """Whether the heartbeat thread runs."""
+        with self._held_lock:
+            return self._beat_thread is not None
+
+    def _beat(self) -> None:
+        """The heartbeat thread: every tenth of the lease, renews the heartbeat of the runs this
+        process holds, in one short transaction on a connection of its own (with the store's
+        retries, so a busy store delays a beat but never fails it); ends when no run is held
+        (runs finished, given back, or taken over by another driver) or the store is closed."""
+        db: sqlite3.Connection | None = None
+        try:
+            while not self._beat_stop.wait(lease_s() / 10):
+                with self._held_lock:
+                    keys = sorted(self._held)
+                    if not keys:
+                        self._beat_thread = None
+                        return
+                try:
+                    db = db or self._connect(self.busy_timeout_ms)
+                    still = self._retry(partial(self._renew, db, keys), "cannot renew a run's lease")
+                except (StoreError, sqlite3.Error):
+                    continue  # the next beat tries again; the result's write reports a broken store
+                with self._held_lock:  # a run another driver took over is no longer renewed
+                    self._held.difference_update(set(keys) - still)
+        finally:
+            with self._held_lock:
+                if self._beat_thread is threading.current_thread():
+                    self._beat_thread = None
+            if db is not None:
+                db.close()
+
+    def _renew(self, db: sqlite3.Connection, keys: list[str]) -> set[str]:
+        """Sets the heartbeat of those of ``keys`` this process still holds to now; returns them."""
+        me, t, still = owner_id(), time.time(), set()
+        with _Transaction(db):
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                where = f"key IN ({marks}) AND status = 'running' AND owner = ?"
+                db.execute(f"UPDATE runs SET heartbeat = ? WHERE {where}", (t, *chunk, me))
+                rows = db.execute(f"SELECT key FROM runs WHERE {where}", (*chunk, me))
+                still.update(key for (key,) in rows)
+        return still
 
     def write_result(self, result: dict) -> None:
         """Stores one finished run (done or failed) in a single transaction."""
@@ -403,7 +584,7 @@ class Store:
             db.execute(
                 "UPDATE runs SET status=?, error=?, started_at=?, ended_at=?, wall_time=?,"
                 " train_time=?, env_steps=?, git_rev=?, packages=?, host=?, log_path=?, owner=NULL,"
-                " peak_rss_mb=?, parameters=?, machine=?, machine_info=? WHERE key=?",
+                " heartbeat=NULL, peak_rss_mb=?, parameters=?, machine=?, machine_info=? WHERE key=?",
                 (
                     result["status"],
                     result.get("error"),
@@ -425,18 +606,27 @@ class Store:
             )
 
         self._write(write, f"cannot store run {key}")
+        self._release([key])
 
     # -- reading -------------------------------------------------------------------------
 
     def status_counts(self) -> pd.DataFrame:
         """Per suite: runs of its current plan by status. A ``running`` run whose driver has
-        died (killed, crashed) counts as ``interrupted``: the next ``bench run`` re-runs it."""
-        owner = "r.owner" if "owner" in self._run_columns() else "NULL"
+        died (killed, crashed, or its lease ran out: ``owner_alive``) counts as ``interrupted``:
+        the next ``bench run`` re-runs it."""
+        have = self._run_columns()
+        owner = "r.owner" if "owner" in have else "NULL"
+        heartbeat = "r.heartbeat" if "heartbeat" in have else "NULL"
         rows = self._read(
-            f"SELECT p.suite AS suite, s.version AS version, r.status AS status, {owner} AS owner"
+            f"SELECT p.suite AS suite, s.version AS version, r.status AS status, {owner} AS owner,"
+            f" {heartbeat} AS heartbeat, r.started_at AS started_at"
             " FROM plan p JOIN runs r ON r.key = p.key LEFT JOIN suites s ON s.name = p.suite"
         )
-        stale = (rows.status == "running") & ~rows.owner.map(owner_alive).astype(bool)
+        alive = [
+            owner_alive(o, None if pd.isna(h) else float(h), s)
+            for o, h, s in zip(rows.owner, rows.heartbeat, rows.started_at, strict=True)
+        ]
+        stale = (rows.status == "running") & ~pd.Series(alive, index=rows.index, dtype=bool)
         rows.loc[stale, "status"] = "interrupted"
         statuses = ["done", "failed", "running", "interrupted", "pending"]
         counts = pd.crosstab([rows.suite, rows.version.fillna("")], rows.status)

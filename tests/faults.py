@@ -5,6 +5,10 @@
 With ``BENCH_FAULT_MARKER=PATH`` and ``BENCH_FAULT_COMMIT_DELAY=SECONDS`` set, every transaction
 that stores a finished run pauses after its last write and before its COMMIT, with the file PATH
 created, so a test that sees PATH can SIGKILL the process in the middle of a store write.
+
+With ``BENCH_FAULT_HOLD=PATH`` set, the driver stops after storing its first finished run, with
+the file PATH created, until a signal ends it: a test that sees PATH interrupts a suite that
+certainly has unfinished runs, however slow or loaded the machine.
 """
 
 from __future__ import annotations
@@ -41,7 +45,22 @@ def _install(marker: Path, delay: float) -> None:
     store._Transaction.__exit__ = slow_exit
 
 
+def _hold_after_first_run(marker: Path) -> None:
+    write_result = store.Store.write_result
+
+    def write_and_hold(self, result):
+        out = write_result(self, result)
+        marker.touch()
+        while True:  # until a signal handler raises (SIGINT, SIGTERM) or the process is killed
+            time.sleep(3600)
+        return out
+
+    store.Store.write_result = write_and_hold
+
+
 if __name__ == "__main__":
+    if os.environ.get("BENCH_FAULT_HOLD"):
+        _hold_after_first_run(Path(os.environ["BENCH_FAULT_HOLD"]))
     if os.environ.get("BENCH_FAULT_MARKER"):
         _install(
             Path(os.environ["BENCH_FAULT_MARKER"]), float(os.environ.get("BENCH_FAULT_COMMIT_DELAY", "1"))

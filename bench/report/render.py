@@ -42,6 +42,7 @@ from bench.report.tables import (
     pick,
     replication_cell,
 )
+from bench.safeio import csv_text, glob_escape, pid_alive, recover_folder, replace_folder
 
 MARKER = "report.json"  # identifies a folder written by `bench report` (safe to replace)
 
@@ -97,6 +98,7 @@ def build(
     ``formats``: the figure files written (``figures.FORMATS``; default PNG and SVG)."""
     out = Path(out)
     check_destination(out)
+    sweep_folders(out)
     tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "figures").mkdir(parents=True)
@@ -106,15 +108,63 @@ def build(
             (tmp / "notes.txt").write_text(notes, encoding="utf-8")
         summary = _render(results, tmp, published, published_source, reps, seed, progress, parsed, formats,
                           out / "replication")  # fmt: skip
-        old = out.parent / f".{out.name}.old{os.getpid()}"
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        written = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        meta = json.loads((tmp / MARKER).read_text(encoding="utf-8"))
+        (tmp / MARKER).write_text(json.dumps({**meta, "files": written}, indent=1) + "\n", encoding="utf-8")
+        summary["kept"] = _keep_foreign_files(out, tmp)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
+
+
+def sweep_folders(out: Path) -> None:
+    """Puts back a report that a killed ``bench report`` had moved aside, and removes the
+    half-built folders that killed renders left beside ``out``."""
+    recover_folder(out)
+    for tmp in out.parent.glob(f".{glob_escape(out.name)}.tmp*"):
+        pid = tmp.name[len(out.name) + 5 :]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bench_files(out: Path) -> set[str] | None:
+    """The files a previous report in ``out`` says it wrote (None: a report from before the list)."""
+    try:
+        files = json.loads((out / MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return set(files) if isinstance(files, list) else None
+
+
+def _keep_foreign_files(out: Path, tmp: Path) -> list[str]:
+    """Copies into the new report ``tmp`` the files of the old one at ``out`` that bench did not
+    write (the author's own notes, say), so replacing a report never deletes them. Bench's own:
+    the old report's file list, ``replication/`` (`bench replicate`'s, carried or dropped by the
+    render) and, for a report from before the list, ``figures/`` and whatever the new one writes
+    again. A file of the author's that the new report would overwrite with other content stops
+    the render (ReportError), before the old report is touched."""
+    if not out.is_dir():
+        return []
+    ours = _bench_files(out)
+    kept = []
+    for path in sorted(p for p in out.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(out).as_posix()
+        if rel.startswith("replication/") or (ours is not None and rel in ours):
+            continue
+        if ours is None and (rel.startswith("figures/") or rel == MARKER or (tmp / rel).is_file()):
+            continue
+        target = tmp / rel
+        if target.exists():
+            if path.is_file() and target.read_bytes() == path.read_bytes():
+                continue
+            raise ReportError(f"{path}: a file bench did not write, and the new report writes one of that "
+                              "name; move it, or choose another --output")  # fmt: skip
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target, follow_symlinks=False)
+        kept.append(rel)
+    return kept
 
 
 NOTES_LIMIT = 64 * 1024
@@ -366,7 +416,9 @@ def _render(
     if published is not None and len(published):
         csv_files["published.csv"] = published[published.task.isin(tasks)]
     for name, table in csv_files.items():
-        table.to_csv(tmp / name, index=name == "probability_of_improvement.csv")
+        (tmp / name).write_text(
+            csv_text(table, index=name == "probability_of_improvement.csv"), encoding="utf-8"
+        )
     replication = _carry_replication(replication_dir, tmp)
 
     prov = R.provenance(results)

@@ -168,21 +168,25 @@ def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tm
     text = TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]").replace("1024", "4096")
     suite = write_suite(text)
     store = tmp_path / "bench.sqlite"
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--store", str(store), "-q", "--jobs", "2"]
+    held = tmp_path / "held"  # the driver holds after its first stored run: there is work left to stop
+    cmd = [sys.executable, "-m", "tests.faults", "run", str(suite), "--store", str(store), "-q", "-j", "2"]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        env={**os.environ, "PYTHONPATH": os.getcwd(), "BENCH_FAULT_HOLD": str(held)},
     )
-    _wait_for_done(store, 1)
+    deadline = time.time() + 600
+    while not held.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert held.exists(), proc.communicate()[1] if proc.poll() is not None else "no run finished in 600 s"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     statuses = dict(_rows(store, "SELECT status, COUNT(*) FROM runs GROUP BY status"))
-    assert "running" not in statuses and statuses.get("done", 0) < 8
+    assert "running" not in statuses and statuses["done"] == 1 and statuses["pending"] == 7
     assert main(["run", str(suite), "--store", str(store), "-q"]) == 0
     assert _rows(store, "SELECT COUNT(*) FROM runs WHERE status='done'")[0][0] == 8
 

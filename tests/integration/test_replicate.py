@@ -13,7 +13,7 @@ def test_replicate_refuses_what_it_cannot_do(tmp_path, capsys):
     assert main(["replicate", str(tmp_path)]) == 2
     assert "not a bench report folder (no report.json)" in capsys.readouterr().err
     assert main(["replicate", str(tmp_path), "--seeds", "1"]) == 2
-    assert "--seeds must be at least 2" in capsys.readouterr().err
+    assert "--seeds: '1': must be >= 2" in capsys.readouterr().err
     report = tmp_path / "rep"
     report.mkdir()
     (report / "report.json").write_text(json.dumps({"suite": "tiny", "provenance": {"suite hash": "0"}}))
