@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from tests.integration.test_hostile_results import run_cli, tidy_table
 
@@ -244,3 +246,84 @@ def test_formula_labels_are_neutralised_and_the_table_still_reads(tmp_path, caps
     assert neighbour.read_text() == "keep me\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.csv.tmp", "run"]
     assert_leaderboard_reads(out, capsys)
+
+
+# -- generated hostile input (hypothesis) ----------------------------------------------------------
+
+CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(10**6), 10**6).map(str),
+    st.sampled_from(["", " ", "abc", "1e309", "-0", "0x10", "1_0", '"1"', "nan", "∞", "1,2", "\x1b[31m"]),
+)
+MONITOR_ROWS = st.lists(
+    st.one_of(
+        st.tuples(CELLS, CELLS, CELLS).map(",".join),
+        st.tuples(st.floats(-500, 500), st.integers(1, 500), st.floats(0, 1e4)).map(
+            lambda c: f"{c[0]!r},{c[1]},{c[2]!r}"
+        ),
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=30).map(lambda t: t.replace("\n", " ")),
+    ),
+    max_size=12,
+)
+LABEL = st.one_of(
+    st.just("ppo"), st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20)
+)
+
+
+def _import_ends_well(argv: list, out: Path, root: Path, capsys) -> int:
+    """``bench import ARGV``: exit 0 with a table the leaderboard reads, or exit 2 with one line
+    and nothing changed; never a traceback."""
+    before = snapshot(root)
+    rc, err = run_cli(["import", *map(str, argv)], capsys)
+    assert rc in (0, 2) and "Traceback" not in err, err
+    if rc == 2:
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        assert snapshot(root) == before
+    else:
+        assert "\x1b" not in err
+        assert_leaderboard_reads(out, capsys)
+    return rc
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=MONITOR_ROWS, algorithm=LABEL)
+def test_generated_monitor_files_are_imported_or_refused_in_one_line(
+    rows, algorithm, tmp_path_factory, capsys
+):
+    root = tmp_path_factory.mktemp("gen")
+    monitor = write_monitor(root / "run" / "0.monitor.csv", rows)
+    out = root / "out.csv"
+    rc = _import_ends_well(
+        [monitor, "--task", "CartPole-v1", "--algorithm", algorithm, "-o", out], out, root, capsys
+    )
+    event("imported" if rc == 0 else "refused")
+
+
+@pytest.fixture(scope="module")
+def event_file(tmp_path_factory) -> bytes:
+    folder = tmp_path_factory.mktemp("events")
+    return write_events(folder, [float(v) for v in range(20)]).read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_generated_damage_to_an_event_file_is_caught(data, event_file, tmp_path_factory, capsys):
+    """Bytes flipped, cut or appended anywhere in an event file: imported only when every record
+    still checks out (appending whole records, say), else one line."""
+    root = tmp_path_factory.mktemp("dmg")
+    blob = bytearray(event_file)
+    how = data.draw(st.sampled_from(["flip", "cut", "append"]))
+    if how == "flip":
+        at = data.draw(st.integers(0, len(blob) - 1))
+        blob[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    else:
+        blob += data.draw(st.binary(min_size=1, max_size=64))
+    (root / "tb").mkdir()
+    (root / "tb" / "events.out.tfevents.1.host").write_bytes(bytes(blob))
+    rc = _import_ends_well([root / "tb", *LABELS, "-o", root / "out.csv"], root / "out.csv", root, capsys)
+    event(f"{how}: {'imported' if rc == 0 else 'refused'}")
+    if how == "flip" or (how == "cut" and len(blob) > 0):
+        assert rc == 2  # a changed or cut record never passes as data
