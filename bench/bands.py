@@ -1,5 +1,5 @@
 """Reference bands: where the reference every fine-tuning starts from must lie — each LM task's
-π_SFT row (``bench.lm.calibrate`` explains why and builds its perturbation table) and the control
+π_SFT row (``bench.pipeline.calibrate`` explains why and builds its perturbation table) and the control
 alignment tasks' reference policies — so that methods have room to move and a verdict does not
 hang on which side of a band the reference landed. Reports state the check at the top."""
 

@@ -256,9 +256,9 @@ def _train_control(spec: RunSpec, algo, cfg, recorder, logger) -> None:
     """A classic-control run (with the task's reference and preferences for alignment methods)."""
     import torch
 
-    from bench.control.alignment import AlignmentContext
     from bench.control.tasks import get_task
     from bench.evaluation import Evaluator
+    from bench.pipeline.context import run_context
 
     ev = spec.evaluation
     task = get_task(spec.task)
@@ -266,7 +266,7 @@ def _train_control(spec: RunSpec, algo, cfg, recorder, logger) -> None:
     if algo.aligned:
         # reference policy and preference data: built once per (task, seed, recipe), cached;
         # their build time is not part of this run's time
-        context = AlignmentContext(task, spec.alignment, spec.seed, log=logger.info)
+        context = run_context(task, spec.alignment, spec.seed, log=logger.info)
         reference = context.reference()
         extra = (context,)
     evaluator = Evaluator(task, recorder, spec.seed, ev.eval_every, ev.eval_episodes, ev.temperatures,
@@ -283,15 +283,14 @@ def _train_lm(spec: RunSpec, algo, cfg, recorder, logger) -> None:
     import torch
 
     from bench.lm import quiet_hf
-    from bench.lm.evaluation import LMEvaluator
-    from bench.lm.setup import LMContext
     from bench.lm.tasks import get_lm_task
+    from bench.lm_evaluation import LMEvaluator
+    from bench.pipeline.context import run_context
 
     quiet_hf()
     task = get_lm_task(spec.task)
     ev = spec.evaluation
-    context = LMContext(task, spec.alignment, spec.seed, log=logger.info)
-    _log_reference_check(context, logger)
+    context = run_context(task, spec.alignment, spec.seed, log=logger.info)
     evaluator = LMEvaluator(
         context, recorder, spec.seed, ev.eval_every, ev.temperatures, ev.final_temperatures
     )
@@ -299,25 +298,6 @@ def _train_lm(spec: RunSpec, algo, cfg, recorder, logger) -> None:
     recorder.start = time.perf_counter()
     context.recorder = recorder  # from here on, artifact build time is kept out of training time
     algo.train(task, cfg, spec.env_steps, spec.seed, evaluator, recorder, context)
-
-
-def _log_reference_check(context, logger) -> None:
-    """Logs π_SFT against its task's band (``bench.bands``; evaluated once per π_SFT, cached beside
-    it) before training: the run's log shows where its starting point lies. The evaluation draws
-    from its own generators, so the run's records do not depend on it."""
-    from bench.bands import BANDS
-
-    if context.task.id not in BANDS:
-        return
-    from bench.lm.calibrate import check
-
-    try:
-        row = check(context)
-    except Exception as e:  # noqa: BLE001 - a failed check is logged; the run goes on
-        logger.info("pi_SFT band check failed: %s: %s", type(e).__name__, e)
-        return
-    if row is not None:
-        logger.info(row["text"])
 
 
 def _result(spec, recorder, logger, handler, started, log_path, status, error) -> dict:

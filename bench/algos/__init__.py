@@ -5,7 +5,8 @@ Every ``train`` has the signature ``train(task, cfg, env_steps, seed, evaluator,
 alignment methods (``aligned=True``) also take the run's ``AlignmentContext`` (reference policy,
 preference data) as a seventh argument and need the suite's ``alignment:`` section. LM methods
 (``domain="lm"``) run on LM tasks, get an ``LMEvaluator`` and the run's ``LMContext`` (tokenizer,
-π_SFT, preferences, reward model) and count their budget in optimizer updates.
+π_SFT, preferences, reward model) and count their budget in optimizer updates. Both context types
+are in ``bench.artifacts``: methods never import the pipeline that builds them.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.algos import losses, pg, ppo
 from bench.algos.guard import check_finite
 from bench.algos.reward_model import RewardModelConfig, load_reward_model
-from bench.algos.rollout import Rollout, Shaping, build_agent
-from bench.control.alignment import AlignmentContext, Preferences, reference_episodes
+from bench.algos.rollout import Rollout, Shaping, build_agent, reference_episodes
+from bench.artifacts import AlignmentContext, SegmentPreferences
 from bench.control.policies import ActorCritic, PolicyAct, ReturnScaler, categorical_kl, gaussian_kl
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
@@ -138,7 +138,7 @@ PG_DEFAULTS = _online_defaults(pg.TASK_DEFAULTS)
 
 
 def sequence_logp(
-    model: ActorCritic, prefs: Preferences, idx: torch.Tensor, actions_of: torch.Tensor | None = None
+    model: ActorCritic, prefs: SegmentPreferences, idx: torch.Tensor, actions_of: torch.Tensor | None = None
 ) -> torch.Tensor:
     """log π(segment) = Σ_t log π(a_t|s_t) over the real steps of segments ``idx`` [B]; with
     ``actions_of``, the actions of those other segments on the states of ``idx`` (KTO's

@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos.guard import check_finite
 from bench.algos.losses import PREFERENCE_LOSSES, RELATIVES, relative_loss
-from bench.lm.evaluation import LMEvaluator
-from bench.lm.generation import completion_logits
-from bench.lm.setup import LMContext, rm_scores_batched
+from bench.artifacts import LMContext
+from bench.lm.generation import completion_logits, rm_scores_batched
 from bench.lm.tasks import LMTask
+from bench.lm_evaluation import LMEvaluator
 from bench.recorder import Recorder
 
 

@@ -20,8 +20,8 @@ from torch import nn
 
 from bench.algos import losses
 from bench.algos.guard import check_finite
+from bench.artifacts import AlignmentContext, SegmentPreferences
 from bench.cache import cached, recipe_hash
-from bench.control.alignment import AlignmentContext, Preferences
 from bench.control.policies import HiddenSizes, mlp
 from bench.fingerprint import artifact_code
 
@@ -53,11 +53,11 @@ class RewardModel(nn.Module):
         """Per-step reward [...] for obs [..., d] and actions [...] / [..., D]."""
         return self.net(self.features(obs, actions)).squeeze(-1) / self.scale
 
-    def segment_sums(self, prefs: Preferences, idx: torch.Tensor) -> torch.Tensor:
+    def segment_sums(self, prefs: SegmentPreferences, idx: torch.Tensor) -> torch.Tensor:
         return (self(prefs.obs[idx], prefs.actions[idx]) * prefs.mask[idx]).sum(-1)
 
 
-def _accuracy(rm: RewardModel, prefs: Preferences, pairs: slice) -> tuple[float, float]:
+def _accuracy(rm: RewardModel, prefs: SegmentPreferences, pairs: slice) -> tuple[float, float]:
     """(accuracy against the labels, against the true return order) on ``pairs``."""
     with torch.no_grad():
         w, lo = prefs.winner[pairs], prefs.loser[pairs]
@@ -66,7 +66,7 @@ def _accuracy(rm: RewardModel, prefs: Preferences, pairs: slice) -> tuple[float,
     return float((margin > 0).float().mean()), float(((margin > 0) == (true > 0)).float().mean())
 
 
-def train_reward_model(prefs: Preferences, n_pairs: int | None, cfg: RewardModelConfig, seed: int,
+def train_reward_model(prefs: SegmentPreferences, n_pairs: int | None, cfg: RewardModelConfig, seed: int,
                        action_dim: int, continuous: bool) -> dict:  # fmt: skip
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

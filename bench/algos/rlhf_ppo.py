@@ -39,11 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.algos import losses
 from bench.algos.guard import check_finite
 from bench.algos.lm import Batches, optimizer_step
-from bench.lm.evaluation import LMEvaluator
-from bench.lm.generation import batch_pairs, sample, score
+from bench.artifacts import LMContext
+from bench.lm.generation import batch_pairs, rm_scores_batched, sample, score
 from bench.lm.models import load_scalar_model, scalar_model_from
-from bench.lm.setup import LMContext, rm_scores_batched
 from bench.lm.tasks import LMTask
+from bench.lm_evaluation import LMEvaluator
 from bench.recorder import Recorder
 
 

@@ -1,4 +1,5 @@
-"""On-policy experience collection shared by PG and PPO.
+"""On-policy experience collection shared by PG and PPO, and whole episodes of a fixed policy
+(``reference_episodes``: the segments of control preference data, reward-model checks).
 
 Gymnasium vector envs autoreset in NEXT_STEP mode: the step after an episode ends is a reset
 step whose action is ignored (reward 0). Such steps are marked ``valid = False`` and left out of
@@ -188,3 +189,35 @@ def build_agent(task: Task, cfg, seed: int, recorder: Recorder, init: PolicyAct 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+@torch.no_grad()
+def reference_episodes(task: Task, ref: PolicyAct, episodes: int, seed: int):
+    """``episodes`` full episodes of a policy (π_ref, or a fine-tuned one) at T = 1: list of
+    (obs [L, d] as the policy saw them, actions, rewards [L], ended by the time limit)."""
+    n_envs = min(episodes, 16)
+    env = task.make_vec(n_envs)
+    space = env.single_action_space
+    bounds = (space.low, space.high) if task.continuous else None
+    obs, _ = env.reset(seed=seed)
+    bufs: list[list] = [[] for _ in range(n_envs)]
+    out = []
+    prev_done = np.zeros(n_envs, bool)
+    while len(out) < episodes:
+        params = ref.dist(obs)
+        action = ref.model.sample(params, 1.0, ref.generator).numpy()
+        normed = ref.obs_norm(obs)
+        env_action = np.clip(action, *bounds) if bounds is not None else action
+        next_obs, reward, term, trunc, _ = env.step(env_action)
+        for i in range(n_envs):
+            if prev_done[i]:  # NEXT_STEP autoreset step: not part of any episode
+                continue
+            bufs[i].append((normed[i], action[i], float(reward[i])))
+            if term[i] or trunc[i]:
+                o, a, r = zip(*bufs[i], strict=True)
+                out.append((np.stack(o), np.stack(a), np.asarray(r), bool(trunc[i] and not term[i])))
+                bufs[i] = []
+        prev_done = term | trunc
+        obs = next_obs
+    env.close()
+    return out[:episodes]  # (obs, actions, rewards, ended by the time limit)

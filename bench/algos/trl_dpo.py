@@ -19,9 +19,9 @@ from pydantic import Field
 
 from bench.algos.guard import Diverged, check_finite
 from bench.algos.lm import OfflineLMConfig
-from bench.lm.evaluation import LMEvaluator
-from bench.lm.setup import LMContext
+from bench.artifacts import LMContext
 from bench.lm.tasks import LMTask
+from bench.lm_evaluation import LMEvaluator
 from bench.recorder import Recorder
 
 TRL_LOSS = {"dpo": "sigmoid", "ipo-mean": "ipo", "hinge": "hinge"}

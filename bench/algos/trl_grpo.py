@@ -20,9 +20,9 @@ import numpy as np
 
 from bench.algos.rlhf_ppo import LMGRPOConfig, SequenceScorer
 from bench.algos.trl_dpo import run_trl
-from bench.lm.evaluation import LMEvaluator
-from bench.lm.setup import LMContext
+from bench.artifacts import LMContext
 from bench.lm.tasks import LMTask
+from bench.lm_evaluation import LMEvaluator
 from bench.recorder import Recorder
 
 

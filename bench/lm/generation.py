@@ -6,13 +6,15 @@ A row stops at eos (which is kept in its completion) or after ``max_new_tokens``
 
 ``score`` runs prompt + completion through a model in one right-padded forward pass and returns,
 per completion token, the log-probability of that token and the full next-token log-softmax; the
-sequence-level KL of shared/design.md §3 is built from these (``sequence_kl``).
+sequence-level KL of shared/design.md §3 is built from these (``sequence_kl``). ``rm_scores``
+reads a reward model's (scalar-head model's) score of prompt + completion at its last token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -156,3 +158,19 @@ def sequence_kl(policy: Scored, reference: Scored) -> tuple[torch.Tensor, torch.
     per_token = (p * (policy.logprobs - reference.logprobs)).sum(-1) * policy.mask
     k1 = (policy.token_logp - reference.token_logp) * policy.mask
     return per_token.sum(-1), k1.sum(-1)
+
+
+def rm_scores(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Reward-model score of each prompt + completion (read at its last token)."""
+    ids, attn, *_ = batch_pairs(prompts, completions, pad_id)
+    return model(input_ids=ids.to(model.device), attention_mask=attn.to(model.device)).logits[:, 0]
+
+
+@torch.no_grad()
+def rm_scores_batched(model, prompts, completions, pad_id: int, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    out = [
+        rm_scores(model, prompts[i : i + batch_size], completions[i : i + batch_size], pad_id).cpu().numpy()
+        for i in range(0, len(prompts), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0)

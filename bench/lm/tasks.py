@@ -23,7 +23,7 @@ class LMTask:
     corpus: Callable[[int, int], list[str]]  # the project's generated corpus: (documents, seed) -> texts
     gold: str  # default gold scorer (bench.lm.gold)
     # text -> (prompt, reference) for tasks whose prompts come with a reference completion;
-    # None: prompts are prefixes cut from the documents (bench.lm.setup.cut_prompts)
+    # None: prompts are prefixes cut from the documents (bench.pipeline.lm.cut_prompts)
     split: Callable[[str], tuple[str, str] | None] | None = None
     # record name -> f(references, completions) -> per-completion values (tasks with references)
     reference_metrics: dict[str, Callable[[list[str], list[str]], np.ndarray]] = field(default_factory=dict)

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from bench.algos import ALGORITHMS
 from bench.fingerprint import algorithm_fingerprint, code_id, dumps
-from bench.lm.setup import LMSetup
 from bench.lm.tasks import LM_TASKS
+from bench.pipeline.recipes import LMSetup
 from bench.suite.errors import SuiteError
 from bench.suite.schema import (
     PLUGIN_TIMEOUT_S,

@@ -11,10 +11,9 @@ from pydantic import ValidationError
 
 from bench.algos import ALGORITHMS
 from bench.cache import cache_dir
-from bench.control.alignment import PreferenceRecipe
 from bench.control.tasks import TASKS, Task
-from bench.lm.setup import LMSetup
 from bench.lm.tasks import LM_TASKS
+from bench.pipeline.recipes import LMSetup, PreferenceRecipe
 from bench.plugins import load as load_plugins
 from bench.registry import Origin, PluginError, register_task
 from bench.suite.errors import _CONTROL, SuiteError, _show

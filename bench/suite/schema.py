@@ -13,8 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.control.alignment import Alignment
-from bench.lm.setup import LMSetup
+from bench.pipeline.recipes import Alignment, LMSetup
 from bench.suite.errors import SuiteError, _child_field, _show
 
 MAX_STEPS = 10**11  # largest training budget / evaluation interval (env steps or updates)

@@ -29,9 +29,8 @@ from hypothesis import strategies as st
 
 from bench.algos.ppo import PPOConfig
 from bench.cli import main
-from bench.control.alignment import Alignment, ReferenceRecipe
 from bench.lm.models import ModelRecipe
-from bench.lm.setup import LMSetup
+from bench.pipeline.recipes import Alignment, LMSetup, ReferenceRecipe
 from bench.suite import (
     LABEL_RE,
     MAX_RUNS,

@@ -86,8 +86,8 @@ def test_per_seed_pair_artifacts_are_the_references_own_log_probs(lm_run):
     import torch
 
     from bench.algos.lm import encode_pairs, frozen_pair_logps
+    from bench.artifacts import CompletionPreferences
     from bench.lm.models import load_lm
-    from bench.lm.setup import Preferences
 
     tmp, _ = lm_run
     root = tmp / "cache" / "lm" / "sentiment"
@@ -99,7 +99,7 @@ def test_per_seed_pair_artifacts_are_the_references_own_log_probs(lm_run):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(sft_dir))
-    prefs = Preferences(json.loads(prefs_file.read_text()))
+    prefs = CompletionPreferences(json.loads(prefs_file.read_text()))
     train, held = prefs.split()
     cached_pairs = json.loads(pairs_file.read_text())
     assert cached_pairs["train"] == [list(map(list, x)) for x in encode_pairs(tok, *prefs.texts(train))]

@@ -10,15 +10,12 @@ import torch
 from bench.algos import losses
 from bench.algos.aligned import sequence_logp
 from bench.algos.reward_model import RewardModelConfig, train_reward_model
-from bench.control.alignment import (
-    AlignmentContext,
-    PreferenceRecipe,
-    Preferences,
-    _build_preferences,
-)
+from bench.artifacts import SegmentPreferences
 from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct, categorical_kl, gaussian_kl
 from bench.control.tasks import get_task
 from bench.evaluation import _act_with_kl, play_episodes
+from bench.pipeline.control import ControlPipeline, _build_preferences
+from bench.pipeline.recipes import PreferenceRecipe
 
 
 def _policy(obs_dim, action_dim, continuous, seed, log_std=0.0):
@@ -109,7 +106,8 @@ def _tiny_preferences():
     obs = torch.tensor([[[0.1, 0.2], [0.3, -0.1], [0.0, 0.5]], [[-0.2, 0.1], [0.4, 0.4], [0.0, 0.0]]])
     actions = torch.tensor([[0, 1, 1], [1, 0, 0]])
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
-    return Preferences(obs, actions, mask, torch.tensor([3.0, 2.0]), torch.tensor([0]), torch.tensor([1]), 1)
+    returns = torch.tensor([3.0, 2.0])
+    return SegmentPreferences(obs, actions, mask, returns, torch.tensor([0]), torch.tensor([1]), 1)
 
 
 def test_sequence_logp_and_dpo_on_segments_by_hand():
@@ -186,7 +184,7 @@ def test_bradley_terry_labels_follow_sigma_of_the_return_gap():
 
 def test_reward_model_learns_the_preferences_and_reports_heldout_accuracy():
     data = _cartpole_prefs(0.0, n_pairs=300)
-    prefs = Preferences(
+    prefs = SegmentPreferences(
         *(data[k] for k in ("obs", "actions", "mask", "returns", "winner", "loser", "n_train"))
     )
     out = train_reward_model(
@@ -222,25 +220,25 @@ def test_reference_and_preferences_are_built_once_and_reused(tmp_path, monkeypat
         "preferences": PreferenceRecipe(n_pairs=20, segment_length=10, episodes=4).model_dump(),
     }
     logs = []
-    ctx = AlignmentContext(task, recipe, seed=3, log=logs.append)
+    ctx = ControlPipeline(task, recipe, seed=3, log=logs.append)
     ref = ctx.reference()
     prefs = ctx.preferences()
     assert "trained" in logs[0] and "built" in logs[1]
-    again = AlignmentContext(task, recipe, seed=3, log=logs.append)
+    again = ControlPipeline(task, recipe, seed=3, log=logs.append)
     ref2 = again.reference()
     assert "loaded" in logs[2]
     for a, b in zip(ref.model.state_dict().values(), ref2.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert torch.equal(again.preferences().winner, prefs.winner) and "loaded" in logs[3]
     # another seed or recipe is another artifact
-    other = AlignmentContext(
+    other = ControlPipeline(
         task, {**recipe, "preferences": {**recipe["preferences"], "n_pairs": 30}}, seed=3, log=logs.append
     )
     assert other.ref_hash == ctx.ref_hash and other.pref_hash != ctx.pref_hash
     assert len(list(tmp_path.glob("CartPole-v1/*.pt"))) == 2
     # other code (an edit of the reference training's path) is another artifact too
-    import bench.control.alignment as alignment
+    import bench.pipeline.keys as keys
 
-    monkeypatch.setattr(alignment, "artifact_code", lambda module: "0123456789ab")
-    edited = AlignmentContext(task, recipe, seed=3, log=logs.append)
+    monkeypatch.setattr(keys, "artifact_code", lambda module: "0123456789ab")
+    edited = ControlPipeline(task, recipe, seed=3, log=logs.append)
     assert edited.ref_hash != ctx.ref_hash and edited.pref_hash != ctx.pref_hash

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from bench.bands import BANDS
-from bench.lm import calibrate
-from bench.lm.setup import lm_loss
+from bench.pipeline import calibrate
+from bench.pipeline.lm import lm_loss
 
 
 def test_head_only_loss_is_the_same_loss_summed_in_another_order():

@@ -158,7 +158,8 @@ def test_sb3_parameters_are_checked_before_the_policy_acts_again(algo):
 @pytest.fixture(scope="module")
 def alignment(tmp_path_factory):
     """A CartPole reference policy and 24 preference pairs in a private cache."""
-    from bench.control.alignment import AlignmentContext, PreferenceRecipe
+    from bench.pipeline.control import ControlPipeline
+    from bench.pipeline.recipes import PreferenceRecipe
 
     mp_ = pytest.MonkeyPatch()
     mp_.setenv("BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
@@ -167,7 +168,7 @@ def alignment(tmp_path_factory):
                       "params": {"n_envs": 4, "n_steps": 64}},
         "preferences": PreferenceRecipe(n_pairs=24, segment_length=10, episodes=4).model_dump(),
     }  # fmt: skip
-    ctx = AlignmentContext(get_task("CartPole-v1"), recipe, seed=0, log=lambda _: None)
+    ctx = ControlPipeline(get_task("CartPole-v1"), recipe, seed=0, log=lambda _: None)
     ctx.reference(), ctx.preferences()
     yield ctx
     mp_.undo()
@@ -198,7 +199,8 @@ def test_alignment_loops_check_losses_and_parameters(alignment, algo, params, ex
 
 
 def test_reference_training_divergence_names_the_reference(tmp_path, monkeypatch):
-    from bench.control.alignment import AlignmentContext, PreferenceRecipe
+    from bench.pipeline.control import ControlPipeline
+    from bench.pipeline.recipes import PreferenceRecipe
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
     recipe = {
@@ -206,7 +208,7 @@ def test_reference_training_divergence_names_the_reference(tmp_path, monkeypatch
                       "params": {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 2, "lr": 1000.0}},
         "preferences": PreferenceRecipe(n_pairs=8, segment_length=10, episodes=2).model_dump(),
     }  # fmt: skip
-    ctx = AlignmentContext(get_task("Pendulum-v1"), recipe, seed=0, log=lambda _: None)
+    ctx = ControlPipeline(get_task("Pendulum-v1"), recipe, seed=0, log=lambda _: None)
     with pytest.raises(Diverged, match=r"^diverged at reference-policy env step 128: policy loss is nan$"):
         ctx.reference()
     assert not list(tmp_path.glob("**/*.pt"))  # nothing cached
@@ -217,9 +219,9 @@ def test_reference_training_divergence_names_the_reference(tmp_path, monkeypatch
 
 @pytest.fixture(scope="module")
 def lm_ctx(tmp_path_factory):
+    from bench.artifacts import CompletionPreferences
     from bench.lm.corpus import generate_reviews
     from bench.lm.models import ModelRecipe, build_tiny_lm
-    from bench.lm.setup import Preferences
     from bench.lm.tokenizer import train_tokenizer
 
     texts = [r.text for r in generate_reviews(120, seed=1)]
@@ -229,7 +231,7 @@ def lm_ctx(tmp_path_factory):
     ref.save_pretrained(sft)
     prompts = [t[:24] for t in texts[:8]]
     completions = [[t[24:40], t[40:52]] for t in texts[:8]]
-    prefs = Preferences({
+    prefs = CompletionPreferences({
         "prompt_text": prompts, "prompt_ids": tok(prompts)["input_ids"], "completion_text": completions,
         "completion_ids": [tok(c)["input_ids"] for c in completions], "gold": [[0.5, -0.5]] * 8,
         "pairs": [(i, 0, 1) for i in range(8)], "n_train_prompts": 8, "ties": 0,
@@ -307,7 +309,8 @@ def test_trl_dpo_parameters_are_checked_after_each_step(lm_ctx):
 
 
 def test_sft_training_divergence_is_reported(lm_ctx):
-    from bench.lm.setup import SFTRecipe, train_sft
+    from bench.pipeline.lm import train_sft
+    from bench.pipeline.recipes import SFTRecipe
 
     model = copy.deepcopy(lm_ctx.reference()).requires_grad_(True)
     docs = lm_ctx.preferences().prompt_text

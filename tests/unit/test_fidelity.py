@@ -12,11 +12,10 @@ import torch
 
 from bench.algos import losses, ppo
 from bench.algos.aligned import KLShaping, PPOGTConfig
-from bench.algos.rollout import Rollout, build_agent
-from bench.control.alignment import reference_episodes
+from bench.algos.rollout import Rollout, build_agent, reference_episodes
 from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct, ReturnScaler, categorical_kl
 from bench.control.tasks import get_task
-from bench.lm.evaluation import best_of_n_kl_bound, best_of_n_kl_estimate, best_of_n_kl_exact
+from bench.lm_evaluation import best_of_n_kl_bound, best_of_n_kl_estimate, best_of_n_kl_exact
 from bench.recorder import Recorder
 
 # -- the return scaler --------------------------------------------------------------------------
@@ -327,16 +326,17 @@ def test_lm_policy_on_identical_weights_has_kl_0_ratio_1_and_dpo_loss_log_2(tmp_
     from bench.lm.corpus import generate_reviews
     from bench.lm.generation import score, sequence_kl
     from bench.lm.models import ModelRecipe, build_tiny_lm
-    from bench.lm.setup import LMContext, LMSetup
     from bench.lm.tasks import get_lm_task
     from bench.lm.tokenizer import train_tokenizer
+    from bench.pipeline.lm import LMPipeline
+    from bench.pipeline.recipes import LMSetup
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     tok = train_tokenizer([r.text for r in generate_reviews(300, seed=1)], vocab_size=300)
     sft = build_tiny_lm(ModelRecipe(n_layer=1, n_embd=32, n_head=2, n_positions=64, dropout=0.1), tok, seed=0)
     sft.save_pretrained(tmp_path / "sft")
     task = get_lm_task("sentiment")
-    ctx = LMContext(task, LMSetup().for_task(task), seed=0)
+    ctx = LMPipeline(task, LMSetup().for_task(task), seed=0)
     monkeypatch.setattr(ctx, "sft_path", lambda: tmp_path / "sft")
     policy, ref = ctx.policy(), ctx.reference()
     assert policy.config.resid_pdrop == 0.1  # dropout is in the model; it must be off

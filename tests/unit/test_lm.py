@@ -11,12 +11,13 @@ import torch.nn.functional as F
 
 from bench.algos.lm import LMDPOConfig, encode_pair, pair_logps, preference_loss
 from bench.lm.corpus import generate_reviews
-from bench.lm.evaluation import best_of_n_kl_bound
 from bench.lm.generation import sample, score, sequence_kl
 from bench.lm.gold import get_gold
 from bench.lm.models import ModelRecipe, build_tiny_lm, load_lm
-from bench.lm.setup import PromptRecipe, bradley_terry_pairs, cut_prompts
 from bench.lm.tokenizer import EOS, PAD, train_tokenizer
+from bench.lm_evaluation import best_of_n_kl_bound
+from bench.pipeline.lm import bradley_terry_pairs, cut_prompts
+from bench.pipeline.recipes import PromptRecipe
 
 TEXTS = [r.text for r in generate_reviews(600, seed=3)]
 
@@ -202,8 +203,8 @@ def test_dpo_loss_equals_trl_dpotrainer_on_the_same_batch(model, tok, tmp_path, 
 def test_run_keys_of_earlier_lm_suites_stay_valid():
     """Fields added to the lm: section after runs were stored (device, corpus.reference_field) are
     left out of the run recipe at their defaults, so stored runs keep their keys."""
-    from bench.lm.setup import LMSetup
     from bench.lm.tasks import get_lm_task
+    from bench.pipeline.recipes import LMSetup
 
     recipe = LMSetup().for_task(get_lm_task("sentiment"))
     assert "device" not in recipe and "reference_field" not in recipe["corpus"]
@@ -217,21 +218,22 @@ def test_run_keys_of_earlier_lm_suites_stay_valid():
     with pytest.raises(ValueError, match="needs a task with references"):
         LMSetup(sft={"loss": "completion"}).for_task(get_lm_task("sentiment"))
     # sft.seed: unset, each run seed trains its own pi_SFT; set, every run seed shares one
-    from bench.lm.setup import LMContext
+    from bench.pipeline.lm import LMPipeline
 
     task = get_lm_task("summarization")
     assert "seed" not in LMSetup().for_task(task)["sft"]
     pinned = LMSetup(sft={"seed": 0}).for_task(task)
-    assert [LMContext(task, pinned, seed).sft_seed for seed in (0, 3)] == [0, 0]
-    assert [LMContext(task, LMSetup().for_task(task), seed).sft_seed for seed in (0, 3)] == [0, 3]
+    assert [LMPipeline(task, pinned, seed).sft_seed for seed in (0, 3)] == [0, 0]
+    assert [LMPipeline(task, LMSetup().for_task(task), seed).sft_seed for seed in (0, 3)] == [0, 3]
 
 
 def test_completion_only_sft_scores_the_reference_tokens_only(model, tok):
     """loss: completion — the sequence is the prompt's tokens then those of " " + reference (as a
     sampled completion follows its prompt), and the loss is the mean NLL of the reference tokens
     (and EOS) alone, by hand from the logits."""
-    from bench.lm.setup import SFTRecipe, lm_loss, sft_sequences
     from bench.lm.summaries import split_article
+    from bench.pipeline.lm import lm_loss, sft_sequences
+    from bench.pipeline.recipes import SFTRecipe
 
     docs = ["It rained on Monday. TL;DR: Rain on Monday.", "no separator here"]
     seqs, starts = sft_sequences(tok, docs, SFTRecipe(loss="completion", max_len=64), split_article)

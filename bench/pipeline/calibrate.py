@@ -9,18 +9,19 @@ is not sound: verdicts on one machine do not travel to another. So
   perturbed build must keep;
 * ``check`` evaluates a π_SFT against its band once (cached beside it) — every LM run logs the
   result when its context is built, and reports state it at the top;
-* ``python -m bench.lm.calibrate SUITE`` builds π_SFT under every perturbation this machine can make
-  — 1 and 2 threads, the loss with the LM head at the reference positions only (the same loss, its
-  gradient summed in another order), SFT seeds 0–4 — evaluates each, and appends the rows, with the
-  machine's fingerprint, to a CSV: the perturbation table of the LM guide. Another CPU kind adds
-  its own rows by running the same command there.
+* ``build_and_evaluate`` builds π_SFT under one perturbation this machine can make (``variants``:
+  1 and 2 threads, the loss with the LM head at the reference positions only — the same loss, its
+  gradient summed in another order —, other SFT seeds) and evaluates it; ``scripts/calibrate_sft.py
+  SUITE`` runs every variant and appends the rows, with the machine's fingerprint, to a CSV: the
+  perturbation table of the LM guide (``table_markdown``). Another CPU kind adds its own rows by
+  running the same command there.
+
+Layer: pipeline.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import sys
 import time
 from pathlib import Path
 from unittest import mock
@@ -31,8 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from bench import machine
+from bench.artifacts import LMContext
 from bench.bands import BANDS
 from bench.cache import cached_json, recipe_hash
+from bench.lm.models import build_tiny_lm, load_lm
+from bench.lm_evaluation import LMEvaluator
+from bench.pipeline import lm as pipeline_lm
+from bench.recorder import Recorder
 
 TEMPERATURES = (0.0, 0.5, 1.0)
 EVAL_SEEDS = (0, 1, 2, 3, 4)  # the run seeds whose evaluation generators score π_SFT
@@ -41,7 +47,7 @@ EVAL_SEEDS = (0, 1, 2, 3, 4)  # the run seeds whose evaluation generators score 
 def head_only_loss(
     model, seqs: list[list[int]], pad_id: int, starts: list[int] | None = None
 ) -> torch.Tensor:
-    """``bench.lm.setup.lm_loss`` with the LM head applied at the scored positions only: the same
+    """``bench.pipeline.lm.lm_loss`` with the LM head applied at the scored positions only: the same
     mean next-token loss, its gradient summed in another order (a calibration perturbation)."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -57,13 +63,11 @@ def head_only_loss(
     return F.cross_entropy(logits, ids[:, 1:][target])
 
 
-def evaluate(ctx, model_path: str, seeds=EVAL_SEEDS, temperatures=TEMPERATURES) -> dict[str, float]:
+def evaluate(
+    ctx: LMContext, model_path: str, seeds=EVAL_SEEDS, temperatures=TEMPERATURES
+) -> dict[str, float]:
     """π_SFT's mean judge score and win rate against the references per temperature, each the
     mean over the evaluation generators of ``seeds`` (T = 0 is greedy: one evaluation)."""
-    from bench.lm.evaluation import LMEvaluator
-    from bench.lm.models import load_lm
-    from bench.recorder import Recorder
-
     model = load_lm(model_path).to(ctx.setup.torch_device())
     model.eval()
     out: dict[str, list[float]] = {}
@@ -83,7 +87,7 @@ def evaluate(ctx, model_path: str, seeds=EVAL_SEEDS, temperatures=TEMPERATURES) 
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def check(ctx) -> dict | None:
+def check(ctx: LMContext) -> dict | None:
     """π_SFT of a run's context against its task's band, evaluated once per π_SFT (cached beside
     it): {value, lo, hi, margin, inside, text}; None for a task without a band."""
     band = BANDS.get(ctx.task.id)
@@ -120,21 +124,17 @@ def variants(sft_seeds: list[int], base_seed: int) -> list[dict]:
     return out
 
 
-def build_and_evaluate(ctx, recipe_label: str, v: dict, workdir: Path, log) -> dict:
+def build_and_evaluate(ctx: pipeline_lm.LMPipeline, recipe_label: str, v: dict, workdir: Path, log) -> dict:
     """Trains one π_SFT under perturbation ``v`` (not cached: a calibration build) and evaluates it."""
-    from bench.lm import setup as lm_setup
-    from bench.lm.models import build_tiny_lm
-
     torch.set_num_threads(v["threads"])
     tok = ctx.tokenizer()
     sft_docs, _ = ctx.documents()
     model = build_tiny_lm(ctx.setup.model, tok, v["seed"])
-    patch = (
-        mock.patch.object(lm_setup, "lm_loss", head_only_loss) if v["head_only"] else contextlib.nullcontext()
-    )
+    head_only = mock.patch.object(pipeline_lm, "lm_loss", head_only_loss)
+    patch = head_only if v["head_only"] else contextlib.nullcontext()
     t0 = time.perf_counter()
     with patch:
-        info = lm_setup.train_sft(model, tok, sft_docs, ctx.setup.sft, v["seed"], log, ctx.task.split)
+        info = pipeline_lm.train_sft(model, tok, sft_docs, ctx.setup.sft, v["seed"], log, ctx.task.split)
     seconds = time.perf_counter() - t0
     out = workdir / f"sft-{len(list(workdir.iterdir()))}"
     model.save_pretrained(out)
@@ -174,64 +174,3 @@ def table_markdown(table: pd.DataFrame, task: str = "summarization") -> str:
             f"| {recipe} | {len(g)} | {g[key].min():.3f} | {g[key].max():.3f} | {'yes' if ok else 'no'} |"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from bench.lm.setup import LMContext
-    from bench.lm.tasks import LM_TASKS
-    from bench.suite import SuiteError, expand, find_suite, load_suite
-
-    p = argparse.ArgumentParser(
-        prog="python -m bench.lm.calibrate",
-        description="Build a suite's π_SFT under every perturbation this machine can make and evaluate "
-        "each against the references (the LM guide's perturbation table); rows are appended to --out.",
-    )
-    p.add_argument("suite", help="suite file or shipped suite name (its lm: section is the recipe)")
-    p.add_argument("--task", default="summarization", help="LM task (default summarization)")
-    p.add_argument("--label", help="the recipe's name in the table (default: suite name and version)")
-    p.add_argument("--sft-seeds", default="0,1,2,3,4", help="SFT seeds to try (default 0-4)")
-    p.add_argument(
-        "--only",
-        help="comma-separated variant numbers to build (1 = as specified, 2 = 2 threads, 3 = head-only loss, "
-        "4.. = the other seeds)",
-    )
-    p.add_argument("--out", help="CSV the rows are appended to (default baselines/calibration-TASK.csv)")
-    p.add_argument(
-        "--show", action="store_true", help="print --out as the guide's Markdown tables; build nothing"
-    )
-    args = p.parse_args(argv)
-    args.out = args.out or f"baselines/calibration-{args.task}.csv"
-    if args.show:
-        print(table_markdown(pd.read_csv(args.out), args.task))
-        return 0
-    try:
-        suite = load_suite(find_suite(args.suite))
-    except SuiteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    specs = [s for s in expand(suite) if s.task == args.task and s.alignment_json]
-    if args.task not in LM_TASKS or not specs:
-        print(f"error: suite {suite.name} has no LM runs on task {args.task!r}", file=sys.stderr)
-        return 2
-    ctx = LMContext(LM_TASKS[args.task], specs[0].alignment, 0, log=lambda m: print(m, file=sys.stderr))
-    base = ctx.setup.sft.seed if ctx.setup.sft.seed is not None else 0
-    todo = variants([int(s) for s in args.sft_seeds.split(",")], base)
-    if args.only:
-        todo = [todo[int(i) - 1] for i in args.only.split(",")]
-    label = args.label or f"{suite.name} v{suite.version}"
-    out = Path(args.out)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for v in todo:
-            print(f"{label}: {v['variant']} ...", file=sys.stderr)
-            row = build_and_evaluate(ctx, label, v, Path(tmp), lambda m: None)
-            shown = ", ".join(f"{k}={v}" for k, v in row.items() if k != "cpu")
-            print(f"  {shown}", file=sys.stderr)
-            table = pd.read_csv(out) if out.is_file() else pd.DataFrame()
-            pd.concat([table, pd.DataFrame([row])], ignore_index=True).to_csv(out, index=False)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

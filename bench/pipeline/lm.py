@@ -17,158 +17,38 @@
 6. **Reward model** — π_SFT's transformer with a scalar head, trained with the Bradley–Terry
    loss on the train pairs; its accuracy on the held-out pairs is stored with it.
 
-Every artifact is cached (``bench.cache``) by the hash of the recipe parts it depends on;
+Every artifact is cached (``bench.cache``) under its key (``bench.pipeline.keys``);
 tokenizer and prompts are shared by all seeds, preferences and reward model are per seed, and
 π_SFT is per seed unless ``sft.seed`` pins one π_SFT for every seed.
+
+Layer: pipeline (its builders run SFT and reward-model training; methods see the run's pipeline as
+a ``bench.artifacts.LMContext``).
 """
 
 from __future__ import annotations
 
 import math
 import random
-import re
 import time
 from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bench.cache import cache_dir, cached, cached_dir, cached_json, recipe_hash
-from bench.fingerprint import artifact_code
-from bench.lm.generation import batch_pairs, sample
+from bench.algos.guard import check_finite
+from bench.artifacts import CompletionPreferences
+from bench.cache import cache_dir, cached, cached_dir, cached_json
+from bench.lm.generation import rm_scores, rm_scores_batched, sample
 from bench.lm.gold import Scorer, get_gold
-from bench.lm.models import ModelRecipe, build_tiny_lm, load_lm, load_scalar_model, scalar_model_from
+from bench.lm.models import build_tiny_lm, load_lm, load_scalar_model, scalar_model_from
 from bench.lm.tasks import LMTask
 from bench.lm.tokenizer import encode, train_tokenizer
+from bench.pipeline.keys import derived_key, lm_keys
+from bench.pipeline.recipes import CorpusRecipe, LMSetup, PromptRecipe, SFTRecipe
 from bench.recorder import Recorder
-
-EVAL_SEED_BASE = 1_000_000  # generators of evaluation samples; pipeline samples use the run seed
-
-
-class _Recipe(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=1000)
-
-
-class CorpusRecipe(_Recipe):
-    source: Literal["generated", "hf"] = Field("generated", description="task generator or a dataset")
-    documents: int = Field(20_000, gt=0, le=10_000_000, description="documents to generate / read")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the generated corpus")
-    dataset: str | None = Field(None, description="hf: load_dataset name or builder (csv, json, text)")
-    data_files: str | None = Field(None, description="hf: local data files for a builder")
-    split: str = "train"
-    text_field: str = "text"
-    reference_field: str | None = Field(
-        None, description="hf: a field appended to text_field after a space (e.g. a reference summary)"
-    )
-
-    @model_validator(mode="after")
-    def _dataset_given(self) -> CorpusRecipe:
-        if self.source == "hf" and not self.dataset:
-            raise ValueError("source: hf needs `dataset`")
-        return self
-
-
-class TokenizerRecipe(_Recipe):
-    vocab_size: int = Field(1024, ge=300, le=200_000, description="BPE vocabulary trained on the corpus")
-    name: str | None = Field(None, description="pretrained tokenizer (default: model.base's, if set)")
-
-
-class SFTRecipe(_Recipe):
-    steps: int = Field(2500, ge=0, le=10_000_000)
-    batch_size: int = Field(32, gt=0, le=4096)
-    lr: float = Field(1e-3, gt=0, le=1)
-    warmup: int = Field(50, ge=0, le=10_000_000)
-    max_len: int = Field(96, gt=4, le=8192, description="tokens per training document (truncated)")
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=2**32 - 1,
-        description="None: one π_SFT per run seed; a number: one π_SFT, trained with this seed, for every"
-        " run seed (as in the DPO paper, where every method starts from the same SFT model)",
-    )
-    loss: Literal["all", "completion"] = Field(
-        "all",
-        description="all: next-token loss on every token of a document; completion: only on the reference"
-        " after the prompt (tasks with references; the prompt is tokenised as at generation)",
-    )
-
-
-class PromptRecipe(_Recipe):
-    train: int = Field(1024, gt=0, le=1_000_000, description="train prompts (preference data)")
-    test: int = Field(128, gt=0, le=1_000_000, description="test prompts (every evaluation)")
-    min_tokens: int = Field(2, gt=0, le=8192)
-    max_tokens: int = Field(8, gt=0, le=8192)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
-
-    @model_validator(mode="after")
-    def _range(self) -> PromptRecipe:
-        if self.min_tokens > self.max_tokens:
-            raise ValueError("min_tokens must be <= max_tokens")
-        return self
-
-
-class LMPreferenceRecipe(_Recipe):
-    completions: int = Field(4, ge=2, le=16, description="samples per prompt (4 -> 6 pairs)")
-    tau: float = Field(0.0, ge=0, description="Bradley-Terry temperature; 0 = deterministic")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of the completions")
-    held_out: float = Field(0.1, ge=0, lt=1, description="fraction of prompts held out")
-
-
-class RewardModelRecipe(_Recipe):
-    steps: int = Field(400, gt=0, le=10_000_000)
-    batch_size: int = Field(32, gt=0, le=4096, description="pairs per step")
-    lr: float = Field(3e-4, gt=0, le=1)
-
-
-class LMSetup(_Recipe):
-    """The ``lm:`` section of a suite."""
-
-    corpus: CorpusRecipe = CorpusRecipe()
-    tokenizer: TokenizerRecipe = TokenizerRecipe()
-    model: ModelRecipe = ModelRecipe()
-    sft: SFTRecipe = SFTRecipe()
-    prompts: PromptRecipe = PromptRecipe()
-    max_new_tokens: int = Field(48, gt=0, le=4096, description="completion length limit")
-    preferences: LMPreferenceRecipe = LMPreferenceRecipe()
-    reward_model: RewardModelRecipe = RewardModelRecipe()
-    gold: str | None = Field(
-        None, description="gold scorer: vader | summary-judge | hf:MODEL | hf-rm:MODEL (default: the task's)"
-    )
-    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where models run (auto: cuda if any)")
-
-    @field_validator("gold")
-    @classmethod
-    def _known_gold(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"vader|summary-judge|hf:.+|hf-rm:.+", v):
-            raise ValueError("must be vader, summary-judge, hf:MODEL or hf-rm:MODEL (hub name or local path)")
-        return v
-
-    def torch_device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
-
-    def for_task(self, task: LMTask) -> dict:
-        """The recipe of ``task``'s runs (part of their run keys; the default device and an unset
-        reference field are left out, so run keys from before those fields existed stay valid)."""
-        data = {**self.model_dump(mode="json"), "gold": self.gold or task.gold}
-        if data["device"] == "cpu":
-            del data["device"]
-        if data["corpus"]["reference_field"] is None:
-            del data["corpus"]["reference_field"]
-        if data["sft"]["seed"] is None:
-            del data["sft"]["seed"]
-        if data["sft"]["loss"] == "all":
-            del data["sft"]["loss"]
-        elif not task.has_references:
-            raise ValueError(f"sft.loss: completion needs a task with references; {task.id!r} has none")
-        return data
-
 
 # -- pieces -----------------------------------------------------------------------------------
 
@@ -262,8 +142,6 @@ def sft_sequences(tokenizer, docs: list[str], recipe: SFTRecipe, split=None) -> 
 
 
 def train_sft(model, tokenizer, docs: list[str], recipe: SFTRecipe, seed: int, log, split=None) -> dict:
-    from bench.algos.guard import check_finite  # here: bench.algos imports this module
-
     pad = tokenizer.pad_token_id
     seqs, starts = sft_sequences(tokenizer, docs, recipe, split)
     g = torch.Generator().manual_seed(seed)
@@ -302,74 +180,21 @@ def bradley_terry_pairs(scores: list[float], tau: float, rng: np.random.Generato
     return pairs, ties
 
 
-def rm_scores(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> torch.Tensor:
-    """Reward-model score of each prompt + completion (read at its last token)."""
-    ids, attn, *_ = batch_pairs(prompts, completions, pad_id)
-    return model(input_ids=ids.to(model.device), attention_mask=attn.to(model.device)).logits[:, 0]
+# -- one run's pipeline: the context an LM method gets -----------------------------------------
 
 
-@torch.no_grad()
-def rm_scores_batched(model, prompts, completions, pad_id: int, batch_size: int = 256) -> np.ndarray:
-    model.eval()
-    out = [
-        rm_scores(model, prompts[i : i + batch_size], completions[i : i + batch_size], pad_id).cpu().numpy()
-        for i in range(0, len(prompts), batch_size)
-    ]
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-# -- the context a run gets -------------------------------------------------------------------
-
-
-class Preferences:
-    """Completions of the train prompts and their labelled pairs."""
-
-    def __init__(self, data: dict):
-        self.prompt_text: list[str] = data["prompt_text"]
-        self.prompt_ids: list[list[int]] = data["prompt_ids"]
-        self.completion_text: list[list[str]] = data["completion_text"]
-        self.completion_ids: list[list[list[int]]] = data["completion_ids"]
-        self.gold: list[list[float]] = data["gold"]
-        self.pairs: list[tuple[int, int, int]] = [tuple(p) for p in data["pairs"]]  # prompt, winner, loser
-        self.n_train_prompts: int = data["n_train_prompts"]
-        self.ties: int = data["ties"]
-
-    def split(self) -> tuple[list, list]:
-        train = [p for p in self.pairs if p[0] < self.n_train_prompts]
-        return train, [p for p in self.pairs if p[0] >= self.n_train_prompts]
-
-    def texts(self, pairs) -> tuple[list[str], list[str], list[str]]:
-        """(prompt, chosen, rejected) texts of ``pairs``."""
-        return (
-            [self.prompt_text[p] for p, _, _ in pairs],
-            [self.completion_text[p][w] for p, w, _ in pairs],
-            [self.completion_text[p][lo] for p, _, lo in pairs],
-        )
-
-
-class LMContext:
+class LMPipeline:
     """Per run: the task's tokenizer, π_SFT, prompts, preference data, reward model and gold
-    scorer for the run's seed (built on first use, then cached)."""
+    scorer for the run's seed (built on first use, then cached); a ``bench.artifacts.LMContext``."""
 
     def __init__(self, task: LMTask, recipe: dict, seed: int, log: Callable[[str], None] = print):
         self.task, self.seed, self.log = task, seed, log
         self.setup = LMSetup(**recipe)
         self.gold_name: str = recipe["gold"]
-        s = self.setup.model_dump(mode="json")
         # every artifact's key includes the code that builds it: other code builds it again
-        self.tok_hash = recipe_hash({"task": task.id, "corpus": s["corpus"], "tok": s["tokenizer"],
-                                     "base": s["model"]["base"], "prompts": s["prompts"],
-                                     "code": artifact_code(__name__)})  # fmt: skip
-        self.sft_hash = recipe_hash({"tok": self.tok_hash, "model": s["model"], "sft": s["sft"]})
-        self.pref_hash = recipe_hash(
-            {
-                "sft": self.sft_hash,
-                "prefs": s["preferences"],
-                "new": s["max_new_tokens"],
-                "gold": self.gold_name,
-            }
-        )
-        self.rm_hash = recipe_hash({"prefs": self.pref_hash, "rm": s["reward_model"]})
+        keys = lm_keys(task.id, self.setup.model_dump(mode="json"), self.gold_name)
+        self.tok_hash, self.sft_hash = keys.tokenizer, keys.sft
+        self.pref_hash, self.rm_hash = keys.preferences, keys.reward_model
         self.root = cache_dir() / "lm" / task.id
         self.recorder: Recorder | None = None  # set: artifact build time is kept out of training time
         self._memo: dict = {}
@@ -476,7 +301,7 @@ class LMContext:
         every artifact. ``tensors``: saved with ``torch.save`` (else JSON)."""
 
         def load():
-            key = recipe_hash({"prefs": self.pref_hash, "name": name, "code": artifact_code(code)})
+            key = derived_key(self.pref_hash, name, code)
             path = self.root / f"{name}-s{self.seed}-{key}.{'pt' if tensors else 'json'}"
             t0 = time.perf_counter()
             data, built = (cached if tensors else cached_json)(path, build)
@@ -546,12 +371,12 @@ class LMContext:
     def gold(self) -> Scorer:
         return self._once("gold", lambda: get_gold(self.gold_name))
 
-    def preferences(self) -> Preferences:
+    def preferences(self) -> CompletionPreferences:
         def build():
             path = self.root / f"prefs-s{self.seed}-{self.pref_hash}.json"
             t0 = time.perf_counter()
             data, built = cached_json(path, self._build_preferences)
-            prefs = Preferences(data)
+            prefs = CompletionPreferences(data)
             self.log(
                 f"preferences {'built' if built else 'loaded'} ({path}) in {time.perf_counter() - t0:.1f} s:"
                 f" {len(prefs.pairs)} pairs over {len(prefs.prompt_ids)} prompts, {prefs.ties} ties dropped"
@@ -611,8 +436,6 @@ class LMContext:
         return model, info
 
     def _train_reward_model(self, out: Path) -> dict:
-        from bench.algos.guard import check_finite  # here: bench.algos imports this module
-
         r, tok, prefs = self.setup.reward_model, self.tokenizer(), self.preferences()
         pad = tok.pad_token_id
         model = scalar_model_from(str(self.sft_path()), pad, self.seed).to(self.setup.torch_device())

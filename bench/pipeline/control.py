@@ -14,81 +14,44 @@ Both are artifacts cached under the cache folder (``$BENCH_CACHE``, default ``.c
 keyed by task, seed and the hash of their recipe; a file lock makes concurrent workers build each
 artifact once. Observations are stored as the reference sees them (its frozen normalisation),
 which is also what every policy fine-tuned from it sees.
+
+Layer: pipeline (its builders run the project's PPO; methods see the run's pipeline as a
+``bench.artifacts.AlignmentContext``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
-from bench.cache import cache_dir, cached, recipe_hash
+from bench.algos import ppo
+from bench.algos.guard import Diverged
+from bench.algos.rollout import reference_episodes
+from bench.artifacts import SegmentPreferences
+from bench.cache import cache_dir, cached
 from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct
 from bench.control.tasks import Task
-from bench.fingerprint import artifact_code
+from bench.evaluation import Evaluator
+from bench.pipeline.keys import control_keys
+from bench.pipeline.recipes import PreferenceRecipe, ReferenceRecipe
 from bench.recorder import Recorder
 
 # Reference-training checks use evaluation seeds of their own (disjoint from the suite's).
 REFERENCE_CHECK_SEED_BASE = 500_000
 
 
-class ReferenceRecipe(BaseModel):
-    """How a task's reference policy is trained (the project's PPO, shipped task defaults)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    env_steps: int = Field(gt=0, le=10**11, description="maximum PPO training budget")
-    target_return: float | None = Field(None, description="stop once the T=1 mean return reaches this")
-    check_every: int = Field(5000, gt=0, le=10**11, description="env steps between target checks")
-    check_episodes: int = Field(20, gt=0, le=10_000, description="episodes per target check")
-    params: dict[str, Any] = Field({}, description="PPO hyperparameters over the task defaults")
-
-
-class PreferenceRecipe(BaseModel):
-    """How a task's preference dataset is drawn from its reference policy."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    n_pairs: int = Field(1000, gt=0, le=1_000_000, description="pairs in the dataset (train + held out)")
-    segment_length: int = Field(
-        50, gt=0, le=1_000_000, description="H: steps per segment (fewer where the episode ends)"
-    )
-    label_temperature: float = Field(0.0, ge=0, description="Bradley-Terry tau (0 = deterministic)")
-    episodes: int = Field(100, gt=0, le=1_000_000, description="reference episodes the segments are cut from")
-    heldout: float = Field(0.2, gt=0, lt=1, description="held-out fraction of the pairs")
-
-
-class Alignment(BaseModel):
-    """A suite's ``alignment:`` section."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    reference: dict[str, ReferenceRecipe] = Field(description="reference recipe per task")
-    preferences: PreferenceRecipe = Field(PreferenceRecipe(), description="preference data")
-    task_preferences: dict[str, dict[str, Any]] = Field({}, description="per-task preference overrides")
-
-    def for_task(self, task: str) -> dict:
-        prefs = PreferenceRecipe(**{**self.preferences.model_dump(), **self.task_preferences.get(task, {})})
-        return {"reference": self.reference[task].model_dump(mode="json"), "preferences": prefs.model_dump()}
-
-
 # -- reference policy ---------------------------------------------------------------------------
 
 
 def ppo_task_defaults(task_id: str) -> dict:
-    from bench.algos import ppo
-
     return ppo.TASK_DEFAULTS.get(task_id, {})
 
 
 def _train_reference(task: Task, recipe: ReferenceRecipe, seed: int) -> dict:
-    from bench.algos import ppo
-    from bench.algos.guard import Diverged
-    from bench.evaluation import Evaluator
-
     cfg = ppo.PPOConfig(**{**ppo_task_defaults(task.id), **recipe.params})
     recorder = Recorder()
     evaluator = Evaluator(
@@ -141,58 +104,6 @@ def reference_from_artifact(data: dict, seed: int) -> PolicyAct:
 
 
 # -- preference data ----------------------------------------------------------------------------
-
-
-@dataclass
-class Preferences:
-    """Segments and labelled pairs. ``winner``/``loser`` index ``obs``/``actions``/``mask``."""
-
-    obs: torch.Tensor  # [S, H, obs_dim] as the reference sees them
-    actions: torch.Tensor  # [S, H] (categorical) or [S, H, D] (Gaussian)
-    mask: torch.Tensor  # [S, H] 1 on real steps, 0 after the episode ended
-    returns: torch.Tensor  # [S] true segment returns
-    winner: torch.Tensor  # [P] segment index of the preferred segment of each pair
-    loser: torch.Tensor  # [P]
-    n_train: int  # pairs [0, n_train) are for training, the rest held out
-
-    def split(self, n_pairs: int | None = None) -> tuple[slice, slice]:
-        """(train pairs — the first ``n_pairs`` of the training part —, held-out pairs)."""
-        n = self.n_train if n_pairs is None else n_pairs
-        if n > self.n_train:
-            raise ValueError(f"n_pairs={n} exceeds the {self.n_train} training pairs of the dataset")
-        return slice(0, n), slice(self.n_train, len(self.winner))
-
-
-@torch.no_grad()
-def reference_episodes(task: Task, ref: PolicyAct, episodes: int, seed: int):
-    """``episodes`` full episodes of a policy (π_ref, or a fine-tuned one) at T = 1: list of
-    (obs [L, d] as the policy saw them, actions, rewards [L], ended by the time limit)."""
-    n_envs = min(episodes, 16)
-    env = task.make_vec(n_envs)
-    space = env.single_action_space
-    bounds = (space.low, space.high) if task.continuous else None
-    obs, _ = env.reset(seed=seed)
-    bufs: list[list] = [[] for _ in range(n_envs)]
-    out = []
-    prev_done = np.zeros(n_envs, bool)
-    while len(out) < episodes:
-        params = ref.dist(obs)
-        action = ref.model.sample(params, 1.0, ref.generator).numpy()
-        normed = ref.obs_norm(obs)
-        env_action = np.clip(action, *bounds) if bounds is not None else action
-        next_obs, reward, term, trunc, _ = env.step(env_action)
-        for i in range(n_envs):
-            if prev_done[i]:  # NEXT_STEP autoreset step: not part of any episode
-                continue
-            bufs[i].append((normed[i], action[i], float(reward[i])))
-            if term[i] or trunc[i]:
-                o, a, r = zip(*bufs[i], strict=True)
-                out.append((np.stack(o), np.stack(a), np.asarray(r), bool(trunc[i] and not term[i])))
-                bufs[i] = []
-        prev_done = term | trunc
-        obs = next_obs
-    env.close()
-    return out[:episodes]  # (obs, actions, rewards, ended by the time limit)
 
 
 def _build_preferences(task: Task, ref: PolicyAct, recipe: PreferenceRecipe, seed: int) -> dict:
@@ -250,24 +161,24 @@ def _build_preferences(task: Task, ref: PolicyAct, recipe: PreferenceRecipe, see
     }
 
 
-# -- the context an aligned run gets ------------------------------------------------------------
+# -- one run's pipeline: the context an aligned method gets ------------------------------------
 
 
-class AlignmentContext:
+class ControlPipeline:
     """Per run: the task's reference policy and preference dataset for the run's seed (built on
-    first use, then cached) and the place for derived artifacts (reward models)."""
+    first use, then cached) and the place for derived artifacts (reward models); a
+    ``bench.artifacts.AlignmentContext``."""
 
     def __init__(self, task: Task, recipe: dict, seed: int, log: Callable[[str], None] = print):
         self.task, self.seed, self.log = task, seed, log
         self.reference_recipe = ReferenceRecipe(**recipe["reference"])
         self.preference_recipe = PreferenceRecipe(**recipe["preferences"])
-        code = artifact_code(__name__)  # π_ref and the preferences are rebuilt when their code changes
-        self.ref_hash = recipe_hash({"task": task.id, "reference": recipe["reference"], "code": code})
-        self.pref_hash = recipe_hash({"ref": self.ref_hash, "preferences": recipe["preferences"]})
+        keys = control_keys(task.id, recipe)  # π_ref and the preferences are rebuilt when their code changes
+        self.ref_hash, self.pref_hash = keys.reference, keys.preferences
         self.root = cache_dir() / task.id
         self._reference: PolicyAct | None = None
         self._reference_scale = 1.0
-        self._preferences: Preferences | None = None
+        self._preferences: SegmentPreferences | None = None
         self.recorder: Recorder | None = None  # set: artifact build time is kept out of training time
 
     def exclude(self, seconds: float) -> None:
@@ -309,7 +220,7 @@ class AlignmentContext:
         self.reference()
         return self._reference_scale
 
-    def preferences(self) -> Preferences:
+    def preferences(self) -> SegmentPreferences:
         if self._preferences is None:
             t0 = time.perf_counter()
             ref = self.reference()
@@ -317,7 +228,7 @@ class AlignmentContext:
             data, built = cached(
                 path, lambda: _build_preferences(self.task, ref, self.preference_recipe, self.seed)
             )
-            self._preferences = Preferences(
+            self._preferences = SegmentPreferences(
                 data["obs"], data["actions"], data["mask"], data["returns"], data["winner"], data["loser"],
                 data["n_train"],
             )  # fmt: skip

@@ -8,7 +8,7 @@ the one-off setup (tokenising the pairs, reference log-probs, building the train
 separately. TRL runs twice: with ``precompute_ref_log_probs=True`` (what lm-dpo does) and with
 its default (a reference forward pass every update).
 
-    python -m bench.lm.speed [--suite suites/lm-sentiment.yaml] [--steps 60] [--repeats 2]
+    python scripts/dpo_throughput.py [--suite suites/lm-sentiment.yaml] [--steps 60] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def _rate(ends: list[float], warmup: int, batch: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.lm.speed", description=__doc__.split("\n\n")[0])
+    description = __doc__.split("\n\n")[0]
+    parser = argparse.ArgumentParser(prog="python scripts/dpo_throughput.py", description=description)
     parser.add_argument("--suite", default="suites/lm-sentiment.yaml", help="suite whose lm: setup to use")
     parser.add_argument("--steps", type=int, default=60, help="updates per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="updates left out of the rate")
@@ -87,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.algos.lm import LMDPOConfig
     from bench.lm import quiet_hf
-    from bench.lm.setup import LMContext, LMSetup
     from bench.lm.tasks import LM_TASKS
+    from bench.pipeline.lm import LMPipeline
+    from bench.pipeline.recipes import LMSetup
     from bench.suite import SuiteError, load_suite
 
     try:
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_hf()
     torch.set_num_threads(1)
     task = LM_TASKS[tasks[0]]
-    ctx = LMContext(
+    ctx = LMPipeline(
         task, (suite.lm or LMSetup()).for_task(task), args.seed, log=lambda m: print(m, file=sys.stderr)
     )
     ctx.preferences()  # build (or load) the pipeline before any clock starts

@@ -23,6 +23,9 @@ under π_SFT (Beirami et al. 2024): ``eval/kl`` is that exact KL for the score d
 estimated from ``kl_samples`` samples per prompt at T = 1 (``best_of_n_kl_estimate``; repeated
 scores are atoms — ties —, the rest a continuous part), ``eval/kl_bound`` the upper bound
 log N − (N − 1)/N, which it equals when no two samples tie.
+
+Layer: evaluation (the LM half; ``bench.evaluation`` is the control half). The evaluator reads the
+run's context through ``bench.artifacts.LMContext``.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from bench.artifacts import LMContext
 from bench.lm.generation import sample, score, sequence_kl
-from bench.lm.setup import EVAL_SEED_BASE, LMContext
 from bench.recorder import Recorder
+
+EVAL_SEED_BASE = 1_000_000  # generators of evaluation samples; pipeline samples use the run seed
 
 # (prompt ids, completion ids, completion texts, prompt texts) -> one score per completion
 Ranker = Callable[[list[list[int]], list[list[int]], list[str], list[str]], np.ndarray]
