@@ -1,7 +1,9 @@
 """What bench can run: the algorithm and task registries, and how things get into them.
 
 Built-in algorithms (``bench.algos``) and tasks (``bench.control.tasks``) register here through the
-same ``register_algorithm`` / ``register_task`` a plugin uses (``bench.api`` exports them).
+same ``register_algorithm`` / ``register_task`` a plugin uses (``bench.api`` exports them). The LM
+tasks (``bench.lm.tasks``) are built in; ``task_domain`` tells a task's kind to those that read
+results (reports, tables), so that they need no task module.
 Plugins come in three ways:
 
 * an installed distribution declares entry points in the groups ``bench.algorithms`` and
@@ -27,12 +29,13 @@ from importlib import metadata
 from pydantic import BaseModel
 
 from bench.control.tasks import TASKS, Task
+from bench.lm.tasks import LM_TASKS, LMTask
 
 ALGORITHM_GROUP = "bench.algorithms"
 TASK_GROUP = "bench.tasks"
 DOMAINS = ("control", "lm")
 # parameters of a train function, by kind: control, alignment on control (+ AlignmentContext),
-# LM (+ LMContext)
+# LM (+ LMContext); the contexts' types are in bench.artifacts
 TRAIN_PARAMETERS = ("task", "cfg", "env_steps", "seed", "evaluator", "recorder")
 
 
@@ -150,6 +153,18 @@ def register_algorithm(algo: Algorithm, origin: Origin | None = None) -> Algorit
         )
     ALGORITHMS[algo.name] = algo
     return algo
+
+
+def find_task(task_id: str) -> Task | LMTask | None:
+    """The task record of ``task_id`` (a control or an LM task), None for a task not known here
+    (one of an imported or older store, a plugin's that is not loaded)."""
+    return LM_TASKS.get(task_id) or TASKS.get(task_id)
+
+
+def task_domain(task_id: str) -> str | None:
+    """``"lm"`` for an LM task, ``"control"`` for a control task, None for a task not known here."""
+    task = find_task(task_id)
+    return None if task is None else "lm" if isinstance(task, LMTask) else "control"
 
 
 def check_task(task: object) -> Task:

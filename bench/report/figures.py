@@ -138,9 +138,9 @@ def _save(fig, path: Path) -> str:
 
 
 def _score_label(metric: str, task: str | None = None) -> str:
-    from bench.lm.tasks import LM_TASKS
+    from bench.registry import task_domain
 
-    if metric == "eval/return" and task in LM_TASKS:
+    if metric == "eval/return" and task is not None and task_domain(task) == "lm":
         return "gold reward"  # LM tasks record their gold reward as the return
     return {
         "eval/return": "episode return",

@@ -237,7 +237,7 @@ def _render(
     formats=None,
     replication_dir: Path | None = None,
 ) -> dict:
-    from bench.lm.tasks import LM_TASKS
+    from bench.registry import task_domain
 
     figures.setup(formats or figures.DEFAULT_FORMATS)
     fig_dir = tmp / "figures"
@@ -287,14 +287,15 @@ def _render(
     for i, task in enumerate(tasks):
         metric = results.score_metric(task) or "eval/return"
         ev = greedy[(greedy.task == task) & greedy.algorithm.isin(leading)]
+        lm = task_domain(task) == "lm"
         fig = None
         if len(ev):
             fig = "figures/" + figures.task_figure(
                 ev, finals[(finals.task == task) & finals.algorithm.isin(leading)], task, metric, colors,
                 anchors[anchors.task == task], R.threshold(task), fig_dir / f"task{i + 1}.png",
                 reps=min(reps, 1000), seed=seed,
-                x_label="optimizer updates" if task in LM_TASKS else "env steps", protocols=protos,
-                time_axis="train_time" if task in LM_TASKS else "wall_time", random=R.random_score(task),
+                x_label="optimizer updates" if lm else "env steps", protocols=protos,
+                time_axis="train_time" if lm else "wall_time", random=R.random_score(task),
             )  # fmt: skip
         columns = leaderboard_columns(task)
         part = board[board.task == task]
@@ -825,14 +826,14 @@ def _alignment_sections(
             bar.update()
         k = kl_curves[kl_curves.task == task]
         if len(k):
-            from bench.lm.tasks import LM_TASKS
+            from bench.registry import task_domain
 
             section["kl_figure"] = "figures/" + figures.kl_curve_figure(
                 k,
                 task,
                 colors,
                 fig_dir / f"kl{i + 1}.png",
-                "optimizer updates" if task in LM_TASKS else "env steps",
+                "optimizer updates" if task_domain(task) == "lm" else "env steps",
             )
             bar.update()
         section["samples"] = [

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from bench.control.tasks import TASKS
+from bench.registry import TASKS
 from bench.store import Store, now
 from bench.suite import AlgorithmEntry, Evaluation, Suite, expand
 

@@ -162,9 +162,9 @@ def leaderboard_rows(board: pd.DataFrame, anchors: pd.DataFrame | None, task: st
 
 def leaderboard_columns(task: str) -> list[int]:
     """The indices of ``LEADERBOARD_HEADER`` shown for ``task`` (LM tasks drop ``CONTROL_ONLY``)."""
-    from bench.lm.tasks import LM_TASKS
+    from bench.registry import task_domain
 
-    drop = CONTROL_ONLY if task in LM_TASKS else ()
+    drop = CONTROL_ONLY if task_domain(task) == "lm" else ()
     return [i for i, h in enumerate(LEADERBOARD_HEADER) if h not in drop]
 
 
