@@ -18,6 +18,11 @@ every run is trained to completion by exactly one process. ``attempts`` counts t
 A bench store is marked (``PRAGMA application_id`` = ``APPLICATION_ID``); a store made before the
 marker is recognised by its tables and gains it on its next write. Any other SQLite file is refused
 before anything is written to it.
+
+What the store keeps of a suite and of a planned run is the shape of ``SuiteRecord`` and
+``RunRecord``, defined here (the suite reader's ``Suite`` and ``RunSpec`` have it).
+
+Layer: foundation (imports nothing above it, types included).
 """
 
 from __future__ import annotations
@@ -34,14 +39,41 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 import pandas as pd
 
-if TYPE_CHECKING:  # the store sits below the suite layer: types only
-    from bench.suite import RunSpec, Suite
-
 DEFAULT_STORE = "runs/bench.sqlite"
+
+
+class SuiteRecord(Protocol):
+    """A suite as the store records it (table ``suites``): its definition is ``model_dump``'s."""
+
+    name: str
+    version: str
+    path: str
+
+    def hash(self) -> str: ...
+
+    def model_dump(self, *, mode: str) -> dict: ...
+
+
+class RunRecord(Protocol):
+    """A planned run as the store records it (table ``runs``, status ``pending``)."""
+
+    key: str
+    suite: str
+    suite_version: str
+    label: str  # the run's algorithm as the suite names it (column ``algorithm``)
+    algo: str  # the registered algorithm
+    task: str
+    seed: int
+    env_steps: int
+    config_json: str
+    evaluation_json: str
+    code_json: str  # the algorithm's code fingerprint, "" for none
+    base_key: str  # the key without the code fingerprint, "" for none
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS suites (
@@ -391,7 +423,7 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------
 
-    def register(self, suite: Suite, specs: list[RunSpec]) -> None:
+    def register(self, suite: SuiteRecord, specs: list[RunRecord]) -> None:
         """Records the suite and its current plan; new runs become ``pending``."""
         definition = json.dumps(suite.model_dump(mode="json"), sort_keys=True)
 
@@ -442,7 +474,7 @@ class Store:
             out.update(self._read(query, tuple(chunk))["key"])
         return out
 
-    def done_under_other_code(self, specs: Iterable[RunSpec]) -> dict[str, tuple[str, str]]:
+    def done_under_other_code(self, specs: Iterable[RunRecord]) -> dict[str, tuple[str, str]]:
         """For ``--pin-code``: base key -> (key, code) of a done run of the same suite, config,
         task and seed under another code fingerprint (the most recently finished one)."""
         specs = [s for s in specs if s.base_key]
