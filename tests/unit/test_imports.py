@@ -1,17 +1,135 @@
-"""bench's imports run one way: cli -> executors -> suites -> algorithms -> tasks / evaluation ->
-store, stats and utilities. Read from the source with ``ast``: every ``import`` of a bench module,
-at the top of a file or inside a function (a lazy import is still a dependency), except those under
-``if TYPE_CHECKING:``. A package's ``__init__`` importing its own submodules is not a cycle (Python
-runs the package first); a submodule importing a *name* from its package's ``__init__`` is."""
+"""bench's layers, as rules on its imports (docs/development.md draws them). Read from the source with
+``ast``: every ``import`` of a bench module, at the top of a file or inside a function (a lazy import
+is still a dependency). The cycle check follows the imports that run (those under ``if
+TYPE_CHECKING:`` do not); the layer rules count those too (a type is a dependency of the reader). A
+package's ``__init__`` importing its own submodules is not a cycle (Python runs the package first);
+a submodule importing a *name* from its package's ``__init__`` is.
 
+Layers, top to bottom; a module imports its own layer and those below, never one above:
+
+    cli -> commands (compare, report, import, replicate) -> results -> executors -> suite ->
+    pipeline (builders, contexts, keys) -> algorithms (and their registry, the public API) ->
+    evaluation -> artifacts (what a method receives; the pipeline's recipes) -> tasks -> foundation
+
+and, beyond the order:
+
+* the suite reader takes only the pipeline's recipes (pure data) from the pipeline, and the
+  pipeline package's ``__init__`` imports nothing (importing the recipes runs it);
+* the executors get a run's context through the pipeline's one door, ``bench.pipeline.context``;
+* the commands and results learn a task's kind from the task registry, not from a task module.
+
+``python -m tests.unit.test_imports`` prints the imports that break a rule, one a line.
+"""
+
+from __future__ import annotations
+
+import ast
 from collections import defaultdict
 
+from bench.fingerprint import bench_modules
 from bench.fingerprint import import_graph as _import_graph
+
+# top to bottom; a module belongs to the layer of its longest matching prefix ("bench" itself: exact)
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("cli", ("bench.cli", "bench.__main__")),
+    ("commands", ("bench.compare", "bench.report", "bench.importer", "bench.replicate")),
+    ("results", ("bench.results", "bench.gate", "bench.coverage")),
+    ("executors", ("bench.executors", "bench.distributed")),
+    ("suite", ("bench.suite",)),
+    ("pipeline", ("bench.pipeline",)),
+    ("algorithms", ("bench.algos", "bench.api", "bench.plugins", "bench.registry")),
+    ("evaluation", ("bench.evaluation", "bench.lm_evaluation")),
+    ("artifacts", ("bench.artifacts", "bench.pipeline.recipes")),
+    ("tasks", ("bench.control", "bench.lm")),
+    (
+        "foundation",
+        (
+            "bench",
+            "bench.store",
+            "bench.cache",
+            "bench.recorder",
+            "bench.fingerprint",
+            "bench.runtime",
+            "bench.machine",
+            "bench.memory",
+            "bench.safeio",
+            "bench.bands",
+            "bench.stats",
+        ),
+    ),
+]
+PIPELINE_FOR_THE_SUITE = {"bench.pipeline.recipes"}
+PIPELINE_FOR_THE_EXECUTORS = {"bench.pipeline.context"}
+TASK_REGISTRY_USERS = ("bench.report", "bench.compare", "bench.importer", "bench.replicate", "bench.results")
 
 
 def import_graph() -> dict[str, set[str]]:
     """bench's import graph (the one code fingerprints follow), with every module a key."""
     return defaultdict(set, {k: set(v) for k, v in _import_graph().items()})
+
+
+def typed_import_graph() -> dict[str, set[str]]:
+    """As ``import_graph``, with the imports under ``if TYPE_CHECKING:`` too."""
+    modules = bench_modules()
+
+    def owner(name: str) -> str:
+        while name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for target in targets:
+                if target == "bench" or target.startswith("bench."):
+                    graph[name].add(owner(target))
+        graph[name].discard(name)
+    return graph
+
+
+def _within(module: str, prefixes) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def layer_of(module: str) -> int | None:
+    """Index of ``module``'s layer in ``LAYERS`` (0 = top), None where no layer names it."""
+    best, depth = None, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or (p != "bench" and module.startswith(p + "."))) and len(p) > depth:
+                best, depth = i, len(p)
+    return best
+
+
+def broken_rules(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that breaks a layer rule, as ``importer -> imported: rule``, sorted."""
+    out = []
+    for module in sorted(graph):
+        mine = layer_of(module)
+        if mine is None:
+            out.append(f"{module}: in no layer (add it to LAYERS)")
+            continue
+        for target in sorted(graph[module]):
+            theirs = layer_of(target)
+            if theirs is not None and theirs < mine:
+                out.append(f"{module} -> {target}: {LAYERS[mine][0]} imports {LAYERS[theirs][0]}")
+            if _within(module, ("bench.suite",)) and _within(target, ("bench.pipeline",)):
+                if target not in PIPELINE_FOR_THE_SUITE:
+                    out.append(f"{module} -> {target}: the suite takes only the recipes from the pipeline")
+            if module == "bench.executors" and _within(target, ("bench.pipeline",)):
+                if target not in PIPELINE_FOR_THE_EXECUTORS:
+                    out.append(f"{module} -> {target}: executors ask bench.pipeline.context for a context")
+            if _within(module, TASK_REGISTRY_USERS) and _within(target, ("bench.control", "bench.lm")):
+                out.append(f"{module} -> {target}: a task's kind comes from bench.registry")
+    for target in sorted(graph.get("bench.pipeline", ())):
+        out.append(f"bench.pipeline -> {target}: the pipeline's __init__ imports nothing")
+    return out
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -66,21 +184,39 @@ def test_bench_has_no_import_cycles():
     assert cycles(import_graph()) == []
 
 
-def _reaches(graph, source: str) -> set[str]:
-    seen, todo = set(), [source]
-    while todo:
-        for nxt in graph[todo.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
+def test_the_rule_checker_sees_each_kind_of_break():
+    graph = defaultdict(
+        set,
+        {
+            "bench.lm.gold": {"bench.algos.ppo"},  # a task reaching up to an algorithm
+            "bench.suite.load": {"bench.pipeline.lm"},  # the suite reader taking a builder
+            "bench.executors": {"bench.pipeline.control"},  # a context built past the door
+            "bench.report.tables": {"bench.lm.tasks"},  # a report asking a task module
+            "bench.store": {"bench.suite"},  # the foundation reaching up (types count)
+            "bench.pipeline": {"bench.pipeline.lm"},  # a package init the suite's import runs
+            "bench.newmodule": set(),
+        },
+    )
+    assert broken_rules(graph) == [
+        "bench.executors -> bench.pipeline.control: executors ask bench.pipeline.context for a context",
+        "bench.lm.gold -> bench.algos.ppo: tasks imports algorithms",
+        "bench.newmodule: in no layer (add it to LAYERS)",
+        "bench.report.tables -> bench.lm.tasks: a task's kind comes from bench.registry",
+        "bench.store -> bench.suite: foundation imports suite",
+        "bench.suite.load -> bench.pipeline.lm: the suite takes only the recipes from the pipeline",
+        "bench.pipeline -> bench.pipeline.lm: the pipeline's __init__ imports nothing",
+    ]
+    assert layer_of("bench") == layer_of("bench.stats") and layer_of("bench.pipeline.recipes") == 8
 
 
-def test_lower_layers_never_import_upper_ones():
+def test_every_import_follows_the_layers():
+    assert broken_rules(typed_import_graph()) == []
+
+
+def test_the_foundation_is_a_floor():
     graph = import_graph()
-    upper = {"bench.cli", "bench.executors", "bench.distributed"}
-    for low in ("bench.store", "bench.stats", "bench.runtime", "bench.recorder", "bench.cache"):
-        assert not _reaches(graph, low) & (upper | {"bench.suite", "bench.algos"}), low
-    for module in [m for m in graph if m.startswith(("bench.algos", "bench.suite"))]:
-        assert not _reaches(graph, module) & upper, module
     assert not graph["bench.runtime"], "bench.runtime is the bottom of the graph"
+
+
+if __name__ == "__main__":
+    print("\n".join(broken_rules(typed_import_graph())) or "no import breaks a rule")
