@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -29,6 +28,7 @@ class ModelRecipe(BaseModel):
 
 
 def build_tiny_lm(recipe: ModelRecipe, tokenizer, seed: int):
+    import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     if recipe.n_embd % recipe.n_head:
@@ -66,6 +66,7 @@ def load_lm(path: str, **kwargs):
 
 def scalar_model_from(policy_path: str, pad_token_id: int, seed: int):
     """A one-output sequence model on a saved policy's transformer (new head, seeded)."""
+    import torch
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(seed)

@@ -11,9 +11,9 @@
   on the first pairs.
 
 Both are artifacts cached under the cache folder (``$BENCH_CACHE``, default ``.cache/bench``),
-keyed by task, seed and the hash of their recipe; a file lock makes concurrent workers build each
-artifact once. Observations are stored as the reference sees them (its frozen normalisation),
-which is also what every policy fine-tuned from it sees.
+keyed by task, seed, their recipe and the code that builds them (``bench.pipeline.keys``); a file
+lock makes concurrent workers build each artifact once. Observations are stored as the reference
+sees them (its frozen normalisation), which is also what every policy fine-tuned from it sees.
 
 Layer: pipeline (its builders run the project's PPO; methods see the run's pipeline as a
 ``bench.artifacts.AlignmentContext``).

@@ -24,9 +24,12 @@ and, beyond the order:
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from collections import defaultdict
 
-from bench.fingerprint import bench_modules
+from bench.fingerprint import BENCH_ROOT, bench_modules
 from bench.fingerprint import import_graph as _import_graph
 
 # top to bottom; a module belongs to the layer of its longest matching prefix ("bench" itself: exact)
@@ -211,6 +214,18 @@ def test_the_rule_checker_sees_each_kind_of_break():
 
 def test_every_import_follows_the_layers():
     assert broken_rules(typed_import_graph()) == []
+
+
+def test_the_recipes_are_pure_data():
+    """Importing the recipes, as the suite reader does, imports no builder, no algorithm, no torch."""
+    path = os.pathsep.join([str(BENCH_ROOT.parent), os.environ.get("PYTHONPATH", "")])
+    code = "import sys, bench.pipeline.recipes; print(*sorted(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": path})  # fmt: skip
+    loaded = done.stdout.split()
+    assert "torch" not in loaded
+    reached = [m for m in loaded if m.startswith(("bench.algos", "bench.pipeline."))]
+    assert reached == ["bench.pipeline.recipes"]
 
 
 def test_the_foundation_is_a_floor():
