@@ -64,6 +64,7 @@ def _execute(args, suite, specs) -> int:
     """``bench run``'s work once the runs are known: checks, registers the plan in ``args.store``,
     trains what is not done yet (``args.jobs``, ``args.executor``, ``args.quiet``, ``args.pin_code``)
     and prints the outcome; the exit status."""
+    from bench.compare import earlier_settings
     from bench.executors import ExecutorError, Session, run_local, run_ray
     from bench.store import Store, StoreError
 
@@ -88,6 +89,12 @@ def _execute(args, suite, specs) -> int:
             ]
         store.register(suite, specs)
         done = store.done_keys(s.key for s in specs)
+        # runs whose (label, task, seed) was done under other settings (a changed default, say)
+        rerun = {s.key for s in specs if s.key not in done and s.base_key not in earlier}
+        resettled: dict[str, tuple[int, list[str]]] = {}
+        if rerun and len(older := store.earlier_runs(suite.name)):
+            plan = store.runs(suite.name)
+            resettled = earlier_settings(plan[plan.key.isin(rerun)], older)
     except StoreError as e:
         return _fail(str(e))
     todo = [s for s in specs if s.key not in done]
@@ -109,6 +116,13 @@ def _execute(args, suite, specs) -> int:
                 " under the current code (the earlier results stay in the store; --pin-code keeps them)",
                 file=sys.stderr,
             )
+    if resettled:
+        what = ", ".join(f"{label} ({'; '.join(diffs)})" for label, (_, diffs) in sorted(resettled.items()))
+        print(
+            f"{sum(n for n, _ in resettled.values())} of them were done under earlier settings of {what}: "
+            "they run again (the earlier results stay in the store)",
+            file=sys.stderr,
+        )
     log_dir = Path(args.store).parent / "logs"
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's SIGTERM stops cleanly, as Ctrl-C
     session = Session(store, len(todo), log_dir, args.quiet, suite.name)
@@ -167,7 +181,7 @@ def cmd_list(args) -> int:
             )
         except SuiteError as e:
             print(f"  {shown}  INVALID: {e}")
-    from bench.registry import BUILT_IN, TASK_ORIGINS
+    from bench.registry import BROKEN, BUILT_IN, TASK_ORIGINS
 
     print("tasks:")
     for t in TASKS.values():
@@ -183,6 +197,10 @@ def cmd_list(args) -> int:
     for a in ALGORITHMS.values():
         where = "" if a.origin.kind == "built-in" else f"  [{a.origin.describe()}]"
         print(f"  {a.name}  {a.description}{where}")
+    if BROKEN:
+        print("broken plugins (pip uninstall to remove them):")
+        for broken in BROKEN:
+            print(f"  {broken.plugin}: {broken.describe()}")
     return 0
 
 
@@ -212,9 +230,13 @@ def describe_fields(model) -> list[tuple[str, str, str, str, str]]:
 
 def cmd_describe(args) -> int:
     from bench.algos import ALGORITHMS
+    from bench.registry import broken_algorithm
     from bench.report.tables import text_table
 
     algo = ALGORITHMS.get(args.algorithm)
+    broken = broken_algorithm(args.algorithm)
+    if algo is None and broken:
+        return _fail(broken)
     if algo is None:
         import difflib
 
@@ -516,7 +538,18 @@ def cmd_leaderboard(args) -> int:
 def cmd_compare(args) -> int:
     import jinja2
 
-    from bench.compare import HEADER, compare, display_rows, machine_note, protocol_mismatches, summary
+    from bench.compare import (
+        HEADER,
+        NOT_COMPARED,
+        VERDICT_CLASSES,
+        compare,
+        display_rows,
+        machine_note,
+        protocol_mismatches,
+        settings_note,
+        summary,
+        summary_class,
+    )
     from bench.report.figures import compare_figure, figure_rows
     from bench.report.render import _env, folder_name, generated_at
     from bench.report.tables import markdown_table, md_escape, plain, text_table
@@ -551,9 +584,10 @@ def cmd_compare(args) -> int:
             )
     except _input_errors() as e:
         return _fail(str(e))
-    table, level, points = compare(results, baseline, args.tolerance, args.confidence, effect)
+    one_store = args.baseline_version is not None
+    table, level, points = compare(results, baseline, args.tolerance, args.confidence, effect, one_store)
     rows = display_rows(table)
-    compared = int((~table.verdict.isin(["missing", "new"])).sum())
+    compared = int((~table.verdict.isin(NOT_COMPARED)).sum())
     if compared == 0 and not (table.verdict == "missing").any():
         return _fail(
             f"nothing to compare: no (task, algorithm) has finished runs in both the store and {against}"
@@ -571,11 +605,14 @@ def cmd_compare(args) -> int:
         "the baseline. 'could detect ≥' = the drop flagged with 80% power given the observed seed spread; "
         f"a green verdict that could not detect a drop of {effect:g} is marked under-powered."
     )
-    machines = machine_note(results, baseline)
-    if machines:
-        method = f"{machines} {method}"
+    if one_store:
+        method = (
+            "Runs paired by label, task and seed, whichever code and settings they ran; a (task, algorithm) "
+            f"with the same runs on both sides is 'unchanged'. {method}"
+        )
+    method = " ".join(filter(None, [machine_note(results, baseline), settings_note(table), method]))
     print(text_table(HEADER, rows))
-    print(f"\n{verdict}. {method}")
+    print(f"\n{verdict}. {plain(method)}")
     for _, r in table[table.verdict == "missing"].iterrows():
         print(f"{'warning' if args.allow_missing else 'error'}: {plain(r.task)} / {plain(r.algorithm)}: "
               "in the baseline but no finished run in the store", file=sys.stderr)  # fmt: skip
@@ -588,12 +625,13 @@ def cmd_compare(args) -> int:
                     compare_figure(table, points, args.tolerance, scale, Path(tmp) / name)
                     figures[name] = (Path(tmp) / name).read_bytes()
         images = "".join(f"![the gate per comparison]({name})\n\n" for name in figures)
-        head = f"# {md_escape(title)}\n\n**{md_escape(verdict)}**\n\n{method}\n\n"
+        head = f"# {md_escape(title)}\n\n**{md_escape(verdict)}**\n\n{md_escape(method)}\n\n"
         md = f"{head}{images}{markdown_table(HEADER, rows)}\n"
         html = _env().get_template("compare.html.j2").render(
-            title=title, verdict=verdict, store=results.source, baseline=against, failing=fails,
-            generated=generated_at(), method=method, header=HEADER, rows=rows, figures=list(figures),
-            classes=[v.split(" ")[0] for v in table.verdict],
+            title=title, verdict=verdict, store=results.source, baseline=against,
+            verdict_class=summary_class(table, fails), generated=generated_at(), method=method,
+            header=HEADER, rows=rows, figures=list(figures),
+            classes=[VERDICT_CLASSES.get(v, "") for v in table.verdict],
         )  # fmt: skip
         files = {"compare.csv": csv_text(table), "compare.md": md, "compare.html": html, **figures}
         _write_all(out, files)
@@ -680,16 +718,20 @@ def claim_plan(results) -> list[list[str]]:
 
 def version_baseline(store_path, suite: str, version: str):
     """The suite's runs under code ``version`` (as ``bench status`` shows it, ``1+3fa2c1d09b7e``, or
-    a prefix of its source hash) from the store: the baseline of ``--baseline-version``."""
+    a prefix of its source hash) from the store, paired with its plan by (label, task, seed) across
+    code and settings (``bench.compare.version_runs``): the baseline of ``--baseline-version``."""
     import pandas as pd
 
+    from bench.compare import version_runs
     from bench.results import Results, ResultsError
     from bench.store import Store, code_short
 
     store = Store(store_path, create=False)
     if suite not in store.suite_names():
         raise ResultsError(store.unknown_suite(suite))
-    runs = store.runs_under_any_code(suite)
+    current, older = store.runs(suite), store.earlier_runs(suite)
+    cells = current[["algorithm", "task", "seed"]].drop_duplicates()
+    runs = (pd.concat([current, older], ignore_index=True) if len(older) else current).merge(cells)
     short = runs["code"].map(code_short) if "code" in runs else pd.Series("", index=runs.index)
     match = (
         (short == version) | short.str.split("+").str[-1].str.startswith(version) if version else short == ""
@@ -704,7 +746,8 @@ def version_baseline(store_path, suite: str, version: str):
         raise ResultsError(
             f"code {version!r} is ambiguous in suite {suite!r}: it matches {found}; give one in full"
         )
-    runs = runs[match].rename(columns={"key": "run_key"}).reset_index(drop=True)
+    runs = version_runs(runs, match, set(current.key))
+    runs = runs.rename(columns={"key": "run_key"}).reset_index(drop=True)
     evals = store.evals_of(list(runs.run_key))
     return Results(runs, evals, f"store {Path(store_path).name}, code {version}", {"name": suite})
 
@@ -1193,6 +1236,10 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "plugin"):  # run, list, describe: a plugin that cannot be used stops them
             return _fail(str(e))
         print(f"warning: {e}", file=sys.stderr)  # reading results goes on without it
+    from bench.registry import broken_plugin_warnings
+
+    for warning in broken_plugin_warnings():  # an installed plugin that cannot be used is left out
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         return args.fn(args)
     except BrokenPipeError:  # `bench list | head`: the reader left; no traceback

@@ -22,12 +22,19 @@ Per (task, algorithm), in this order:
 Verdicts: ``identical``; ``regression`` (the interval lies entirely below ``-tolerance``, or more
 runs failed than in the baseline); ``improvement`` (entirely above ``+tolerance``); ``no
 significant change``; ``missing`` (in the baseline, but no finished run in the store: the gate
-fails unless a subset is allowed); ``new`` (in the store only: nothing to compare).
+fails unless a subset is allowed); ``new`` (in the store only: nothing to compare); ``unchanged``
+(a baseline from the same store holding the very same runs: nothing changed between the sides).
+
+A baseline from the same store (``--baseline-version``) pairs runs by (label, task, seed) across
+code and settings (``version_runs``); each comparison names the settings that differ between its
+sides (``settings_change``: ``n_epochs 10 → 5``) beside the code versions.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -42,15 +49,23 @@ from bench.results import (
     normalise,
     run_protocols,
 )  # fmt: skip
-from bench.store import is_timing_metric
+from bench.store import code_short, is_timing_metric
 
 COLUMNS = [
     "task", "algorithm", "scale", "method", "baseline_seeds", "store_seeds", "baseline_failed",
     "store_failed",
     "baseline_mean", "store_mean", "difference", "diff_lo", "diff_hi", "mde", "exact", "verdict",
-    "baseline_code", "store_code",
+    "settings", "baseline_code", "store_code",
 ]  # fmt: skip
 FAILING = ("regression", "missing")
+NOT_COMPARED = ("missing", "new", "unchanged")  # verdicts reached without comparing two sides
+UNDER_POWERED = "no significant change (under-powered)"
+# verdict -> its class in the compare page (an under-powered verdict is not shown as a pass)
+VERDICT_CLASSES = {
+    "identical": "identical", "regression": "regression", "improvement": "improvement",
+    "no significant change": "no-change", UNDER_POWERED: "under-powered", "missing": "missing",
+    "new": "new", "unchanged": "unchanged",
+}  # fmt: skip
 RECORD = ["step", "temperature", "metric", "value", "n"]
 
 
@@ -79,17 +94,20 @@ def compare(
     tolerance: float = 0.05,
     confidence: float = 0.95,
     effect: float | None = None,
+    one_store: bool = False,
 ) -> tuple[pd.DataFrame, float, dict]:
     """One row per (task, algorithm) present on either side, the per-comparison confidence level,
     and each comparison's per-seed scores (for the figure): ``{(task, algo): (store, baseline,
-    paired)}`` on the comparison's scale."""
+    paired)}`` on the comparison's scale. ``one_store``: both sides were read from one store, where
+    a (task, algorithm) with the very same runs on both sides is ``unchanged``."""
     effect = default_effect(tolerance) if effect is None else effect
     new, old = final_scores(store), final_scores(baseline)
     pairs = sorted(
         set(map(tuple, store.runs[["task", "algorithm"]].drop_duplicates().to_numpy()))
         | set(map(tuple, baseline.runs[["task", "algorithm"]].drop_duplicates().to_numpy()))
     )
-    comparable = [p for p in pairs if len(_scores(new, *p)) and len(_scores(old, *p))]
+    unchanged = {p for p in pairs if one_store and _same_runs(store, baseline, *p)}
+    comparable = [p for p in pairs if len(_scores(new, *p)) and len(_scores(old, *p)) and p not in unchanged]
     level = 1 - (1 - confidence) / max(len(comparable), 1)
     records = (_records(store), _records(baseline))
     rows, points = [], {}
@@ -106,9 +124,10 @@ def compare(
             store_mean=a.score.mean() if len(a) else np.nan,
             baseline_code=code_versions(_runs_of(baseline, task, algo)),
             store_code=code_versions(_runs_of(store, task, algo)),
+            settings=_settings_of(_runs_of(store, task, algo), _runs_of(baseline, task, algo)),
         )
         if (task, algo) not in comparable:
-            verdict = "missing" if len(b) else "new"
+            verdict = "unchanged" if (task, algo) in unchanged else "missing" if len(b) else "new"
             rows.append({**row, "scale": "", "method": "", "exact": "", "verdict": verdict})
             continue
         exact = exact_check(store, baseline, task, algo, records)
@@ -135,7 +154,7 @@ def compare(
         elif iv.lo > tolerance:
             verdict = "improvement"
         elif mde > effect:
-            verdict = "no significant change (under-powered)"
+            verdict = UNDER_POWERED
         else:
             verdict = "no significant change"
         points[(task, algo)] = (on_scale(a.score), on_scale(b.score), paired)
@@ -173,6 +192,160 @@ def _failed(res: Results, task: str, algo: str) -> int:
 def _runs_of(results: Results, task: str, algo: str) -> pd.DataFrame:
     r = results.runs
     return r[(r.task == task) & (r.algorithm == algo)]
+
+
+def _same_runs(store: Results, baseline: Results, task: str, algo: str) -> bool:
+    """Whether both sides hold the very same runs (by run key) of a (task, algorithm)."""
+    mine, theirs = set(_runs_of(store, task, algo).run_key), set(_runs_of(baseline, task, algo).run_key)
+    return bool(mine) and mine == theirs
+
+
+# -- what differs between two versions ---------------------------------------------------------
+
+
+def _fields(value: dict, prefix: str = "") -> dict[str, object]:
+    """A nested settings dict as ``dotted.name -> value``."""
+    out: dict[str, object] = {}
+    for name, v in value.items():
+        out.update(_fields(v, f"{prefix}{name}.") if isinstance(v, dict) else {f"{prefix}{name}": v})
+    return out
+
+
+# the run columns that hold its settings, each read as named fields, in the order they are shown
+SETTINGS = {
+    "config": lambda v: _fields(json.loads(v)),
+    "env_steps_budget": lambda v: {"env_steps": int(v)},
+    "evaluation": lambda v: _fields(json.loads(v), "evaluation."),
+    "suite_version": lambda v: {"suite version": str(v)},
+}
+_ABSENT = object()  # a field one side's settings do not have (a parameter added or removed)
+
+
+def _recorded(value: object) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())
+    return value is not None and not pd.isna(value)
+
+
+def _settings(run: Mapping) -> dict[str, dict[str, object]]:
+    """A run's settings by column (see ``SETTINGS``); a column the run does not record (a CSV
+    baseline records no config) or cannot be read is absent."""
+    out = {}
+    for column, read in SETTINGS.items():
+        value = run.get(column)
+        if _recorded(value):
+            try:
+                out[column] = read(value)
+            except (ValueError, TypeError, AttributeError):
+                continue
+    return out
+
+
+def _setting(value: object) -> str:
+    if value is _ABSENT:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def settings_change(old: Mapping, new: Mapping) -> list[str]:
+    """What differs between two runs' settings, as ``name old → new`` parts (``n_epochs 10 → 5``,
+    ``env_steps 1024 → 2048``, ``evaluation.eval_every 512 → 256``, ``suite version 1 → 2``), over
+    what both runs record; ``other settings (not recorded)`` where nothing recorded differs but
+    their keys without code do (a CSV baseline records no config)."""
+    mine, theirs = _settings(old), _settings(new)
+    parts = []
+    for column in SETTINGS:
+        if column in mine and column in theirs:
+            a, b = mine[column], theirs[column]
+            for name in sorted(set(a) | set(b)):
+                before, after = a.get(name, _ABSENT), b.get(name, _ABSENT)
+                if before != after:
+                    parts.append(f"{name} {_setting(before)} → {_setting(after)}")
+    keys = old.get("base_key"), new.get("base_key")
+    if not parts and all(isinstance(k, str) and k for k in keys) and keys[0] != keys[1]:
+        parts.append("other settings (not recorded)")
+    return parts
+
+
+def run_change(old: Mapping, new: Mapping) -> str:
+    """What differs between two runs of one (label, task, seed), as ``bench run`` and the gate
+    name it: ``settings_change`` and the code versions where they differ (``n_epochs 10 → 5,
+    code 1+450e… → 1+c4bc…``)."""
+    parts = settings_change(old, new)
+    codes = code_short(old.get("code")), code_short(new.get("code"))
+    if codes[0] != codes[1]:
+        parts.append(f"code {codes[0] or '—'} → {codes[1] or '—'}")
+    return ", ".join(parts)
+
+
+def _settings_of(store: pd.DataFrame, baseline: pd.DataFrame) -> str:
+    """What differs between the settings of a comparison's two sides (baseline → store), over
+    its runs paired by seed (the first run of each side where they share no seed); "" when
+    nothing does or a side has no runs."""
+    if store.empty or baseline.empty:
+        return ""
+    mine = store.drop_duplicates("seed").set_index("seed")
+    theirs = baseline.drop_duplicates("seed").set_index("seed")
+    seeds = sorted(set(mine.index) & set(theirs.index))
+    pairs = [(theirs.loc[s], mine.loc[s]) for s in seeds] or [(theirs.iloc[0], mine.iloc[0])]
+    changes = dict.fromkeys(", ".join(settings_change(old, new)) for old, new in pairs)
+    return "; ".join(c for c in changes if c)
+
+
+def settings_note(table: pd.DataFrame) -> str:
+    """One sentence naming, per comparison whose sides ran other settings, what differs (with its
+    code versions where they differ too); "" when no comparison's settings differ."""
+    changed = table[~table.verdict.isin(NOT_COMPARED) & (table.settings.fillna("") != "")]
+    if changed.empty:
+        return ""
+    items = []
+    for _, r in changed.iterrows():
+        old, new = (c if isinstance(c, str) and c else "—" for c in (r.baseline_code, r.store_code))
+        items.append(
+            f"{r.task} / {r.algorithm}: {r.settings}" + (f", code {old} → {new}" if old != new else "")
+        )
+    return f"Settings differ (baseline → store): {'; '.join(items)}."
+
+
+def earlier_settings(current: pd.DataFrame, earlier: pd.DataFrame) -> dict[str, tuple[int, list[str]]]:
+    """For ``bench run``: label -> (how many of the ``current`` runs, what differs) for the runs
+    whose (label, task, seed) was done under other settings: compared with ``earlier``'s most
+    recently finished done run of it whose key without code differs, named by ``run_change``
+    (``n_epochs 10 → 5, code 1+450e… → 1+c4bc…``). Runs whose earlier ones differ in code only
+    are left out (``bench run`` names those apart)."""
+    done = earlier[earlier.status == "done"].sort_values("ended_at", kind="stable", na_position="first")
+    cells = dict(list(done.groupby(["algorithm", "task", "seed"])))
+    out: dict[str, tuple[int, list[str]]] = {}
+    for _, run in current.iterrows():
+        cell = cells.get((run.algorithm, run.task, run.seed))
+        other = cell[cell.base_key != run.base_key] if cell is not None else None
+        if other is None or other.empty or not settings_change(other.iloc[-1], run):
+            continue
+        change = run_change(other.iloc[-1], run)
+        n, changes = out.get(run.algorithm, (0, []))
+        out[run.algorithm] = (n + 1, changes if change in changes else [*changes, change])
+    return out
+
+
+def version_runs(runs: pd.DataFrame, under: pd.Series, current: set[str]) -> pd.DataFrame:
+    """The baseline of ``--baseline-version``, paired with the plan by (label, task, seed) across
+    code and settings. ``runs``: the runs of the suite's plan cells in a store (the plan's own and
+    the finished runs of earlier code or settings; ``key`` column); ``under``: True for those under
+    the baseline's code version; ``current``: the plan's run keys. Per cell: the most recently
+    finished run under that version other than the plan's own; where there is none, the plan's own
+    run when it is under that version or the only run of its cell (an algorithm unchanged between
+    the versions: the same runs on both sides, ``unchanged`` in ``compare(..., one_store=True)``)."""
+    cell = ["algorithm", "task", "seed"]
+    own = runs.key.isin(current).to_numpy()
+    under = under.to_numpy(bool)
+    earlier = runs[~own & under & runs.status.isin(["done", "failed"]).to_numpy()]
+    earlier = earlier.sort_values("ended_at", kind="stable", na_position="first").drop_duplicates(
+        cell, keep="last"
+    )
+    alone = (runs.groupby(cell).key.transform("size") == 1).to_numpy()
+    same = runs[own & (under | alone)]
+    same = same[~same.set_index(cell).index.isin(earlier.set_index(cell).index)]
+    return pd.concat([earlier, same]).sort_values(cell, kind="stable")
 
 
 def _records(results: Results) -> dict[str, pd.DataFrame]:
@@ -256,7 +429,7 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
     rows = []
     for _, r in table.iterrows():
         diff = mde = "—"
-        if r.verdict not in ("missing", "new"):
+        if r.verdict not in NOT_COMPARED:
             diff = f"{r.difference:+.3f} [{r.diff_lo:+.3f}, {r.diff_hi:+.3f}] {r.scale}, {r.method}"
             mde = "—" if r.method == "identical" else fmt(r.mde)
         rows.append(
@@ -269,7 +442,7 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
                 mde,
                 r.exact if isinstance(r.exact, str) and r.exact else "—",
                 r.verdict,
-                _code_change(r.baseline_code, r.store_code),
+                _difference(r.settings, r.baseline_code, r.store_code),
             ]
         )
     return rows
@@ -277,7 +450,7 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
 
 HEADER = [
     "task", "algorithm", "baseline mean", "store mean", "difference [CI], method", "could detect ≥",
-    "exact check", "verdict", "code (baseline → store)",
+    "exact check", "verdict", "what differs (baseline → store)",
 ]  # fmt: skip
 
 
@@ -285,9 +458,10 @@ def summary(table: pd.DataFrame, allow_missing: bool = False) -> tuple[str, bool
     """The one-line verdict and whether the gate fails."""
     regressions = int((table.verdict == "regression").sum())
     missing = int((table.verdict == "missing").sum())
-    compared = int((~table.verdict.isin(["missing", "new"])).sum())
+    compared = int((~table.verdict.isin(NOT_COMPARED)).sum())
     identical = int((table.verdict == "identical").sum())
-    weak = table[table.verdict.str.endswith("(under-powered)")]
+    unchanged = int((table.verdict == "unchanged").sum())
+    weak = table[table.verdict == UNDER_POWERED]
     parts = []
     if regressions:
         parts.append(f"REGRESSION in {regressions} of {compared} comparisons")
@@ -297,19 +471,36 @@ def summary(table: pd.DataFrame, allow_missing: bool = False) -> tuple[str, bool
         parts.append(f"{identical} identical")
     if len(weak):
         parts.append(f"{len(weak)} under-powered (could detect ≥ {weak.mde.max():.3g})")
+    if unchanged:
+        parts.append(f"{unchanged} unchanged (the same runs on both sides)")
     if missing:
         parts.append(f"{missing} MISSING from the store" + (" (allowed)" if allow_missing else ""))
     fails = bool(regressions) or (bool(missing) and not allow_missing)
     return "; ".join(parts), fails
 
 
-def _code_change(old, new) -> str:
-    """``old → new`` code versions, ``same: v`` when equal, ``—`` when neither side has one."""
+def summary_class(table: pd.DataFrame, fails: bool) -> str:
+    """The compare page's class for the summary line: ``fail``, ``under-powered`` (no regression,
+    but a comparison could not have seen the drop it was meant to), or ``pass``."""
+    if fails:
+        return "fail"
+    return "under-powered" if (table.verdict == UNDER_POWERED).any() else "pass"
+
+
+def _difference(settings, old, new) -> str:
+    """A row's ``what differs (baseline → store)``: the settings that differ and the code versions
+    (``n_epochs 10 → 5, code 1+450e… → 1+c4bc…``; ``n_epochs 10 → 5, same code 1+450e…``;
+    ``nothing (code 1+450e…)``); ``—`` marks a side without a code version, and is all it says
+    when neither side has one and no settings differ."""
     old = old if isinstance(old, str) and old else "—"
     new = new if isinstance(new, str) and new else "—"
-    if old == new:
-        return "—" if old == "—" else f"same: {old}"
-    return f"{old} → {new}"
+    settings = settings if isinstance(settings, str) else ""
+    if old != new:
+        return ", ".join(filter(None, [settings, f"code {old} → {new}"]))
+    code = "" if old == "—" else f"code {old}"
+    if settings:
+        return f"{settings}, same {code}" if code else settings
+    return f"nothing ({code})" if code else "—"
 
 
 PLAN_HEADER = [

@@ -13,7 +13,8 @@ __all__ = ["PluginError", "load"]
 
 def load(modules: Iterable[str] = ()) -> None:
     """Registers the built-ins, every installed distribution's entry points (once), then imports
-    ``modules``; a plugin that cannot be used raises ``PluginError`` (one line)."""
+    ``modules``. A module that cannot be used raises ``PluginError`` (one line); an entry point
+    that cannot be used is left out and noted in ``bench.registry.BROKEN``."""
     import bench.algos  # noqa: F401 - registers the built-in algorithms
 
     load_entry_points()

@@ -7,15 +7,19 @@ results (reports, tables), so that they need no task module.
 Plugins come in three ways:
 
 * an installed distribution declares entry points in the groups ``bench.algorithms`` and
-  ``bench.tasks``; each names an ``Algorithm`` / ``Task`` record (or a list of them), loaded when
-  bench first needs its registry (``load_plugins``);
+  ``bench.tasks``, loaded when bench first needs its registry (``load_plugins``): in
+  ``bench.algorithms`` an entry point names one ``Algorithm`` record and its key is that
+  algorithm's name; in ``bench.tasks`` it names a ``Task`` record or a list of them and its key is
+  a label of the entry point only (a suite names tasks by their gymnasium ids);
 * ``bench run SUITE --plugin mypkg.module`` imports a module that calls ``register_*`` itself;
 * a suite declares a gymnasium environment as a task (``tasks: [{id: Acrobot-v1, ...}]``) — data,
   not code.
 
 Every problem — a name clash, a plugin that fails to import, an entry point that is not a record,
 a train function with the wrong parameters, a config that is not a pydantic model — is one
-``PluginError`` with a one-line message.
+``PluginError`` with a one-line message. An installed entry point with such a problem registers
+nothing and is kept in ``BROKEN`` (the CLI warns and goes on); a ``--plugin`` module's stops the
+command. Every registered config refuses keys it does not declare.
 """
 
 from __future__ import annotations
@@ -138,9 +142,18 @@ def check_algorithm(algo: object) -> Algorithm:
     return algo
 
 
+def _refuse_unknown_keys(config: type[BaseModel]) -> None:
+    """Makes ``config`` refuse keys it does not declare: pydantic's default drops them, so a
+    misspelled parameter in a suite would train with the default without a word. Set on the
+    plugin's own class, which stays the class its train function receives (and picklable)."""
+    if config.model_config.get("extra") != "forbid":
+        config.model_config = {**config.model_config, "extra": "forbid"}
+        config.model_rebuild(force=True)
+
+
 def register_algorithm(algo: Algorithm, origin: Origin | None = None) -> Algorithm:
-    """Adds ``algo`` to the registry; a second algorithm of the same name is a ``PluginError``
-    (registering the very same record again is a no-op)."""
+    """Adds ``algo`` to the registry, its config made to refuse unknown keys; a second algorithm
+    of the same name is a ``PluginError`` (registering the very same record again is a no-op)."""
     algo = check_algorithm(algo)
     origin = origin or (plugin_origin() if _current_plugin else None)
     if origin is not None:
@@ -151,6 +164,7 @@ def register_algorithm(algo: Algorithm, origin: Origin | None = None) -> Algorit
             f"algorithm {algo.name!r} from {algo.origin.describe()} clashes with the one from"
             f" {old.origin.describe()}: give it another name"
         )
+    _refuse_unknown_keys(algo.config)
     ALGORITHMS[algo.name] = algo
     return algo
 
@@ -213,34 +227,99 @@ def _distribution_of(module: str) -> tuple[str | None, str | None]:
         return names[0], None
 
 
-def _records(obj: object) -> list:
-    return list(obj) if isinstance(obj, list | tuple) else [obj]
+@dataclass(frozen=True)
+class BrokenEntryPoint:
+    """An installed distribution's entry point that cannot be used: what it provides is
+    unavailable, and the rest of bench goes on."""
+
+    group: str
+    name: str  # its key: in ALGORITHM_GROUP, the name of the algorithm it provides
+    value: str  # "module:object"
+    distribution: str | None
+    version: str | None
+    reason: str  # one line
+
+    @property
+    def plugin(self) -> str:
+        """The plugin as messages name it: its distribution and version."""
+        return f"{self.distribution} {self.version or ''}".strip() if self.distribution else self.value
+
+    @property
+    def remedy(self) -> str:
+        """What the user can do about it, e.g. ``fix it, or remove it: pip uninstall NAME``."""
+        removal = f"pip uninstall {self.distribution}" if self.distribution else "uninstall its package"
+        return f"fix it, or remove it: {removal}"
+
+    @property
+    def unavailable(self) -> str:
+        """What bench goes without: the algorithm its key names, or the tasks it names."""
+        return f"algorithm {self.name!r}" if self.group == ALGORITHM_GROUP else f"the tasks of {self.name!r}"
+
+    def describe(self) -> str:
+        """Which entry point and what is wrong with it (one line)."""
+        return f"entry point {self.name!r} = {self.value!r} of group {self.group}: {self.reason}"
+
+
+BROKEN: list[BrokenEntryPoint] = []
+
+
+def broken_algorithm(name: str) -> str | None:
+    """Why algorithm ``name`` is missing when an installed plugin that provides it cannot be used
+    (one line with the remedy); None otherwise."""
+    for broken in BROKEN:
+        if broken.group == ALGORITHM_GROUP and broken.name == name:
+            return (f"algorithm {name!r} is provided by installed plugin {broken.plugin}, which cannot be "
+                    f"used: {broken.reason} ({broken.remedy})")  # fmt: skip
+    return None
+
+
+def broken_plugin_warnings() -> list[str]:
+    """One line per installed plugin with entry points in ``BROKEN``: which, why, how to remove it."""
+    by_plugin: dict[str, list[BrokenEntryPoint]] = {}
+    for broken in BROKEN:
+        by_plugin.setdefault(broken.plugin, []).append(broken)
+    return [
+        f"installed plugin {plugin} cannot be used; left out: {', '.join(b.unavailable for b in entries)}"
+        f" ({'; '.join(b.describe() for b in entries)}); the rest goes on ({entries[0].remedy})"
+        for plugin, entries in by_plugin.items()
+    ]
+
+
+def _register_entry_point(ep: metadata.EntryPoint, group: str, origin: Origin) -> None:
+    """Loads ``ep`` and registers what it names; a ``PluginError`` (one line) if it cannot be used."""
+    try:
+        obj = ep.load()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of plugin code is one line
+        raise PluginError(" ".join(f"{type(e).__name__}: {e}".split())) from None
+    if group == TASK_GROUP:
+        for task in [check_task(t) for t in (obj if isinstance(obj, list | tuple) else [obj])]:
+            register_task(task, origin)
+        return
+    if isinstance(obj, list | tuple):
+        raise PluginError(f"got {len(obj)} records; an entry point provides one algorithm, under its name")
+    algo = check_algorithm(obj)
+    if algo.name != ep.name:  # the key is how bench names an algorithm whose plugin is broken
+        raise PluginError(
+            f"the entry point's name {ep.name!r} differs from the algorithm's name {algo.name!r}"
+        )
+    register_algorithm(algo, origin)
 
 
 def load_entry_points() -> None:
-    """Registers the algorithms and tasks of every installed distribution's entry points (once)."""
+    """Registers the algorithms and tasks of every installed distribution's entry points (once).
+    An entry point that cannot be used goes into ``BROKEN`` instead; the others are registered."""
     global _entry_points_loaded
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    for group, register in ((TASK_GROUP, register_task), (ALGORITHM_GROUP, register_algorithm)):
+    for group in (TASK_GROUP, ALGORITHM_GROUP):
         for ep in metadata.entry_points(group=group):
             dist = getattr(ep, "dist", None)
-            origin = Origin(
-                "entry point", getattr(dist, "name", None), getattr(dist, "version", None), ep.module
-            )
-            where = f"entry point {ep.name!r} = {ep.value!r} of group {group}" + (
-                f" (distribution {origin.distribution})" if origin.distribution else ""
-            )
+            name, version = getattr(dist, "name", None), getattr(dist, "version", None)
             try:
-                obj = ep.load()
-            except Exception as e:  # noqa: BLE001 - any failure of plugin code is reported in one line
-                raise PluginError(f"{where} cannot be loaded: {type(e).__name__}: {e}") from None
-            for record in _records(obj):
-                try:
-                    register(record, origin)
-                except PluginError as e:
-                    raise PluginError(f"{where}: {e}") from None
+                _register_entry_point(ep, group, Origin("entry point", name, version, ep.module))
+            except PluginError as e:
+                BROKEN.append(BrokenEntryPoint(group, ep.name, ep.value, name, version, str(e)))
 
 
 def import_plugin(module: str) -> None:

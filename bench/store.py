@@ -693,15 +693,13 @@ class Store:
             args = (suite,)
         return self._read(query + " ORDER BY r.suite, r.algorithm, r.task, r.seed", args)
 
-    def runs_under_any_code(self, suite: str) -> pd.DataFrame:
-        """Every run of the suite's current plan under any code version: the runs whose key
-        without code (``base_key``) is one of the plan's, whichever code they ran."""
-        if "base_key" not in self._run_columns():
-            return self._read("SELECT * FROM runs WHERE 0")
+    def earlier_runs(self, suite: str) -> pd.DataFrame:
+        """The suite's finished runs outside its current plan: those of earlier code, settings,
+        grids or suite versions, which stay in the store (``bench run`` names them, ``bench compare
+        --baseline-version`` takes its baseline from them)."""
         query = (
-            "SELECT r.* FROM runs r WHERE r.suite = ? AND r.base_key IN (SELECT q.base_key FROM plan p"
-            " JOIN runs q ON q.key = p.key AND q.suite = p.suite WHERE p.suite = ?)"
-            " ORDER BY r.algorithm, r.task, r.seed"
+            "SELECT r.* FROM runs r WHERE r.suite = ? AND r.status IN ('done', 'failed')"
+            " AND r.key NOT IN (SELECT key FROM plan WHERE suite = ?) ORDER BY r.algorithm, r.task, r.seed"
         )
         return self._read(query, (suite, suite))
 

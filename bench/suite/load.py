@@ -15,7 +15,7 @@ from bench.control.tasks import TASKS, Task
 from bench.lm.tasks import LM_TASKS
 from bench.pipeline.recipes import LMSetup, PreferenceRecipe
 from bench.plugins import load as load_plugins
-from bench.registry import Origin, PluginError, register_task
+from bench.registry import Origin, PluginError, broken_algorithm, register_task
 from bench.suite.errors import _CONTROL, SuiteError, _show
 from bench.suite.grid import MAX_RUNS, _cell_count, _grid
 from bench.suite.reader import MAX_YAML_DEPTH, _include_target, _inside, _merge, _read_yaml
@@ -236,11 +236,11 @@ def _check_semantics(path: Path, suite: Suite, root: Path | None = None) -> None
     for i, entry in enumerate(suite.algorithms):
         where = f"algorithms[{i}]"
         if entry.algo not in ALGORITHMS:
-            raise SuiteError(
-                path,
-                f"{where}.algo",
-                f"unknown algorithm {_show(entry.algo)}; known: {', '.join(ALGORITHMS)}",
+            why = (
+                broken_algorithm(entry.algo)
+                or f"unknown algorithm {_show(entry.algo)}; known: {', '.join(ALGORITHMS)}"
             )
+            raise SuiteError(path, f"{where}.algo", why)
         if entry.label is not None and not LABEL_RE.fullmatch(entry.label):
             raise SuiteError(
                 path,

@@ -7,9 +7,12 @@
   ``charts/episodic_length`` at the global step — one run per seed.
 
     python examples/import/make_logs.py --out /tmp/logs --steps 50000 --seeds 0 1
-    bench import /tmp/logs/sb3/tb --task CartPole-v1 --algorithm sb3-ppo-tb -o sb3.csv
-    bench import /tmp/logs/cleanrl-tags --task CartPole-v1 --algorithm a2c-cleanrl-tags -o cleanrl.csv
+    bench import /tmp/logs/sb3/tb --task CartPole-v1 --algorithm sb3-ppo-tb --suite NAME -o sb3.csv
+    bench import /tmp/logs/cleanrl-tags --task CartPole-v1 --algorithm a2c-cleanrl --suite NAME -o cleanrl.csv
     bench report --results bench.csv --results sb3.csv --results cleanrl.csv --suite NAME -o reports/mine
+
+(``--suite NAME``: the suite of ``bench.csv``, which the imported runs are set beside; without it
+they are in a suite named ``imported`` and the report stops at "no rows for suite 'NAME'".)
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ def test_a_refactor_is_identical_and_a_behavioural_change_is_named(gate_store, t
     assert "no regression in 1 comparisons; 1 identical" in text
     table = pd.read_csv(out / "compare.csv").set_index("algorithm")
     assert table.loc["ppo", "exact"] == "identical: 2/2 runs" and table.loc["ppo", "verdict"] == "identical"
-    assert table.loc["pg", "verdict"] == "new"  # pg ran no other code: nothing to compare
+    # pg ran the same code for both versions: the same runs on both sides, not a new algorithm
+    assert table.loc["pg", "verdict"] == "unchanged" and table.loc["pg", "baseline_seeds"] == 2
     assert not (out / "compare.png").exists()  # nothing judged by statistics, no figure
     # a one-line behavioural change under another version
     monkeypatch.setitem(

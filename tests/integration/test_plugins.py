@@ -191,7 +191,9 @@ BAD_PLUGINS = {
 @pytest.fixture
 def in_process(tmp_path, monkeypatch, capsys):
     """``bench ARGV`` in this process, in ``tmp_path`` (plugins importable from there), with the
-    registry, the plugin bookkeeping and ``sys.modules`` restored afterwards; (exit status, stderr)."""
+    registry, the plugin bookkeeping and ``sys.modules`` restored afterwards; (exit status,
+    stderr, stdout)."""
+    import bench.algos  # noqa: F401 - the built-ins registered before the registry is kept
     from bench import registry
     from bench.cli import main
     from bench.control.tasks import TASKS
@@ -199,20 +201,22 @@ def in_process(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    for name, value in [("ALGORITHMS", dict(registry.ALGORITHMS)),
-                        ("TASK_ORIGINS", dict(registry.TASK_ORIGINS)),
-                        ("_plugin_modules", list(registry._plugin_modules))]:  # fmt: skip
-        monkeypatch.setattr(registry, name, value)
-    tasks, modules = dict(TASKS), set(sys.modules)
+    # restored in place: bench.algos and bench.cli hold the same objects
+    kept = [(d, dict(d)) for d in (registry.ALGORITHMS, registry.TASK_ORIGINS, TASKS)]
+    monkeypatch.setattr(registry, "_plugin_modules", list(registry._plugin_modules))
+    monkeypatch.setattr(registry, "BROKEN", list(registry.BROKEN))
+    modules = set(sys.modules)
 
-    def run(*argv: str) -> tuple[int, str]:
+    def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
         rc = main(list(argv))
-        return rc, capsys.readouterr().err
+        out, err = capsys.readouterr()
+        return rc, err, out
 
     yield run
-    TASKS.clear()
-    TASKS.update(tasks)
+    for d, before in kept:
+        d.clear()
+        d.update(before)
     for name in set(sys.modules) - modules:
         if name.startswith(("badplugin", "badeps")):
             del sys.modules[name]
@@ -239,25 +243,125 @@ def test_a_plugin_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, in_proces
     code, message = BAD_PLUGINS[case]
     (tmp_path / "badplugin.py").write_text(code)
     (tmp_path / "s.yaml").write_text(TINY.replace("LineWalk-v0", "Pendulum-v1"))
-    rc, err = in_process("run", "s.yaml", "--store", "b.sqlite", "--plugin", "badplugin")
+    rc, err, _ = in_process("run", "s.yaml", "--store", "b.sqlite", "--plugin", "badplugin")
     check_one_line_exit_2(rc, err, message, tmp_path / "b.sqlite")
 
 
-def test_a_bad_entry_point_is_one_line_and_exit_2(tmp_path, in_process, monkeypatch):
-    from bench import registry
+PLAIN_CONFIG = """
+from pydantic import BaseModel, Field
+from bench.api import Algorithm, register_algorithm
 
-    site = tmp_path / "site"
+class PlainConfig(BaseModel):  # no extra="forbid": pydantic alone would drop unknown keys
+    lr: float = Field(1e-3, description="learning rate")
+    n_envs: int = Field(4, description="parallel environments")
+
+def train(task, cfg, env_steps, seed, evaluator, recorder):
+    raise RuntimeError(f"trained with lr={cfg.lr}")
+
+register_algorithm(Algorithm("plain", PlainConfig, {}, train, "a plain pydantic config"))
+"""
+
+
+def test_a_misspelled_plugin_parameter_is_refused_with_the_valid_keys(tmp_path, in_process):
+    (tmp_path / "badplugin.py").write_text(PLAIN_CONFIG)
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "s.yaml").write_text(
+        "name: typo\nversion: 1\ntasks: [CartPole-v1]\nseeds: 1\nenv_steps: 1024\n"
+        "algorithms:\n  - algo: plain\n    params: {learning_rate: 0.1}\n"
+    )
+    message = "algorithms[0].params.learning_rate: unknown key (valid keys: lr, n_envs)"
+    rc, err, _ = in_process("run", "suites/s.yaml", "--store", "b.sqlite", "--plugin", "badplugin")
+    check_one_line_exit_2(rc, err, message, tmp_path / "b.sqlite")
+    rc, err, out = in_process("list", "suites", "--plugin", "badplugin")
+    assert rc == 0 and err == "", err
+    assert re.search(r"s\.yaml  INVALID: .*" + re.escape(message), out), out
+
+
+def fake_distribution(site: Path, entry_points: str, module: str) -> None:
+    """An installed distribution ``badeps`` 0.1 in ``site``: its ``entry_points.txt`` and the
+    module ``badeps_mod`` its entry points name."""
     info = site / "badeps-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: badeps\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[bench.algorithms]\nnot-a-record = json:dumps\n")
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
-    rc, err = in_process("list")
-    assert rc == 2 and err.count("\n") == 1
-    where = "entry point 'not-a-record' = 'json:dumps' of group bench.algorithms (distribution badeps)"
-    assert where in err
-    assert "expected a bench.api.Algorithm record, got function" in err
+    (info / "entry_points.txt").write_text(entry_points)
+    (site / "badeps_mod.py").write_text(module)
+
+
+ALGO_MODULE = """
+from bench.api import PPOConfig, Algorithm, ppo_train
+ALGO = Algorithm("real-name", PPOConfig, {}, ppo_train, "PPO under another name")
+BOTH = [ALGO, Algorithm("second", PPOConfig, {}, ppo_train, "PPO again")]
+"""
+BROKEN_ENTRY_POINTS = {  # case: (entry_points.txt, badeps_mod.py, message)
+    "import": ("[bench.algorithms]\nbroken-algo = badeps_mod:ALGO", "raise RuntimeError('boom')\n",
+               "entry point 'broken-algo' = 'badeps_mod:ALGO' of group bench.algorithms: RuntimeError: boom"),
+    "not-a-record": ("[bench.algorithms]\nnot-a-record = json:dumps", "",
+                     "expected a bench.api.Algorithm record, got function"),
+    "name-mismatch": ("[bench.algorithms]\nother-name = badeps_mod:ALGO", ALGO_MODULE,
+                      "entry point 'other-name' = 'badeps_mod:ALGO' of group bench.algorithms: the entry"
+                      " point's name 'other-name' differs from the algorithm's name 'real-name'"),
+    "several": ("[bench.algorithms]\nboth = badeps_mod:BOTH", ALGO_MODULE,
+                "of group bench.algorithms: got 2 records; an entry point provides one algorithm"),
+    "task": ("[bench.tasks]\nmy-envs = badeps_mod:TASKS", "TASKS = [3]\n",
+             "entry point 'my-envs' = 'badeps_mod:TASKS' of group bench.tasks: expected a bench.api.Task"
+             " record, got int"),
+}  # fmt: skip
+
+
+@pytest.fixture
+def broken_installed(tmp_path, monkeypatch):
+    """``broken_installed(case)``: installs the distribution of ``BROKEN_ENTRY_POINTS[case]``,
+    visible to the next ``in_process`` command; its expected message."""
+    from bench import registry
+
+    def install_case(case: str) -> str:
+        entry_points, module, message = BROKEN_ENTRY_POINTS[case]
+        site = tmp_path / "site"
+        fake_distribution(site, entry_points + "\n", module)
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.setattr(registry, "_entry_points_loaded", False)
+        return message
+
+    return install_case
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_ENTRY_POINTS))
+def test_a_broken_installed_plugin_is_a_warning_and_listed_as_broken(in_process, broken_installed, case):
+    message = broken_installed(case)
+    rc, err, out = in_process("describe", "ppo")
+    assert rc == 0 and out.startswith("ppo — "), err
+    assert err.count("\n") == 1 and err.startswith("warning: installed plugin badeps 0.1 "), err
+    assert message in err and "pip uninstall badeps" in err, err
+    rc, err, out = in_process("list")
+    assert rc == 0 and err.count("\n") == 1 and err.startswith("warning: "), err
+    assert "\nbroken plugins (pip uninstall to remove them):\n  badeps 0.1: " in out, out
+    assert message in out.split("broken plugins")[1], out
+    algorithms = out.split("\nalgorithms:\n")[1].split("\nbroken plugins")[0]
+    assert "real-name" not in algorithms and "second" not in algorithms  # a broken entry point adds nothing
+
+
+def test_a_suite_that_needs_a_broken_plugin_stops_with_a_clear_line(tmp_path, in_process, broken_installed):
+    message = broken_installed("import")
+    (tmp_path / "s.yaml").write_text(
+        TINY.replace("dual-clip-ppo", "broken-algo").replace("LineWalk-v0", "Pendulum-v1")
+    )
+    rc, err, _ = in_process("run", "s.yaml", "--store", "b.sqlite")
+    warning, error = err.splitlines()
+    assert rc == 2 and not (tmp_path / "b.sqlite").exists()
+    assert warning.startswith(
+        "warning: installed plugin badeps 0.1 cannot be used; left out: algorithm 'broken-algo'"
+    )
+    assert message in warning
+    assert error == (
+        "error: s.yaml: algorithms[0].algo: algorithm 'broken-algo' is provided by installed plugin badeps"
+        " 0.1, which cannot be used: RuntimeError: boom (fix it, or remove it: pip uninstall badeps)"
+    ), err
+    rc, err, _ = in_process("describe", "broken-algo")
+    assert rc == 2 and err.splitlines()[1] == (
+        "error: algorithm 'broken-algo' is provided by installed plugin badeps 0.1, which cannot be"
+        " used: RuntimeError: boom (fix it, or remove it: pip uninstall badeps)"
+    ), err
 
 
 @pytest.mark.parametrize(
@@ -273,7 +377,7 @@ def test_a_bad_entry_point_is_one_line_and_exit_2(tmp_path, in_process, monkeypa
 )  # fmt: skip
 def test_a_bad_task_declaration_is_a_suite_error(tmp_path, in_process, task, message):
     (tmp_path / "s.yaml").write_text(TINY.replace("[CartPole-v1, LineWalk-v0]", f"[{task}]"))
-    rc, err = in_process("run", "s.yaml", "--store", "b.sqlite")
+    rc, err, _ = in_process("run", "s.yaml", "--store", "b.sqlite")
     assert rc == 2 and message in err, err
     assert not (tmp_path / "b.sqlite").exists()
 

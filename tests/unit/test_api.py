@@ -4,9 +4,10 @@ fingerprint's reach, and the example plugin's Dual-clip loss by hand."""
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 import bench.api as api
 from bench import fingerprint, registry
@@ -56,6 +57,74 @@ def test_the_registry_refuses_what_cannot_run(kwargs, message):
         api.register_algorithm(api.Algorithm(**{**fields, **kwargs}))
     assert message in str(info.value)
     assert "new-algo" not in ALGORITHMS and "has space" not in ALGORITHMS
+
+
+def test_every_registered_config_refuses_unknown_keys():
+    class PlainConfig(BaseModel):  # pydantic's default: unknown keys are dropped
+        lr: float = 1e-3
+
+    algo = api.register_algorithm(api.Algorithm("plain-config", PlainConfig, {}, _train, "x"))
+    try:
+        with pytest.raises(ValidationError, match="learning_rate\n  Extra inputs are not permitted"):
+            algo.config.model_validate({"learning_rate": 0.1})
+    finally:
+        del ALGORITHMS["plain-config"]
+    assert algo.config is PlainConfig and PlainConfig(lr=0.1).lr == 0.1  # the plugin's own class
+
+
+def test_the_policy_gets_numpy_batches_and_the_evaluator_clips_its_actions():
+    """The policy contract the docs state: ``policy(obs, temperature)`` gets the raw observations
+    of ``eval_episodes`` envs as one numpy array (the env's dtype) and returns one action per row;
+    continuous actions are clipped to the action space by the evaluator."""
+    from bench.control.tasks import TASKS
+
+    for task, action in [("CartPole-v1", np.ones(3, dtype=np.int64)), ("Pendulum-v1", np.full((3, 1), 5.0))]:
+        evaluator = api.Evaluator(TASKS[task], api.Recorder(), 0, 1, 3, [0.0, 1.0])
+        seen, sent = [], []
+        step = evaluator.env.step
+        evaluator.env.step = lambda a, step=step, sent=sent: (sent.append(a), step(a))[1]
+
+        def policy(obs, temperature, seen=seen, action=action):
+            seen.append((type(obs), obs.shape, obs.dtype, temperature))
+            return action
+
+        means = evaluator(0, policy)
+        dim = evaluator.env.single_observation_space.shape[0]
+        assert set(seen) == {(np.ndarray, (3, dim), np.dtype("float32"), t) for t in (0.0, 1.0)}
+        assert list(means) == [0.0, 1.0]
+        clipped = np.full((3, 1), 2.0) if task == "Pendulum-v1" else action  # Pendulum: torque in [-2, 2]
+        assert all(np.array_equal(a, clipped) for a in sent)
+
+
+def test_what_bench_sets_up_before_train():
+    """The docs' contract: in the run's process bench seeds torch's global RNG with the run's seed
+    and limits torch to one thread; numpy's global RNG is left as it was; what train returns is
+    ignored."""
+    import json
+
+    from bench.executors import run_one
+    from bench.suite import RunSpec
+
+    seen = {}
+
+    def probe(task, cfg, env_steps, seed, evaluator, recorder):
+        seen.update(seed=torch.initial_seed(), threads=torch.get_num_threads(), numpy=np.random.get_state())
+        return "ignored"
+
+    api.register_algorithm(api.Algorithm("probe-setup", api.PGConfig, {}, probe, "x"))
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    numpy_before = np.random.get_state()
+    evaluation = json.dumps({"eval_every": 512, "eval_episodes": 2, "temperatures": [1.0]})
+    config = json.dumps(api.PGConfig().model_dump(mode="json"))
+    try:
+        spec = RunSpec("k", "s", "1", "probe-setup", "probe-setup", "CartPole-v1", 7, 512, config, evaluation)
+        assert run_one(spec)["status"] == "done"
+    finally:
+        del ALGORITHMS["probe-setup"]
+        torch.set_num_threads(threads)
+        torch.set_rng_state(rng)
+    assert seen["seed"] == 7 and seen["threads"] == 1
+    assert all(np.array_equal(a, b) for a, b in zip(seen["numpy"], numpy_before, strict=True))
 
 
 def test_task_records_are_checked_and_a_clash_refused():
