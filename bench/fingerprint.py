@@ -43,14 +43,14 @@ def bench_modules() -> dict[str, Path]:
     return out
 
 
-def imported_names(tree: ast.AST, prefix: str = "bench") -> list[str]:
+def imported_names(tree: ast.AST, prefix: str = "bench", types: bool = False) -> list[str]:
     """Dotted names of every import of ``prefix`` modules in ``tree`` (function-level ones too),
-    skipping ``if TYPE_CHECKING:`` blocks."""
+    skipping ``if TYPE_CHECKING:`` blocks unless ``types``."""
     found: list[str] = []
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            if not types and isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 continue
             if isinstance(child, ast.Import):
                 found.extend(a.name for a in child.names)
@@ -62,10 +62,11 @@ def imported_names(tree: ast.AST, prefix: str = "bench") -> list[str]:
     return [n for n in found if n == prefix or n.startswith(prefix + ".")]
 
 
-@lru_cache(maxsize=1)
-def import_graph() -> dict[str, frozenset[str]]:
+@lru_cache(maxsize=2)
+def import_graph(types: bool = False) -> dict[str, frozenset[str]]:
     """bench module -> the bench modules it imports (a package's ``__init__`` counts as the
-    package; importing a name from a package is an edge to the package)."""
+    package; importing a name from a package is an edge to the package); ``types``: the imports
+    under ``if TYPE_CHECKING:`` too (the layer rules count them, code versions do not)."""
     modules = bench_modules()
 
     def owner(name: str) -> str:
@@ -75,7 +76,7 @@ def import_graph() -> dict[str, frozenset[str]]:
 
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in modules.items():
-        for target in map(owner, imported_names(ast.parse(path.read_text()))):
+        for target in map(owner, imported_names(ast.parse(path.read_text()), types=types)):
             if target != name:
                 graph[name].add(target)
     return {k: frozenset(v) for k, v in graph.items()}

@@ -23,13 +23,12 @@ and, beyond the order:
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
 from collections import defaultdict
 
-from bench.fingerprint import BENCH_ROOT, bench_modules
+from bench.fingerprint import BENCH_ROOT
 from bench.fingerprint import import_graph as _import_graph
 
 # top to bottom; a module belongs to the layer of its longest matching prefix ("bench" itself: exact)
@@ -73,27 +72,7 @@ def import_graph() -> dict[str, set[str]]:
 
 def typed_import_graph() -> dict[str, set[str]]:
     """As ``import_graph``, with the imports under ``if TYPE_CHECKING:`` too."""
-    modules = bench_modules()
-
-    def owner(name: str) -> str:
-        while name not in modules:
-            name = name.rpartition(".")[0]
-        return name
-
-    graph: dict[str, set[str]] = defaultdict(set)
-    for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [f"{node.module}.{a.name}" for a in node.names]
-            else:
-                continue
-            for target in targets:
-                if target == "bench" or target.startswith("bench."):
-                    graph[name].add(owner(target))
-        graph[name].discard(name)
-    return graph
+    return defaultdict(set, {k: set(v) for k, v in _import_graph(types=True).items()})
 
 
 def _within(module: str, prefixes) -> bool:
