@@ -342,6 +342,12 @@ class Results:
     # -- views ----------------------------------------------------------------------------
 
     @property
+    def submission_column(self) -> list[str]:
+        """``["submission"]`` where several submissions are merged (``combine``), else ``[]``: the
+        column that tables of merged results carry beside task and label."""
+        return ["submission"] if len(self.parts) > 1 else []
+
+    @property
     def name(self) -> str:
         return str(self.suite_info.get("name", ""))
 
@@ -366,7 +372,7 @@ class Results:
             keys = self.runs.run_key[self.runs.task == task]
             frames.append(self.evals[(self.evals.metric == metric) & self.evals.run_key.isin(keys)])
         cols = ["task", "algorithm", "algo", "seed", "status"]
-        cols += ["submission"] if len(self.parts) > 1 else []
+        cols += self.submission_column
         if not frames:
             return pd.DataFrame(columns=[*self.evals.columns, *cols])
         ev = pd.concat(frames, ignore_index=True)
@@ -511,7 +517,7 @@ def final_scores(results: Results) -> pd.DataFrame:
     """One row per finished (done) run: its final score at its scoring temperature
     (``scoring_evals``), and its submission where several were merged (``Results.combine``)."""
     cols = ["run_key", "task", "algorithm", "algo", "seed", "step", "score"]
-    cols += ["submission"] if len(results.parts) > 1 else []
+    cols += results.submission_column
     ev = scoring_evals(results)
     ev = ev[ev.status == "done"]
     if ev.empty:
@@ -574,7 +580,7 @@ def leaderboard(results: Results, reps: int = 2000, confidence: float = 0.95, se
     )
     rows = []
     # a row per (task, run label, submission): merged submissions never share a row
-    keys = ["task", "algorithm", *(["submission"] if len(results.parts) > 1 else [])]
+    keys = ["task", "algorithm", *results.submission_column]
     for group, runs in results.runs.groupby(keys, sort=True):
         task = group[0]
         done = runs[runs.status == "done"]

@@ -44,16 +44,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _sweep(out: Path) -> None:
-    """Removes the temporary files that dead writers of ``out`` left behind (a SIGKILL)."""
+def dead_leftovers(out: Path, tag: str, suffix: str = "") -> list[Path]:
+    """What killed processes left beside ``out``: the paths ``.NAME.TAG<pid>…SUFFIX`` whose pid
+    is no longer alive (temporary files, half-built or moved-aside folders)."""
+    prefix = f".{out.name}.{tag}"
     try:
-        leftovers = list(out.parent.glob(f".{glob_escape(out.name)}.*.tmp"))
+        found = list(out.parent.glob(glob_escape(prefix) + "*" + glob_escape(suffix)))
     except OSError:
-        return
-    for tmp in leftovers:
-        parts = tmp.name[len(out.name) + 2 : -len(".tmp")].split(".")
-        if len(parts) == 2 and parts[0].isdigit() and not pid_alive(int(parts[0])):
-            tmp.unlink(missing_ok=True)
+        return []
+    dead = []
+    for path in found:
+        pid = re.match(r"\d+", path.name[len(prefix) :])
+        if pid and int(pid.group()) != os.getpid() and not pid_alive(int(pid.group())):
+            dead.append(path)
+    return sorted(dead)
 
 
 def glob_escape(name: str) -> str:
@@ -70,7 +74,8 @@ def write_file(out: str | Path, content: str | bytes | Callable[[Path], None]) -
     ``out`` atomically. Raises OSError; nothing is left behind on failure."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(out)
+    for tmp in dead_leftovers(out, "", ".tmp"):
+        tmp.unlink(missing_ok=True)
     tmp = temporary(out)
     try:
         if isinstance(content, bytes):
@@ -96,8 +101,8 @@ def _same(a: Path, b: Path) -> bool:
 def refuse_inputs(
     out: str | Path, inputs: Iterable[tuple[str, str | Path | None]], option: str = "-o"
 ) -> None:
-    """Raises OutputError when ``out`` is one of ``inputs`` ((option, path) pairs; None skipped),
-    or a folder that holds one of them when ``out`` is to be replaced as a folder."""
+    """Raises OutputError when ``out`` is (or resolves to) one of ``inputs`` ((name, path) pairs;
+    None skipped)."""
     out = Path(out)
     for name, path in inputs:
         if path is None:
@@ -183,8 +188,6 @@ def recover_folder(out: Path) -> None:
     new one took its place (two-rename systems only)."""
     if out.exists():
         return
-    for old in sorted(out.parent.glob(f".{glob_escape(out.name)}.old*")):
-        pid = old.name[len(out.name) + 5 :]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            old.rename(out)
-            return
+    for old in dead_leftovers(out, "old"):
+        old.rename(out)
+        return

@@ -42,7 +42,7 @@ from bench.report.tables import (
     pick,
     replication_cell,
 )
-from bench.safeio import csv_text, glob_escape, pid_alive, recover_folder, replace_folder
+from bench.safeio import csv_text, dead_leftovers, recover_folder, replace_folder
 
 MARKER = "report.json"  # identifies a folder written by `bench report` (safe to replace)
 
@@ -123,10 +123,8 @@ def sweep_folders(out: Path) -> None:
     """Puts back a report that a killed ``bench report`` had moved aside, and removes the
     half-built folders that killed renders left beside ``out``."""
     recover_folder(out)
-    for tmp in out.parent.glob(f".{glob_escape(out.name)}.tmp*"):
-        pid = tmp.name[len(out.name) + 5 :]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
+    for tmp in dead_leftovers(out, "tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _bench_files(out: Path) -> set[str] | None:
