@@ -45,7 +45,7 @@ EVAL_SEEDS = (0, 1, 2, 3, 4)  # the run seeds whose evaluation generators score 
 
 
 def head_only_loss(
-    model, seqs: list[list[int]], pad_id: int, starts: list[int] | None = None
+    model, seqs: list[list[int]], pad_id: int, starts: list[int] | None = None, label_smoothing: float = 0.0
 ) -> torch.Tensor:
     """``bench.pipeline.lm.lm_loss`` with the LM head applied at the scored positions only: the same
     mean next-token loss, its gradient summed in another order (a calibration perturbation)."""
@@ -60,7 +60,7 @@ def head_only_loss(
     hidden = model.transformer(input_ids=ids, attention_mask=attn).last_hidden_state
     target = scored[:, 1:]  # position t predicts token t + 1
     logits = model.lm_head(hidden[:, :-1][target])
-    return F.cross_entropy(logits, ids[:, 1:][target])
+    return F.cross_entropy(logits.float(), ids[:, 1:][target], label_smoothing=label_smoothing)
 
 
 def evaluate(

@@ -55,7 +55,9 @@ def lm_keys(task_id: str, setup: dict, gold: str) -> LMKeys:
     tokenizer = recipe_hash({"task": task_id, "corpus": s["corpus"], "tok": s["tokenizer"],
                              "base": s["model"]["base"], "prompts": s["prompts"],
                              "code": artifact_code(LM_BUILDER)})  # fmt: skip
-    sft = recipe_hash({"tok": tokenizer, "model": s["model"], "sft": s["sft"]})
+    # a recipe field added later counts only when set, so the keys of recipes without it stay put
+    sft_recipe = {k: v for k, v in s["sft"].items() if not (k == "label_smoothing" and v == 0)}
+    sft = recipe_hash({"tok": tokenizer, "model": s["model"], "sft": sft_recipe})
     prefs = recipe_hash({"sft": sft, "prefs": s["preferences"], "new": s["max_new_tokens"], "gold": gold})
     return LMKeys(tokenizer, sft, prefs, recipe_hash({"prefs": prefs, "rm": s["reward_model"]}))
 

@@ -89,9 +89,13 @@ def cut_prompts(tokenizer, docs: list[str], recipe: PromptRecipe, seed: int) -> 
     return out
 
 
-def lm_loss(model, seqs: list[list[int]], pad_id: int, starts: list[int] | None = None) -> torch.Tensor:
+def lm_loss(
+    model, seqs: list[list[int]], pad_id: int, starts: list[int] | None = None, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Mean next-token NLL over the non-pad tokens of right-padded ``seqs``; with ``starts``, only
-    over the tokens of each sequence from its start index on (its completion)."""
+    over the tokens of each sequence from its start index on (its completion); with
+    ``label_smoothing``, the cross-entropy against targets that put that mass uniformly over the
+    vocabulary (torch's ``cross_entropy(label_smoothing=)``)."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     attn = torch.zeros_like(ids)
@@ -106,7 +110,13 @@ def lm_loss(model, seqs: list[list[int]], pad_id: int, starts: list[int] | None 
     # the reference positions only, the summarisation π_SFT won 10.7% at T = 1 instead of 16.2%).
     labels = ids.masked_fill(scored == 0, -100)
     ids, attn, labels = ids.to(model.device), attn.to(model.device), labels.to(model.device)
-    return model(input_ids=ids, attention_mask=attn, labels=labels).loss
+    if not label_smoothing:  # transformers' own causal-LM loss (version 2's π_SFT is built with it)
+        return model(input_ids=ids, attention_mask=attn, labels=labels).loss
+    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100,
+        label_smoothing=label_smoothing,
+    )  # fmt: skip
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
@@ -151,7 +161,8 @@ def train_sft(model, tokenizer, docs: list[str], recipe: SFTRecipe, seed: int, l
     curve, t0 = [], time.perf_counter()
     for step in range(recipe.steps):
         idx = torch.randint(len(seqs), (recipe.batch_size,), generator=g).tolist()
-        loss = lm_loss(model, [seqs[i] for i in idx], pad, [starts[i] for i in idx] if starts else None)
+        batch_starts = [starts[i] for i in idx] if starts else None
+        loss = lm_loss(model, [seqs[i] for i in idx], pad, batch_starts, recipe.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -106,6 +106,13 @@ class SFTRecipe(_Recipe):
         description="all: next-token loss on every token of a document; completion: only on the reference"
         " after the prompt (tasks with references; the prompt is tokenised as at generation)",
     )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="label smoothing of the next-token loss (torch's cross_entropy(label_smoothing=)):"
+        " the target puts this mass uniformly over the vocabulary; 0 = none",
+    )
 
 
 class PromptRecipe(_Recipe):
@@ -175,6 +182,8 @@ class LMSetup(_Recipe):
             del data["corpus"]["reference_field"]
         if data["sft"]["seed"] is None:
             del data["sft"]["seed"]
+        if data["sft"]["label_smoothing"] == 0:
+            del data["sft"]["label_smoothing"]
         if data["sft"]["loss"] == "all":
             del data["sft"]["loss"]
         elif not task.has_references:

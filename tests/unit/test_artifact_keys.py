@@ -39,3 +39,13 @@ def test_lm_keys_are_pinned_and_follow_the_builder(fixed_code, task, pinned):
     assert (got.tokenizer, got.sft, got.preferences, got.reward_model) == pinned[:4]
     assert keys.derived_key(got.preferences, "pairs", "bench.algos.lm") == pinned[4]
     assert fixed_code == ["bench.pipeline.lm", "bench.algos.lm"]
+
+
+def test_label_smoothing_counts_in_the_sft_key_only_when_set(fixed_code):
+    lm_task = get_lm_task("summarization")
+    base = LMSetup().for_task(lm_task)
+    smoothed = LMSetup(sft={"label_smoothing": 0.05}).for_task(lm_task)
+    assert "label_smoothing" not in base["sft"] and smoothed["sft"]["label_smoothing"] == 0.05
+    a = keys.lm_keys("summarization", LMSetup(**base).model_dump(mode="json"), base["gold"])
+    b = keys.lm_keys("summarization", LMSetup(**smoothed).model_dump(mode="json"), smoothed["gold"])
+    assert a.tokenizer == b.tokenizer and a.sft != b.sft and a.preferences != b.preferences

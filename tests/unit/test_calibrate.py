@@ -32,6 +32,9 @@ def test_head_only_loss_is_the_same_loss_summed_in_another_order():
     g_full = torch.autograd.grad(full, model.lm_head.weight)[0]
     g_head = torch.autograd.grad(head, model.lm_head.weight)[0]
     assert torch.allclose(g_full, g_head, atol=1e-6)
+    smooth_full = lm_loss(model, seqs, 0, starts, label_smoothing=0.05)
+    smooth_head = calibrate.head_only_loss(model, seqs, 0, starts, label_smoothing=0.05)
+    assert smooth_head.item() == pytest.approx(smooth_full.item(), rel=1e-6)
 
 
 def test_variants_and_the_table():

@@ -251,6 +251,15 @@ def test_completion_only_sft_scores_the_reference_tokens_only(model, tok):
         full = lm_loss(model, seqs, tok.pad_token_id).item()
     assert masked == pytest.approx(sum(nll) / len(nll), rel=1e-5)
     assert full == pytest.approx(sum(every) / len(every), rel=1e-5)
+    # label smoothing eps: per token (1 - eps) * NLL + eps * mean over the vocabulary of -log p
+    eps = 0.1
+    smooth = [(1 - eps) * -logp[t - 1, seq[t]].item() - eps * logp[t - 1].mean().item()
+              for t in range(start, len(seq))]  # fmt: skip
+    with torch.no_grad():
+        smoothed = lm_loss(model, seqs, tok.pad_token_id, starts, label_smoothing=eps).item()
+        unsmoothed = lm_loss(model, seqs, tok.pad_token_id, starts, label_smoothing=0.0).item()
+    assert smoothed == pytest.approx(sum(smooth) / len(smooth), rel=1e-5)
+    assert unsmoothed == masked
     with pytest.raises(ValueError, match="needs a task with references"):
         sft_sequences(tok, docs, SFTRecipe(loss="completion"))
 
