@@ -155,16 +155,16 @@ def table_markdown(table: pd.DataFrame, task: str = "summarization") -> str:
     value of the band's metric over its builds and whether all keep the band's margin."""
     band = BANDS[task]
     key = ("win" if band.metric == "eval/win_rate" else "score") + f"_T{band.temperature:g}"
-    wins = [c for c in table.columns if c.startswith("win_T")]
-    temps = " / ".join(c.removeprefix("win_T") for c in wins)
-    head = (
-        f"| recipe | perturbation | machine | final loss | win rate, T = {temps} | judge score, T = {temps} |"
-    )
-    lines = [head, "|---|---|---|---:|---|---|"]
+    scores = [c for c in table.columns if c.startswith("score_T")]
+    temps = " / ".join(c.removeprefix("score_T") for c in scores)
+    wins = [c.replace("score", "win") for c in scores if c.replace("score", "win") in table.columns]
+    win_head = f"win rate, T = {temps} | " if wins else ""
+    head = f"| recipe | perturbation | machine | final loss | {win_head}{'judge' if wins else 'gold'} score, T = {temps} |"
+    lines = [head, "|---|---|---|---:|" + ("---|" if wins else "") + "---|"]
     for r in table.itertuples():
-        win = " / ".join(f"{table.loc[r.Index, c]:.3f}" for c in wins)
-        score = " / ".join(f"{table.loc[r.Index, c.replace('win', 'score')]:.2f}" for c in wins)
-        lines.append(f"| {r.recipe} | {r.variant} | {r.machine} | {r.final_loss:.3f} | {win} | {score} |")
+        cells = [" / ".join(f"{table.loc[r.Index, c]:.3f}" for c in wins)] if wins else []
+        cells.append(" / ".join(f"{table.loc[r.Index, c]:.2f}" for c in scores))
+        lines.append(f"| {r.recipe} | {r.variant} | {r.machine} | {r.final_loss:.3f} | {' | '.join(cells)} |")
     inner = f"[{band.lo + band.margin:g}, {band.hi - band.margin:g}]"
     lines += ["", f"| recipe | builds | lowest {key} | highest {key} | every build within {inner} |",
               "|---|---:|---:|---:|---|"]  # fmt: skip

@@ -52,5 +52,14 @@ def test_variants_and_the_table():
     md = calibrate.table_markdown(table)
     assert "| r | SFT seed 1 | m | 0.300 | 0.500 / 0.180 | 0.80 / 0.70 |" in md
     assert "| r | 2 | 0.180 | 0.250 | no |" in md  # 0.18 is below the band's margin (0.20)
+    # a task without references (sentiment): its gold score alone, judged at T = 1 within [-0.4, 0.4]
+    rows = [
+        dict(recipe="s", variant="as specified", machine="m", final_loss=1.2, score_T0=0.1, score_T1=0.05),
+        dict(recipe="s", variant="2 threads", machine="m", final_loss=1.3, score_T0=0.2, score_T1=-0.45),
+    ]
+    md = calibrate.table_markdown(pd.DataFrame(rows), "sentiment")
+    assert "| recipe | perturbation | machine | final loss | gold score, T = 0 / 1 |" in md
+    assert "| s | 2 threads | m | 1.300 | 0.20 / -0.45 |" in md
+    assert "| s | 2 | -0.450 | 0.050 | no |" in md
     band = BANDS["summarization"]
     assert band.with_margin(0.2) and not band.with_margin(0.41) and band.inside(0.45)
