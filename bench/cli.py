@@ -131,7 +131,7 @@ def _execute(args, suite, specs) -> int:
             results = run_ray(session, todo, args.address)
         else:
             jobs = min(args.jobs, max(sum(s.cpus for s in todo), 1))
-            results = run_local(session, todo, jobs)
+            results = run_local(session, todo, jobs, getattr(args, "batch_seeds", 1))
     except ExecutorError as e:
         return _fail(str(e))
     except StoreError as e:
@@ -940,6 +940,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", "-j", type=JOBS, default=1,
         help="local executor: CPU cores to keep busy (default 1); a run takes one, a Distributed "
         "PPO run one per worker",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-seeds", type=JOBS, default=1, metavar="S",
+        help="local executor: train up to S runs that differ only in their seed together in one process, "
+        "their networks' arithmetic batched (PPO; the same computation as one at a time, float for "
+        "float: see the running guide); default 1",
     )  # fmt: skip
     p.add_argument(
         "--executor", choices=["local", "ray"], default="local",

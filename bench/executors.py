@@ -10,6 +10,7 @@ executor keeps at most ``--jobs`` cores busy, Ray schedules each run with its CP
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import multiprocessing as mp
@@ -88,11 +89,85 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     import torch
 
     from bench.algos import ALGORITHMS
-    from bench.algos.guard import Diverged
     from bench.recorder import Recorder
 
     torch.set_num_threads(1)  # determinism and no oversubscription with --jobs
     warm_up()
+    logger, handler = _run_logger(spec, log_path, capture_log)
+    started = now()
+    recorder = Recorder(progress=_on_progress(spec, logger, progress))
+    status, error = "done", None
+    alarm = _Alarm(spec.timeout_s)
+    measured = memory.reset_peak()
+    try:
+        alarm.start()
+        _registry_for(spec)
+        algo = ALGORITHMS[spec.algo]
+        cfg = algo.config(**spec.config)
+        (_train_lm if algo.domain == "lm" else _train_control)(spec, algo, cfg, recorder, logger)
+    except Exception as e:  # noqa: BLE001 - recorded as a failed run
+        status, error = _failure(e, recorder, logger)
+    finally:
+        alarm.stop()
+    return _finished(spec, recorder, logger, handler, started, log_path, status, error, measured)
+
+
+def run_batch(specs: list[RunSpec], log_paths: list[str | None], progress=None) -> list[dict]:
+    """Trains runs that differ only in their seed together in this process, with their algorithm's
+    seed-batched trainer (``Algorithm.train_seeds``); returns each run's records, as ``run_one``
+    would. Never raises for a failing run: a seed that fails fails alone; an error of the batch as
+    a whole fails every run of it."""
+    import torch
+
+    from bench.algos import ALGORITHMS
+    from bench.control.tasks import get_task
+    from bench.evaluation import Evaluator
+    from bench.recorder import SeedBatchClock
+
+    torch.set_num_threads(1)
+    warm_up()
+    logs = [_run_logger(spec, path, False) for spec, path in zip(specs, log_paths, strict=True)]
+    seeds = [s.seed for s in specs]
+    for logger, _ in logs:
+        logger.info("seed batch of %d runs (seeds %s)", len(specs), ", ".join(map(str, seeds)))
+    started = now()
+    clock = SeedBatchClock()
+    recorders = [
+        clock.recorder(_on_progress(s, log[0], progress)) for s, log in zip(specs, logs, strict=True)
+    ]
+    first = specs[0]
+    alarm = _Alarm(first.timeout_s)
+    measured = memory.reset_peak()
+    try:
+        alarm.start()
+        _registry_for(first)
+        algo = ALGORITHMS[first.algo]
+        cfg = algo.config(**first.config)
+        task, ev = get_task(first.task), first.evaluation
+        evaluators = [
+            Evaluator(
+                task, rec, seed, ev.eval_every, ev.eval_episodes, ev.temperatures, ev.final_temperatures
+            )
+            for seed, rec in zip(seeds, recorders, strict=True)
+        ]
+        clock.start = time.perf_counter()
+        outcomes = algo.train_seeds(task, cfg, first.env_steps, seeds, evaluators, recorders)
+    except Exception as e:  # noqa: BLE001 - the batch as a whole failed: every run of it did
+        outcomes = [e] * len(specs)
+    finally:
+        alarm.stop()
+    results = []
+    parts = zip(specs, log_paths, logs, recorders, outcomes, strict=True)
+    for spec, path, (logger, handler), rec, outcome in parts:
+        failed = isinstance(outcome, BaseException)
+        status, error = _failure(outcome, rec, logger) if failed else ("done", None)
+        results.append(_finished(spec, rec, logger, handler, started, path, status, error, measured))
+    return results
+
+
+def _run_logger(spec: RunSpec, log_path: str | None, capture_log: bool):
+    """The run's logger and its handler (a file, or a string for ``capture_log``), with the run's
+    first lines written."""
     logger = logging.getLogger(f"bench.run.{spec.key}")
     logger.propagate = False
     handler = None
@@ -105,7 +180,15 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    started = now()
+    logger.info(
+        "run %s: %s on %s, seed %d, %d env steps", spec.key, spec.label, spec.task, spec.seed, spec.env_steps
+    )
+    logger.info("config %s", spec.config_json)
+    return logger, handler
+
+
+def _on_progress(spec: RunSpec, logger, progress):
+    """The recorder's progress callback: a log line every 5 s, and the live progress bar."""
     last_log = [0.0]
 
     def on_progress(env_steps: int, sps: float) -> None:
@@ -121,34 +204,32 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
             except Exception:  # noqa: BLE001 - a full progress queue must never fail a run
                 pass
 
-    recorder = Recorder(progress=on_progress)
-    logger.info(
-        "run %s: %s on %s, seed %d, %d env steps", spec.key, spec.label, spec.task, spec.seed, spec.env_steps
-    )
-    logger.info("config %s", spec.config_json)
-    status, error = "done", None
-    alarm = _Alarm(spec.timeout_s)
-    measured = memory.reset_peak()
-    try:
-        alarm.start()
-        _registry_for(spec)
-        algo = ALGORITHMS[spec.algo]
-        cfg = algo.config(**spec.config)
-        (_train_lm if algo.domain == "lm" else _train_control)(spec, algo, cfg, recorder, logger)
-    except RunTimeout:
-        status, error = "failed", f"timeout after {spec.timeout_s} s"
-        logger.info("FAILED: %s\n%s", error, traceback.format_exc(limit=-3))
-    except Diverged as e:  # NaN / inf loss or parameter: failed, with the step and the quantity
-        status, error = "failed", str(e)  # one line: "diverged at env step 12288: policy loss is nan"
+    return on_progress
+
+
+def _failure(e: BaseException, recorder, logger) -> tuple[str, str]:
+    """(status, error) of a run stopped by ``e``, logged."""
+    from bench.algos.guard import Diverged
+
+    if isinstance(e, RunTimeout):
+        error = f"timeout after {e.args[0] if e.args else '?'} s"
+        logger.info("FAILED: %s\n%s", error, _trace(e, 3))
+    elif isinstance(e, Diverged):  # NaN / inf loss or parameter: failed, with the step and the quantity
+        error = str(e)  # one line: "diverged at env step 12288: policy loss is nan"
         if e.unit in ("env step", "update"):
             recorder.env_steps = max(recorder.env_steps, e.step)
-        logger.info("FAILED: %s\n%s", error, traceback.format_exc(limit=-3))
-    except Exception as e:  # noqa: BLE001 - recorded as a failed run
-        status = "failed"
-        error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=-8))
+        logger.info("FAILED: %s\n%s", error, _trace(e, 3))
+    else:
+        error = f"{type(e).__name__}: {e}\n" + _trace(e, 8)
         logger.info("FAILED\n%s", error)
-    finally:
-        alarm.stop()
+    return "failed", error
+
+
+def _trace(e: BaseException, limit: int) -> str:
+    return "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-limit))
+
+
+def _finished(spec, recorder, logger, handler, started, log_path, status, error, measured) -> dict:
     peak = memory.peak_rss_mb() if measured else None
     if peak is not None:
         logger.info("peak resident memory %.0f MiB", peak)
@@ -212,7 +293,7 @@ class _Alarm:
             return
 
         def ring(signum, frame):
-            raise RunTimeout
+            raise RunTimeout(self.seconds)
 
         self.previous = signal.signal(signal.SIGALRM, ring)
         signal.setitimer(signal.ITIMER_REAL, float(self.seconds))
@@ -413,74 +494,107 @@ class Session:
         self.progress.close()
 
 
-def run_local(session: Session, specs: list[RunSpec], jobs: int) -> list[dict]:
-    """Runs ``specs`` with ``jobs`` processes (1 = in this process); writes each result."""
+def seed_batches(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
+    """``specs`` as units of work: runs that differ only in their seed, of an algorithm with a
+    seed-batched trainer, in groups of at most ``size`` (in the order of their first run); every
+    other run alone."""
+    from bench.algos import ALGORITHMS
+
+    groups: dict = {}
+    for spec in specs:
+        algo = ALGORITHMS.get(spec.algo)
+        alone = size <= 1 or algo is None or algo.train_seeds is None or isolated(spec) or spec.cpus != 1
+        same = dataclasses.replace(spec, key="", base_key="", seed=0)  # the run but for its seed
+        groups.setdefault(spec.key if alone else same, []).append(spec)
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), max(size, 1))]
+
+
+def run_local(session: Session, specs: list[RunSpec], jobs: int, batch_seeds: int = 1) -> list[dict]:
+    """Runs ``specs`` with ``jobs`` processes (1 = in this process); writes each result. With
+    ``batch_seeds`` > 1, runs that differ only in their seed train together, up to that many in
+    one process (``seed_batches``)."""
+    units = seed_batches(specs, batch_seeds)
     try:
         if jobs == 1 and not any(map(isolated, specs)):
-            for spec in specs:
-                path = session.claim(spec)
-                if path is not None:
-                    session.finish(run_one(spec, path, session.progress.update_live))
+            for unit in units:
+                claimed = _claim(session, unit)
+                if claimed:
+                    for result in _run_unit(claimed, session.progress.update_live):
+                        session.finish(result)
         else:
-            _run_pool(session, specs, jobs)
+            _run_pool(session, units, jobs)
     except KeyboardInterrupt:
         session.interrupted()
         raise
     return session.results
 
 
-def _run_pool(session: Session, specs: list[RunSpec], jobs: int) -> None:
-    """At most ``jobs`` runs in flight; a worker that dies fails only the runs it could hold."""
+def _claim(session: Session, unit: list[RunSpec]) -> list[tuple[RunSpec, str]]:
+    """The runs of ``unit`` this driver now holds, with their log paths."""
+    return [(spec, path) for spec in unit if (path := session.claim(spec)) is not None]
+
+
+def _run_unit(claimed: list[tuple[RunSpec, str]], progress=None) -> list[dict]:
+    """Runs one unit of work (a run, or a seed batch) in this process; its results."""
+    if len(claimed) == 1:
+        return [run_one(claimed[0][0], claimed[0][1], progress)]
+    return run_batch([spec for spec, _ in claimed], [path for _, path in claimed], progress)
+
+
+def _run_pool(session: Session, units: list[list[RunSpec]], jobs: int) -> None:
+    """At most ``jobs`` units in flight; a worker that dies fails only the runs it could hold."""
     ctx = mp.get_context("spawn")
     progress_queue = ctx.Queue(maxsize=10_000)
-    todo = list(reversed(specs))
+    todo = list(reversed(units))
 
     def new_pool(n: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue,))
 
     while todo:
         with new_pool(jobs) as pool:
-            in_flight: dict = {}
+            in_flight: dict = {}  # future -> the specs it runs
             own: dict = {}  # future of a plugin run -> the pool of its own process
             started: dict = {}
             try:
                 while todo or in_flight:
-                    # a run takes spec.cpus of the ``jobs`` cores; a bigger one runs on its own
-                    while todo and (not in_flight or busy(in_flight) + todo[-1].cpus <= jobs):
-                        spec = todo.pop()
-                        path = session.claim(spec)
-                        if path is None:
+                    # a unit takes cpus(unit) of the ``jobs`` cores; a bigger one runs on its own
+                    while todo and (not in_flight or busy(in_flight) + cpus(todo[-1]) <= jobs):
+                        claimed = _claim(session, todo.pop())
+                        if not claimed:
                             continue
+                        spec = claimed[0][0]
                         if isolated(spec):
                             single = new_pool(1)
-                            fut = single.submit(run_one, spec, path)
+                            fut = single.submit(_run_unit, claimed)
                             own[fut] = single
                         else:
-                            fut = pool.submit(run_one, spec, path)
-                        in_flight[fut], started[fut] = spec, time.monotonic()
+                            fut = pool.submit(_run_unit, claimed)
+                        in_flight[fut], started[fut] = [s for s, _ in claimed], time.monotonic()
                     done, _ = wait(set(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
                     _drain(progress_queue, session.progress)
                     shared_broken = False
                     for fut in done:
-                        spec = in_flight.pop(fut)
+                        unit = in_flight.pop(fut)
                         started.pop(fut)
                         try:
-                            result = fut.result()
+                            results = fut.result()
                         except BrokenProcessPool:
-                            result = _died(spec)
+                            results = [_died(spec) for spec in unit]
                             shared_broken |= fut not in own
                         if fut in own:
                             own.pop(fut).shutdown(wait=False)
-                        session.finish(result)
-                    for fut in [f for f in own if _overdue(in_flight[f], started[f])]:
-                        spec = in_flight.pop(fut)
+                        for result in results:
+                            session.finish(result)
+                    for fut in [f for f in own if _overdue(in_flight[f][0], started[f])]:
+                        spec = in_flight.pop(fut)[0]
                         _kill(own.pop(fut))
                         session.finish(
                             _died(spec, f"timeout after {spec.timeout_s} s (killed: it did not stop)")
                         )
                     if shared_broken:
                         for fut in [f for f in in_flight if f not in own]:
-                            session.finish(_died(in_flight.pop(fut)))
+                            for spec in in_flight.pop(fut):
+                                session.finish(_died(spec))
                         if not in_flight:
                             break  # start a fresh pool for the rest
                         _finish_own(session, in_flight, own)
@@ -504,21 +618,27 @@ def _kill(pool: ProcessPoolExecutor) -> None:
 def _finish_own(session, in_flight: dict, own: dict) -> None:
     """Waits for the plugin runs still in their own processes (the shared pool is being replaced)."""
     for fut in list(own):
-        spec = in_flight.pop(fut)
+        spec = in_flight.pop(fut)[0]
         try:
             remaining = spec.timeout_s + HARD_GRACE_S if spec.timeout_s else None
-            result = fut.result(timeout=remaining)
+            results = fut.result(timeout=remaining)
         except BrokenProcessPool:
-            result = _died(spec)
+            results = [_died(spec)]
         except FutureTimeout:
-            result = _died(spec, f"timeout after {spec.timeout_s} s (killed: it did not stop)")
+            results = [_died(spec, f"timeout after {spec.timeout_s} s (killed: it did not stop)")]
         _kill(own.pop(fut))
-        session.finish(result)
+        for result in results:
+            session.finish(result)
 
 
 def busy(in_flight: dict) -> int:
-    """Cores taken by the runs in flight (values: their specs)."""
-    return sum(spec.cpus for spec in in_flight.values())
+    """Cores taken by the work in flight (values: a spec, or the specs of one unit)."""
+    return sum(cpus(v) for v in in_flight.values())
+
+
+def cpus(work) -> int:
+    """Cores a run or a unit of runs takes: a unit runs in one process (a seed batch: one core)."""
+    return max(s.cpus for s in work) if isinstance(work, list) else work.cpus
 
 
 def _died(spec: RunSpec, error: str = "worker process died (killed or out of memory)") -> dict:

@@ -159,9 +159,14 @@ def algorithm_fingerprint(algo) -> dict:
     """{version, source, origin[, module, distribution, distribution_version, git_rev]} of an
     ``Algorithm``; ``code_id`` of it is what enters run keys."""
     o = algo.origin
-    return dict(
+    fp = dict(
         _fingerprint(algo.name, algo.version, _train_module(algo.train), o.kind, o.distribution, o.version)
     )
+    batched = getattr(algo, "train_seeds", None)
+    if batched is not None and fp["origin"] == "built-in":  # the seed-batched trainer's code too
+        both = fp["source"] + bench_source_hash(_train_module(batched))
+        fp["source"] = hashlib.sha256(both.encode()).hexdigest()[:12]
+    return fp
 
 
 def code_id(fingerprint: dict) -> str:

@@ -58,3 +58,32 @@ class Recorder:
         if self.progress is not None:
             t = self.train_time()
             self.progress(self.env_steps, self.env_steps / t if t > 0 else 0.0)
+
+
+class SeedBatchClock:
+    """The clock of runs trained together in one process (``bench.algos.seed_batch``): they share
+    the batch's wall time, and time any of them spends evaluating is kept out of every member's
+    training time (the others wait for it)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.members: list[SeedBatchRecorder] = []
+
+    def recorder(self, progress=None) -> SeedBatchRecorder:
+        rec = SeedBatchRecorder(progress=progress)
+        rec.clock = self
+        self.members.append(rec)
+        return rec
+
+
+@dataclass
+class SeedBatchRecorder(Recorder):
+    """One run's records in a seed batch: its wall and training time are the batch's."""
+
+    clock: SeedBatchClock | None = None
+
+    def wall_time(self) -> float:
+        return time.perf_counter() - self.clock.start
+
+    def train_time(self) -> float:
+        return self.wall_time() - sum(r.eval_seconds for r in self.clock.members)

@@ -83,6 +83,11 @@ class Algorithm:
     ``version`` is part of every run's code fingerprint with a hash of the algorithm's source:
     bump it to mark a change of behaviour that the source hash alone would not show (a changed
     dependency, data file or default elsewhere).
+
+    ``train_seeds(task, cfg, env_steps, seeds, evaluators, recorders)``, where given: trains the
+    runs of several seeds together in one process (``bench run --batch-seeds``), the same
+    computation as ``train`` per seed; returns per seed its policy, or the exception that failed it.
+    Its module is part of the code fingerprint.
     """
 
     name: str
@@ -94,6 +99,7 @@ class Algorithm:
     domain: str = "control"  # or "lm"
     version: str = "1"
     origin: Origin = field(default=BUILT_IN, compare=False)
+    train_seeds: Callable | None = None
 
 
 ALGORITHMS: dict[str, Algorithm] = {}

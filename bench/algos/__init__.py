@@ -13,7 +13,20 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.algos import aligned, dppo, external, grpo, lm, pg, ppo, rlhf_ppo, trl_dpo, trl_grpo, trpo
+from bench.algos import (
+    aligned,
+    dppo,
+    external,
+    grpo,
+    lm,
+    pg,
+    ppo,
+    rlhf_ppo,
+    seed_batch,
+    trl_dpo,
+    trl_grpo,
+    trpo,
+)
 from bench.registry import ALGORITHMS, Algorithm, register_algorithm
 
 BUILT_IN = [
@@ -30,6 +43,7 @@ BUILT_IN = [
             ppo.TASK_DEFAULTS,
             ppo.train,
             "PPO, clipped or adaptive-KL objective, GAE (project's own)",
+            train_seeds=seed_batch.ppo_train,
         ),
         Algorithm(
             "dppo",

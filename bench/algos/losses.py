@@ -106,12 +106,12 @@ def value_loss(
     clip_range_vf: float | None,
 ) -> torch.Tensor:
     """0.5 E[(V - R)^2]; with clipping, the max of clipped and unclipped errors
-    (the value clipping of OpenAI baselines' PPO2). [B] -> []"""
+    (the value clipping of OpenAI baselines' PPO2). [..., B] -> [...]"""
     err = (values - returns).pow(2)
     if clip_range_vf is None:
-        return 0.5 * err.mean()
+        return 0.5 * err.mean(-1)
     clipped = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
-    return 0.5 * torch.max(err, (clipped - returns).pow(2)).mean()
+    return 0.5 * torch.max(err, (clipped - returns).pow(2)).mean(-1)
 
 
 def mse_value_loss(
@@ -121,10 +121,10 @@ def mse_value_loss(
     clip_range_vf: float | None,
 ) -> torch.Tensor:
     """SB3's PPO value loss: E[(V' − R)²] with V' = V, or with clipping
-    V' = V_old + clip(V − V_old, −eps_vf, eps_vf) (no max, no ½). [B] -> []"""
+    V' = V_old + clip(V − V_old, −eps_vf, eps_vf) (no max, no ½). [..., B] -> [...]"""
     if clip_range_vf is not None:
         values = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
-    return (returns - values).pow(2).mean()
+    return (returns - values).pow(2).mean(-1)
 
 
 # PPOConfig.value_loss -> function

@@ -144,63 +144,81 @@ def train(
         if group is not None:
             group.merge_running_stats(collector)  # one observation / return scaling for all
         step = steps = collector.env_steps if group is None else group.total_steps(collector)
-        # the schedules read the progress after the rollout's steps are counted, as SB3's
-        # OnPolicyAlgorithm.learn does (collect_rollouts, then _update_current_progress_remaining)
-        remaining = max(0.0, 1.0 - steps / env_steps)
-        lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
-        set_lr(optimizer, lr)
-        clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
-        rewards = ro.rewards if shaping is None else shaping(ro)
-        rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
-        adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
-        idx = torch.nonzero(ro.valid.flatten()).squeeze(-1).numpy()
-        flat = lambda x: x.flatten(0, 1)  # noqa: E731  [T, N, ...] -> [T*N, ...]
-        old_log_std = model.log_std.detach().clone() if task.continuous else None
-        batch = Batch(flat(ro.obs), flat(ro.actions), flat(ro.logp), flat(ro.params), flat(ro.values[:-1]),
-                      flat(adv), flat(ret), old_log_std)  # fmt: skip
+        batch, idx, lr, clip, ret = prepare(task, cfg, ro, model, steps, env_steps, optimizer, shaping)
         # workers must take the same number of minibatch steps (each is an all-reduce), but their
         # valid-step counts differ by the autoreset steps: the shorter ones cycle their shuffle
         length = len(idx) if group is None else group.max(len(idx))
         stats = update(head, optimizer, parameters, batch, cfg, clip, beta,
                        _epoch_orders(rng, idx, length, cfg.n_epochs), group, shaping, surrogate)  # fmt: skip
-
-        means = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
-        # a NaN / inf loss or parameter stops the run (every DPPO worker together)
-        named = {"policy loss": "pg", "value loss": "vf", "entropy": "ent"}
-        check_finite(step, {name: means[k] for name, k in named.items() if stats[k]}, model, group=group)
-        if cfg.objective == "kl_penalty":
-            with torch.no_grad():
-                new_params = model.policy(batch.obs[idx])
-                batch_kl = float(model.kl(batch.old_params[idx], new_params, batch.old_log_std).mean())
-            if group is not None:
-                batch_kl = group.mean(batch_kl)  # one penalty coefficient for all workers
-            recorder.curve(step, "train/kl", batch_kl)
-            recorder.curve(step, "train/kl_beta", beta)
-            beta = losses.adaptive_kl_beta(beta, batch_kl, cfg.kl_target)
-
-        collector.log_episodes(step)
-        ev = explained_variance(ro.values[:-1], ret, ro.valid)
-        if ev == ev:  # not NaN (constant returns)
-            recorder.curve(step, "train/explained_variance", ev)
-        for name, key in [
-            ("policy_loss", "pg"),
-            ("value_loss", "vf"),
-            ("entropy", "ent"),
-            ("approx_kl", "kl"),
-            ("clip_fraction", "clipfrac"),
-        ]:
-            recorder.curve(step, f"train/{name}", means[key])
-        recorder.curve(step, "train/lr", lr)
-        recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
-        recorder.steps(step)
-        if evaluator.due(step):
-            evaluator(step, act)
+        beta = after_update(task, cfg, agent, stats, step, batch, idx, ro, ret, lr, beta, evaluator, recorder,
+                            group)  # fmt: skip
         stop = evaluator.stop if group is None else group.any(evaluator.stop)
     evaluator.final(steps, act)
     if group is not None:
         group.finish(model, steps, recorder)
     env.close()
     return agent
+
+
+def prepare(task: Task, cfg: PPOConfig, ro, model, steps: int, env_steps: int, optimizer,
+            shaping: Shaping | None):  # fmt: skip
+    """After a rollout: the learning rate (set on ``optimizer``) and clip range at this progress,
+    GAE advantages and returns, the valid step indices and the flattened ``Batch``."""
+    # the schedules read the progress after the rollout's steps are counted, as SB3's
+    # OnPolicyAlgorithm.learn does (collect_rollouts, then _update_current_progress_remaining)
+    remaining = max(0.0, 1.0 - steps / env_steps)
+    lr = losses.schedule(cfg.lr_schedule, cfg.lr, remaining)
+    set_lr(optimizer, lr)
+    clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
+    rewards = ro.rewards if shaping is None else shaping(ro)
+    rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
+    adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
+    idx = torch.nonzero(ro.valid.flatten()).squeeze(-1).numpy()
+    flat = lambda x: x.flatten(0, 1)  # noqa: E731  [T, N, ...] -> [T*N, ...]
+    old_log_std = model.log_std.detach().clone() if task.continuous else None
+    batch = Batch(flat(ro.obs), flat(ro.actions), flat(ro.logp), flat(ro.params), flat(ro.values[:-1]),
+                  flat(adv), flat(ret), old_log_std)  # fmt: skip
+    return batch, idx, lr, clip, ret
+
+
+def after_update(task: Task, cfg: PPOConfig, agent: Agent, stats: dict, step: int, batch: Batch, idx, ro,
+                 ret, lr: float, beta: float, evaluator: Evaluator, recorder: Recorder,
+                 group=None) -> float:  # fmt: skip
+    """After the epochs on one rollout: the divergence check (raises), the KL-penalty coefficient's
+    adaptation, the training curves and the evaluation when due; returns the next coefficient."""
+    model = agent.model
+    means = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
+    # a NaN / inf loss or parameter stops the run (every DPPO worker together)
+    named = {"policy loss": "pg", "value loss": "vf", "entropy": "ent"}
+    check_finite(step, {name: means[k] for name, k in named.items() if stats[k]}, model, group=group)
+    if cfg.objective == "kl_penalty":
+        with torch.no_grad():
+            new_params = model.policy(batch.obs[idx])
+            batch_kl = float(model.kl(batch.old_params[idx], new_params, batch.old_log_std).mean())
+        if group is not None:
+            batch_kl = group.mean(batch_kl)  # one penalty coefficient for all workers
+        recorder.curve(step, "train/kl", batch_kl)
+        recorder.curve(step, "train/kl_beta", beta)
+        beta = losses.adaptive_kl_beta(beta, batch_kl, cfg.kl_target)
+
+    agent.collector.log_episodes(step)
+    ev = explained_variance(ro.values[:-1], ret, ro.valid)
+    if ev == ev:  # not NaN (constant returns)
+        recorder.curve(step, "train/explained_variance", ev)
+    for name, key in [
+        ("policy_loss", "pg"),
+        ("value_loss", "vf"),
+        ("entropy", "ent"),
+        ("approx_kl", "kl"),
+        ("clip_fraction", "clipfrac"),
+    ]:
+        recorder.curve(step, f"train/{name}", means[key])
+    recorder.curve(step, "train/lr", lr)
+    recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
+    recorder.steps(step)
+    if evaluator.due(step):
+        evaluator(step, agent.act)
+    return beta
 
 
 class PPOHead(torch.nn.Module):

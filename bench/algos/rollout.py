@@ -69,55 +69,85 @@ class RolloutCollector:
     def collect(self, num_steps: int) -> Rollout:
         """Only the policy runs per step; values and log-probabilities of the whole rollout are
         computed afterwards in one batch (same parameters, so the same numbers)."""
-        n, model = self.n, self.model
-        noise = model.noise((num_steps, n), self.generator)
-        obs_buf, act_buf, par_buf = [], [], []
-        rew = np.zeros((num_steps, n), np.float32)
-        done = np.zeros((num_steps, n), bool)
-        trunc_only = np.zeros((num_steps, n), bool)
-        valid = np.zeros((num_steps, n), bool)
-        for t in range(num_steps):
-            obs_t = torch.from_numpy(self.obs_norm(self.obs, update=True))
-            params = model.policy(obs_t)
-            action = model.sample(params, 1.0, noise=noise[t])
-            obs_buf.append(obs_t)
-            act_buf.append(action)
-            par_buf.append(params)
-            env_action = action.numpy()
-            if self.continuous:
-                env_action = np.clip(env_action, self.low, self.high)
-            self.obs, reward, term, trunc, _ = self.env.step(env_action)
-            is_valid = ~self.prev_done
-            ended = (term | trunc) & is_valid
-            self.episode_return += np.where(is_valid, reward, 0.0)
-            self.episode_length += is_valid
-            if ended.any():
-                self.finished_returns.extend(self.episode_return[ended].tolist())
-                self.finished_lengths.extend(self.episode_length[ended].tolist())
-                self.episode_return[ended] = 0.0
-                self.episode_length[ended] = 0
-            rew[t] = self.reward_scaler(reward, ended, is_valid)
-            done[t] = ended
-            trunc_only[t] = trunc & ~term & is_valid
-            valid[t] = is_valid
-            self.prev_done = term | trunc
-        self.env_steps += int(valid.sum())
-        obs_buf.append(torch.from_numpy(self.obs_norm(self.obs)))
-        all_obs = torch.stack(obs_buf)  # [T + 1, N, obs_dim]
-        values = model.value(all_obs.flatten(0, 1)).view(num_steps + 1, n)
-        actions, params = torch.stack(act_buf), torch.stack(par_buf)
-        logp = model.log_prob(params.flatten(0, 1), actions.flatten(0, 1)).view(num_steps, n)
-        return Rollout(
+        self.begin(num_steps)
+        for _ in range(num_steps):
+            self.act(self.model.policy(self.observe()))
+        obs = self.end()
+        return self.rollout(self.model.value(obs.flatten(0, 1)), self.model.log_prob)
+
+    # The pieces of ``collect``, so that a seed batch (``bench.algos.seed_batch``) can run the
+    # policies of several collectors in one call per step: begin, then per step observe -> policy
+    # -> act, then end -> values -> rollout.
+
+    def begin(self, num_steps: int) -> None:
+        """Starts a rollout of ``num_steps`` steps: draws its exploration noise."""
+        n = self.n
+        self._t, self._noise = 0, self.model.noise((num_steps, n), self.generator)
+        self._obs_buf, self._act_buf, self._par_buf = [], [], []
+        self._rew = np.zeros((num_steps, n), np.float32)
+        self._done = np.zeros((num_steps, n), bool)
+        self._trunc_only = np.zeros((num_steps, n), bool)
+        self._valid = np.zeros((num_steps, n), bool)
+
+    def observe(self) -> torch.Tensor:
+        """The current observations [N, obs_dim], normalised (updating the running statistics)."""
+        obs_t = torch.from_numpy(self.obs_norm(self.obs, update=True))
+        self._obs_buf.append(obs_t)
+        return obs_t
+
+    def act(self, params: torch.Tensor) -> None:
+        """Samples actions from the policy's distribution parameters [N, A] at the observations of
+        ``observe`` and steps the env."""
+        t = self._t
+        action = self.model.sample(params, 1.0, noise=self._noise[t])
+        self._act_buf.append(action)
+        self._par_buf.append(params)
+        env_action = action.numpy()
+        if self.continuous:
+            env_action = np.clip(env_action, self.low, self.high)
+        self.obs, reward, term, trunc, _ = self.env.step(env_action)
+        is_valid = ~self.prev_done
+        ended = (term | trunc) & is_valid
+        self.episode_return += np.where(is_valid, reward, 0.0)
+        self.episode_length += is_valid
+        if ended.any():
+            self.finished_returns.extend(self.episode_return[ended].tolist())
+            self.finished_lengths.extend(self.episode_length[ended].tolist())
+            self.episode_return[ended] = 0.0
+            self.episode_length[ended] = 0
+        self._rew[t] = self.reward_scaler(reward, ended, is_valid)
+        self._done[t] = ended
+        self._trunc_only[t] = trunc & ~term & is_valid
+        self._valid[t] = is_valid
+        self.prev_done = term | trunc
+        self._t = t + 1
+
+    def end(self) -> torch.Tensor:
+        """Ends the rollout's steps: the observations [T + 1, N, obs_dim] whose values it needs."""
+        self.env_steps += int(self._valid.sum())
+        self._obs_buf.append(torch.from_numpy(self.obs_norm(self.obs)))
+        self._all_obs = torch.stack(self._obs_buf)
+        return self._all_obs
+
+    def rollout(self, values: torch.Tensor, log_prob) -> Rollout:
+        """The rollout, from the values of ``end``'s observations [(T + 1) * N] and the policy's
+        ``log_prob(params, actions)``."""
+        num_steps, n, all_obs = self._t, self.n, self._all_obs
+        actions, params = torch.stack(self._act_buf), torch.stack(self._par_buf)
+        logp = log_prob(params.flatten(0, 1), actions.flatten(0, 1)).view(num_steps, n)
+        out = Rollout(
             obs=all_obs[:-1],
             actions=actions,
             logp=logp,
             params=params,
-            values=values,
-            rewards=torch.from_numpy(rew),
-            dones=torch.from_numpy(done),
-            truncated=torch.from_numpy(trunc_only),
-            valid=torch.from_numpy(valid),
+            values=values.view(num_steps + 1, n),
+            rewards=torch.from_numpy(self._rew),
+            dones=torch.from_numpy(self._done),
+            truncated=torch.from_numpy(self._trunc_only),
+            valid=torch.from_numpy(self._valid),
         )
+        self._obs_buf, self._act_buf, self._par_buf, self._all_obs = [], [], [], None
+        return out
 
     def log_episodes(self, step: int | None = None) -> None:
         """Records the mean training return and length of episodes finished since the last call

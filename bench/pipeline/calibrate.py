@@ -159,7 +159,8 @@ def table_markdown(table: pd.DataFrame, task: str = "summarization") -> str:
     temps = " / ".join(c.removeprefix("score_T") for c in scores)
     wins = [c.replace("score", "win") for c in scores if c.replace("score", "win") in table.columns]
     win_head = f"win rate, T = {temps} | " if wins else ""
-    head = f"| recipe | perturbation | machine | final loss | {win_head}{'judge' if wins else 'gold'} score, T = {temps} |"
+    score_head = f"{'judge' if wins else 'gold'} score, T = {temps}"
+    head = f"| recipe | perturbation | machine | final loss | {win_head}{score_head} |"
     lines = [head, "|---|---|---|---:|" + ("---|" if wins else "") + "---|"]
     for r in table.itertuples():
         cells = [" / ".join(f"{table.loc[r.Index, c]:.3f}" for c in wins)] if wins else []

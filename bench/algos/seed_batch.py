@@ -1,0 +1,337 @@
+"""Seed-batched training: S runs that differ only in their seed, trained in lockstep in one process.
+
+At bench's network sizes (two 64-unit MLPs) a PPO step on CPU costs mostly per-operation overhead,
+not arithmetic, so one batched matrix product over S seeds' weights costs little more than one
+over a single seed's. Here every seed keeps everything that makes it its own run — its env, its
+observation and return scaling, its exploration noise, its minibatch shuffles, its optimizer,
+its evaluator and its recorder — and only the networks' arithmetic is batched:
+
+* every parameter of the S actor-critics is one stacked tensor ``[S, ...]``; each seed's
+  ``ActorCritic`` keeps its own ``nn.Parameter`` objects, whose storage is that seed's row of the
+  stack, so its own Adam (``fused=True``, as unbatched PPO) updates the stack in place, and
+  evaluation uses the seed's module as it is;
+* a rollout runs the S policies in one call per env step (``torch.baddbmm`` over the stack; on
+  CPU each seed's product is the same ``gemm`` as ``F.linear``'s, so the same floats);
+* the PPO epochs run the seeds' minibatches in lockstep: minibatch m of every seed in one
+  forward/backward pass (the per-seed loss is a row of a ``[S]`` vector, whose sum's gradient is
+  each seed's own), then each seed's gradient clipping and Adam step. Seeds whose rollouts have
+  fewer valid steps (autoreset steps differ) have fewer or shorter minibatches: a step with mixed
+  sizes runs one pass per size; a seed that stops its epochs early (``target_kl``) takes no more
+  steps and draws no more shuffles, as unbatched.
+
+So a seed-batched run is meant to be the same computation as the unbatched run of its seed, float
+for float; ``tests/unit/test_seed_batch.py`` checks it on this machine's kernels. A seed whose
+losses or parameters diverge fails alone; the others go on.
+
+Layer: algos.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.algos import losses, ppo
+from bench.algos.rollout import Agent, build_agent
+from bench.control.policies import LOG_2PI, categorical_log_prob_entropy
+from bench.control.tasks import Task
+from bench.evaluation import Evaluator
+from bench.recorder import Recorder
+
+
+class StackedActorCritic:
+    """The parameters of S ``ActorCritic`` modules of one architecture as stacked tensors, each
+    module's parameters rebound to views of its row (so updating a module updates the stack)."""
+
+    def __init__(self, models: Sequence[torch.nn.Module]):
+        self.models = list(models)
+        first = self.models[0]
+        self.continuous, self._act_fn = first.continuous, first._act_fn
+        names = [name for name, _ in first.named_parameters()]
+        self.stacked: dict[str, torch.Tensor] = {}
+        for name in names:
+            rows = [dict(m.named_parameters())[name].detach() for m in self.models]
+            self.stacked[name] = torch.stack(rows).requires_grad_(True)
+        for i, m in enumerate(self.models):
+            for name in names:
+                module_name, _, attr = name.rpartition(".")
+                owner = m.get_submodule(module_name) if module_name else m
+                setattr(owner, attr, torch.nn.Parameter(self.stacked[name].detach()[i]))
+        self._named = [[(name, dict(m.named_parameters())[name]) for name in names] for m in self.models]
+        self._index: dict[tuple[int, ...], torch.Tensor] = {}
+        self._layers = {  # (weight, bias) names of each MLP's linear layers
+            which: [(f"{which}.{j}.weight", f"{which}.{j}.bias")
+                    for j, layer in enumerate(getattr(first, which)) if isinstance(layer, torch.nn.Linear)]
+            for which in ("pi", "vf")
+        }  # fmt: skip
+
+    def rows(self, name: str, members: Sequence[int] | None) -> torch.Tensor:
+        """Parameter ``name`` of ``members`` (all seeds: the stack itself)."""
+        full = self.stacked[name]
+        if members is None or len(members) == len(self.models):
+            return full
+        key = tuple(members)
+        if key not in self._index:
+            self._index[key] = torch.as_tensor(key)
+        return full[self._index[key]]
+
+    def _mlp(self, which: str, x: torch.Tensor, members) -> torch.Tensor:
+        return _mlp(
+            self._act_fn, [(self.rows(w, members), self.rows(b, members)) for w, b in self._layers[which]], x
+        )
+
+    def policy(self, obs: torch.Tensor, members=None) -> torch.Tensor:
+        """Distribution parameters [k, B, A] of ``members`` (k of them) at ``obs`` [k, B, d]."""
+        return self._mlp("pi", obs, members)
+
+    def value(self, obs: torch.Tensor, members=None) -> torch.Tensor:
+        return self._mlp("vf", obs, members).squeeze(-1)
+
+    def log_std(self, members=None) -> torch.Tensor:
+        return self.rows("log_std", members).unsqueeze(1)  # [k, 1, D]
+
+    def head(self, obs: torch.Tensor, actions: torch.Tensor, members=None, log_std=None):
+        """``ppo.PPOHead`` for k seeds: (params, values, log pi(a|s), entropy), each [k, B, ...].
+        ``log_std``: ``self.log_std(members)``, passed when the caller uses it again (the KL
+        penalty), so that its gradient is summed in one place, in the order of unbatched PPO."""
+        params, values = self.policy(obs, members), self.value(obs, members)
+        if not self.continuous:
+            logp, entropy = categorical_log_prob_entropy(params, actions)
+            return params, values, logp, entropy
+        log_std = self.log_std(members) if log_std is None else log_std
+        z = (actions - params) / log_std.exp()
+        logp = (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+        entropy = (log_std + 0.5 * (1.0 + LOG_2PI)).sum(-1).expand(params.shape[:-1])
+        return params, values, logp, entropy
+
+    def kl(self, old_params, new_params, old_log_std, new_log_std=None) -> torch.Tensor:
+        """Exact KL(pi_old || pi_new) per state [k, B] (Gaussian: ``new_log_std`` [k, 1, D])."""
+        if not self.continuous:
+            return _categorical_kl(old_params, new_params)
+        var_ratio = torch.exp(2 * (old_log_std - new_log_std))
+        t = ((old_params - new_params) / new_log_std.exp()).pow(2)
+        return 0.5 * (var_ratio + t - 1 - torch.log(var_ratio)).sum(-1)
+
+    def grads_to_models(self, members: Sequence[int], take: Sequence[int]) -> None:
+        """After a backward pass over ``members``: each seed in ``take`` gets its row of the stacked
+        gradients as its parameters' ``.grad`` (views); the others get none (no optimizer step)."""
+        for i in members:
+            for name, p in self._named[i]:
+                p.grad = self.stacked[name].grad[i] if i in take else None  # the stack's row i
+
+    def zero_grad(self) -> None:
+        for t in self.stacked.values():
+            t.grad = None
+
+
+def _categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
+    old_logp = torch.log_softmax(old_logits, -1)
+    new_logp = torch.log_softmax(new_logits, -1)
+    return (old_logp.exp() * (old_logp - new_logp)).sum(-1)
+
+
+def ppo_train(
+    task: Task,
+    cfg: ppo.PPOConfig,
+    env_steps: int,
+    seeds: Sequence[int],
+    evaluators: Sequence[Evaluator],
+    recorders: Sequence[Recorder],
+) -> list[Agent | BaseException]:
+    """``ppo.train`` for each of ``seeds`` in lockstep (plain PPO: no shaping, no workers). Returns
+    per seed its agent, or the exception that stopped it (a diverged seed fails alone)."""
+    agents = [build_agent(task, cfg, seed, rec) for seed, rec in zip(seeds, recorders, strict=True)]
+    stack = StackedActorCritic([a.model for a in agents])
+    rngs = [np.random.default_rng(seed) for seed in seeds]
+    optimizers = [
+        torch.optim.Adam(list(a.model.parameters()), lr=cfg.lr, eps=1e-5, fused=True) for a in agents
+    ]
+    betas = [cfg.kl_beta] * len(seeds)
+    steps = [0] * len(seeds)
+    outcome: list[Agent | BaseException | None] = [None] * len(seeds)
+    active = list(range(len(seeds)))
+    while active:
+        ros = collect(stack, [agents[i] for i in active], active, cfg.n_steps)
+        prepared = {}
+        for i, ro in zip(active, ros, strict=True):
+            steps[i] = agents[i].collector.env_steps
+            prepared[i] = (
+                ro,
+                *ppo.prepare(task, cfg, ro, agents[i].model, steps[i], env_steps, optimizers[i], None),
+            )
+        orders = {
+            i: ppo._epoch_orders(rngs[i], prepared[i][2], len(prepared[i][2]), cfg.n_epochs) for i in active
+        }
+        stats = update(stack, optimizers, {i: prepared[i][1] for i in active}, cfg,
+                       {i: prepared[i][4] for i in active}, betas, orders)  # fmt: skip
+        still = []
+        for i in active:
+            ro, batch, idx, lr, clip, ret = prepared[i]
+            try:
+                betas[i] = ppo.after_update(task, cfg, agents[i], stats[i], steps[i], batch, idx, ro, ret, lr,
+                                            betas[i], evaluators[i], recorders[i])  # fmt: skip
+            except Exception as e:  # noqa: BLE001  the seed's run fails; the batch goes on
+                outcome[i] = e
+                agents[i].env.close()
+                continue
+            if steps[i] < env_steps and not evaluators[i].stop:
+                still.append(i)
+            else:
+                evaluators[i].final(steps[i], agents[i].act)
+                agents[i].env.close()
+                outcome[i] = agents[i]
+        active = still
+    return outcome  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def collect(stack: StackedActorCritic, agents: Sequence[Agent], members: Sequence[int], num_steps: int):
+    """One rollout of each agent's collector, the policies of ``members`` run in one call per step."""
+    cols = [a.collector for a in agents]
+    for c in cols:
+        c.begin(num_steps)
+    weights = _frozen(stack, members)
+    for _ in range(num_steps):
+        params = _mlp(stack._act_fn, weights["pi"], torch.stack([c.observe() for c in cols]))
+        for c, p in zip(cols, params, strict=True):
+            c.act(p)
+    obs = torch.stack([c.end() for c in cols])  # [k, T + 1, N, d]
+    values = _mlp(stack._act_fn, weights["vf"], obs.flatten(1, 2)).squeeze(-1)
+    return [c.rollout(v, a.model.log_prob) for c, v, a in zip(cols, values, agents, strict=True)]
+
+
+def _frozen(stack: StackedActorCritic, members) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The weights of ``members`` for a rollout (fixed while it runs): stacked once, not per step."""
+    return {which: [(stack.rows(w, members).detach(), stack.rows(b, members).detach())
+                    for w, b in stack._layers[which]] for which in ("pi", "vf")}  # fmt: skip
+
+
+def _mlp(act_fn, layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+    """k MLPs at once: ``x`` [k, B, in], ``layers`` of (weight [k, out, in], bias [k, out])."""
+    for j, (w, b) in enumerate(layers):
+        if _batched_equals_linear(x.shape[0], x.shape[1], w.shape[2], w.shape[1]):
+            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        else:
+            x = torch.stack([F.linear(x[i], w[i], b[i]) for i in range(len(w))])
+        if j < len(layers) - 1:
+            x = act_fn(x)
+    return x
+
+
+_PROBED: dict[tuple[int, int, int, int], bool] = {}
+
+
+def _batched_equals_linear(k: int, rows: int, n_in: int, n_out: int) -> bool:
+    """Whether a batched matrix product gives each seed exactly ``F.linear``'s floats — output and
+    gradients — at this shape, on this machine's kernels (probed once per shape with random data).
+    Where it does not (here: a single output, which ``F.linear`` computes as a matrix-vector
+    product, and one to three rows), the layer runs per seed."""
+    key = (k, rows, n_in, n_out)
+    if key not in _PROBED:
+        _PROBED[key] = _probe(k, rows, n_in, n_out)
+    return _PROBED[key]
+
+
+@torch.enable_grad()
+def _probe(k: int, rows: int, n_in: int, n_out: int) -> bool:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(k, n_out, n_in, generator=g, requires_grad=True)
+    b = torch.randn(k, n_out, generator=g, requires_grad=True)
+    x = torch.randn(k, rows, n_in, generator=g, requires_grad=True)
+    each = torch.stack([F.linear(x[i], w[i], b[i]) for i in range(k)])
+    batched = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    if not torch.equal(each, batched):
+        return False
+    up = torch.randn(each.shape, generator=g)
+    grads = zip(
+        torch.autograd.grad(each, (w, x, b), up), torch.autograd.grad(batched, (w, x, b), up), strict=True
+    )
+    return all(torch.equal(a, c) for a, c in grads)
+
+
+def update(stack: StackedActorCritic, optimizers, batches: dict[int, ppo.Batch], cfg: ppo.PPOConfig,
+           clips: dict[int, float], betas: Sequence[float], orders: dict) -> dict[int, dict]:  # fmt: skip
+    """``ppo.update`` for several seeds in lockstep (plain PPO: no shaping, no workers); returns
+    each seed's per-minibatch statistics."""
+    stats = {i: {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")} for i in batches}
+    vf_fn = losses.VALUE_LOSSES[cfg.value_loss]
+    bs = cfg.batch_size
+    running = list(batches)
+    for _ in range(cfg.n_epochs):
+        if not running:
+            break
+        epoch = {i: next(orders[i]) for i in running}
+        n_minibatches = max(-(-len(o) // bs) for o in epoch.values())
+        for m in range(n_minibatches):
+            groups: dict[int, list[int]] = defaultdict(list)
+            for i in running:
+                size = len(epoch[i][m * bs : (m + 1) * bs])
+                if size:
+                    groups[size].append(i)
+            for members in groups.values():
+                mbs = {i: torch.from_numpy(epoch[i][m * bs : (m + 1) * bs]) for i in members}
+                stopped = _minibatch_step(stack, optimizers, batches, cfg, clips, betas, members, mbs, stats,
+                                          vf_fn)  # fmt: skip
+                running = [i for i in running if i not in stopped]
+    return stats
+
+
+def _minibatch_step(stack, optimizers, batches, cfg, clips, betas, members, mbs, stats, vf_fn) -> set[int]:
+    """One minibatch of each of ``members`` (equal sizes) in one forward/backward pass, then each
+    seed's clipped Adam step. Returns the seeds that stop their epochs here (``target_kl``)."""
+    take = lambda field: torch.stack([getattr(batches[i], field)[mbs[i]] for i in members])  # noqa: E731
+    obs, actions, old_logp = take("obs"), take("actions"), take("old_logp")
+    stack.zero_grad()
+    log_std = stack.log_std(members) if stack.continuous else None
+    params, values, logp, entropy = stack.head(obs, actions, members, log_std)
+    with torch.no_grad():
+        log_ratio = logp - old_logp
+        approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean(-1).tolist()
+    stopped = set()
+    if cfg.target_kl is not None:
+        stopped = {i for i, kl in zip(members, approx_kl, strict=True) if kl > 1.5 * cfg.target_kl}
+        for i, kl in zip(members, approx_kl, strict=True):
+            if i in stopped:
+                stats[i]["kl"].append(kl)
+    adv = take("adv")
+    if cfg.normalize_advantage and adv.shape[1] > 1:
+        adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
+    # the clip range's bounds computed in double precision, as from ppo.update's Python floats
+    clip = torch.tensor([[clips[i]] for i in members])
+    lo, hi = (
+        torch.tensor([[1.0 - clips[i]] for i in members]),
+        torch.tensor([[1.0 + clips[i]] for i in members]),
+    )
+    if cfg.objective == "clip":
+        ratio = torch.exp(logp - old_logp)
+        pg_loss = -torch.min(ratio * adv, torch.clamp(ratio, lo, hi) * adv).mean(-1)
+    else:
+        old_log_std = (
+            None if not stack.continuous else torch.stack([batches[i].old_log_std for i in members])[:, None]
+        )
+        kl = stack.kl(take("old_params"), params, old_log_std, log_std)
+        beta = torch.tensor([[betas[i]] for i in members])
+        pg_loss = -(torch.exp(logp - old_logp) * adv - beta * kl).mean(-1)
+    vf_loss = vf_fn(values, take("old_values"), take("ret"), cfg.clip_range_vf)
+    loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean(-1)
+    going = [j for j, i in enumerate(members) if i not in stopped]
+    if going:
+        loss[going].sum().backward()
+    stack.grads_to_models(members, [members[j] for j in going])
+    with torch.no_grad():
+        clipfrac = ((log_ratio.exp() - 1).abs() > clip).float().mean(-1).tolist()
+    for j in going:
+        i = members[j]
+        grads = [p.grad for _, p in stack._named[i] if p.grad is not None]
+        losses.clip_grad_norm_(grads, cfg.max_grad_norm)
+        optimizers[i].step()
+        stats[i]["clipfrac"].append(clipfrac[j])
+        stats[i]["pg"].append(float(pg_loss[j].detach()))
+        stats[i]["vf"].append(float(vf_loss[j].detach()))
+        stats[i]["ent"].append(float(entropy[j].detach().mean()))
+        stats[i]["kl"].append(approx_kl[j])
+    return stopped
