@@ -285,9 +285,27 @@ def _minibatch_step(stack, optimizers, batches, cfg, clips, betas, members, mbs,
     seed's clipped Adam step. Returns the seeds that stop their epochs here (``target_kl``)."""
     take = lambda field: torch.stack([getattr(batches[i], field)[mbs[i]] for i in members])  # noqa: E731
     obs, actions, old_logp = take("obs"), take("actions"), take("old_logp")
-    stack.zero_grad()
-    log_std = stack.log_std(members) if stack.continuous else None
-    params, values, logp, entropy = stack.head(obs, actions, members, log_std)
+    alone = len(members) == 1  # the seed's own module, as unbatched PPO runs it (no stack overhead)
+    if alone:
+        model = stack.models[members[0]]
+        for _, p in stack._named[members[0]]:
+            p.grad = None
+        one = ppo.PPOHead(model)(obs[0], actions[0])
+        params, values, logp, entropy = (x.unsqueeze(0) for x in one)
+
+        def kl_of(old_params, old_log_std):
+            return model.kl(
+                old_params[0], one[0], None if old_log_std is None else old_log_std[0, 0]
+            ).unsqueeze(0)
+
+    else:
+        stack.zero_grad()
+        log_std = stack.log_std(members) if stack.continuous else None
+        params, values, logp, entropy = stack.head(obs, actions, members, log_std)
+
+        def kl_of(old_params, old_log_std):
+            return stack.kl(old_params, params, old_log_std, log_std)
+
     with torch.no_grad():
         log_ratio = logp - old_logp
         approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean(-1).tolist()
@@ -313,7 +331,7 @@ def _minibatch_step(stack, optimizers, batches, cfg, clips, betas, members, mbs,
         old_log_std = (
             None if not stack.continuous else torch.stack([batches[i].old_log_std for i in members])[:, None]
         )
-        kl = stack.kl(take("old_params"), params, old_log_std, log_std)
+        kl = kl_of(take("old_params"), old_log_std)
         beta = torch.tensor([[betas[i]] for i in members])
         pg_loss = -(torch.exp(logp - old_logp) * adv - beta * kl).mean(-1)
     vf_loss = vf_fn(values, take("old_values"), take("ret"), cfg.clip_range_vf)
@@ -321,7 +339,8 @@ def _minibatch_step(stack, optimizers, batches, cfg, clips, betas, members, mbs,
     going = [j for j, i in enumerate(members) if i not in stopped]
     if going:
         loss[going].sum().backward()
-    stack.grads_to_models(members, [members[j] for j in going])
+    if not alone:
+        stack.grads_to_models(members, [members[j] for j in going])
     with torch.no_grad():
         clipfrac = ((log_ratio.exp() - 1).abs() > clip).float().mean(-1).tolist()
     for j in going:
