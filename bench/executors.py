@@ -88,7 +88,6 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     that do not share the driver's filesystem (Ray)."""
     import torch
 
-    from bench.algos import ALGORITHMS
     from bench.recorder import Recorder
 
     torch.set_num_threads(1)  # determinism and no oversubscription with --jobs
@@ -101,9 +100,7 @@ def run_one(spec: RunSpec, log_path: str | None = None, progress=None, capture_l
     measured = memory.reset_peak()
     try:
         alarm.start()
-        _registry_for(spec)
-        algo = ALGORITHMS[spec.algo]
-        cfg = algo.config(**spec.config)
+        algo, cfg = _algorithm(spec)
         (_train_lm if algo.domain == "lm" else _train_control)(spec, algo, cfg, recorder, logger)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run
         status, error = _failure(e, recorder, logger)
@@ -119,7 +116,6 @@ def run_batch(specs: list[RunSpec], log_paths: list[str | None], progress=None) 
     a whole fails every run of it."""
     import torch
 
-    from bench.algos import ALGORITHMS
     from bench.control.tasks import get_task
     from bench.evaluation import Evaluator
     from bench.recorder import SeedBatchClock
@@ -140,9 +136,7 @@ def run_batch(specs: list[RunSpec], log_paths: list[str | None], progress=None) 
     measured = memory.reset_peak()
     try:
         alarm.start()
-        _registry_for(first)
-        algo = ALGORITHMS[first.algo]
-        cfg = algo.config(**first.config)
+        algo, cfg = _algorithm(first)
         task, ev = get_task(first.task), first.evaluation
         evaluators = [
             Evaluator(
@@ -163,6 +157,15 @@ def run_batch(specs: list[RunSpec], log_paths: list[str | None], progress=None) 
         status, error = _failure(outcome, rec, logger) if failed else ("done", None)
         results.append(_finished(spec, rec, logger, handler, started, path, status, error, measured))
     return results
+
+
+def _algorithm(spec: RunSpec):
+    """(algorithm, validated config) of a run, with this worker's registry set up as the driver's."""
+    from bench.algos import ALGORITHMS
+
+    _registry_for(spec)
+    algo = ALGORITHMS[spec.algo]
+    return algo, algo.config(**spec.config)
 
 
 def _run_logger(spec: RunSpec, log_path: str | None, capture_log: bool):
