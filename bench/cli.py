@@ -823,7 +823,7 @@ def cmd_replicate(args) -> int:
     )
     if not args.no_run:
         ns = argparse.Namespace(store=str(store_path), jobs=args.jobs, executor="local", address=None,
-                                quiet=args.quiet, pin_code=False)  # fmt: skip
+                                quiet=args.quiet, pin_code=False, batch_seeds=args.batch_seeds)  # fmt: skip
         rc = _execute(ns, fresh, specs)
         if rc not in (0, 1):
             return rc
@@ -1205,6 +1205,10 @@ def build_parser() -> argparse.ArgumentParser:
         "declared, else the spread of the published rows' means); default 0.1",
     )  # fmt: skip
     p.add_argument("--jobs", "-j", type=JOBS, default=1, help="CPU cores to keep busy (default 1)")
+    p.add_argument(
+        "--batch-seeds", type=JOBS, default=1, metavar="S",
+        help="train up to S of the fresh seeds together in one process (as `bench run --batch-seeds`)",
+    )  # fmt: skip
     p.add_argument(
         "--no-run", action="store_true", help="judge what the replication store holds; train nothing"
     )
