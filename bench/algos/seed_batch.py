@@ -283,7 +283,11 @@ def update(stack: StackedActorCritic, optimizers, batches: dict[int, ppo.Batch],
 def _minibatch_step(stack, optimizers, batches, cfg, clips, betas, members, mbs, stats, vf_fn) -> set[int]:
     """One minibatch of each of ``members`` (equal sizes) in one forward/backward pass, then each
     seed's clipped Adam step. Returns the seeds that stop their epochs here (``target_kl``)."""
-    take = lambda field: torch.stack([getattr(batches[i], field)[mbs[i]] for i in members])  # noqa: E731
+
+    def take(field: str) -> torch.Tensor:
+        rows = [getattr(batches[i], field)[mbs[i]] for i in members]
+        return rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
+
     obs, actions, old_logp = take("obs"), take("actions"), take("old_logp")
     alone = len(members) == 1  # the seed's own module, as unbatched PPO runs it (no stack overhead)
     if alone:
@@ -338,7 +342,7 @@ def _minibatch_step(stack, optimizers, batches, cfg, clips, betas, members, mbs,
     loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean(-1)
     going = [j for j, i in enumerate(members) if i not in stopped]
     if going:
-        loss[going].sum().backward()
+        (loss if len(going) == len(members) else loss[going]).sum().backward()
     if not alone:
         stack.grads_to_models(members, [members[j] for j in going])
     with torch.no_grad():
