@@ -22,6 +22,7 @@ from bench.bands import CONTROL_REFERENCE as BAND
 from bench.control.policies import PolicyAct
 from bench.control.tasks import get_task
 from bench.evaluation import Evaluator
+from bench.pipeline.calibrate import append_row
 from bench.pipeline.control import _train_reference, reference_from_artifact
 from bench.recorder import Recorder
 from bench.results import normalise
@@ -94,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed, n in todo:
             row = build_and_evaluate(suite, task_id, seed, n)
             print(", ".join(f"{k}={v}" for k, v in row.items() if k != "cpu"), file=sys.stderr, flush=True)
-            table = pd.read_csv(out) if out.is_file() else pd.DataFrame()
-            pd.concat([table, pd.DataFrame([row])], ignore_index=True).to_csv(out, index=False)
+            append_row(out, row)
     return 0
 
 

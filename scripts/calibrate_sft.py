@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.lm.tasks import LM_TASKS
-from bench.pipeline.calibrate import build_and_evaluate, table_markdown, variants
+from bench.pipeline.calibrate import append_row, build_and_evaluate, table_markdown, variants
 from bench.pipeline.lm import LMPipeline
 from bench.suite import SuiteError, expand, find_suite, load_suite
 
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             row = build_and_evaluate(ctx, label, v, Path(tmp), lambda m: None)
             shown = ", ".join(f"{k}={v}" for k, v in row.items() if k != "cpu")
             print(f"  {shown}", file=sys.stderr)
-            table = pd.read_csv(out) if out.is_file() else pd.DataFrame()
-            pd.concat([table, pd.DataFrame([row])], ignore_index=True).to_csv(out, index=False)
+            append_row(out, row)
     return 0
 
 

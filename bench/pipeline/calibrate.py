@@ -175,3 +175,9 @@ def table_markdown(table: pd.DataFrame, task: str = "summarization") -> str:
             f"| {recipe} | {len(g)} | {g[key].min():.3f} | {g[key].max():.3f} | {'yes' if ok else 'no'} |"
         )
     return "\n".join(lines)
+
+
+def append_row(out: Path, row: dict) -> None:
+    """Appends one calibration build's row to the table ``out`` (a CSV; created if missing)."""
+    table = pd.read_csv(out) if out.is_file() else pd.DataFrame()
+    pd.concat([table, pd.DataFrame([row])], ignore_index=True).to_csv(out, index=False)
