@@ -37,7 +37,12 @@ import torch.nn.functional as F
 
 from bench.algos import losses, ppo
 from bench.algos.rollout import Agent, build_agent
-from bench.control.policies import LOG_2PI, categorical_log_prob_entropy
+from bench.control.policies import (
+    categorical_kl,
+    categorical_log_prob_entropy,
+    gaussian_kl,
+    gaussian_log_prob_entropy,
+)
 from bench.control.tasks import Task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -103,18 +108,14 @@ class StackedActorCritic:
             logp, entropy = categorical_log_prob_entropy(params, actions)
             return params, values, logp, entropy
         log_std = self.log_std(members) if log_std is None else log_std
-        z = (actions - params) / log_std.exp()
-        logp = (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
-        entropy = (log_std + 0.5 * (1.0 + LOG_2PI)).sum(-1).expand(params.shape[:-1])
+        logp, entropy = gaussian_log_prob_entropy(params, log_std, actions)
         return params, values, logp, entropy
 
     def kl(self, old_params, new_params, old_log_std, new_log_std=None) -> torch.Tensor:
         """Exact KL(pi_old || pi_new) per state [k, B] (Gaussian: ``new_log_std`` [k, 1, D])."""
         if not self.continuous:
-            return _categorical_kl(old_params, new_params)
-        var_ratio = torch.exp(2 * (old_log_std - new_log_std))
-        t = ((old_params - new_params) / new_log_std.exp()).pow(2)
-        return 0.5 * (var_ratio + t - 1 - torch.log(var_ratio)).sum(-1)
+            return categorical_kl(old_params, new_params)
+        return gaussian_kl(old_params, old_log_std, new_params, new_log_std)
 
     def grads_to_models(self, members: Sequence[int], take: Sequence[int]) -> None:
         """After a backward pass over ``members``: each seed in ``take`` gets its row of the stacked
@@ -126,12 +127,6 @@ class StackedActorCritic:
     def zero_grad(self) -> None:
         for t in self.stacked.values():
             t.grad = None
-
-
-def _categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
-    old_logp = torch.log_softmax(old_logits, -1)
-    new_logp = torch.log_softmax(new_logits, -1)
-    return (old_logp.exp() * (old_logp - new_logp)).sum(-1)
 
 
 def ppo_train(

@@ -148,7 +148,7 @@ def categorical_log_prob_entropy(logits: torch.Tensor, actions: torch.Tensor):
 def gaussian_log_prob_entropy(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor):
     z = (actions - mean) / log_std.exp()
     logp = (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
-    entropy = (log_std + 0.5 * (1.0 + LOG_2PI)).sum(-1).expand(mean.shape[0])
+    entropy = (log_std + 0.5 * (1.0 + LOG_2PI)).sum(-1).expand(mean.shape[:-1])
     return logp, entropy
 
 
