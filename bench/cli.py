@@ -944,8 +944,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-seeds", type=JOBS, default=1, metavar="S",
         help="local executor: train up to S runs that differ only in their seed together in one process, "
-        "their networks' arithmetic batched (PPO; the same computation as one at a time, float for "
-        "float: see the running guide); default 1",
+        "their networks' arithmetic batched (PPO, PG, and PPO/PG fine-tuning: ppo-gt, ppo-rm, pg-gt, "
+        "pg-rm; the same computation as one at a time, float for float: see the running guide); default 1",
     )  # fmt: skip
     p.add_argument(
         "--executor", choices=["local", "ray"], default="local",

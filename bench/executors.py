@@ -118,6 +118,7 @@ def run_batch(specs: list[RunSpec], log_paths: list[str | None], progress=None) 
 
     from bench.control.tasks import get_task
     from bench.evaluation import Evaluator
+    from bench.pipeline.context import run_context
     from bench.recorder import SeedBatchClock
 
     torch.set_num_threads(1)
@@ -138,14 +139,22 @@ def run_batch(specs: list[RunSpec], log_paths: list[str | None], progress=None) 
         alarm.start()
         algo, cfg = _algorithm(first)
         task, ev = get_task(first.task), first.evaluation
+        contexts = []
+        if algo.aligned:  # each seed's reference policy and preference data (built or cached)
+            contexts = [
+                run_context(task, s.alignment, s.seed, log=log[0].info)
+                for s, log in zip(specs, logs, strict=True)
+            ]
         evaluators = [
-            Evaluator(
-                task, rec, seed, ev.eval_every, ev.eval_episodes, ev.temperatures, ev.final_temperatures
-            )
-            for seed, rec in zip(seeds, recorders, strict=True)
-        ]
+            Evaluator(task, rec, seed, ev.eval_every, ev.eval_episodes, ev.temperatures,
+                      ev.final_temperatures, reference=contexts[j].reference() if contexts else None)
+            for j, (seed, rec) in enumerate(zip(seeds, recorders, strict=True))
+        ]  # fmt: skip
+        for context, rec in zip(contexts, recorders, strict=False):  # (no contexts: none)
+            context.recorder = rec
         clock.start = time.perf_counter()
-        outcomes = algo.train_seeds(task, cfg, first.env_steps, seeds, evaluators, recorders)
+        extra = (contexts,) if contexts else ()
+        outcomes = algo.train_seeds(task, cfg, first.env_steps, seeds, evaluators, recorders, *extra)
     except Exception as e:  # noqa: BLE001 - the batch as a whole failed: every run of it did
         outcomes = [e] * len(specs)
     finally:

@@ -87,6 +87,7 @@ class Algorithm:
     ``train_seeds(task, cfg, env_steps, seeds, evaluators, recorders)``, where given: trains the
     runs of several seeds together in one process (``bench run --batch-seeds``), the same
     computation as ``train`` per seed; returns per seed its policy, or the exception that failed it.
+    ``aligned`` methods get the seeds' ``AlignmentContext`` list as a seventh argument.
     Its module is part of the code fingerprint.
     """
 

@@ -1,9 +1,9 @@
-"""Throughput of seed-batched PPO: env steps per second of S seeds trained together in one process
-(``bench.algos.seed_batch``, what ``bench run --batch-seeds S`` does) for S = 1, 2, 4, 8, 16,
-beside bench's PPO one seed at a time and stable-baselines3's PPO in the same run (one thread each,
-training only: no evaluation).
+"""Throughput of seed-batched training: env steps per second of S seeds trained together in one
+process (``bench.algos.seed_batch``, what ``bench run --batch-seeds S`` does) for S = 1, 2, 4, 8, 16,
+beside the same algorithm one seed at a time and stable-baselines3's nearest peer in the same run
+(PPO: SB3 PPO; PG: SB3 A2C, SB3 has no REINFORCE), one thread each, training only: no evaluation.
 
-    python scripts/seed_batch_throughput.py [--tasks CartPole-v1,Pendulum-v1,LunarLander-v3]
+    python scripts/seed_batch_throughput.py [--algo ppo|pg] [--tasks CartPole-v1,Pendulum-v1,LunarLander-v3]
         [--steps 10000] [--sizes 1,2,4,8,16]
 
 Prints a Markdown table (the speed guide's); the ratios are what it is for: this machine's absolute
@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from bench.algos import ALGORITHMS, ppo, seed_batch
+from bench.algos import ALGORITHMS, pg, ppo, seed_batch
 from bench.control.tasks import get_task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -34,26 +34,35 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def measure(task_id: str, steps: int, sizes: list[int]) -> list[tuple[str, float]]:
+# algorithm: (module, seed-batched trainer, name, stable-baselines3 peer and its name)
+ALGOS = {
+    "ppo": (ppo, seed_batch.ppo_train, "PPO", "sb3-ppo", "stable-baselines3 PPO"),
+    "pg": (pg, seed_batch.pg_train, "PG", "sb3-a2c", "stable-baselines3 A2C"),
+}
+
+
+def measure(task_id: str, steps: int, sizes: list[int], algo: str = "ppo") -> list[tuple[str, float]]:
     """(what, env steps per second) for one task."""
+    module, batched, name, peer, peer_name = ALGOS[algo]
     task = get_task(task_id)
-    cfg = ppo.PPOConfig(**ppo.TASK_DEFAULTS.get(task_id, {}))
+    config = ppo.PPOConfig if algo == "ppo" else pg.PGConfig
+    cfg = config(**module.TASK_DEFAULTS.get(task_id, {}))
     rows = []
 
     def alone(seeds):
         for s in seeds:
             rec = Recorder()
-            ppo.train(task, cfg, steps, s, _no_eval(task, rec, s), rec)
+            module.train(task, cfg, steps, s, _no_eval(task, rec, s), rec)
 
     warm = Recorder()  # first calls (imports, kernels, allocator) kept out of the timings
-    ppo.train(task, cfg, cfg.n_steps * cfg.n_envs, 99, _no_eval(task, warm, 99), warm)
-    rows.append(("bench PPO, one seed at a time", 2 * steps / _timed(lambda: alone([0, 1]))))
+    module.train(task, cfg, cfg.n_steps * cfg.n_envs, 99, _no_eval(task, warm, 99), warm)
+    rows.append((f"bench {name}, one seed at a time", 2 * steps / _timed(lambda: alone([0, 1]))))
     for size in sizes:
         seeds = list(range(size))
 
         def batch(seeds=seeds):
             recs = [Recorder() for _ in seeds]
-            out = seed_batch.ppo_train(
+            out = batched(
                 task,
                 cfg,
                 steps,
@@ -63,8 +72,8 @@ def measure(task_id: str, steps: int, sizes: list[int]) -> list[tuple[str, float
             )
             assert not any(isinstance(o, BaseException) for o in out), out
 
-        rows.append((f"bench PPO, seed batch of {size}", size * steps / _timed(batch)))
-    sb3 = ALGORITHMS["sb3-ppo"]
+        rows.append((f"bench {name}, seed batch of {size}", size * steps / _timed(batch)))
+    sb3 = ALGORITHMS[peer]
     sb3_cfg = sb3.config(**sb3.task_defaults.get(task_id, {}))
 
     def reference(budget=steps):
@@ -73,7 +82,7 @@ def measure(task_id: str, steps: int, sizes: list[int]) -> list[tuple[str, float
 
     reference(2048)  # warm-up
 
-    rows.append(("stable-baselines3 PPO (rl-zoo settings), one seed", steps / _timed(reference)))
+    rows.append((f"{peer_name} (rl-zoo settings), one seed", steps / _timed(reference)))
     return rows
 
 
@@ -81,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python scripts/seed_batch_throughput.py", description=__doc__.split("\n\n")[0]
     )
+    p.add_argument("--algo", choices=sorted(ALGOS), default="ppo", help="bench's PPO (default) or PG")
     p.add_argument("--tasks", default="CartPole-v1,Pendulum-v1,LunarLander-v3")
     p.add_argument("--steps", type=int, default=10_000, help="env steps per seed (default 10,000)")
     p.add_argument("--sizes", default="1,2,4,8,16", help="seed-batch sizes (default 1,2,4,8,16)")
@@ -90,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| task | execution | env-steps/s | ratio to one seed at a time | ratio to SB3 |")
     print("|---|---|---:|---:|---:|")
     for task_id in args.tasks.split(","):
-        rows = measure(task_id, args.steps, sizes)
+        rows = measure(task_id, args.steps, sizes, args.algo)
         base, sb3 = rows[0][1], rows[-1][1]
         for what, rate in rows:
             print(f"| {task_id} | {what} | {rate:,.0f} | {rate / base:.2f} | {rate / sb3:.2f} |", flush=True)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.algos import losses, pg, ppo
+from bench.algos import losses, pg, ppo, seed_batch
 from bench.algos.guard import check_finite
 from bench.algos.reward_model import RewardModelConfig, load_reward_model
 from bench.algos.rollout import Rollout, Shaping, build_agent, reference_episodes
@@ -367,6 +367,9 @@ class KLShaping(Shaping):
             if corr is not None:
                 self.recorder.curve(self.env_steps, "train/rm_return_corr", corr)
 
+    def adds_policy_loss(self) -> bool:
+        return self.cfg.kl_penalty == "loss" and self.coef != 0
+
     def policy_loss(self, index, params, adv_scale):
         """kl_penalty: loss — (c / (s·σ_A)) · mean KL(π(·|s) ‖ π_ref(·|s)) over the minibatch, where s is
         the reward scale and σ_A the advantage scale: the same weight against the policy gradient as
@@ -400,32 +403,77 @@ def _record_rm_correlation(task, policy: PolicyAct, rm, step: int, metric: str, 
     alignment.exclude(time.perf_counter() - t0)
 
 
+def _online_setup(task: Task, cfg, seed: int, recorder: Recorder, alignment: AlignmentContext, use_rm: bool):
+    """An online fine-tuning run's start: (agent copied from π_ref, its ``KLShaping``, the reward
+    model or None), the reward model's accuracies and its return correlation on π_ref recorded."""
+    ref = alignment.reference()
+    rm = None
+    if use_rm:
+        rm, info = load_reward_model(alignment, cfg.n_pairs, cfg.reward_model)
+        for metric in ("accuracy", "gold_accuracy", "train_accuracy"):
+            recorder.eval(0, 1.0, f"rm/{metric}", info[metric], info["heldout_pairs"])
+        recorder.eval(0, 1.0, "data/n_pairs", info["n_pairs"], info["n_pairs"])
+        ref_act = PolicyAct(ref.model, ref.obs_norm, torch.Generator().manual_seed(seed + 2))
+        _record_rm_correlation(task, ref_act, rm, 0, "rm/return_corr_ref", seed + 20_000, recorder, alignment)
+    agent = build_agent(task, cfg, seed, recorder, init=ref)
+    shaping = KLShaping(cfg, agent.model, ref, recorder, rm, alignment.reference_reward_scale())
+    return agent, shaping, rm
+
+
+def _online_finish(task: Task, agent, rm, seed: int, recorder: Recorder, alignment: AlignmentContext) -> None:
+    """After training: the learned reward's return correlation on the final policy."""
+    if rm is not None:
+        final = PolicyAct(agent.model, agent.collector.obs_norm, torch.Generator().manual_seed(seed + 3))
+        _record_rm_correlation(task, final, rm, agent.collector.env_steps, "rm/return_corr", seed + 30_000,
+                               recorder, alignment)  # fmt: skip
+
+
 def _online(base_train, use_rm: bool):
     def train(task: Task, cfg, env_steps, seed, evaluator, recorder, alignment: AlignmentContext):
-        ref = alignment.reference()
-        rm = None
-        if use_rm:
-            rm, info = load_reward_model(alignment, cfg.n_pairs, cfg.reward_model)
-            for metric in ("accuracy", "gold_accuracy", "train_accuracy"):
-                recorder.eval(0, 1.0, f"rm/{metric}", info[metric], info["heldout_pairs"])
-            recorder.eval(0, 1.0, "data/n_pairs", info["n_pairs"], info["n_pairs"])
-            ref_act = PolicyAct(ref.model, ref.obs_norm, torch.Generator().manual_seed(seed + 2))
-            _record_rm_correlation(
-                task, ref_act, rm, 0, "rm/return_corr_ref", seed + 20_000, recorder, alignment
-            )
-        agent = build_agent(task, cfg, seed, recorder, init=ref)
-        shaping = KLShaping(cfg, agent.model, ref, recorder, rm, alignment.reference_reward_scale())
+        agent, shaping, rm = _online_setup(task, cfg, seed, recorder, alignment, use_rm)
         base_train(task, cfg, env_steps, seed, evaluator, recorder, agent=agent, shaping=shaping)
-        if use_rm:
-            final = PolicyAct(agent.model, agent.collector.obs_norm, torch.Generator().manual_seed(seed + 3))
-            steps = agent.collector.env_steps
-            _record_rm_correlation(task, final, rm, steps, "rm/return_corr", seed + 30_000,
-                                   recorder, alignment)  # fmt: skip
+        _online_finish(task, agent, rm, seed, recorder, alignment)
 
     return train
+
+
+def _online_seeds(batched_train, use_rm: bool):
+    """The seed-batched trainer of an online method (``bench.algos.seed_batch``): each seed's start
+    and finish as ``_online``'s, their training in lockstep; a seed that fails fails alone."""
+
+    def train_seeds(task: Task, cfg, env_steps, seeds, evaluators, recorders, alignments):
+        outcome: list = [None] * len(seeds)
+        setups = {}
+        for j, (seed, rec, ctx) in enumerate(zip(seeds, recorders, alignments, strict=True)):
+            try:
+                setups[j] = _online_setup(task, cfg, seed, rec, ctx, use_rm)
+            except Exception as e:  # noqa: BLE001
+                outcome[j] = e
+        members = list(setups)
+        if not members:
+            return outcome
+        pick = lambda xs: [xs[j] for j in members]  # noqa: E731
+        trained = batched_train(task, cfg, env_steps, pick(seeds), pick(evaluators), pick(recorders),
+                                agents=[setups[j][0] for j in members],
+                                shapings=[setups[j][1] for j in members])  # fmt: skip
+        for j, result in zip(members, trained, strict=True):
+            if not isinstance(result, BaseException):
+                try:
+                    _online_finish(task, result, setups[j][2], seeds[j], recorders[j], alignments[j])
+                except Exception as e:  # noqa: BLE001
+                    result = e
+            outcome[j] = result
+        return outcome
+
+    return train_seeds
 
 
 train_ppo_gt = _online(ppo.train, use_rm=False)
 train_ppo_rm = _online(ppo.train, use_rm=True)
 train_pg_gt = _online(pg.train, use_rm=False)
 train_pg_rm = _online(pg.train, use_rm=True)
+
+ppo_gt_seeds = _online_seeds(seed_batch.ppo_train, use_rm=False)
+ppo_rm_seeds = _online_seeds(seed_batch.ppo_train, use_rm=True)
+pg_gt_seeds = _online_seeds(seed_batch.pg_train, use_rm=False)
+pg_rm_seeds = _online_seeds(seed_batch.pg_train, use_rm=True)

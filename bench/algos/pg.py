@@ -80,58 +80,69 @@ def train(
     ``shaping``: the rewards to optimise instead of the env's, and an extra policy-loss term
     (the KL-regularised and reward-model objectives of the alignment methods)."""
     agent = agent or build_agent(task, cfg, seed, recorder)
-    env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
-
-    while collector.env_steps < env_steps and not evaluator.stop:
-        ro = collector.collect(cfg.n_steps)
-        # the progress after the rollout's steps are counted, as PPO (and SB3) read it
-        remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
-        set_lr(optimizer, losses.schedule(cfg.lr_schedule, cfg.lr, remaining))
-        rewards = ro.rewards if shaping is None else shaping(ro)
-        last_value = torch.zeros(env.num_envs)
-        if cfg.use_baseline:
-            rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
-            last_value = ro.values[-1]
-        returns = losses.reward_to_go(rewards, ro.dones, cfg.gamma, last_value)
-        valid = ro.valid.flatten()
-        index = torch.nonzero(valid).squeeze(-1)
-        obs, actions = ro.obs.flatten(0, 1)[valid], ro.actions.flatten(0, 1)[valid]
-        returns = returns.flatten()[valid]
-        for _ in range(cfg.n_epochs):
-            params, values = model(obs)
-            logp, entropy = model.log_prob_entropy(params, actions)
-            adv = returns - values.detach() if cfg.use_baseline else returns
-            adv_scale = 1.0
-            if cfg.normalize_advantage:
-                adv, adv_scale = losses.normalize_with_scale(adv)
-            pg_loss = losses.policy_gradient_loss(logp, adv)
-            extra = shaping.policy_loss(index, params, adv_scale) if shaping is not None else None
-            if extra is not None:
-                pg_loss = pg_loss + extra
-            vf_loss = 0.5 * (values - returns).pow(2).mean() if cfg.use_baseline else 0.0 * pg_loss
-            loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-
-        step = collector.env_steps
-        last = {"policy loss": float(pg_loss.detach()), "value loss": float(vf_loss.detach()),
-                "entropy": float(entropy.detach().mean())}  # fmt: skip
-        check_finite(step, last, model)  # a NaN / inf loss or parameter stops the run
-        collector.log_episodes()
-        ev = explained_variance(values.detach(), returns) if cfg.use_baseline else float("nan")
-        if ev == ev:  # not NaN (constant returns)
-            recorder.curve(step, "train/explained_variance", ev)
-        recorder.curve(step, "train/policy_loss", last["policy loss"])
-        recorder.curve(step, "train/value_loss", last["value loss"])
-        recorder.curve(step, "train/entropy", last["entropy"])
-        recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
-        recorder.steps(step)
-        if evaluator.due(step):
-            evaluator(step, act)
-    evaluator.final(collector.env_steps, act)
-    env.close()
+    optimizer = make_optimizer(agent.model, cfg)
+    while agent.collector.env_steps < env_steps and not evaluator.stop:
+        ro = agent.collector.collect(cfg.n_steps)
+        learn(cfg, agent, optimizer, ro, env_steps, evaluator, recorder, shaping)
+    evaluator.final(agent.collector.env_steps, agent.act)
+    agent.env.close()
     return agent
+
+
+def make_optimizer(model, cfg: PGConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+
+
+def learn(cfg: PGConfig, agent: Agent, optimizer, ro, env_steps: int, evaluator: Evaluator,
+          recorder: Recorder, shaping: Shaping | None = None) -> None:  # fmt: skip
+    """Everything after one rollout ``ro``: the learning rate at this progress, returns and
+    advantages, the gradient step(s), the divergence check (raises), the training curves and the
+    evaluation when due."""
+    env, model, collector, act = agent.env, agent.model, agent.collector, agent.act
+    # the progress after the rollout's steps are counted, as PPO (and SB3) read it
+    remaining = max(0.0, 1.0 - collector.env_steps / env_steps)
+    set_lr(optimizer, losses.schedule(cfg.lr_schedule, cfg.lr, remaining))
+    rewards = ro.rewards if shaping is None else shaping(ro)
+    last_value = torch.zeros(env.num_envs)
+    if cfg.use_baseline:
+        rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
+        last_value = ro.values[-1]
+    returns = losses.reward_to_go(rewards, ro.dones, cfg.gamma, last_value)
+    valid = ro.valid.flatten()
+    index = torch.nonzero(valid).squeeze(-1)
+    obs, actions = ro.obs.flatten(0, 1)[valid], ro.actions.flatten(0, 1)[valid]
+    returns = returns.flatten()[valid]
+    for _ in range(cfg.n_epochs):
+        params, values = model(obs)
+        logp, entropy = model.log_prob_entropy(params, actions)
+        adv = returns - values.detach() if cfg.use_baseline else returns
+        adv_scale = 1.0
+        if cfg.normalize_advantage:
+            adv, adv_scale = losses.normalize_with_scale(adv)
+        pg_loss = losses.policy_gradient_loss(logp, adv)
+        extra = shaping.policy_loss(index, params, adv_scale) if shaping is not None else None
+        if extra is not None:
+            pg_loss = pg_loss + extra
+        vf_loss = 0.5 * (values - returns).pow(2).mean() if cfg.use_baseline else 0.0 * pg_loss
+        loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+
+    step = collector.env_steps
+    last = {"policy loss": float(pg_loss.detach()), "value loss": float(vf_loss.detach()),
+            "entropy": float(entropy.detach().mean())}  # fmt: skip
+    check_finite(step, last, model)  # a NaN / inf loss or parameter stops the run
+    collector.log_episodes()
+    ev = explained_variance(values.detach(), returns) if cfg.use_baseline else float("nan")
+    if ev == ev:  # not NaN (constant returns)
+        recorder.curve(step, "train/explained_variance", ev)
+    recorder.curve(step, "train/policy_loss", last["policy loss"])
+    recorder.curve(step, "train/value_loss", last["value loss"])
+    recorder.curve(step, "train/entropy", last["entropy"])
+    recorder.curve(step, "perf/env_steps_per_s", step / max(recorder.train_time(), 1e-9))
+    recorder.steps(step)
+    if evaluator.due(step):
+        evaluator(step, act)

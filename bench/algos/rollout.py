@@ -174,6 +174,10 @@ class Shaping:
         advantages were divided by (so a coefficient in reward units keeps its meaning)."""
         return None
 
+    def adds_policy_loss(self) -> bool:
+        """Whether ``policy_loss`` may give a term at the next update (else it gives None)."""
+        return False
+
 
 @dataclass
 class Agent:

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.algos import losses, ppo
-from bench.algos.rollout import Agent, build_agent
+from bench.algos import losses, pg, ppo
+from bench.algos.rollout import Agent, Shaping, build_agent
 from bench.control.policies import (
     categorical_kl,
     categorical_log_prob_entropy,
@@ -136,49 +136,108 @@ def ppo_train(
     seeds: Sequence[int],
     evaluators: Sequence[Evaluator],
     recorders: Sequence[Recorder],
+    agents: Sequence[Agent] | None = None,
+    shapings: Sequence[Shaping | None] | None = None,
 ) -> list[Agent | BaseException]:
-    """``ppo.train`` for each of ``seeds`` in lockstep (plain PPO: no shaping, no workers). Returns
-    per seed its agent, or the exception that stopped it (a diverged seed fails alone)."""
-    agents = [build_agent(task, cfg, seed, rec) for seed, rec in zip(seeds, recorders, strict=True)]
+    """``ppo.train`` for each of ``seeds`` in lockstep (no workers). Returns per seed its agent,
+    or the exception that stopped it (a diverged seed fails alone). ``agents`` / ``shapings``: per
+    seed, as ``ppo.train``'s (the alignment methods' fine-tuning from π_ref); the epochs run in
+    lockstep where no shaping adds a policy-loss term, else each seed's own ``ppo.update``."""
+    agents = list(agents or [build_agent(task, cfg, s, r) for s, r in zip(seeds, recorders, strict=True)])
+    shapings = list(shapings or [None] * len(seeds))
     stack = StackedActorCritic([a.model for a in agents])
     rngs = [np.random.default_rng(seed) for seed in seeds]
     optimizers = [
         torch.optim.Adam(list(a.model.parameters()), lr=cfg.lr, eps=1e-5, fused=True) for a in agents
     ]
     betas = [cfg.kl_beta] * len(seeds)
-    steps = [0] * len(seeds)
-    outcome: list[Agent | BaseException | None] = [None] * len(seeds)
-    active = list(range(len(seeds)))
+
+    def learn(rollouts: dict) -> dict[int, BaseException]:
+        failed, prepared = {}, {}
+        for i, ro in rollouts.items():
+            try:
+                steps = agents[i].collector.env_steps
+                batch, idx, lr, clip, ret = ppo.prepare(
+                    task, cfg, ro, agents[i].model, steps, env_steps, optimizers[i], shapings[i]
+                )
+            except Exception as e:  # noqa: BLE001  the seed's run fails; the batch goes on
+                failed[i] = e
+                continue
+            orders = ppo._epoch_orders(rngs[i], idx, len(idx), cfg.n_epochs)
+            prepared[i] = (steps, batch, idx, lr, clip, ret, orders, ro)
+        if all(s is None or not s.adds_policy_loss() for s in shapings):
+            field = lambda k: {i: p[k] for i, p in prepared.items()}  # noqa: E731
+            stats = update(stack, optimizers, field(1), cfg, field(4), betas, field(6))
+        else:  # a loss term of the shaping's: each seed's own epochs (its rollout was batched)
+            stats = {}
+            for i, (_, batch, _, _, clip, _, orders, _) in prepared.items():
+                model = agents[i].model
+                stats[i] = ppo.update(ppo.PPOHead(model), optimizers[i], list(model.parameters()), batch, cfg,
+                                      clip, betas[i], orders, None, shapings[i])  # fmt: skip
+        for i, (steps, batch, idx, lr, _, ret, _, ro) in prepared.items():
+            try:
+                betas[i] = ppo.after_update(task, cfg, agents[i], stats[i], steps, batch, idx, ro, ret, lr,
+                                            betas[i], evaluators[i], recorders[i])  # fmt: skip
+            except Exception as e:  # noqa: BLE001
+                failed[i] = e
+        return failed
+
+    return _on_policy(stack, agents, evaluators, env_steps, cfg.n_steps, learn)
+
+
+def pg_train(
+    task: Task,
+    cfg: pg.PGConfig,
+    env_steps: int,
+    seeds: Sequence[int],
+    evaluators: Sequence[Evaluator],
+    recorders: Sequence[Recorder],
+    agents: Sequence[Agent] | None = None,
+    shapings: Sequence[Shaping | None] | None = None,
+) -> list[Agent | BaseException]:
+    """``pg.train`` for each of ``seeds`` in lockstep: the rollouts batched, each seed's gradient
+    step its own (a full batch of each seed's valid steps: their counts differ by the autoreset
+    steps, so there is nothing to stack)."""
+    agents = list(agents or [build_agent(task, cfg, s, r) for s, r in zip(seeds, recorders, strict=True)])
+    shapings = list(shapings or [None] * len(seeds))
+    stack = StackedActorCritic([a.model for a in agents])
+    optimizers = [pg.make_optimizer(a.model, cfg) for a in agents]
+
+    def learn(rollouts: dict) -> dict[int, BaseException]:
+        failed = {}
+        for i, ro in rollouts.items():
+            try:
+                pg.learn(
+                    cfg, agents[i], optimizers[i], ro, env_steps, evaluators[i], recorders[i], shapings[i]
+                )
+            except Exception as e:  # noqa: BLE001  the seed's run fails; the batch goes on
+                failed[i] = e
+        return failed
+
+    return _on_policy(stack, agents, evaluators, env_steps, cfg.n_steps, learn)
+
+
+def _on_policy(stack, agents, evaluators, env_steps: int, n_steps: int, learn) -> list[Agent | BaseException]:
+    """The loop of an on-policy method over seeds: one batched rollout of every running seed, then
+    ``learn({seed index: rollout}) -> {seed index: exception}``; a seed ends at its budget or its
+    evaluator's stop (final evaluation), or fails alone."""
+    outcome: list[Agent | BaseException | None] = [None] * len(agents)
+    active = list(range(len(agents)))
     while active:
-        ros = collect(stack, [agents[i] for i in active], active, cfg.n_steps)
-        prepared = {}
-        for i, ro in zip(active, ros, strict=True):
-            steps[i] = agents[i].collector.env_steps
-            prepared[i] = (
-                ro,
-                *ppo.prepare(task, cfg, ro, agents[i].model, steps[i], env_steps, optimizers[i], None),
-            )
-        orders = {
-            i: ppo._epoch_orders(rngs[i], prepared[i][2], len(prepared[i][2]), cfg.n_epochs) for i in active
-        }
-        stats = update(stack, optimizers, {i: prepared[i][1] for i in active}, cfg,
-                       {i: prepared[i][4] for i in active}, betas, orders)  # fmt: skip
+        ros = collect(stack, [agents[i] for i in active], active, n_steps)
+        failed = learn(dict(zip(active, ros, strict=True)))
         still = []
         for i in active:
-            ro, batch, idx, lr, clip, ret = prepared[i]
-            try:
-                betas[i] = ppo.after_update(task, cfg, agents[i], stats[i], steps[i], batch, idx, ro, ret, lr,
-                                            betas[i], evaluators[i], recorders[i])  # fmt: skip
-            except Exception as e:  # noqa: BLE001  the seed's run fails; the batch goes on
-                outcome[i] = e
-                agents[i].env.close()
-                continue
-            if steps[i] < env_steps and not evaluators[i].stop:
+            agent = agents[i]
+            if i in failed:
+                outcome[i] = failed[i]
+                agent.env.close()
+            elif agent.collector.env_steps < env_steps and not evaluators[i].stop:
                 still.append(i)
             else:
-                evaluators[i].final(steps[i], agents[i].act)
-                agents[i].env.close()
-                outcome[i] = agents[i]
+                evaluators[i].final(agent.collector.env_steps, agent.act)
+                agent.env.close()
+                outcome[i] = agent
         active = still
     return outcome  # type: ignore[return-value]
 

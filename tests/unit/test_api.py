@@ -141,15 +141,16 @@ def test_a_fingerprint_covers_the_algorithms_code_path_and_nothing_else():
     path = fingerprint.closure("bench.algos.ppo")
     assert {"bench.algos.ppo", "bench.algos.losses", "bench.algos.rollout", "bench.evaluation"} <= set(path)
     assert not {m for m in path if m.startswith(("bench.report", "bench.cli", "bench.store"))}
-    fp = fingerprint.algorithm_fingerprint(ALGORITHMS["pg"])
-    assert fp == {"version": "1", "source": fingerprint.bench_source_hash("bench.algos.pg")[:12],
+    fp = fingerprint.algorithm_fingerprint(ALGORITHMS["trpo"])
+    assert fp == {"version": "1", "source": fingerprint.bench_source_hash("bench.algos.trpo")[:12],
                   "origin": "built-in"}  # fmt: skip
-    # PPO's seed-batched trainer is on its code path too
-    both = fingerprint.bench_source_hash("bench.algos.ppo")[:12] + fingerprint.bench_source_hash(
-        "bench.algos.seed_batch"
-    )
-    ppo_source = fingerprint.algorithm_fingerprint(ALGORITHMS["ppo"])["source"]
-    assert ppo_source == hashlib.sha256(both.encode()).hexdigest()[:12]
+    # PPO's and PG's seed-batched trainers are on their code paths too
+    for name in ("ppo", "pg"):
+        both = fingerprint.bench_source_hash(f"bench.algos.{name}")[:12] + fingerprint.bench_source_hash(
+            "bench.algos.seed_batch"
+        )
+        source = fingerprint.algorithm_fingerprint(ALGORITHMS[name])["source"]
+        assert source == hashlib.sha256(both.encode()).hexdigest()[:12]
     # PPO and SB3's wrapper do not share their code path: an edit of ppo.py leaves sb3-ppo's runs
     assert "bench.algos.ppo" not in fingerprint.closure("bench.algos.external")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.algos import ppo, seed_batch
+from bench.algos import pg, ppo, seed_batch
 from bench.control.tasks import get_task
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -36,6 +36,28 @@ def _both(task_id: str, steps: int, seeds=(3, 4, 5), **params):
     evaluators = [Evaluator(task, r, s, steps // 2, 2, [1.0]) for r, s in zip(recs, seeds, strict=True)]
     together = seed_batch.ppo_train(task, cfg, steps, list(seeds), evaluators, recs)
     return alone, together, recs
+
+
+def test_seed_batched_pg_is_unbatched_pg_float_for_float():
+    """REINFORCE: rollouts batched, each seed's full-batch step its own; Gaussian with observation
+    and reward scaling, two epochs and a gradient clip."""
+    torch.set_num_threads(1)
+    for task_id, params in [("CartPole-v1", {}), ("Pendulum-v1", {"n_epochs": 2, "max_grad_norm": 0.5})]:
+        task = get_task(task_id)
+        cfg = pg.PGConfig(**{**pg.TASK_DEFAULTS[task_id], **params})
+        steps, seeds = 4096, (3, 4)
+        alone = []
+        for s in seeds:
+            rec = Recorder()
+            agent = pg.train(task, cfg, steps, s, Evaluator(task, rec, s, steps // 2, 2, [1.0]), rec)
+            alone.append((rec, [p.detach().clone() for p in agent.model.parameters()]))
+        recs = [Recorder() for _ in seeds]
+        evs = [Evaluator(task, r, s, steps // 2, 2, [1.0]) for r, s in zip(recs, seeds, strict=True)]
+        together = seed_batch.pg_train(task, cfg, steps, list(seeds), evs, recs)
+        for (rec, params_alone), agent, rec_b in zip(alone, together, recs, strict=True):
+            assert all(torch.equal(a, b.detach()) for a, b in zip(params_alone, agent.model.parameters(),
+                                                                   strict=True))  # fmt: skip
+            assert _records(rec) == _records(rec_b) and len(rec_b.evals) > 0
 
 
 SMALL = {"n_envs": 4, "n_steps": 256, "batch_size": 256, "n_epochs": 4}  # a short Pendulum budget
@@ -109,11 +131,12 @@ def test_seed_batches_group_runs_that_differ_only_in_their_seed():
         return RunSpec(key=key, suite="s", suite_version="1", label=algo, algo=algo, task=task, seed=seed,
                        env_steps=100, config_json=config, evaluation_json="{}")  # fmt: skip
 
-    specs = [spec(f"p{s}", seed=s) for s in range(5)] + [spec("g0", algo="pg"), spec("g1", algo="pg", seed=1)]
+    specs = [spec(f"p{s}", seed=s) for s in range(5)]
+    specs += [spec("g0", algo="trpo"), spec("g1", algo="trpo", seed=1)]
     specs += [spec("q0", config='{"lr": 1}'), spec("t0", task="Pendulum-v1")]
     units = seed_batches(specs, 2)
     keys = [[s.key for s in u] for u in units]
-    # PPO's five seeds in batches of two; PG has no seed-batched trainer; other settings or tasks
+    # PPO's five seeds in batches of two; TRPO has no seed-batched trainer; other settings or tasks
     # are other batches
     assert keys == [["p0", "p1"], ["p2", "p3"], ["p4"], ["g0"], ["g1"], ["q0"], ["t0"]]
     assert [[s.key for s in u] for u in seed_batches(specs, 1)] == [[s.key] for s in specs]
@@ -153,3 +176,52 @@ def test_bench_run_with_seed_batches_stores_what_one_run_at_a_time_stores(tmp_pa
     log = next((tmp_path / "logs" / "sb").glob("ppo-CartPole-v1-s1-*.log")).read_text()
     assert "seed batch of 3 runs (seeds 0, 1, 2)" in log
     assert np.isfinite(records(b)[2].value).all()
+
+
+def test_seed_batched_alignment_runs_store_what_unbatched_ones_store(tmp_path, monkeypatch):
+    """PPO-GT/RM and PG-GT/RM fine-tuning from each seed's own π_ref (the KL penalty in the reward,
+    and as a loss term: then each seed's own epochs), through ``bench run``: the same records."""
+    import sqlite3
+
+    import pandas as pd
+
+    from bench.cli import main
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    small = "n_envs: 4, n_steps: 128"
+    suite = tmp_path / "sa.yaml"
+    suite.write_text(
+        "name: sa\nversion: 1\ntasks: [CartPole-v1]\nseeds: 2\nenv_steps: 1024\n"
+        "evaluation: {eval_every: 512, eval_episodes: 2, temperatures: [1.0],"
+        " final_temperatures: [0.0, 1.0]}\n"
+        "alignment:\n  reference: {CartPole-v1: {env_steps: 2048, target_return: null, check_every: 2048,"
+        " check_episodes: 2}}\n  preferences: {n_pairs: 48, episodes: 6, segment_length: 20}\n"
+        "algorithms:\n"
+        f"  - {{algo: ppo-gt, params: {{{small}, batch_size: 128, n_epochs: 2}}}}\n"
+        f"  - {{algo: ppo-gt, label: ppo-gt-loss, params: {{kl_penalty: loss, {small}, batch_size: 64}}}}\n"
+        f"  - {{algo: ppo-rm, params: {{{small}, batch_size: 128, n_epochs: 2,"
+        " reward_model: {epochs: 2}}}\n"
+        f"  - {{algo: pg-gt, params: {{{small}}}}}\n"
+        f"  - {{algo: pg-rm, params: {{{small}, reward_model: {{epochs: 2}}}}}}\n"
+    )
+    a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    assert main(["run", str(suite), "--store", str(a), "-q"]) == 0
+    assert main(["run", str(suite), "--store", str(b), "-q", "--batch-seeds", "2"]) == 0
+
+    def records(path):
+        with sqlite3.connect(path) as c:
+            runs = pd.read_sql("select key, status from runs order by key", c)
+            curves = pd.read_sql(
+                "select run_key, step, metric, value from curves where metric not like 'perf/%' "
+                "order by run_key, step, metric", c)  # fmt: skip
+            evals = pd.read_sql("select run_key, step, temperature, metric, value, n from evals "
+                                "order by run_key, step, temperature, metric", c)  # fmt: skip
+        return runs, curves, evals
+
+    for x, y in zip(records(a), records(b), strict=True):
+        pd.testing.assert_frame_equal(x, y)
+    runs, curves, evals = records(b)
+    assert (runs.status == "done").all() and len(runs) == 10
+    assert {"eval/kl", "rm/return_corr"} <= set(evals.metric)
+    log = next((tmp_path / "logs" / "sa").glob("ppo-rm-CartPole-v1-s1-*.log")).read_text()
+    assert "seed batch of 2 runs (seeds 0, 1)" in log
