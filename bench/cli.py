@@ -698,6 +698,62 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_claims(args) -> int:
+    """Decides every registered paper claim that a store or export can decide (or lists them)."""
+    from bench import claims as registry
+    from bench.report.tables import text_table
+    from bench.safeio import csv_safe, csv_text, write_file
+
+    try:
+        known = registry.load(args.claims or [])
+    except registry.ClaimError as e:
+        return _fail(str(e))
+    if args.list:
+        rows = [
+            [c.id, registry.short_paper(c.paper), c.kind, c.a, c.b, c.baseline or "", c.source] for c in known
+        ]
+        print(text_table(["id", "paper", "kind", "a", "b", "baseline", "source"], rows))
+        print(
+            "\n" + "\n".join(f"{registry.short_paper(p)}: {p}" for p in dict.fromkeys(c.paper for c in known))
+        )
+        return 0
+    try:
+        if args.output:
+            _refuse_inputs(args, Path(args.output))
+        results = _load_results(args)
+    except _input_errors() as e:
+        return _fail(str(e))
+    table = registry.evaluate(results, known, confidence=args.confidence)
+    if table.empty:
+        methods = ", ".join(sorted({m for c in known for m in c.methods()}))
+        return _fail(f"no registered claim can be decided on {results.source}: the claims compare {methods}")
+    if args.format == "csv":
+        text = csv_text(csv_safe(table))
+    else:
+        rows = []
+        for r in table.itertuples():
+            decided = r.p_replicate == r.p_replicate
+            diff = f"{r.effect:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] ({r.interval})" if decided else "—"
+            rows.append([registry.short_paper(r.paper), r.task, r.claim, r.verdict, diff,
+                         f"{100 * r.p_replicate:.0f}%" if decided else "—"])  # fmt: skip
+        text = text_table(["paper", "task", "claim", "verdict", "difference it rests on", "replicates"], rows)
+        text += (
+            "\n\nVerdicts by the rules of each claim's kind (`bench claims --list`; the reports guide); the "
+            "difference is the one the verdict rests on, with its interval and kind; 'replicates' is the "
+            "chance that a fresh seed set of the same size gives the same verdict (`bench plan`). "
+            "`--format csv` has what was measured for every verdict.\n"
+        )
+    if not args.output:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return 0
+    try:
+        write_file(args.output, text)
+    except OSError as e:
+        return _fail(f"cannot write {args.output}: {e.strerror or e}")
+    print(f"wrote {len(table)} verdicts to {args.output}", file=sys.stderr)
+    return 0
+
+
 def claim_plan(results) -> list[list[str]]:
     """``bench plan``'s claims section: per paper claim of the suite, its verdict, seeds, predicted
     replication chance and the seeds for 80% (empty where the suite has no claims)."""
@@ -1090,6 +1146,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format (default text); html: one page whose table a reader sorts and filters in the "
         "browser (plain JavaScript, no network), with every submission's provenance",
     )
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+
+    p = add(
+        "claims",
+        "Paper claims as data: decide every registered claim (the DPO paper's, installed plugins' "
+        "(entry-point group bench.claims), and --claims files) on a suite's runs, one table with each "
+        "verdict, the difference it rests on with its interval, and its chance to replicate.",
+        cmd_claims,
+    )
+    p.add_argument("--suite", help="suite name in the store")
+    p.add_argument(
+        "--results", metavar="[NAME=]FILE", action="append",
+        help="read a `bench export` CSV (or a published report's export) instead of the store; repeat "
+        "for several submissions (a claim compares methods within one)",
+    )  # fmt: skip
+    p.add_argument(
+        "--claims", metavar="FILE", action="append",
+        help="a YAML file of your own claims (paper:, claims: [{id, statement, kind, a, b, ...}]), "
+        "added to the registry; repeatable",
+    )  # fmt: skip
+    p.add_argument("--list", action="store_true", help="list the registered claims and exit")
+    p.add_argument("--confidence", type=PROBABILITY, default=0.95, help="interval confidence (default 0.95)")
+    p.add_argument("--format", choices=["text", "csv"], default="text", help="output format (default text)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
 
     p = add(

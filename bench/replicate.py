@@ -34,7 +34,7 @@ import pandas as pd
 
 from bench import stats
 from bench.report.tables import number_in
-from bench.results import PAPER_CLAIMS, Results, claims_table, final_scores, method_of, normalise
+from bench.results import Results, claims_table, final_scores, method_of, normalise
 from bench.safeio import csv_text
 
 CLAIM_COLUMNS = [
@@ -113,13 +113,14 @@ def fresh_seeds(published: list[int], suite_seeds: list[int], n: int, start: int
 
 
 def claim_methods(claims: list[str]) -> set[str]:
-    """The methods (run labels without their grid suffix) the named paper claims compare, and π_SFT
-    (the Best-of-N claim measures against it)."""
+    """The methods (run labels without their grid suffix) the named claims (their statements as
+    tables print them, or their ids) compare, with the baselines they measure against, and π_SFT."""
+    from bench import claims as registry
+
     out = {"sft"}
-    for text in claims:
-        for template, a, b in PAPER_CLAIMS:
-            if text in {template.format(quantity=q) for q in ("win rate", "score")}:
-                out |= {a, b}
+    for claim in registry.load():
+        if claim.id in claims or claim.statements() & set(claims):
+            out |= claim.methods()
     return out
 
 

@@ -1251,14 +1251,6 @@ def kl_span_table(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-# The claims of the DPO paper (Rafailov et al. 2023, §6) that the LM suites exist to check, as
-# (claim, method a, method b): measured on every task where both methods ran.
-PAPER_CLAIMS = (
-    ("DPO's frontier dominates PPO's", "dpo", "rlhf-ppo"),
-    ("DPO dominates PPO-GT", "dpo", "ppo-gt"),
-    ("DPO's {quantity} is flatter over temperature than PPO's", "dpo", "rlhf-ppo"),
-    ("Best-of-N is a strong baseline", "best-of-n", "dpo"),
-)
 # A frontier comparison at a second-method point of KL k uses the first method's points with KL in
 # [k / KL_WINDOW, k]: a point much further left is not a comparison at matched KL but a gap in the
 # first method's sweep grid (design §7: a verdict is decided only where the grid covers it).
@@ -1335,14 +1327,16 @@ def _difference(a: pd.Series, b: pd.Series, confidence: float = 0.95) -> stats.I
                                      confidence)  # fmt: skip
 
 
-def _dominance(a_pts, b_pts, a_name, b_name, confidence) -> tuple[str, str, list]:
+def _dominance(
+    a_pts, b_pts, a_name, b_name, confidence, kl_window: float = KL_WINDOW
+) -> tuple[str, str, list]:
     """(verdict, what was measured, the differences at decided points) of "a's frontier dominates
-    b's" (``CLAIM_RULES``)."""
+    b's" (``CLAIM_RULES``; a's points within [k / kl_window, k] of each b point's KL k)."""
     a, b = _point_scores(a_pts), _point_scores(b_pts)
     details, ahead, behind, undecided, decided = [], 0, 0, 0, []
     for b_label, (b_kl, b_scores) in sorted(b.items(), key=lambda kv: kv[1][0]):
         left = {lab: v for lab, v in a.items() if v[0] <= b_kl}
-        window = {lab: v for lab, v in left.items() if v[0] >= b_kl / KL_WINDOW}
+        window = {lab: v for lab, v in left.items() if v[0] >= b_kl / kl_window}
         if not window:
             undecided += 1
             nearest = max(left, key=lambda lab: a[lab][0]) if left else None
@@ -1501,128 +1495,11 @@ def claim_caveats(results: Results) -> pd.DataFrame:
 
 
 def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """The DPO paper's claims (``PAPER_CLAIMS``) measured on each task where both methods ran:
-    task, claim, verdict (holds | does not hold | inconclusive, with the reason where the grid
-    decides it) and what was measured, by the rules of ``CLAIM_RULES``. ``reps`` and ``seed`` are
-    unused (the intervals are t intervals). Over merged submissions (``Results.combine``) a claim
-    compares methods within one submission, whose name heads it (``B: DPO dominates PPO-GT``):
-    seeds of different submissions share nothing to pair them by."""
-    cols = ["task", "claim", "verdict", "measured", *CLAIM_NUMBERS]
-    if len(results.parts) > 1:
-        tables = []
-        for name, part in results.parts:
-            table = claims_table(part, reps, confidence, seed)
-            if len(table):
-                tables.append(table.assign(claim=f"{name}: " + table.claim))
-        if not tables:
-            return pd.DataFrame(columns=cols)
-        return pd.concat(tables, ignore_index=True).sort_values("task", kind="stable", ignore_index=True)
-    pts = final_points(results)
-    if pts.empty:
-        return pd.DataFrame(columns=cols)
-    names = {"dpo": "DPO", "rlhf-ppo": "RLHF-PPO", "ppo-gt": "PPO-GT"}
-    rows = []
-    for task, tp in pts.groupby("task", sort=True):
-        methods = set(tp.method)
-        keys = set(results.runs.run_key[results.runs.task == task])
-        has_refs = bool(((results.evals.metric == WIN_METRIC) & results.evals.run_key.isin(keys)).any())
-        scores = _seed_table(tp)
-        for claim, a, b in PAPER_CLAIMS:
-            if a not in methods or b not in methods:
-                continue
-            claim = claim.format(quantity="win rate" if has_refs else "score")
-            labels = {m: sorted(tp.algorithm[tp.method == m].unique()) for m in (a, b)}
-            choice = {m: crossfit_choice(scores.loc[labels[m]]) for m in (a, b)}
-            if claim.startswith("Best-of-N"):
-                bon, dpo = (_crossfit_values(choice[m], scores) for m in (a, b))
-                d = _difference(bon, dpo, confidence)
-                text = (f"{_choice_text(choice[a])} minus {_choice_text(choice[b])} (points chosen leaving "
-                        f"the seed out): score {d.text(signed=True)}")  # fmt: skip
-                above_sft = None
-                if "sft" in methods:
-                    sft = tp[tp.method == "sft"].set_index("seed").score.astype(float)
-                    sd = _difference(bon, sft, confidence)
-                    above_sft = sd.has_interval and sd.lo > 0
-                    text += f"; minus π_SFT: {sd.text(signed=True)}"
-                verdict = "holds" if d.has_interval and d.hi >= 0 and above_sft else "does not hold"
-                if not d.has_interval or above_sft is None or (not above_sft and not sd.has_interval):
-                    verdict = "inconclusive"
-                if verdict == "holds":
-                    candidates = [(d, "not below 0"), (sd, "above 0")]
-                else:
-                    candidates = [(d, "below 0")] if d.has_interval and d.hi < 0 else [(sd, "not above 0")]
-                ns = [n for n in map(_n_of, labels[a]) if n is not None]
-                chosen = [_n_of(v) for v in choice[a].values()]
-                if verdict == "does not hold" and ns and max(ns) < PAPER_BEST_OF_N and max(ns) in chosen:
-                    verdict = (f"inconclusive: the grid stops at N = {max(ns):g}, Best-of-N's best there "
-                               f"(the paper goes to {PAPER_BEST_OF_N})")  # fmt: skip
-            elif "temperature" in claim:
-                metric = WIN_METRIC if has_refs else results.score_metric(task)
-                ranges, temps = {}, []
-                for m in (a, b):
-                    tables = {lab: _temperature_values(results, lab, metric) for lab in labels[m]}
-                    if any(t.shape[1] < 3 for t in tables.values()):
-                        break
-                    temps = temps or list(next(iter(tables.values())).columns)
-                    per_seed = pd.DataFrame(
-                        {lab: t.max(axis=1) - t.min(axis=1) for lab, t in tables.items()}
-                    ).T
-                    ranges[m] = _crossfit_values(choice[m], per_seed).dropna()
-                if len(ranges) < 2:
-                    continue
-                d = _difference(ranges[a], ranges[b], confidence)
-                verdict = "inconclusive"
-                if d.has_interval and (d.hi < 0 or d.lo > 0):
-                    verdict = "holds" if d.hi < 0 else "does not hold"
-                candidates = [(d, "below 0" if d.hi < 0 else "above 0")]
-                quantity = "win rate" if has_refs else "score"
-                text = (
-                    f"range over T = {', '.join(f'{t:g}' for t in temps)} of each seed's {quantity}, mean "
-                    f"over seeds: {_choice_text(choice[a])} {ranges[a].mean():.3f}, "
-                    f"{_choice_text(choice[b])} {ranges[b].mean():.3f}; difference {d.text(signed=True)}"
-                )
-            else:
-                verdict, text, decided = _dominance(
-                    tp[tp.method == a], tp[tp.method == b], names[a], names[b], confidence
-                )
-                if verdict == "holds":  # every point significantly higher: each must be again
-                    candidates = [(d, "above 0") for d in decided]
-                else:  # one point significantly lower suffices: the clearest one
-                    lower = [d for d in decided if d.has_interval and d.hi < 0]
-                    candidates = [(min(lower, key=_t_of), "below 0")] if lower else []
-            numbers = _claim_numbers(_deciding(verdict, candidates))
-            rows.append(dict(task=task, claim=claim, verdict=verdict, measured=text, **numbers))
-    return pd.DataFrame(rows, columns=cols)
+    """Every registered paper claim (``bench.claims``: the DPO paper's four, plugins' and a user's
+    files) measured on each task where its methods ran: paper, id, task, claim, verdict (holds |
+    does not hold | inconclusive, with the reason where the grid decides it), what was measured,
+    and the numbers behind the verdict (``bench.claims.kinds.CLAIM_NUMBERS``), by the rules of
+    ``CLAIM_RULES``. ``reps`` and ``seed`` are unused (the intervals are t intervals)."""
+    from bench import claims
 
-
-# claims.csv's numbers behind each decisive verdict: the difference the verdict rests on (the one
-# least likely to come out the same again), the rule it met, and the chance that a fresh seed set
-# of the same size reproduces it (and the seeds that would make that chance 80%)
-CLAIM_NUMBERS = ["effect", "lo", "hi", "se", "df", "seeds", "interval", "rule", "p_replicate", "seeds_for_80"]
-
-
-def claim_replication(required: list[tuple[stats.Interval, str]], seeds_new: int | None = None) -> float:
-    """The chance that every (difference, rule) a verdict rests on meets its rule again on a fresh
-    set of ``seeds_new`` seeds (default: as many as before), treating them as independent
-    (``stats.replication_probability``); NaN where there are none."""
-    if not required:
-        return np.nan
-    p = 1.0
-    for d, rule in required:
-        p *= stats.replication_probability(d.point, d.se, d.df, stats.seeds_of(d), rule, seeds_new)
-    return p
-
-
-def _claim_numbers(required: list[tuple[stats.Interval, str]]) -> dict:
-    """claims.csv's numbers (``CLAIM_NUMBERS``) for a verdict resting on ``required``: the
-    difference among them least likely to come out the same again, its rule, the chance that the
-    whole verdict does, and the fewest seeds that give it 80% (empty above 200)."""
-    if not required:
-        return dict.fromkeys(CLAIM_NUMBERS, np.nan) | {"interval": "", "rule": ""}
-    d, rule = min(required, key=lambda c: claim_replication([c]))
-    n = stats.seeds_of(d)
-    most = stats.fewest_seeds(lambda k: claim_replication(required, k))
-    return dict(
-        effect=d.point, lo=d.lo, hi=d.hi, se=d.se, df=d.df, seeds=n, interval=d.label, rule=rule,
-        p_replicate=claim_replication(required), seeds_for_80=np.nan if most is None else most,
-    )  # fmt: skip
+    return claims.evaluate(results, confidence=confidence)

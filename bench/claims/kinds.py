@@ -1,0 +1,243 @@
+"""How each kind of claim is decided on one task (the rules are ``bench.results.CLAIM_RULES`` and,
+for ``difference``, its docstring). Every kind compares per-seed values with t intervals (paired
+where both sides ran the same seeds, Welch's otherwise; none with one seed on a side) and takes a
+method's sweep point leaving the seed out (``results.crossfit_choice``), so no seed both chooses
+and reports.
+
+A kind is ``fn(data: TaskData, claim) -> Decision | None`` (None: the task lacks what it reads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench import results as R
+from bench import stats
+
+
+@dataclass
+class Decision:
+    verdict: str  # holds | does not hold | inconclusive[: why]
+    measured: str  # what was measured, with intervals and their kinds
+    # the (difference, rule it met) pairs a decisive verdict rests on (for its replication chance)
+    candidates: list[tuple[stats.Interval, str]]
+
+
+@dataclass
+class TaskData:
+    """One task's final points and what the kinds read from them."""
+
+    results: R.Results
+    task: str
+    points: pd.DataFrame  # R.final_points of this task
+    confidence: float
+
+    def __post_init__(self) -> None:
+        self.methods = set(self.points.method)
+        keys = set(self.results.runs.run_key[self.results.runs.task == self.task])
+        ev = self.results.evals
+        self.has_refs = bool(((ev.metric == R.WIN_METRIC) & ev.run_key.isin(keys)).any())
+        self.scores = R._seed_table(self.points)
+
+    @property
+    def quantity(self) -> str:
+        return "win rate" if self.has_refs else "score"
+
+    def labels(self, method: str) -> list[str]:
+        return sorted(self.points.algorithm[self.points.method == method].unique())
+
+    def choice(self, method: str) -> dict:
+        """seed -> the method's sweep point chosen on the other seeds (highest final score)."""
+        return R.crossfit_choice(self.scores.loc[self.labels(method)])
+
+    def chosen_scores(self, method: str) -> pd.Series:
+        return R._crossfit_values(self.choice(method), self.scores)
+
+
+def display(method: str) -> str:
+    """A method as claims print it (``dpo`` -> DPO, ``rlhf-ppo`` -> RLHF-PPO, Best-of-N)."""
+    return {"best-of-n": "Best-of-N"}.get(method, method.upper())
+
+
+def frontier_dominance(data: TaskData, claim) -> Decision | None:
+    """a's reward-vs-KL frontier dominates b's: at every b point, a's best point with KL in
+    [k / kl_window, k] scores significantly higher (``CLAIM_RULES``)."""
+    pts = data.points
+    window = float(claim.params.get("kl_window", R.KL_WINDOW))
+    verdict, text, decided = R._dominance(
+        pts[pts.method == claim.a], pts[pts.method == claim.b], display(claim.a), display(claim.b),
+        data.confidence, window,
+    )  # fmt: skip
+    if verdict == "holds":  # every point significantly higher: each must be again
+        candidates = [(d, "above 0") for d in decided]
+    else:  # one point significantly lower suffices: the clearest one
+        lower = [d for d in decided if d.has_interval and d.hi < 0]
+        candidates = [(min(lower, key=R._t_of), "below 0")] if lower else []
+    return Decision(verdict, text, candidates)
+
+
+def flatter_over_temperature(data: TaskData, claim) -> Decision | None:
+    """a's win rate (score where the task has no references) moves less over the final temperature
+    sweep than b's: per seed the range (highest minus lowest) at the chosen point; holds when a's
+    mean range is significantly smaller, does not hold when significantly larger."""
+    metric = R.WIN_METRIC if data.has_refs else data.results.score_metric(data.task)
+    ranges, temps, choices = {}, [], {}
+    for m in (claim.a, claim.b):
+        tables = {lab: R._temperature_values(data.results, lab, metric) for lab in data.labels(m)}
+        if any(t.shape[1] < 3 for t in tables.values()):
+            return None
+        temps = temps or list(next(iter(tables.values())).columns)
+        per_seed = pd.DataFrame({lab: t.max(axis=1) - t.min(axis=1) for lab, t in tables.items()}).T
+        choices[m] = data.choice(m)
+        ranges[m] = R._crossfit_values(choices[m], per_seed).dropna()
+    d = R._difference(ranges[claim.a], ranges[claim.b], data.confidence)
+    verdict = "inconclusive"
+    if d.has_interval and (d.hi < 0 or d.lo > 0):
+        verdict = "holds" if d.hi < 0 else "does not hold"
+    text = (
+        f"range over T = {', '.join(f'{t:g}' for t in temps)} of each seed's {data.quantity}, mean over "
+        f"seeds: {R._choice_text(choices[claim.a])} {ranges[claim.a].mean():.3f}, "
+        f"{R._choice_text(choices[claim.b])} {ranges[claim.b].mean():.3f}; difference {d.text(signed=True)}"
+    )
+    return Decision(verdict, text, [(d, "below 0" if d.hi < 0 else "above 0")])
+
+
+def strong_baseline(data: TaskData, claim) -> Decision | None:
+    """a (a baseline such as Best-of-N) is strong: its chosen point is not significantly below b's and
+    significantly above ``baseline``'s (π_SFT); does not hold otherwise — unless a's best point is
+    the largest N its grid ran and that N is below the paper's (``params.paper_max_n``):
+    inconclusive, the grid stops there."""
+    choice = {m: data.choice(m) for m in (claim.a, claim.b)}
+    a_vals, b_vals = data.chosen_scores(claim.a), data.chosen_scores(claim.b)
+    d = R._difference(a_vals, b_vals, data.confidence)
+    text = (f"{R._choice_text(choice[claim.a])} minus {R._choice_text(choice[claim.b])} (points chosen "
+            f"leaving the seed out): score {d.text(signed=True)}")  # fmt: skip
+    above, sd = None, None
+    if claim.baseline and claim.baseline in data.methods:
+        pts = data.points
+        base = pts[pts.method == claim.baseline].set_index("seed").score.astype(float)
+        sd = R._difference(a_vals, base, data.confidence)
+        above = sd.has_interval and sd.lo > 0
+        name = "π_SFT" if claim.baseline == "sft" else claim.baseline
+        text += f"; minus {name}: {sd.text(signed=True)}"
+    verdict = "holds" if d.has_interval and d.hi >= 0 and above else "does not hold"
+    if not d.has_interval or above is None or (not above and not sd.has_interval):
+        verdict = "inconclusive"
+    if verdict == "holds":
+        candidates = [(d, "not below 0"), (sd, "above 0")]
+    else:
+        candidates = [(d, "below 0")] if d.has_interval and d.hi < 0 else [(sd, "not above 0")]
+    paper_n = claim.params.get("paper_max_n")
+    ns = [n for n in map(R._n_of, data.labels(claim.a)) if n is not None]
+    chosen = [R._n_of(v) for v in choice[claim.a].values()]
+    if verdict == "does not hold" and paper_n and ns and max(ns) < paper_n and max(ns) in chosen:
+        verdict = (f"inconclusive: the grid stops at N = {max(ns):g}, {display(claim.a)}'s best there "
+                   f"(the paper goes to {paper_n})")  # fmt: skip
+    return Decision(verdict, text, candidates)
+
+
+def difference(data: TaskData, claim) -> Decision | None:
+    """a scores higher (``params.direction: higher``, the default) or lower than b: final score at
+    T = 1 of each method's chosen point (leaving the seed out); holds when the difference a − b is
+    significantly on the stated side of 0, does not hold when significantly on the other side,
+    else inconclusive. ``params.margin`` (default 0): the difference must clear it (higher: lo >
+    margin; lower: hi < −margin)."""
+    direction = claim.params.get("direction", "higher")
+    if direction not in ("higher", "lower"):
+        raise ValueError(f"claim {claim.id}: params.direction is 'higher' or 'lower', not {direction!r}")
+    margin = float(claim.params.get("margin", 0.0))
+    choice = {m: data.choice(m) for m in (claim.a, claim.b)}
+    d = R._difference(data.chosen_scores(claim.a), data.chosen_scores(claim.b), data.confidence)
+    text = (f"{R._choice_text(choice[claim.a])} minus {R._choice_text(choice[claim.b])} (points chosen "
+            f"leaving the seed out): score {d.text(signed=True)}")  # fmt: skip
+    if margin:
+        text += f" (margin {margin:g})"
+    higher, lower = d.has_interval and d.lo > margin, d.has_interval and d.hi < -margin
+    stated, other = (higher, lower) if direction == "higher" else (lower, higher)
+    rule_stated = "above 0" if direction == "higher" else "below 0"
+    if stated:
+        return Decision("holds", text, [(d, rule_stated)])
+    if other:
+        return Decision("does not hold", text, [(d, "below 0" if direction == "higher" else "above 0")])
+    return Decision("inconclusive", text, [])
+
+
+# kind -> (decide, the parameters it takes)
+KINDS: dict[str, tuple[Callable[[TaskData, object], Decision | None], tuple[str, ...]]] = {
+    "frontier-dominance": (frontier_dominance, ("kl_window",)),
+    "flatter-over-temperature": (flatter_over_temperature, ()),
+    "strong-baseline": (strong_baseline, ("paper_max_n",)),
+    "difference": (difference, ("direction", "margin")),
+}
+
+# claims.csv's numbers behind each decisive verdict: the difference the verdict rests on (the one
+# least likely to come out the same again), the rule it met, and the chance that a fresh seed set
+# of the same size reproduces it (and the seeds that would make that chance 80%)
+CLAIM_NUMBERS = ["effect", "lo", "hi", "se", "df", "seeds", "interval", "rule", "p_replicate", "seeds_for_80"]
+
+
+def claim_replication(required: list[tuple[stats.Interval, str]], seeds_new: int | None = None) -> float:
+    """The chance that every (difference, rule) a verdict rests on meets its rule again on a fresh
+    set of ``seeds_new`` seeds (default: as many as before), treating them as independent
+    (``stats.replication_probability``); NaN where there are none."""
+    if not required:
+        return np.nan
+    p = 1.0
+    for d, rule in required:
+        p *= stats.replication_probability(d.point, d.se, d.df, stats.seeds_of(d), rule, seeds_new)
+    return p
+
+
+def claim_numbers(required: list[tuple[stats.Interval, str]]) -> dict:
+    """claims.csv's numbers (``CLAIM_NUMBERS``) for a verdict resting on ``required``: the
+    difference among them least likely to come out the same again, its rule, the chance that the
+    whole verdict does, and the fewest seeds that give it 80% (empty above 200)."""
+    if not required:
+        return dict.fromkeys(CLAIM_NUMBERS, np.nan) | {"interval": "", "rule": ""}
+    d, rule = min(required, key=lambda c: claim_replication([c]))
+    n = stats.seeds_of(d)
+    most = stats.fewest_seeds(lambda k: claim_replication(required, k))
+    return dict(
+        effect=d.point, lo=d.lo, hi=d.hi, se=d.se, df=d.df, seeds=n, interval=d.label, rule=rule,
+        p_replicate=claim_replication(required), seeds_for_80=np.nan if most is None else most,
+    )  # fmt: skip
+
+
+def evaluate_claims(results: R.Results, claims: list, confidence: float = 0.95) -> pd.DataFrame:
+    """Each claim on each task where its methods ran (and its ``tasks`` allow): one row per
+    decision, columns ``bench.claims.COLUMNS`` + ``CLAIM_NUMBERS``. Over merged submissions
+    (``Results.combine``) a claim compares methods within one submission, whose name heads it
+    (``B: DPO dominates PPO-GT``): seeds of different submissions share nothing to pair them by."""
+    from bench.claims import COLUMNS
+
+    cols = [*COLUMNS, *CLAIM_NUMBERS]
+    if len(results.parts) > 1:
+        tables = []
+        for name, part in results.parts:
+            table = evaluate_claims(part, claims, confidence)
+            if len(table):
+                tables.append(table.assign(claim=f"{name}: " + table.claim))
+        if not tables:
+            return pd.DataFrame(columns=cols)
+        return pd.concat(tables, ignore_index=True).sort_values("task", kind="stable", ignore_index=True)
+    pts = R.final_points(results)
+    rows = []
+    for task, tp in pts.groupby("task", sort=True):
+        data = TaskData(results, task, tp, confidence)
+        for claim in claims:
+            if claim.a not in data.methods or claim.b not in data.methods:
+                continue
+            if claim.tasks is not None and task not in claim.tasks:
+                continue
+            decision = KINDS[claim.kind][0](data, claim)
+            if decision is None:
+                continue
+            numbers = claim_numbers(R._deciding(decision.verdict, decision.candidates))
+            rows.append(dict(paper=claim.paper, id=claim.id, task=task,
+                             claim=claim.statement.format(quantity=data.quantity), verdict=decision.verdict,
+                             measured=decision.measured, **numbers))  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
