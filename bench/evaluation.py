@@ -10,7 +10,9 @@ With a reference policy π_ref (alignment suites), every evaluation at T = 1 als
 sequence-level KL(π‖π_ref) over the same episodes: ``eval/kl`` is the mean over episodes of
 Σ_t KL(π(·|s_t) ‖ π_ref(·|s_t)) computed exactly per step (categorical: over the actions;
 Gaussian: closed form), ``eval/kl_k1`` the mean of Σ_t log π(a_t|s_t) − log π_ref(a_t|s_t), and
-``eval/kl_std`` the standard deviation of the exact sum over episodes.
+``eval/kl_std`` the standard deviation of the exact sum over episodes. A method that optimises a
+learned reward sets ``Evaluator.proxy``: the learned reward's sum along each episode is recorded
+too (``eval/proxy_return``, mean over episodes), the proxy beside the true return.
 """
 
 from __future__ import annotations
@@ -39,16 +41,19 @@ class Episodes:
     returns: np.ndarray
     kl: np.ndarray | None = None  # exact per-step KL to the reference, summed
     kl_k1: np.ndarray | None = None  # k1 estimator, summed
+    proxy: np.ndarray | None = None  # the learned reward's sum along each episode
 
 
 def play_episodes(
-    act: ActFn, env, seed: int, temperature: float, reference: PolicyAct | None = None
+    act: ActFn, env, seed: int, temperature: float, reference: PolicyAct | None = None, proxy=None
 ) -> Episodes:
     """Plays one episode in each sub-env of ``env`` (NEXT_STEP autoreset). A policy with a
     ``reset(n)`` method (a recurrent one) is reset first, for ``n`` new episodes.
 
     With ``reference``, ``act`` must be a ``PolicyAct`` sampled at ``temperature`` and the KL of
-    the tempered policy to the reference (at T = 1) is summed along each episode."""
+    the tempered policy to the reference (at T = 1) is summed along each episode. With ``proxy``
+    (a learned reward r(obs as the policy sees them, action) -> per-step reward; ``act`` a
+    ``PolicyAct``), its sum along each episode too."""
     obs, _ = env.reset(seed=seed)
     n = env.num_envs
     if callable(getattr(act, "reset", None)):  # a recurrent policy: fresh state for n new episodes
@@ -58,6 +63,7 @@ def play_episodes(
     totals = np.zeros(n)
     kl = np.zeros(n) if reference is not None else None
     k1 = np.zeros(n) if reference is not None else None
+    learned = np.zeros(n) if proxy is not None else None
     running = np.ones(n, dtype=bool)
     while running.any():
         if reference is None:
@@ -66,12 +72,16 @@ def play_episodes(
             action, step_kl, step_k1 = _act_with_kl(act, reference, obs, temperature)
             kl += np.where(running, step_kl, 0.0)
             k1 += np.where(running, step_k1, 0.0)
+        if proxy is not None:
+            with torch.no_grad():
+                r = proxy(torch.as_tensor(act.obs_norm(obs)).float(), torch.as_tensor(action)).numpy()
+            learned += np.where(running, r, 0.0)
         if bounds is not None:
             action = np.clip(action, *bounds)
         obs, reward, term, trunc, _ = env.step(action)
         totals += np.where(running, reward, 0.0)
         running &= ~(term | trunc)
-    return Episodes(totals, kl, k1)
+    return Episodes(totals, kl, k1, learned)
 
 
 @torch.no_grad()
@@ -123,6 +133,9 @@ class Evaluator:
         self.last_temperatures: list[float] = []
         # training stops once the mean return at the first temperature reaches ``target_return``
         self.target_return, self.stop = target_return, False
+        # the learned reward a method optimises (set by it): its episode sums are recorded beside
+        # the true return at every evaluation (eval/proxy_return), over-optimisation's proxy
+        self.proxy = None
 
     def due(self, step: int) -> bool:
         return step >= self.next_eval
@@ -134,10 +147,12 @@ class Evaluator:
         means = {}
         for temp in temperatures:
             reference = self.reference if temp == 1.0 else None
-            ep = play_episodes(act, self.env, self.seed, temp, reference)
+            ep = play_episodes(act, self.env, self.seed, temp, reference, self.proxy)
             n = len(ep.returns)
             self.recorder.eval(step, temp, "eval/return", ep.returns.mean(), n)
             self.recorder.eval(step, temp, "eval/return_std", ep.returns.std(), n)
+            if ep.proxy is not None:
+                self.recorder.eval(step, temp, "eval/proxy_return", ep.proxy.mean(), n)
             if ep.kl is not None:
                 self.recorder.eval(step, temp, "eval/kl", ep.kl.mean(), n)
                 self.recorder.eval(step, temp, "eval/kl_std", ep.kl.std(), n)

@@ -15,7 +15,9 @@ also compared with its prompt's reference by the gold reward: ``eval/win_rate`` 
 1 (higher), ½ (equal) or 0 (lower) over the test prompts — the DPO paper's win rate, wins + ½
 ties — and the task's reference metrics (``eval/rouge_l``) are recorded too. The final sweep
 stores the per-prompt win outcomes and gold rewards (``Recorder.outcome``) so reports can give
-intervals over prompts as well as seeds.
+intervals over prompts as well as seeds. A method that optimises a learned reward model sets
+``proxy``: its raw score of the same completions is recorded as ``eval/proxy_reward`` (the proxy
+beside the gold, for over-optimisation).
 
 Best-of-N is evaluated by ``best_of_n``: N samples per prompt from π_SFT, the one the ranker
 scores highest is kept. Its KL to π_SFT depends only on the distribution of the ranker's score
@@ -127,6 +129,9 @@ class LMEvaluator:
         tok = ctx.tokenizer()
         self.tok, self.eos, self.pad = tok, tok.eos_token_id, tok.pad_token_id
         self.next_eval = eval_every
+        # the learned reward a method optimises (set by it): recorded beside the gold at every
+        # evaluation as eval/proxy_reward, the over-optimisation analysis's proxy
+        self.proxy: Ranker | None = None
 
     def due(self, step: int) -> bool:
         return step >= self.next_eval
@@ -162,10 +167,14 @@ class LMEvaluator:
         """Gold reward of one completion text per test prompt."""
         return self.ctx.gold()(texts, self.prompt_text)
 
-    def _record(self, step, temp, completions, texts, gold, final: bool) -> None:
+    def _record(self, step, temp, completions, texts, gold, final: bool, proxy=None) -> None:
         n = len(gold)
         rec = self.recorder
         rec.eval(step, temp, "eval/return", gold.mean(), n)
+        if proxy is None and self.proxy is not None:
+            proxy = self.proxy(self.prompt_ids, completions, texts, self.prompt_text)
+        if proxy is not None:
+            rec.eval(step, temp, "eval/proxy_reward", float(np.mean(proxy)), n)
         rec.eval(step, temp, "eval/return_std", gold.std(), n)
         rec.eval(step, temp, "eval/length", float(np.mean([len(c) for c in completions])), n)
         if self.references is not None:
@@ -208,10 +217,11 @@ class LMEvaluator:
         """The end-of-training evaluation over the final temperatures (with text samples)."""
         self(step, policy, self.final_temperatures, final=True)
 
-    def best_of_n(self, n: int, ranker: Ranker, kl_samples: int = 64) -> None:
+    def best_of_n(self, n: int, ranker: Ranker, kl_samples: int = 64, ranker_is_proxy: bool = False) -> None:
         """Best-of-``n`` from π_SFT at every final temperature. At T = 1 its KL: ``eval/kl`` estimated
         from max(n, ``kl_samples``) ranker scores per prompt (the n candidates and fresh samples),
-        ``eval/kl_bound`` the tie-free bound."""
+        ``eval/kl_bound`` the tie-free bound. ``ranker_is_proxy``: the ranker is a learned reward,
+        whose score of the kept samples is recorded as ``eval/proxy_reward``."""
         t0 = time.perf_counter()
         self.ctx.in_eval = True
         ref = self.ctx.reference()
@@ -225,7 +235,8 @@ class LMEvaluator:
             best = scores.argmax(axis=1)
             chosen = [comps[i * n + b] for i, b in enumerate(best)]
             chosen_text = [texts[i * n + b] for i, b in enumerate(best)]
-            self._record(0, temp, chosen, chosen_text, self.gold(chosen_text), final=True)
+            proxy = scores[np.arange(P), best] if ranker_is_proxy else None
+            self._record(0, temp, chosen, chosen_text, self.gold(chosen_text), final=True, proxy=proxy)
             if temp == 1.0:
                 pool = scores
                 extra = max(0, kl_samples - n) if n > 1 else 0

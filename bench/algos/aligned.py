@@ -403,9 +403,11 @@ def _record_rm_correlation(task, policy: PolicyAct, rm, step: int, metric: str, 
     alignment.exclude(time.perf_counter() - t0)
 
 
-def _online_setup(task: Task, cfg, seed: int, recorder: Recorder, alignment: AlignmentContext, use_rm: bool):
+def _online_setup(task: Task, cfg, seed: int, evaluator: Evaluator, recorder: Recorder,
+                  alignment: AlignmentContext, use_rm: bool):  # fmt: skip
     """An online fine-tuning run's start: (agent copied from π_ref, its ``KLShaping``, the reward
-    model or None), the reward model's accuracies and its return correlation on π_ref recorded."""
+    model or None), the reward model's accuracies and its return correlation on π_ref recorded; the
+    reward model is the evaluator's proxy (``eval/proxy_return`` at every evaluation)."""
     ref = alignment.reference()
     rm = None
     if use_rm:
@@ -415,6 +417,7 @@ def _online_setup(task: Task, cfg, seed: int, recorder: Recorder, alignment: Ali
         recorder.eval(0, 1.0, "data/n_pairs", info["n_pairs"], info["n_pairs"])
         ref_act = PolicyAct(ref.model, ref.obs_norm, torch.Generator().manual_seed(seed + 2))
         _record_rm_correlation(task, ref_act, rm, 0, "rm/return_corr_ref", seed + 20_000, recorder, alignment)
+        evaluator.proxy = rm
     agent = build_agent(task, cfg, seed, recorder, init=ref)
     shaping = KLShaping(cfg, agent.model, ref, recorder, rm, alignment.reference_reward_scale())
     return agent, shaping, rm
@@ -430,7 +433,7 @@ def _online_finish(task: Task, agent, rm, seed: int, recorder: Recorder, alignme
 
 def _online(base_train, use_rm: bool):
     def train(task: Task, cfg, env_steps, seed, evaluator, recorder, alignment: AlignmentContext):
-        agent, shaping, rm = _online_setup(task, cfg, seed, recorder, alignment, use_rm)
+        agent, shaping, rm = _online_setup(task, cfg, seed, evaluator, recorder, alignment, use_rm)
         base_train(task, cfg, env_steps, seed, evaluator, recorder, agent=agent, shaping=shaping)
         _online_finish(task, agent, rm, seed, recorder, alignment)
 
@@ -444,9 +447,9 @@ def _online_seeds(batched_train, use_rm: bool):
     def train_seeds(task: Task, cfg, env_steps, seeds, evaluators, recorders, alignments):
         outcome: list = [None] * len(seeds)
         setups = {}
-        for j, (seed, rec, ctx) in enumerate(zip(seeds, recorders, alignments, strict=True)):
+        for j, (seed, ev, rec, ctx) in enumerate(zip(seeds, evaluators, recorders, alignments, strict=True)):
             try:
-                setups[j] = _online_setup(task, cfg, seed, rec, ctx, use_rm)
+                setups[j] = _online_setup(task, cfg, seed, ev, rec, ctx, use_rm)
             except Exception as e:  # noqa: BLE001
                 outcome[j] = e
         members = list(setups)

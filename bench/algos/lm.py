@@ -63,6 +63,11 @@ class BestOfNConfig(BaseModel):
     kl_samples: int = Field(
         64, ge=1, le=4096, description="ranker scores per prompt (at least n) for the KL estimate (eval/kl)"
     )
+    rm_pairs: int | None = Field(
+        None, ge=1, le=100_000_000, json_schema_extra={"when_set": True},
+        description="ranker: rm — a reward model trained on only the first rm_pairs training preference pairs"
+        " (cached apart; None = all)",
+    )  # fmt: skip
 
 
 # -- tokenised pairs ------------------------------------------------------------------------
@@ -312,6 +317,12 @@ def train_preferred_ft(task: LMTask, cfg: PreferredFTConfig, steps: int, seed: i
     evaluator.final(steps, policy)
 
 
+def reward_model(ctx: LMContext, rm_pairs: int | None = None):
+    """The run's frozen reward model and its metadata; with ``rm_pairs``, the one trained on the first
+    that many training pairs (contexts without that option serve the default)."""
+    return ctx.reward_model() if rm_pairs is None else ctx.reward_model(rm_pairs)
+
+
 def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, evaluator: LMEvaluator,
                     recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
     """Best-of-N from π_SFT, ranked by the reward model (or the gold reward: the oracle)."""
@@ -321,7 +332,7 @@ def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, eva
         def ranker(prompts, completions, texts, prompt_texts):
             return gold(texts, prompt_texts)
     else:
-        rm, info = ctx.reward_model()
+        rm, info = reward_model(ctx, cfg.rm_pairs)
         # the reward-model records the report's reward-model table reads (as on control tasks)
         recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
         recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
@@ -331,5 +342,5 @@ def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, eva
         def ranker(prompts, completions, texts, prompt_texts):
             return rm_scores_batched(rm, prompts, completions, pad)
 
-    evaluator.best_of_n(cfg.n, ranker, cfg.kl_samples)
+    evaluator.best_of_n(cfg.n, ranker, cfg.kl_samples, ranker_is_proxy=cfg.ranker == "rm")
     recorder.steps(0)

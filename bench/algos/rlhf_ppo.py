@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
 from bench.algos.guard import check_finite
-from bench.algos.lm import Batches, optimizer_step
+from bench.algos.lm import Batches, optimizer_step, reward_model
 from bench.artifacts import LMContext
 from bench.lm.generation import batch_pairs, rm_scores_batched, sample, score
 from bench.lm.models import load_scalar_model, scalar_model_from
@@ -60,6 +60,11 @@ class _OnlineConfig(BaseModel):
         " taken at the same temperature, as TRL's online trainers do",
     )
     max_grad_norm: float = Field(1.0, gt=0)
+    rm_pairs: int | None = Field(
+        None, ge=1, le=100_000_000, json_schema_extra={"when_set": True},
+        description="reward: rm — a reward model trained on only the first rm_pairs training preference pairs"
+        " (cached apart; None = all): reward-model data size sweeps (over-optimisation)",
+    )  # fmt: skip
 
 
 class RLHFPPOConfig(_OnlineConfig):
@@ -151,11 +156,16 @@ class SequenceScorer:
     """The score a rollout gets: the frozen reward model's, or the gold reward, standardised by
     its mean and std over π_SFT's preference completions (so both have the same scale)."""
 
-    def __init__(self, ctx: LMContext, reward: str, recorder: Recorder):
+    def __init__(self, ctx: LMContext, reward: str, recorder: Recorder, rm_pairs: int | None = None,
+                 evaluator: LMEvaluator | None = None):  # fmt: skip
         self.ctx, self.reward = ctx, reward
         self.tok = ctx.tokenizer()
         if reward == "rm":
-            self.rm, info = ctx.reward_model()
+            self.rm, info = reward_model(ctx, rm_pairs)
+            if evaluator is not None:  # the proxy reward beside the gold at every evaluation
+                evaluator.proxy = lambda prompts, comps, texts, prompt_texts: self.raw(
+                    prompt_texts, prompts, comps
+                )
             self.mean, self.std = info["score_mean"], max(info["score_std"], 1e-6)
             recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
             recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
@@ -178,11 +188,12 @@ class SequenceScorer:
         return torch.as_tensor((raw - self.mean) / self.std, dtype=torch.float32)
 
 
-def _critic(ctx: LMContext, reward: str):
+def _critic(ctx: LMContext, reward: str, rm_pairs: int | None = None):
     """The trainable critic: a copy of the reward model, or π_SFT's transformer with a new head."""
     if reward == "rm":
-        ctx.reward_model()
-        model = load_scalar_model(str(ctx.reward_model_path()))
+        reward_model(ctx, rm_pairs)
+        path = ctx.reward_model_path() if rm_pairs is None else ctx.reward_model_path(rm_pairs)
+        model = load_scalar_model(str(path))
     else:
         model = scalar_model_from(str(ctx.sft_path()), ctx.tokenizer().pad_token_id, ctx.seed)
     model.to(ctx.setup.torch_device()).eval()  # dropout off, as for the actor (LMContext.policy)
@@ -233,8 +244,8 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
     tok = ctx.tokenizer()
     pad = tok.pad_token_id
     train_prompts = ctx.prompts()["train"]  # (text, ids)
-    scorer = SequenceScorer(ctx, cfg.reward, recorder)
-    actor, ref, critic = ctx.policy(), ctx.reference(), _critic(ctx, cfg.reward)
+    scorer = SequenceScorer(ctx, cfg.reward, recorder, cfg.rm_pairs, evaluator)
+    actor, ref, critic = ctx.policy(), ctx.reference(), _critic(ctx, cfg.reward, cfg.rm_pairs)
     models = {"actor": actor, "critic": critic}  # what the divergence guard checks
     actor_opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
@@ -314,7 +325,7 @@ def train_lm_pg(task: LMTask, cfg: LMPGConfig, steps: int, seed: int, evaluator:
         raise ValueError("baseline: rloo needs k >= 2")
     pad = ctx.tokenizer().pad_token_id
     groups = PromptGroups(ctx, cfg.prompts_per_batch, cfg.k, cfg.temperature, seed)
-    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+    scorer = SequenceScorer(ctx, cfg.reward, recorder, cfg.rm_pairs, evaluator)
     actor, ref = ctx.policy(), ctx.reference()
     opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
     for update in range(1, steps + 1):
@@ -377,7 +388,7 @@ def train_grpo(task: LMTask, cfg: LMGRPOConfig, steps: int, seed: int, evaluator
     """The budget counts optimizer updates: ``iterations`` per batch of experience."""
     pad = ctx.tokenizer().pad_token_id
     groups = PromptGroups(ctx, cfg.prompts_per_batch, cfg.k, cfg.temperature, seed)
-    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+    scorer = SequenceScorer(ctx, cfg.reward, recorder, cfg.rm_pairs, evaluator)
     actor, ref = ctx.policy(), ctx.reference()
     opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
     update = 0
@@ -428,13 +439,18 @@ class LMRRHFConfig(BaseModel):
     sft_weight: float = Field(1.0, ge=0, description="weight of the NLL of each prompt's best response")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the responses")
     max_grad_norm: float = Field(1.0, gt=0)
+    rm_pairs: int | None = Field(
+        None, ge=1, le=100_000_000, json_schema_extra={"when_set": True},
+        description="reward: rm — a reward model trained on only the first rm_pairs training preference pairs"
+        " (cached apart; None = all): reward-model data size sweeps (over-optimisation)",
+    )  # fmt: skip
 
 
 def train_rrhf(task: LMTask, cfg: LMRRHFConfig, steps: int, seed: int, evaluator: LMEvaluator,
                recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
     pad = ctx.tokenizer().pad_token_id
     groups = PromptGroups(ctx, cfg.prompts_per_batch, cfg.k, cfg.temperature, seed)
-    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+    scorer = SequenceScorer(ctx, cfg.reward, recorder, cfg.rm_pairs, evaluator)
     actor = ctx.policy()
     opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
     for update in range(1, steps + 1):

@@ -32,6 +32,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CLAIM_GROUP = "bench.claims"
+# the kinds that compare two methods (the others read one: a fitted law, a trend)
+TWO_METHOD_KINDS = (
+    "frontier-dominance",
+    "flatter-over-temperature",
+    "strong-baseline",
+    "difference",
+    "kl-efficiency",
+)
 HERE = Path(__file__).resolve().parent
 
 
@@ -49,7 +57,7 @@ class Claim(BaseModel):
     statement: str = Field(description="what the paper states; {quantity} becomes 'win rate' or 'score'")
     kind: str = Field(description="how it is decided: a key of bench.claims.kinds.KINDS")
     a: str = Field(description="the method the statement is about (a run label's method)")
-    b: str = Field(description="the method it is compared with")
+    b: str | None = Field(None, description="the method it is compared with (kinds that compare two)")
     baseline: str | None = Field(
         None, description="a third method the kind measures against (strong-baseline)"
     )
@@ -89,7 +97,7 @@ class Claim(BaseModel):
 
     def methods(self) -> set[str]:
         """The methods it reads (``a``, ``b`` and the baseline)."""
-        return {self.a, self.b} | ({self.baseline} if self.baseline else set())
+        return {m for m in (self.a, self.b, self.baseline) if m}
 
     def statements(self) -> set[str]:
         """Its statement as tables print it, for either quantity."""
@@ -203,8 +211,8 @@ COLUMNS = ["paper", "id", "task", "claim", "verdict", "measured"]
 
 
 def short_paper(paper: str) -> str:
-    """A paper as tables name it: its authors and year (``Rafailov et al. 2023``)."""
-    return paper.split(",")[0].strip()
+    """A paper as tables name it: its authors and year, before the title (``Rafailov et al. 2023``)."""
+    return re.split(r",\s*[\"'\u201c]", paper)[0].strip()
 
 
 def evaluate(results, claims: list[Claim] | None = None, confidence: float = 0.95):

@@ -166,12 +166,204 @@ def difference(data: TaskData, claim) -> Decision | None:
     return Decision("inconclusive", text, [])
 
 
+# -- over-optimisation (Gao, Schulman & Hilton 2023; ``bench.overopt``) ---------------------------
+
+
+def _shifted(iv: stats.Interval, by: float) -> stats.Interval:
+    return stats.Interval(iv.point - by, iv.lo - by, iv.hi - by, iv.kind, iv.n, iv.confidence, iv.se, iv.df)
+
+
+def _overopt_points(data: TaskData, method: str) -> pd.DataFrame:
+    from bench import overopt
+
+    if not hasattr(data, "_overopt"):
+        data._overopt = overopt.points(data.results)
+    pts = data._overopt
+    return pts[(pts.task == data.task) & (pts.method == method)]
+
+
+def law_fit(data: TaskData, claim) -> Decision | None:
+    """a's gold follows its functional form (``params.form``: bon, d (α − β d); rl, d (α − β ln d);
+    default by method: Best-of-N bon, others rl) with held-out R² ≥ ``params.r2`` (0.9): fitted per
+    seed on the points with d at or below the median, scored on the rest; per series (one
+    reward-model data size) the mean over seeds with its t interval. Holds when every series' interval
+    lies at or above r2, does not hold when one lies below it, else inconclusive. ``params.kl``:
+    estimate (default) or bound (Best-of-N's log N − (N − 1)/N)."""
+    from bench import overopt
+
+    pts = _overopt_points(data, claim.a)
+    if pts.empty:
+        return None
+    form = claim.params.get("form", "bon" if claim.a == "best-of-n" else "rl")
+    if form not in overopt.FORMS:
+        raise ValueError(f"claim {claim.id}: params.form is one of {', '.join(overopt.FORMS)}, not {form!r}")
+    thr, kl = float(claim.params.get("r2", 0.9)), claim.params.get("kl", "estimate")
+    fits = overopt.seed_fits(pts.assign(form=form))
+    fits = fits[fits.kl == kl]
+    parts, above, below, candidates = [], 0, 0, []
+    for series, g in fits.groupby("series", sort=True):
+        values = g.r2_heldout.dropna().to_numpy(float)
+        if len(values) == 0:
+            parts.append(f"{series}: too few points for a held-out R² ({int(g.points.max())} per seed; it "
+                         f"needs {overopt.MIN_FIT_POINTS} with d > 0 at or below the median d and "
+                         f"{overopt.MIN_HELDOUT_POINTS} above)")  # fmt: skip
+            continue
+        iv = stats.mean_interval(values, data.confidence)
+        ok, bad = iv.has_interval and iv.lo >= thr, iv.has_interval and iv.hi < thr
+        above, below = above + ok, below + bad
+        candidates.append((_shifted(iv, thr), "above 0" if ok else "below 0"))
+        a, b = g.alpha.mean(), g.beta.mean()
+        parts.append(f"{series}: held-out R² {iv.text()}, α {a:.3g}, β {b:.3g} (means over seeds)")
+    n = len(candidates)
+    if not n:
+        return Decision("inconclusive: the grid has too few points for a held-out fit", "; ".join(parts), [])
+    verdict = "holds" if above == n else "does not hold" if below else "inconclusive"
+    text = f"gold = {overopt.FORMS[form]} (KL {kl}), held-out R² against {thr:g}: " + "; ".join(parts)
+    keep = [c for c in candidates if c[1] == ("above 0" if verdict == "holds" else "below 0")]
+    if verdict == "does not hold":
+        keep = [min(keep, key=lambda c: c[0].hi)]
+    return Decision(verdict, text, keep if verdict != "inconclusive" else [])
+
+
+def kl_efficiency(data: TaskData, claim) -> Decision | None:
+    """a (Best-of-N) gains more gold than b (RL) at the same d = √KL: per seed, at each b point whose
+    d lies within a's range on that seed (and a's series of the same reward-model data size, where
+    sizes are given), a's gold interpolated linearly in d minus b's gold; the mean of those per seed;
+    paired t over seeds. Holds when significantly above 0, does not hold when significantly below."""
+    pa, pb = _overopt_points(data, claim.a), _overopt_points(data, claim.b)
+    if pa.empty or pb.empty:
+        return None
+    per_seed: dict = {}
+    for seed in sorted(set(pa.seed) & set(pb.seed)):
+        diffs = []
+        b_seed = pb[pb.seed == seed].assign(size=pb.rm_pairs.fillna(-1))
+        for (_, size), gb in b_seed.groupby(["series", "size"]):
+            ga = pa[(pa.seed == seed) & (pa.rm_pairs.fillna(-1) == size)]
+            ga = ga if len(ga) else pa[pa.seed == seed]
+            for _, gs in ga.groupby("series"):
+                gs = gs.sort_values("d")
+                inside = gb[(gb.d >= gs.d.min()) & (gb.d <= gs.d.max())]
+                diffs += list(np.interp(inside.d, gs.d, gs.gold) - inside.gold)
+        if diffs:
+            per_seed[seed] = float(np.mean(diffs))
+    if not per_seed:
+        return Decision("inconclusive: the d ranges do not overlap", f"no {display(claim.b)} point within "
+                        f"{display(claim.a)}'s range of √KL", [])  # fmt: skip
+    s = pd.Series(per_seed)
+    d = stats.mean_interval(s.to_numpy(float), data.confidence)
+    d = stats.Interval(
+        d.point, d.lo, d.hi, "paired t" if d.has_interval else d.kind, d.n, d.confidence, d.se, d.df
+    )
+    text = (f"{display(claim.a)} minus {display(claim.b)} gold at matched √KL (a interpolated at b's "
+            f"points inside a's range), mean per seed: {d.text(signed=True)}")  # fmt: skip
+    if d.has_interval and d.lo > 0:
+        return Decision("holds", text, [(d, "above 0")])
+    if d.has_interval and d.hi < 0:
+        return Decision("does not hold", text, [(d, "below 0")])
+    return Decision("inconclusive", text, [])
+
+
+def _ordinal(g: pd.DataFrame) -> pd.DataFrame:
+    """The points of one series and seed in order (checkpoints by step, Best-of-N by N)."""
+    key = "n" if g.form.iloc[0] == "bon" else "step"
+    return g.sort_values(key).assign(ordinal=range(len(g)))
+
+
+def proxy_gold_divergence(data: TaskData, claim) -> Decision | None:
+    """Past the gold's peak the proxy keeps rising while the gold falls: per series, each seed's
+    peak is the point (checkpoint, or N) where the *other* seeds' mean gold is highest (so no seed
+    both places the peak and measures the fall); on that seed, the least-squares slopes of proxy and
+    gold against d from the peak to the end. Holds when, in every series with points past its peak,
+    the proxy slope is significantly above 0 and the gold slope significantly below (t over seeds);
+    does not hold when a proxy slope is significantly below 0; inconclusive otherwise, or where the
+    gold peaks at the last point (the grid does not reach the fall)."""
+    from bench import overopt
+
+    pts = _overopt_points(data, claim.a)
+    pts = pts[pts.proxy.notna()]
+    if pts.empty:
+        return None
+    parts, decided, holds, fails = [], [], 0, 0
+    for series, g in pts.groupby("series", sort=True):
+        curves = {seed: _ordinal(gs) for seed, gs in g.groupby("seed")}
+        length = min(len(c) for c in curves.values())
+        mean = {s: c.gold.to_numpy(float)[:length] for s, c in curves.items()}
+        slopes = []
+        for seed, c in curves.items():
+            others = [v for s, v in mean.items() if s != seed] or [mean[seed]]
+            at = int(np.argmax(np.mean(others, axis=0)))
+            tail = c.iloc[at:length]
+            if len(tail) >= 2:
+                slopes.append((overopt.slope(tail.d, tail.proxy), overopt.slope(tail.d, tail.gold)))
+        if not slopes:
+            parts.append(f"{series}: the gold peaks at the last point (the grid does not reach a fall)")
+            continue
+        sp, sg = np.array(slopes).T
+        ip, ig = stats.mean_interval(sp, data.confidence), stats.mean_interval(sg, data.confidence)
+        parts.append(
+            f"{series}: past the peak, proxy slope {ip.text(signed=True)}, gold slope {ig.text(signed=True)}"
+        )
+        if ip.has_interval and ip.lo > 0 and ig.has_interval and ig.hi < 0:
+            holds += 1
+            decided += [(ip, "above 0"), (ig, "below 0")]
+        elif ip.has_interval and ip.hi < 0:
+            fails += 1
+            decided = [(ip, "below 0")]
+    n = sum(1 for p in parts if "slope" in p)
+    verdict = "does not hold" if fails else "holds" if n and holds == n else "inconclusive"
+    if not n:
+        verdict = "inconclusive: the gold peaks at the last point of every series"
+    text = "slopes against d = √KL (per seed, from the peak the other seeds place): " + "; ".join(parts)
+    return Decision(verdict, text, decided if verdict in ("holds", "does not hold") else [])
+
+
+def rm_data_delays(data: TaskData, claim) -> Decision | None:
+    """Reward models trained on more data over-optimise later: per seed, the d at which the gold
+    peaks in each reward-model data size's series, and the least-squares slope of that d against
+    log(data size); t over seeds. Holds when the slope is significantly above 0, does not hold
+    when significantly below. A peak at a series' last point is censored (the true peak lies
+    further): counted at that d and named."""
+    from bench import overopt
+
+    pts = _overopt_points(data, claim.a)
+    pts = pts[pts.rm_pairs.notna()]
+    if pts.rm_pairs.nunique() < 2:
+        return None
+    slopes, censored, peaks = [], set(), {}
+    for _, g in pts.groupby("seed"):
+        xs, ys = [], []
+        for size, gs in g.groupby("rm_pairs"):
+            c = _ordinal(gs)
+            d, inside = overopt.peak(c.d.to_numpy(float), c.gold.to_numpy(float))
+            if not inside:
+                censored.add(int(size))
+            xs.append(np.log(size))
+            ys.append(d)
+            peaks.setdefault(int(size), []).append(d)
+        slopes.append(overopt.slope(xs, ys))
+    iv = stats.mean_interval(np.array(slopes, float), data.confidence)
+    means = ", ".join(f"{k}: {np.mean(v):.2f}" for k, v in sorted(peaks.items()))
+    text = (f"√KL at the gold's peak by reward-model pairs (mean over seeds) {means}; slope against "
+            f"log(pairs) {iv.text(signed=True)}")  # fmt: skip
+    if censored:
+        text += f"; at the grid's end (censored) for {', '.join(map(str, sorted(censored)))} pairs"
+    if iv.has_interval and iv.lo > 0:
+        return Decision("holds", text, [(iv, "above 0")])
+    if iv.has_interval and iv.hi < 0:
+        return Decision("does not hold", text, [(iv, "below 0")])
+    return Decision("inconclusive", text, [])
+
+
 # kind -> (decide, the parameters it takes)
 KINDS: dict[str, tuple[Callable[[TaskData, object], Decision | None], tuple[str, ...]]] = {
     "frontier-dominance": (frontier_dominance, ("kl_window",)),
     "flatter-over-temperature": (flatter_over_temperature, ()),
     "strong-baseline": (strong_baseline, ("paper_max_n",)),
     "difference": (difference, ("direction", "margin")),
+    "law-fit": (law_fit, ("form", "r2", "kl")),
+    "kl-efficiency": (kl_efficiency, ()),
+    "proxy-gold-divergence": (proxy_gold_divergence, ()),
+    "rm-data-delays": (rm_data_delays, ()),
 }
 
 # claims.csv's numbers behind each decisive verdict: the difference the verdict rests on (the one
@@ -229,7 +421,7 @@ def evaluate_claims(results: R.Results, claims: list, confidence: float = 0.95) 
     for task, tp in pts.groupby("task", sort=True):
         data = TaskData(results, task, tp, confidence)
         for claim in claims:
-            if claim.a not in data.methods or claim.b not in data.methods:
+            if not claim.methods() - {claim.baseline} <= data.methods:
                 continue
             if claim.tasks is not None and task not in claim.tasks:
                 continue

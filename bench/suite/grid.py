@@ -119,8 +119,20 @@ def _grid(path: Path, suite: Suite, i: int, entry: AlgorithmEntry, task: str):
         varying = [(n, v) for n, v in zip(names, combo, strict=True) if len(axes[n]) > 1]
         if varying:
             label += "[" + ",".join(f"{n}={v}" for n, v in varying) + "]"
-        cells.append((label, cfg.model_dump(mode="json")))
+        cells.append((label, key_config(cfg)))
     return cells
+
+
+def key_config(cfg) -> dict:
+    """A validated config as run keys and stores hold it: every field, except a field marked
+    ``json_schema_extra={"when_set": True}`` (one added after runs were published) while it is at its
+    default — so adding such a field keeps every existing run key."""
+    data = cfg.model_dump(mode="json")
+    for name, f in type(cfg).model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        if extra.get("when_set") and getattr(cfg, name) == f.default:
+            del data[name]
+    return data
 
 
 def _from_task_params(err: ValidationError, entry: AlgorithmEntry, task: str) -> bool:

@@ -39,6 +39,28 @@ def test_kl_of_the_reference_against_itself_is_exactly_zero(task_id, continuous)
     assert (ep.kl == 0.0).all() and (ep.kl_k1 == 0.0).all()
 
 
+def test_the_proxy_return_is_the_learned_rewards_sum_along_each_episode():
+    """A proxy of 1 per step sums to the episode length, which on CartPole is the return; a proxy
+    of the normalised observation's first coordinate and the action sums as computed by hand."""
+    task = get_task("CartPole-v1")
+    env = task.make_vec(4)
+    policy = _policy(4, 2, False, seed=1)
+    ep = play_episodes(policy, env, seed=9, temperature=1.0, proxy=lambda obs, act: torch.ones(len(obs)))
+    assert np.array_equal(ep.proxy, ep.returns) and (ep.returns > 1).all()
+    seen = []
+
+    def proxy(obs, actions):
+        seen.append((obs.numpy().copy(), actions.numpy().copy()))
+        return obs[:, 0] + actions.float()
+
+    again = play_episodes(_policy(4, 2, False, seed=1), env, seed=9, temperature=1.0, proxy=proxy)
+    env.close()
+    assert np.array_equal(again.returns, ep.returns)  # the same episodes
+    lengths = ep.returns.astype(int)
+    by_hand = [sum(float(o[i, 0]) + float(a[i]) for o, a in seen[: lengths[i]]) for i in range(4)]
+    assert np.allclose(again.proxy, by_hand, rtol=0, atol=1e-5)
+
+
 def _mc_check(policy: PolicyAct, ref: PolicyAct, obs: np.ndarray, temperature: float, n: int = 40_000):
     """Per-step exact KL from the evaluator vs the Monte-Carlo mean of its k1 samples."""
     batch = np.repeat(obs[None], n, axis=0)

@@ -223,5 +223,11 @@ def test_seed_batched_alignment_runs_store_what_unbatched_ones_store(tmp_path, m
     runs, curves, evals = records(b)
     assert (runs.status == "done").all() and len(runs) == 10
     assert {"eval/kl", "rm/return_corr"} <= set(evals.metric)
+    # the learned reward's episode sums beside the true return, at every evaluation of the RM methods
+    proxy = evals[evals.metric == "eval/proxy_return"].merge(runs, left_on="run_key", right_on="key")
+    returns = evals[evals.metric == "eval/return"]
+    rm_keys = set(proxy.run_key)
+    assert len(rm_keys) == 4  # ppo-rm and pg-rm, 2 seeds each
+    assert len(proxy) == len(returns[returns.run_key.isin(rm_keys)])
     log = next((tmp_path / "logs" / "sa").glob("ppo-rm-CartPole-v1-s1-*.log")).read_text()
     assert "seed batch of 2 runs (seeds 0, 1)" in log

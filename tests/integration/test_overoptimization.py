@@ -1,0 +1,60 @@
+"""The over-optimisation records end to end on the LM smoke setup: the proxy (the reward model's
+score) beside the gold at every evaluation of the methods that optimise it, none where the gold
+is optimised, and the analysis reading them."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import overopt
+from bench.results import Results
+from bench.store import Store
+from tests.conftest import run_in_cache
+from tests.integration.test_cli import _rows
+
+SUITES = Path(__file__).resolve().parents[2] / "suites"
+
+
+@pytest.fixture(scope="module")
+def proxy_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("overopt")
+    suite = tmp / "suite.yaml"
+    suite.write_text(
+        f"include: {SUITES / 'lm-smoke.yaml'}\n"
+        "name: overopt-test\nversion: 1\n"
+        "algorithms:\n"
+        "  - algo: sft\n"
+        "  - algo: best-of-n\n    params: {n: [1, 2, 4], ranker: rm}\n"
+        "  - algo: best-of-n\n    label: best-of-n-gold\n    params: {n: 4, ranker: gold}\n"
+        "  - algo: rlhf-ppo\n    params: {batch_size: 8, minibatch_size: 4, ppo_epochs: 2, kl_coef: 0.0}\n"
+        "  - algo: rlhf-ppo\n    label: ppo-gt\n    params: {batch_size: 8, minibatch_size: 4, ppo_epochs: 2,"
+        " reward: gold}\n"
+    )
+    return tmp, run_in_cache(tmp, suite)
+
+
+def test_the_proxy_is_recorded_beside_the_gold_where_a_learned_reward_is_optimised(proxy_run):
+    _, store = proxy_run
+    ev = pd.DataFrame(
+        _rows(store, "SELECT r.algorithm, e.step, e.temperature, e.metric, e.value FROM evals e"
+                     " JOIN runs r ON r.key = e.run_key"),
+        columns=["algorithm", "step", "temperature", "metric", "value"],
+    )  # fmt: skip
+    proxy = ev[ev.metric == "eval/proxy_reward"]
+    gold = ev[ev.metric == "eval/return"]
+    assert set(proxy.algorithm) == {"rlhf-ppo", "best-of-n[n=1]", "best-of-n[n=2]", "best-of-n[n=4]"}
+
+    # every gold record of those runs (each checkpoint and temperature) has its proxy
+    def keys(df, label):
+        return sorted(map(tuple, df[df.algorithm == label][["step", "temperature"]].values))
+
+    for label in set(proxy.algorithm):
+        assert keys(proxy, label) == keys(gold, label)
+    # the analysis: Best-of-N's series over N and RLHF-PPO's over its checkpoints, gold relative to π_SFT
+    pts = overopt.points(Results.from_store(Store(store, create=False), "overopt-test"))
+    assert set(pts.series) == {"best-of-n", "rlhf-ppo"}
+    bon = pts[pts.series == "best-of-n"].sort_values("n")
+    assert bon.n.tolist() == [1, 2, 4] and bon.d.iloc[0] == 0 and (bon.d.diff().iloc[1:] >= 0).all()
+    assert bon.gold.iloc[0] == pytest.approx(0.0)  # N = 1 is π_SFT's own distribution
+    assert pts[pts.series == "rlhf-ppo"].proxy.notna().all()
