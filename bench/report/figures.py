@@ -710,3 +710,52 @@ def compare_figure(table: pd.DataFrame, points: dict, tolerance: float, scale: s
         ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def overoptimization_figure(
+    pts: pd.DataFrame, fits: pd.DataFrame, task: str, colors: dict, path: Path
+) -> str:
+    """Gold (left) and proxy (right) reward against d = √KL(π ‖ π_init), one line per series (a
+    run label over its checkpoints, or Best-of-N over N): means over seeds at each point (seeds
+    matched by ordinal), band the seed range; dotted on the left, the fitted form through the seed
+    means of α and β (``bench.overopt``)."""
+    from bench import overopt
+
+    has_proxy = pts.proxy.notna().any()
+    fig, axes = plt.subplots(1, 2 if has_proxy else 1, figsize=(11, 4.3) if has_proxy else (6.5, 4.3))
+    left, right = (axes[0], axes[1]) if has_proxy else (axes, None)
+    shades = palette(list(natural(pts.series.unique())))
+    for series in natural(pts.series.unique()):
+        g = pts[pts.series == series].copy()
+        key = "n" if g.form.iloc[0] == "bon" else "step"
+        g["ordinal"] = g.groupby("seed")[key].rank(method="first")
+        seeds = g.seed.nunique()
+        m = g.groupby("ordinal").agg(d=("d", "mean"), gold=("gold", "mean"), lo=("gold", "min"),
+                                     hi=("gold", "max"), proxy=("proxy", "mean"),
+                                     seeds=("seed", "nunique"))  # fmt: skip
+        m = m[m.seeds == seeds]
+        color = shades[series]
+        left.plot(m.d, m.gold, color=color, marker="o", ms=3, lw=1.6, label=short(series))
+        left.fill_between(m.d, m.lo, m.hi, color=color, alpha=0.12, lw=0)
+        fit = fits[(fits.series == series) & (fits.kl == "estimate")]
+        if len(fit) and np.isfinite(fit.alpha.iloc[0]):
+            form = "bon" if g.form.iloc[0] == "bon" else "rl"
+            x = np.linspace(0, max(m.d.max(), 1e-6) * 1.05, 100)
+            left.plot(
+                x, overopt.predict(x, fit.alpha.iloc[0], fit.beta.iloc[0], form), color=color, ls=":", lw=1.2
+            )
+        if has_proxy and m.proxy.notna().any():
+            right.plot(m.d, m.proxy, color=color, marker="o", ms=3, lw=1.6, label=short(series))
+    left.axhline(0, color="0.6", lw=0.8)
+    left.set_xlabel("d = √KL(π ‖ π_init)")
+    left.set_ylabel("gold reward gain over π_init at T = 1\n(mean over seeds; band: seed range; dotted: fit)")
+    left.set_title("gold" if has_proxy else "gold (these runs recorded no proxy)")
+    if has_proxy:
+        right.set_xlabel("d = √KL(π ‖ π_init)")
+        right.set_ylabel("proxy (learned) reward at T = 1\n(mean over seeds)")
+        right.set_title("proxy")
+    left.legend(loc="upper center", bbox_to_anchor=(1.1 if has_proxy else 0.5, -0.18),
+                ncol=min(4, pts.series.nunique()), fontsize=8)  # fmt: skip
+    fig.suptitle(f"{short(task)}: reward-model over-optimisation")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -369,9 +369,13 @@ def _render(
             )
         temperatures.append(dict(task=task, figure="figures/" + name, sweep=sweep))
         bar.update()
+    from bench import overopt
+
+    opt_points, opt_fits = overopt.points(results), overopt.fit_table(results)
     alignment = _alignment_sections(
         results, budgets, rm_table, efficiency, samples, win_rates, kl_curves, colors, fig_dir, bar, best
     )
+    _overoptimization_sections(alignment, opt_points, opt_fits, colors, fig_dir)
     scaling = []
     for i, (task, g) in enumerate(scaling_table.groupby("task", sort=True)):
         name = figures.scaling_figure(g, task, colors, fig_dir / f"scaling{i + 1}.png")
@@ -408,6 +412,8 @@ def _render(
         "win_rates.csv": win_rates,
         "scaling.csv": scaling_table,
         "claims.csv": claims,
+        "overoptimization.csv": opt_fits,
+        "overoptimization_points.csv": opt_points,
         "kl_span.csv": span,
         "hyperparameters.csv": hyper,
     }
@@ -450,6 +456,8 @@ def _render(
             replication=replication,
             band_alerts=[c["text"] for c in checks if not c["inside"]],
             claims_rule=R.CLAIM_RULES,
+            overopt_header=OVEROPT_HEADER,
+            overopt_intro=OVEROPT_INTRO,
             key_results=key,
             caveats=caveats.to_dict("records"),
             temperatures=temperatures,
@@ -867,6 +875,58 @@ def _alignment_sections(
             bar.update()
         out.append(section)
     return out
+
+
+OVEROPT_HEADER = [
+    "series",
+    "gold form",
+    "KL",
+    "seeds",
+    "points",
+    "α",
+    "β",
+    "held-out R²",
+    "d* (gold peak)",
+    "largest d",
+]
+OVEROPT_INTRO = (
+    "Gold and proxy (the learned reward the method optimises) against d = √KL(π ‖ π_init), after Gao, "
+    "Schulman & Hilton (2023): Best-of-N over N (KL: the estimate; the bound log N − (N − 1)/N in its own "
+    "row), RL over its checkpoints; gold relative to π_init of the same seed. Fits per seed by least "
+    "squares through the origin, then the mean over seeds with its 95% t interval; the held-out R² fits "
+    "the points with d at or below the median and predicts the rest (needs 3 and 2 points). "
+    "overoptimization.csv and overoptimization_points.csv hold the numbers."
+)
+
+
+def _overoptimization_sections(alignment: list[dict], pts: pd.DataFrame, fits: pd.DataFrame, colors,
+                               fig_dir: Path) -> None:  # fmt: skip
+    """Adds each task's over-optimisation figure and fit table to its alignment section (a new
+    section where the task has none)."""
+
+    def cell(v, lo, hi, digits=3):
+        if not np.isfinite(v):
+            return "—"
+        return f"{v:.{digits}g}" + (f" [{lo:.{digits}g}, {hi:.{digits}g}]" if np.isfinite(lo) else "")
+
+    for i, task in enumerate(sorted(set(pts.task))):
+        section = next((a for a in alignment if a["task"] == task), None)
+        if section is None:
+            section = dict(task=task, budgets=[], budget_header=[], reward_models=[], efficiency=None,
+                           win_rates=[], win_header=[], win_intro="", win_figure=None, kl_figure=None,
+                           samples=[])  # fmt: skip
+            alignment.append(section)
+        f = fits[fits.task == task]
+        section["overopt_figure"] = "figures/" + figures.overoptimization_figure(
+            pts[pts.task == task], f, task, colors, fig_dir / f"overopt{i + 1}.png"
+        )
+        section["overopt_rows"] = [
+            [r.series, r.form, r.kl, str(r.seeds), str(r.points), cell(r.alpha, r.alpha_lo, r.alpha_hi),
+             cell(r.beta, r.beta_lo, r.beta_hi), cell(r.r2_heldout, r.r2_lo, r.r2_hi),
+             cell(r.d_star, r.d_star_lo, r.d_star_hi) + (" (beyond the grid)" if r.d_star > r.d_max else ""),
+             f"{r.d_max:.3g}"]
+            for r in f.itertuples()
+        ]  # fmt: skip
 
 
 def leaderboard_page(results, board: pd.DataFrame, generated: str, reps: int = 2000, seed: int = 0) -> str:

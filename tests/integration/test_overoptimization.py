@@ -58,3 +58,17 @@ def test_the_proxy_is_recorded_beside_the_gold_where_a_learned_reward_is_optimis
     assert bon.n.tolist() == [1, 2, 4] and bon.d.iloc[0] == 0 and (bon.d.diff().iloc[1:] >= 0).all()
     assert bon.gold.iloc[0] == pytest.approx(0.0)  # N = 1 is π_SFT's own distribution
     assert pts[pts.series == "rlhf-ppo"].proxy.notna().all()
+
+
+def test_the_report_shows_the_over_optimisation_section(proxy_run, tmp_path):
+    from bench.cli import main
+
+    _, store = proxy_run
+    out = tmp_path / "report"
+    assert main(["report", "--store", str(store), "--suite", "overopt-test", "-o", str(out), "-q"]) == 0
+    html = (out / "index.html").read_text()
+    assert "Reward-model over-optimisation" in html and (out / "figures" / "overopt1.png").is_file()
+    fits = pd.read_csv(out / "overoptimization.csv")
+    assert set(fits.series) == {"best-of-n", "rlhf-ppo"}
+    assert set(fits[fits.series == "best-of-n"].kl) == {"estimate", "bound"}
+    assert len(pd.read_csv(out / "overoptimization_points.csv")) > 0
