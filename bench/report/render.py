@@ -451,7 +451,10 @@ def _render(
             tasks=task_sections,
             frontiers=frontiers,
             span_header=SPAN_HEADER,
-            claims=[{**c, "replication": replication_cell(c)} for c in claims.to_dict("records")],
+            claims=[
+                {**c, "replication": replication_cell(c), "paper_short": _paper_short(c)}
+                for c in claims.to_dict("records")
+            ],  # fmt: skip
             replication_note=REPLICATION_NOTE,
             replication=replication,
             band_alerts=[c["text"] for c in checks if not c["inside"]],
@@ -538,6 +541,14 @@ def replication_line(info: dict) -> str:
             f"{info.get('verdict', '')} — replication/index.html")  # fmt: skip
 
 
+def _paper_short(row: dict) -> str:
+    """The paper of a claims.csv row as tables name it (reports before the registry: the DPO paper)."""
+    from bench.claims import short_paper
+
+    paper = row.get("paper")
+    return short_paper(paper) if isinstance(paper, str) and paper else "Rafailov et al. 2023"
+
+
 def _markdown(
     title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
     alignment=(), scaling=(), notes=(), best_rule="", claims=None, key=(),
@@ -565,15 +576,17 @@ def _markdown(
             lines += [f"- {md_escape(i)}" for i in items] if kind == "ul" else [md_escape(items[0])]
             lines.append("")
     if claims is not None and len(claims):
-        rows = [[r["task"], r["claim"], r["verdict"], replication_cell(r), r["measured"]]
+        rows = [[_paper_short(r), r["task"], r["claim"], r["verdict"], replication_cell(r), r["measured"]]
                 for r in claims.to_dict("records")]  # fmt: skip
-        lines += ["## The DPO paper's claims, measured here", "", md_escape(R.CLAIM_RULES), "",
+        lines += ["## Paper claims, measured here", "", md_escape(R.CLAIM_RULES), "",
                   md_escape(REPLICATION_NOTE), ""]  # fmt: skip
         if "caveats" in claims:
             for task, text in claims.drop_duplicates("task")[["task", "caveats"]].to_numpy().tolist():
                 lines += [f"**Caveats, {md_escape(task)}:** {md_escape(text)}", ""]
         lines += [
-            markdown_table(["task", "claim", "here", "replicates (predicted)", "measured (95% CIs)"], rows),
+            markdown_table(
+                ["paper", "task", "claim", "here", "replicates (predicted)", "measured (95% CIs)"], rows
+            ),
             "",
         ]
     if frontiers:
@@ -750,7 +763,7 @@ def key_results(
         out.append(head + ".")
     if claims is not None and len(claims):
         counts = claims.verdict.map(lambda v: v.split(":")[0]).value_counts()
-        out.append("The DPO paper's claims here: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+        out.append("Paper claims here: " + ", ".join(f"{n} {v}" for v, n in counts.items())
                    + " (table below, with its caveats).")  # fmt: skip
     for r in fallen.itertuples() if fallen is not None else ():
         out.append(f"{r.algorithm} on {r.task} ends at {fmt(r.score, 3)} (KL {fmt(r.kl, 3)}), well below its "
@@ -810,7 +823,7 @@ def _alignment_sections(
     for i, task in enumerate(tasks):
         section = dict(task=task, budgets=[], budget_header=[], reward_models=[], efficiency=None,
                        win_rates=[], win_header=[], win_intro="", win_figure=None,
-                       kl_figure=None)  # fmt: skip
+                       kl_figure=None, overopt_figure=None, overopt_rows=[])  # fmt: skip
         w = win_rates[win_rates.task == task]
         if len(w):
             temps = sorted(w.temperature.unique())

@@ -485,20 +485,25 @@ def claims_section(rep: Report, ctx: Context) -> list[str]:
     rows = rep.table("claims.csv")
     if not rows:
         return []
-    body = [[text(r.get("task", "")), text(r.get("claim", "")), f"**{text(r.get('verdict', ''))}**",
+    from bench.claims import short_paper
+
+    def paper(r):
+        return short_paper(r["paper"]) if r.get("paper") else "Rafailov et al. 2023"
+
+    body = [[paper(r), text(r.get("task", "")), text(r.get("claim", "")), f"**{text(r.get('verdict', ''))}**",
              replication_cell(r), text(r.get("measured", ""))] for r in rows]  # fmt: skip
     caveats = {}  # task -> the caveats that stand beside its verdicts (model size, gold, data, baseline)
     for r in rows:
         if r.get("caveats"):
             caveats.setdefault(r.get("task", ""), r["caveats"])
     return [
-        "### The DPO paper's claims, measured",
+        "### Paper claims, measured",
         "",
         "From `claims.csv` (the report states the rule each verdict follows; differences with their "
         "95% CIs and their kind).",
         "",
         *[f"**Caveats, {text(t)}:** {text(c)}\n" for t, c in caveats.items()],
-        *table(["task", "claim", "verdict", "replicates (predicted)", "measured"], body),
+        *table(["paper", "task", "claim", "verdict", "replicates (predicted)", "measured"], body),
         "",
     ]
 

@@ -296,7 +296,7 @@ def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
     assert {v.split(":")[0] for v in claims.verdict} <= {"holds", "does not hold", "inconclusive"}
     assert claims.caveats.str.contains("parameters").all()  # the caveats travel with the verdicts
     assert "DPO's win rate is flatter over temperature than PPO's" in set(claims.claim)
-    assert "The DPO paper's claims, measured here" in md
+    assert "Paper claims, measured here" in md
     # the smoke pi_SFT (60 updates) wins nothing: the report says at the top it left its band
     html = (out / "index.html").read_text()
     assert "Reference out of its band." in html and "π_SFT&#39;s win rate against the references" in html
