@@ -757,7 +757,7 @@ def cmd_claims(args) -> int:
 def claim_plan(results) -> list[list[str]]:
     """``bench plan``'s claims section: per paper claim of the suite, its verdict, seeds, predicted
     replication chance and the seeds for 80% (empty where the suite has no claims)."""
-    from bench.results import claims_table
+    from bench.claims import claims_table
 
     table = claims_table(results)
     rows = []

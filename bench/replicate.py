@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.claims import claims_table
 from bench.report.tables import number_in
-from bench.results import Results, claims_table, final_scores, method_of, normalise
+from bench.results import Results, final_scores, method_of, normalise
 from bench.safeio import csv_text
 
 CLAIM_COLUMNS = [

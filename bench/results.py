@@ -1494,12 +1494,3 @@ def claim_caveats(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "caveats"])
 
 
-def claims_table(results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Every registered paper claim (``bench.claims``: the DPO paper's four, plugins' and a user's
-    files) measured on each task where its methods ran: paper, id, task, claim, verdict (holds |
-    does not hold | inconclusive, with the reason where the grid decides it), what was measured,
-    and the numbers behind the verdict (``bench.claims.kinds.CLAIM_NUMBERS``), by the rules of
-    ``CLAIM_RULES``. ``reps`` and ``seed`` are unused (the intervals are t intervals)."""
-    from bench import claims
-
-    return claims.evaluate(results, confidence=confidence)

@@ -207,7 +207,7 @@ def _load_entry_points() -> None:
             BROKEN.append(BrokenEntryPoint(CLAIM_GROUP, ep.name, ep.value, name, version, reason))
 
 
-COLUMNS = ["paper", "id", "task", "claim", "verdict", "measured"]
+from bench.claims.kinds import COLUMNS  # noqa: E402  (the kinds read bench.results, not this package)
 
 
 def short_paper(paper: str) -> str:
@@ -223,7 +223,14 @@ def evaluate(results, claims: list[Claim] | None = None, confidence: float = 0.9
     return evaluate_claims(results, load() if claims is None else claims, confidence)
 
 
+def claims_table(results, reps: int = 2000, confidence: float = 0.95, seed: int = 0):
+    """Every registered claim measured on each task where its methods ran (``evaluate``), by the rules
+    of ``bench.results.CLAIM_RULES`` and the kinds' docstrings; the table reports and ``bench plan``
+    show. ``reps`` and ``seed`` are unused (the intervals are t intervals)."""
+    return evaluate(results, confidence=confidence)
+
+
 __all__ = [
-    "CLAIM_GROUP", "COLUMNS", "Claim", "ClaimError", "evaluate", "load", "read_claims", "register_claim",
-    "short_paper",
+    "CLAIM_GROUP", "COLUMNS", "Claim", "ClaimError", "claims_table", "evaluate", "load", "read_claims",
+    "register_claim", "short_paper",
 ]  # fmt: skip

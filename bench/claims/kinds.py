@@ -366,6 +366,8 @@ KINDS: dict[str, tuple[Callable[[TaskData, object], Decision | None], tuple[str,
     "rm-data-delays": (rm_data_delays, ()),
 }
 
+# a claims table's columns, before the numbers
+COLUMNS = ["paper", "id", "task", "claim", "verdict", "measured"]
 # claims.csv's numbers behind each decisive verdict: the difference the verdict rests on (the one
 # least likely to come out the same again), the rule it met, and the chance that a fresh seed set
 # of the same size reproduces it (and the seeds that would make that chance 80%)
@@ -404,8 +406,6 @@ def evaluate_claims(results: R.Results, claims: list, confidence: float = 0.95) 
     decision, columns ``bench.claims.COLUMNS`` + ``CLAIM_NUMBERS``. Over merged submissions
     (``Results.combine``) a claim compares methods within one submission, whose name heads it
     (``B: DPO dominates PPO-GT``): seeds of different submissions share nothing to pair them by."""
-    from bench.claims import COLUMNS
-
     cols = [*COLUMNS, *CLAIM_NUMBERS]
     if len(results.parts) > 1:
         tables = []

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from bench import results as R
 from bench import stats
+from bench.claims import claims_table
 from bench.report import figures
 from bench.report.tables import (
     AGGREGATE_HEADER,
@@ -270,7 +271,7 @@ def _render(
     win_rates = R.win_rate_table(results, reps=reps, seed=seed)
     kl_curves = R.kl_curves(results)
     scaling_table = R.scaling_table(results)
-    claims = R.claims_table(results, reps=reps, seed=seed)
+    claims = claims_table(results, reps=reps, seed=seed)
     caveats = R.claim_caveats(results) if len(claims) else pd.DataFrame(columns=["task", "caveats"])
     caveats = caveats[caveats.task.isin(set(claims.task))] if len(claims) else caveats
     if len(claims):  # the caveats travel with the verdicts into claims.csv

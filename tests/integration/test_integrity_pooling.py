@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.claims import claims_table
 from bench.cli import main
-from bench.results import Results, claims_table, method_of
+from bench.results import Results, method_of
 from tests.integration.test_hostile_results import tidy_table
 
 

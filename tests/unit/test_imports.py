@@ -7,7 +7,8 @@ a submodule importing a *name* from its package's ``__init__`` is.
 
 Layers, top to bottom; a module imports its own layer and those below, never one above:
 
-    cli -> commands (compare, report, import, replicate) -> results -> executors -> suite ->
+    cli -> commands (compare, report, import, replicate) -> results (and the claims registry,
+    over-optimisation) -> executors -> suite ->
     pipeline (builders, contexts, keys) -> algorithms (and their registry, the public API) ->
     evaluation -> artifacts (what a method receives; the pipeline's recipes) -> tasks -> foundation
 
@@ -35,7 +36,7 @@ from bench.fingerprint import import_graph as _import_graph
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("bench.cli", "bench.__main__")),
     ("commands", ("bench.compare", "bench.report", "bench.importer", "bench.replicate")),
-    ("results", ("bench.results", "bench.gate", "bench.coverage")),
+    ("results", ("bench.results", "bench.gate", "bench.coverage", "bench.claims", "bench.overopt")),
     ("executors", ("bench.executors", "bench.distributed")),
     ("suite", ("bench.suite",)),
     ("pipeline", ("bench.pipeline",)),

@@ -6,6 +6,7 @@ import pytest
 
 from bench import results as R
 from bench import stats
+from bench.claims import claims_table
 
 
 def _results(evals: list[tuple], runs: list[tuple]) -> R.Results:
@@ -202,7 +203,7 @@ def test_kl_span_and_the_paper_claims_by_hand():
     assert span.loc["dpo"][["points", "kl_min", "kl_max", "ratio"]].tolist() == [2, 2.0, 8.0, 4.0]
     assert np.isnan(span.loc["sft"].ratio)
 
-    claims = R.claims_table(res, reps=500).set_index("claim")
+    claims = claims_table(res, reps=500).set_index("claim")
     # rlhf-ppo[a] (KL 3, 0.31) faces dpo[beta=1] (KL 2, 0.52): +0.21; rlhf-ppo[b] (KL 10, 0.71)
     # faces dpo[beta=0.1] (KL 8, 0.81): +0.10 — both significant
     frontier = claims.loc["DPO's frontier dominates PPO's"]
@@ -225,7 +226,7 @@ def test_kl_span_and_the_paper_claims_by_hand():
     one.runs = one.runs[one.runs.seed == 0]
     one.evals = one.evals[one.evals.run_key.isin(set(one.runs.run_key))]
     one.score_metric = lambda task: "eval/gold_reward"
-    verdicts = R.claims_table(one, reps=200).set_index("claim").verdict
+    verdicts = claims_table(one, reps=200).set_index("claim").verdict
     assert verdicts["DPO's frontier dominates PPO's"] == "inconclusive"
     assert verdicts["DPO dominates PPO-GT"] == "inconclusive: the grid does not cover every point"
     assert verdicts["Best-of-N is a strong baseline"] == "inconclusive"
@@ -256,7 +257,7 @@ def test_a_grid_gap_leaves_the_frontier_claim_undecided():
         "dpo[beta=0.1]": (8.0, [0.80, 0.81, 0.82]),
         "rlhf-ppo[a]": (3.0, [0.50, 0.52, 0.54]),
     })  # fmt: skip
-    claim = R.claims_table(res).set_index("claim").loc["DPO's frontier dominates PPO's"]
+    claim = claims_table(res).set_index("claim").loc["DPO's frontier dominates PPO's"]
     assert claim.verdict == "inconclusive: the grid does not cover every point"
     assert "grid gap: the nearest DPO point below is dpo[beta=5] at KL 0.50, the next above at KL 8.00" in (
         claim.measured
@@ -268,7 +269,7 @@ def test_a_grid_gap_leaves_the_frontier_claim_undecided():
         "dpo[beta=0.1]": (8.0, [0.80, 0.81, 0.82]),
         "rlhf-ppo[a]": (3.0, [0.50, 0.52, 0.54]),
     })  # fmt: skip
-    claim = R.claims_table(res).set_index("claim").loc["DPO's frontier dominates PPO's"]
+    claim = claims_table(res).set_index("claim").loc["DPO's frontier dominates PPO's"]
     assert claim.verdict == "does not hold" and "-0.210 [" in claim.measured
     # the verdict rests on that point: paired differences -0.20, -0.21, -0.22 (sd 0.01, 3 seeds)
     assert claim.rule == "below 0" and claim.seeds == 3 and claim.interval == "paired t, 3 seeds"
@@ -288,11 +289,11 @@ def test_best_of_n_is_not_refuted_where_its_grid_stops():
         "dpo[beta=0.1]": (8.0, [0.80, 0.81, 0.82]),
         "sft": (0.0, [0.00, 0.01, 0.02]),
     }
-    claim = R.claims_table(_claim_runs(points)).set_index("claim").loc["Best-of-N is a strong baseline"]
+    claim = claims_table(_claim_runs(points)).set_index("claim").loc["Best-of-N is a strong baseline"]
     assert claim.verdict.startswith("inconclusive: the grid stops at N = 16")
     # where a smaller N is Best-of-N's best, the larger N were tried: it does not hold
     points["best-of-n[n=16]"] = (2.0, [0.20, 0.21, 0.22])
-    claim = R.claims_table(_claim_runs(points)).set_index("claim").loc["Best-of-N is a strong baseline"]
+    claim = claims_table(_claim_runs(points)).set_index("claim").loc["Best-of-N is a strong baseline"]
     assert claim.verdict == "does not hold"
 
 
