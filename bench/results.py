@@ -1492,5 +1492,3 @@ def claim_caveats(results: Results) -> pd.DataFrame:
                     parts.append(f"{label}'s score on this run: {stats.mean_interval(sc).text()}")
         rows.append(dict(task=task, caveats="; ".join(parts) + "."))
     return pd.DataFrame(rows, columns=["task", "caveats"])
-
-

@@ -727,6 +727,37 @@ def published_section(rep: Report, ctx: Context) -> list[str]:
     ]
 
 
+def overoptimization_section(rep: Report, ctx: Context) -> list[str]:
+    rows = rep.table("overoptimization.csv")
+    if not rows:
+        return []
+
+    def cell(r, name, short=None):
+        short = short or name
+        v, lo, hi = value(r, name), value(r, f"{short}_lo"), value(r, f"{short}_hi")
+        if v is None:
+            return DASH
+        return f"{v:.3g}" + (f" [{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else "")
+
+    body = [[text(r["task"]), code(r["series"]), text(r["form"]), text(r["kl"]), fmt(value(r, "seeds"), 0),
+             cell(r, "alpha"), cell(r, "beta"), cell(r, "r2_heldout", "r2"), cell(r, "d_star"),
+             fmt(value(r, "d_max"), 2)] for r in rows]  # fmt: skip
+    return [
+        "### Reward-model over-optimisation",
+        "",
+        "From `overoptimization.csv` (Gao, Schulman & Hilton 2023): the gold gain over π_init against "
+        "d = √KL fitted per seed by d (α − β d) (Best-of-N) or d (α − β ln d) (RL), means over seeds with "
+        "95% t intervals; held-out R²: fitted on the points with d at or below the median, scored on the "
+        "rest; d*: where the fitted gold peaks (beyond the largest d measured when it exceeds it). The "
+        "report's figure draws gold and proxy against d.",
+        "",
+        *table(
+            ["task", "series", "gold form", "KL", "seeds", "α", "β", "held-out R²", "d*", "largest d"], body
+        ),  # fmt: skip
+        "",
+    ]
+
+
 def notes_section(rep: Report, ctx: Context) -> list[str]:
     path = rep.folder / "notes.txt"
     if not path.is_file():
@@ -740,7 +771,7 @@ def notes_section(rep: Report, ctx: Context) -> list[str]:
 SECTIONS = (
     leaderboard_section, best_points_section, aggregate_section, claims_section, scaling_section,
     win_rate_section, temperature_section, kl_span_section, kl_budget_section, data_efficiency_section,
-    reward_model_section, published_section, notes_section,
+    reward_model_section, overoptimization_section, published_section, notes_section,
 )  # fmt: skip
 
 
