@@ -143,8 +143,23 @@ def test_seed_batches_group_runs_that_differ_only_in_their_seed():
     assert dataclasses.replace(specs[0], seed=9, key="x").key == "x"  # frozen, replaceable
 
 
-def test_bench_run_with_seed_batches_stores_what_one_run_at_a_time_stores(tmp_path):
+def _store_records(path):
+    """(runs, curves without timing, evaluations) of a store, in a fixed order."""
     import sqlite3
+
+    import pandas as pd
+
+    with sqlite3.connect(path) as c:
+        runs = pd.read_sql("select key, status from runs order by key", c)
+        curves = pd.read_sql(
+            "select run_key, step, metric, value from curves where metric not like 'perf/%' "
+            "order by run_key, step, metric", c)  # fmt: skip
+        evals = pd.read_sql("select run_key, step, temperature, metric, value, n from evals "
+                            "order by run_key, step, temperature, metric", c)  # fmt: skip
+    return runs, curves, evals
+
+
+def test_bench_run_with_seed_batches_stores_what_one_run_at_a_time_stores(tmp_path):
 
     import pandas as pd
 
@@ -160,28 +175,17 @@ def test_bench_run_with_seed_batches_stores_what_one_run_at_a_time_stores(tmp_pa
     assert main(["run", str(suite), "--store", str(a), "-q"]) == 0
     assert main(["run", str(suite), "--store", str(b), "-q", "--batch-seeds", "3"]) == 0
 
-    def records(path):
-        with sqlite3.connect(path) as c:
-            runs = pd.read_sql("select key, status from runs order by key", c)
-            curves = pd.read_sql(
-                "select run_key, step, metric, value from curves where metric not like 'perf/%' "
-                "order by run_key, step, metric", c)  # fmt: skip
-            evals = pd.read_sql("select run_key, step, temperature, metric, value, n from evals "
-                                "order by run_key, step, temperature, metric", c)  # fmt: skip
-        return runs, curves, evals
-
-    for x, y in zip(records(a), records(b), strict=True):
+    for x, y in zip(_store_records(a), _store_records(b), strict=True):
         pd.testing.assert_frame_equal(x, y)
-    assert (records(b)[0].status == "done").all() and len(records(b)[0]) == 6
+    assert (_store_records(b)[0].status == "done").all() and len(_store_records(b)[0]) == 6
     log = next((tmp_path / "logs" / "sb").glob("ppo-CartPole-v1-s1-*.log")).read_text()
     assert "seed batch of 3 runs (seeds 0, 1, 2)" in log
-    assert np.isfinite(records(b)[2].value).all()
+    assert np.isfinite(_store_records(b)[2].value).all()
 
 
 def test_seed_batched_alignment_runs_store_what_unbatched_ones_store(tmp_path, monkeypatch):
     """PPO-GT/RM and PG-GT/RM fine-tuning from each seed's own π_ref (the KL penalty in the reward,
     and as a loss term: then each seed's own epochs), through ``bench run``: the same records."""
-    import sqlite3
 
     import pandas as pd
 
@@ -208,19 +212,9 @@ def test_seed_batched_alignment_runs_store_what_unbatched_ones_store(tmp_path, m
     assert main(["run", str(suite), "--store", str(a), "-q"]) == 0
     assert main(["run", str(suite), "--store", str(b), "-q", "--batch-seeds", "2"]) == 0
 
-    def records(path):
-        with sqlite3.connect(path) as c:
-            runs = pd.read_sql("select key, status from runs order by key", c)
-            curves = pd.read_sql(
-                "select run_key, step, metric, value from curves where metric not like 'perf/%' "
-                "order by run_key, step, metric", c)  # fmt: skip
-            evals = pd.read_sql("select run_key, step, temperature, metric, value, n from evals "
-                                "order by run_key, step, temperature, metric", c)  # fmt: skip
-        return runs, curves, evals
-
-    for x, y in zip(records(a), records(b), strict=True):
+    for x, y in zip(_store_records(a), _store_records(b), strict=True):
         pd.testing.assert_frame_equal(x, y)
-    runs, curves, evals = records(b)
+    runs, curves, evals = _store_records(b)
     assert (runs.status == "done").all() and len(runs) == 10
     assert {"eval/kl", "rm/return_corr"} <= set(evals.metric)
     # the learned reward's episode sums beside the true return, at every evaluation of the RM methods
