@@ -103,7 +103,7 @@ def make_trainer(ctx: LMContext, cfg: TRLGRPOConfig, steps: int, seed: int, out_
 
 def train_trl_grpo(task: LMTask, cfg: TRLGRPOConfig, steps: int, seed: int, evaluator: LMEvaluator,
                    recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
-    scorer = SequenceScorer(ctx, cfg.reward, recorder)
+    scorer = SequenceScorer(ctx, cfg.reward, recorder, cfg.rm_pairs, evaluator)
 
     def sequence_score(prompts, completions, completion_ids, prompt_token_ids, **_) -> list[float]:
         score = scorer(list(prompts), [list(p) for p in prompt_token_ids], [list(c) for c in completion_ids])
