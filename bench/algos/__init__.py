@@ -19,12 +19,14 @@ from bench.algos import (
     external,
     grpo,
     lm,
+    online_dpo,
     pg,
     ppo,
     rlhf_ppo,
     seed_batch,
     trl_dpo,
     trl_grpo,
+    trl_online_dpo,
     trpo,
 )
 from bench.registry import ALGORITHMS, Algorithm, register_algorithm
@@ -115,6 +117,13 @@ BUILT_IN = [
                   domain="lm"),
         Algorithm("trl-dpo", trl_dpo.TRLDPOConfig, {}, trl_dpo.train_trl_dpo,
                   "TRL DPOTrainer on the same model, data and hyperparameters (cross-check)", domain="lm"),
+        Algorithm("lm-online-dpo", online_dpo.LMOnlineDPOConfig, {}, online_dpo.train_online_dpo,
+                  "online DPO: pairs sampled from the current policy, labelled by the reward model (or the"
+                  " gold), DPO / IPO loss to pi_SFT (project's own; budget = updates)", domain="lm"),
+        Algorithm("trl-online-dpo", trl_online_dpo.TRLOnlineDPOConfig, {},
+                  trl_online_dpo.train_trl_online_dpo,
+                  "TRL OnlineDPOTrainer (experimental) on the same model, prompts, judge and hyperparameters"
+                  " as lm-online-dpo (cross-check)", domain="lm"),
         Algorithm("preferred-ft", lm.PreferredFTConfig, {}, lm.train_preferred_ft,
                   "supervised fine-tuning on the chosen completions (budget = updates)", domain="lm"),
         Algorithm("best-of-n", lm.BestOfNConfig, {}, lm.train_best_of_n,

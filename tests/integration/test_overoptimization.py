@@ -30,6 +30,9 @@ def proxy_run(tmp_path_factory):
         "  - algo: rlhf-ppo\n    params: {batch_size: 8, minibatch_size: 4, ppo_epochs: 2, kl_coef: 0.0}\n"
         "  - algo: rlhf-ppo\n    label: ppo-gt\n    params: {batch_size: 8, minibatch_size: 4, ppo_epochs: 2,"
         " reward: gold}\n"
+        "  - algo: lm-online-dpo\n    params: {prompts_per_batch: 4}\n"
+        "  - algo: lm-online-dpo\n    label: online-dpo-gold\n    params: {prompts_per_batch: 4, judge: gold}\n"
+        "  - algo: trl-online-dpo\n    params: {prompts_per_batch: 4}\n"
     )
     return tmp, run_in_cache(tmp, suite)
 
@@ -43,7 +46,14 @@ def test_the_proxy_is_recorded_beside_the_gold_where_a_learned_reward_is_optimis
     )  # fmt: skip
     proxy = ev[ev.metric == "eval/proxy_reward"]
     gold = ev[ev.metric == "eval/return"]
-    assert set(proxy.algorithm) == {"rlhf-ppo", "best-of-n[n=1]", "best-of-n[n=2]", "best-of-n[n=4]"}
+    assert set(proxy.algorithm) == {
+        "rlhf-ppo",
+        "best-of-n[n=1]",
+        "best-of-n[n=2]",
+        "best-of-n[n=4]",
+        "lm-online-dpo",
+        "trl-online-dpo",
+    }  # the gold judge's run has none
 
     # every gold record of those runs (each checkpoint and temperature) has its proxy
     def keys(df, label):
@@ -53,7 +63,7 @@ def test_the_proxy_is_recorded_beside_the_gold_where_a_learned_reward_is_optimis
         assert keys(proxy, label) == keys(gold, label)
     # the analysis: Best-of-N's series over N and RLHF-PPO's over its checkpoints, gold relative to π_SFT
     pts = overopt.points(Results.from_store(Store(store, create=False), "overopt-test"))
-    assert set(pts.series) == {"best-of-n", "rlhf-ppo"}
+    assert set(pts.series) == {"best-of-n", "rlhf-ppo", "lm-online-dpo", "trl-online-dpo"}
     bon = pts[pts.series == "best-of-n"].sort_values("n")
     assert bon.n.tolist() == [1, 2, 4] and bon.d.iloc[0] == 0 and (bon.d.diff().iloc[1:] >= 0).all()
     assert bon.gold.iloc[0] == pytest.approx(0.0)  # N = 1 is π_SFT's own distribution
@@ -69,6 +79,18 @@ def test_the_report_shows_the_over_optimisation_section(proxy_run, tmp_path):
     html = (out / "index.html").read_text()
     assert "Reward-model over-optimisation" in html and (out / "figures" / "overopt1.png").is_file()
     fits = pd.read_csv(out / "overoptimization.csv")
-    assert set(fits.series) == {"best-of-n", "rlhf-ppo"}
+    assert set(fits.series) == {"best-of-n", "rlhf-ppo", "lm-online-dpo", "trl-online-dpo"}
     assert set(fits[fits.series == "best-of-n"].kl) == {"estimate", "bound"}
     assert len(pd.read_csv(out / "overoptimization_points.csv")) > 0
+
+
+def test_online_dpo_runs_ours_and_trls_with_kl_and_training_curves(proxy_run):
+    _, store = proxy_run
+    curves = pd.DataFrame(_rows(store, "SELECT r.algorithm, c.metric, c.value FROM curves c JOIN runs r"
+                                       " ON r.key = c.run_key"), columns=["algorithm", "metric", "value"])  # fmt: skip
+    for label in ("lm-online-dpo", "online-dpo-gold", "trl-online-dpo"):
+        metrics = set(curves[curves.algorithm == label].metric)
+        assert {"train/loss", "train/reward_margin", "train/score"} <= metrics, (label, metrics)
+    kl = dict(_rows(store, "SELECT r.algorithm, e.value FROM evals e JOIN runs r ON r.key = e.run_key"
+                           " WHERE e.metric = 'eval/kl' AND e.step = 20"))  # fmt: skip
+    assert all(kl[label] > 0 for label in ("lm-online-dpo", "online-dpo-gold", "trl-online-dpo"))
