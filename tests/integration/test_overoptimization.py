@@ -31,7 +31,8 @@ def proxy_run(tmp_path_factory):
         "  - algo: rlhf-ppo\n    label: ppo-gt\n    params: {batch_size: 8, minibatch_size: 4, ppo_epochs: 2,"
         " reward: gold}\n"
         "  - algo: lm-online-dpo\n    params: {prompts_per_batch: 4}\n"
-        "  - algo: lm-online-dpo\n    label: online-dpo-gold\n    params: {prompts_per_batch: 4, judge: gold}\n"
+        "  - algo: lm-online-dpo\n    label: online-dpo-gold\n"
+        "    params: {prompts_per_batch: 4, judge: gold}\n"
         "  - algo: trl-online-dpo\n    params: {prompts_per_batch: 4}\n"
     )
     return tmp, run_in_cache(tmp, suite)
@@ -86,8 +87,8 @@ def test_the_report_shows_the_over_optimisation_section(proxy_run, tmp_path):
 
 def test_online_dpo_runs_ours_and_trls_with_kl_and_training_curves(proxy_run):
     _, store = proxy_run
-    curves = pd.DataFrame(_rows(store, "SELECT r.algorithm, c.metric, c.value FROM curves c JOIN runs r"
-                                       " ON r.key = c.run_key"), columns=["algorithm", "metric", "value"])  # fmt: skip
+    query = "SELECT r.algorithm, c.metric, c.value FROM curves c JOIN runs r ON r.key = c.run_key"
+    curves = pd.DataFrame(_rows(store, query), columns=["algorithm", "metric", "value"])
     for label in ("lm-online-dpo", "online-dpo-gold", "trl-online-dpo"):
         metrics = set(curves[curves.algorithm == label].metric)
         assert {"train/loss", "train/reward_margin", "train/score"} <= metrics, (label, metrics)
