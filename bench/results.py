@@ -1276,7 +1276,9 @@ CLAIM_RULES = (
     f"suite ran and that is below the paper's {PAPER_BEST_OF_N} (inconclusive: the grid stops there). "
     "Chosen points without selection bias: each seed's value is taken at the sweep point chosen on "
     "the other seeds (leave one seed out), so no seed both chooses and reports; with one seed the "
-    "choice is in-sample and says so."
+    "choice is in-sample and says so. Claims of the other kinds in the registry (bench claims --list) — "
+    "difference, law-fit, kl-efficiency, proxy-gold-divergence, rm-data-delays — follow the rules the "
+    "reports guide states for each (bench.claims.kinds), with the same intervals."
 )
 
 

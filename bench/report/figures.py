@@ -754,8 +754,9 @@ def overoptimization_figure(
         right.set_xlabel("d = √KL(π ‖ π_init)")
         right.set_ylabel("proxy (learned) reward at T = 1\n(mean over seeds)")
         right.set_title("proxy")
-    left.legend(loc="upper center", bbox_to_anchor=(1.1 if has_proxy else 0.5, -0.18),
-                ncol=min(4, pts.series.nunique()), fontsize=8)  # fmt: skip
+    handles, labels = left.get_legend_handles_labels()
+    rows = -(-len(labels) // 4)
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     fig.suptitle(f"{short(task)}: reward-model over-optimisation")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 + 0.04 * rows, 1, 1))
     return _save(fig, path)
