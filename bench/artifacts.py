@@ -137,11 +137,12 @@ class LMContext(Protocol):
     def preferences(self) -> CompletionPreferences:
         """The preference data of the run's seed."""
 
-    def reward_model_path(self) -> Path:
+    def reward_model_path(self, train_pairs: int | None = None) -> Path:
         """The folder of the reward model (``save_pretrained``)."""
 
-    def reward_model(self) -> tuple[object, dict]:
-        """The frozen reward model and its metadata (held-out accuracy, score mean and std)."""
+    def reward_model(self, train_pairs: int | None = None) -> tuple[object, dict]:
+        """The frozen reward model and its metadata (held-out accuracy, score mean and std); with
+        ``train_pairs``, one trained on the first that many training pairs."""
 
     def derived(self, name: str, build: Callable[[], dict], code: str, tensors: bool = False) -> dict:
         """A per-seed artifact computed from the preference data and π_SFT by the code of module

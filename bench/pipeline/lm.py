@@ -423,16 +423,18 @@ class LMPipeline:
             "ties": ties,
         }
 
-    def reward_model_path(self) -> Path:
-        return self.root / f"rm-s{self.seed}-{self.rm_hash}"
+    def reward_model_path(self, train_pairs: int | None = None) -> Path:
+        suffix = "" if train_pairs is None else f"-p{train_pairs}"
+        return self.root / f"rm-s{self.seed}-{self.rm_hash}{suffix}"
 
-    def reward_model(self) -> tuple[object, dict]:
-        """The frozen reward model and its metadata (held-out accuracy, score mean and std)."""
+    def reward_model(self, train_pairs: int | None = None) -> tuple[object, dict]:
+        """The frozen reward model and its metadata (held-out accuracy, score mean and std); with
+        ``train_pairs``, one trained on the first that many training pairs only (cached apart)."""
 
         def build():
-            path = self.reward_model_path()
+            path = self.reward_model_path(train_pairs)
             t0 = time.perf_counter()
-            info, built = cached_dir(path, self._train_reward_model)
+            info, built = cached_dir(path, lambda out: self._train_reward_model(out, train_pairs))
             model = load_scalar_model(str(path)).to(self.setup.torch_device()).eval()
             model.requires_grad_(False)
             self.log(
@@ -442,17 +444,22 @@ class LMPipeline:
             )
             return model, info
 
-        model, info = self._once("reward_model", build)
+        name = "reward_model" if train_pairs is None else f"reward_model-p{train_pairs}"
+        model, info = self._once(name, build)
         self.hold("reward model", model)
         return model, info
 
-    def _train_reward_model(self, out: Path) -> dict:
+    def _train_reward_model(self, out: Path, train_pairs: int | None = None) -> dict:
         r, tok, prefs = self.setup.reward_model, self.tokenizer(), self.preferences()
         pad = tok.pad_token_id
         model = scalar_model_from(str(self.sft_path()), pad, self.seed).to(self.setup.torch_device())
         train, held = prefs.split()
         if not train:
             raise ValueError("no training preference pairs (every pair tied?)")
+        if train_pairs is not None:
+            if train_pairs > len(train):
+                raise ValueError(f"rm_pairs={train_pairs} exceeds the {len(train)} training preference pairs")
+            train = train[:train_pairs]
 
         def pair_ids(pairs):
             prompts = [prefs.prompt_ids[p] for p, _, _ in pairs]

@@ -95,3 +95,25 @@ def test_online_dpo_runs_ours_and_trls_with_kl_and_training_curves(proxy_run):
     kl = dict(_rows(store, "SELECT r.algorithm, e.value FROM evals e JOIN runs r ON r.key = e.run_key"
                            " WHERE e.metric = 'eval/kl' AND e.step = 20"))  # fmt: skip
     assert all(kl[label] > 0 for label in ("lm-online-dpo", "online-dpo-gold", "trl-online-dpo"))
+
+
+def test_reward_model_data_size_per_run(tmp_path):
+    """``rm_pairs``: the reward model trained on the first k training pairs, cached apart from the
+    default one; a run key without it is the run key of before (the field is new)."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"include: {SUITES / 'lm-smoke.yaml'}\n"
+        "name: rm-pairs-test\nversion: 1\n"
+        "algorithms:\n"
+        "  - algo: best-of-n\n    params: {n: 2, ranker: rm, rm_pairs: [20, null]}\n"
+        "  - algo: rlhf-ppo\n    params: {batch_size: 8, minibatch_size: 4, ppo_epochs: 2, rm_pairs: 20}\n"
+    )
+    store = run_in_cache(tmp_path, suite)
+    pairs = dict(_rows(store, "SELECT r.algorithm, e.value FROM evals e JOIN runs r ON r.key = e.run_key"
+                              " WHERE e.metric = 'rm/train_pairs'"))  # fmt: skip
+    assert pairs["best-of-n[rm_pairs=20]"] == pairs["rlhf-ppo"] == 20
+    assert pairs["best-of-n[rm_pairs=None]"] > 20  # every training pair
+    configs = dict(_rows(store, "SELECT algorithm, config FROM runs"))
+    assert "rm_pairs" not in configs["best-of-n[rm_pairs=None]"] and '"rm_pairs": 20' in configs["rlhf-ppo"]
+    models = sorted(p.name for p in (tmp_path / "cache").rglob("rm-s0-*") if p.is_dir())
+    assert len(models) == 2 and models[1].endswith("-p20")
