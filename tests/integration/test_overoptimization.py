@@ -97,6 +97,7 @@ def test_online_dpo_runs_ours_and_trls_with_kl_and_training_curves(proxy_run):
     assert all(kl[label] > 0 for label in ("lm-online-dpo", "online-dpo-gold", "trl-online-dpo"))
 
 
+@pytest.mark.slow
 def test_reward_model_data_size_per_run(tmp_path):
     """``rm_pairs``: the reward model trained on the first k training pairs, cached apart from the
     default one; a run key without it is the run key of before (the field is new)."""
