@@ -950,6 +950,21 @@ def kl_budget_table(
     return pd.DataFrame(rows, columns=cols)
 
 
+def _configured_rm_pairs(results: Results) -> dict:
+    """run_key -> the ``rm_pairs`` its config sets (LM methods' reward-model data size), where set."""
+    if "config" not in results.runs:
+        return {}
+    out = {}
+    for key, text in zip(results.runs.run_key, results.runs.config, strict=True):
+        try:
+            value = json.loads(text).get("rm_pairs") if isinstance(text, str) and text else None
+        except (ValueError, AttributeError):
+            value = None
+        if value is not None:
+            out[key] = float(value)
+    return out
+
+
 def reward_model_table(
     results: Results, reps: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> pd.DataFrame:
@@ -963,10 +978,16 @@ def reward_model_table(
     wide = ev.pivot_table(index="run_key", columns="metric", values="value", aggfunc="first")
     wide = wide.reindex(columns=metrics)
     # LM tasks: the number of training pairs varies by seed (ties are dropped), so their reward
-    # models form one group labelled with the mean count
+    # models form one group labelled with the mean count — except those trained on a given number
+    # of pairs (``rm_pairs``), which are grouped by it
     lm = wide["data/n_pairs"].isna() & wide["rm/train_pairs"].notna()
     if lm.any():
-        wide.loc[lm, "data/n_pairs"] = round(wide.loc[lm, "rm/train_pairs"].mean())
+        given = pd.Series(wide.index.map(_configured_rm_pairs(results)), index=wide.index, dtype=float)
+        fixed = lm & given.notna()
+        wide.loc[fixed, "data/n_pairs"] = wide.loc[fixed, "rm/train_pairs"]
+        rest = lm & ~fixed
+        if rest.any():
+            wide.loc[rest, "data/n_pairs"] = round(wide.loc[rest, "rm/train_pairs"].mean())
     n = ev[ev.metric == "rm/accuracy"].set_index("run_key").n
     wide = wide.join(n.rename("heldout")).join(results.runs.set_index("run_key")[["task", "seed"]])
     wide = wide.dropna(subset=["rm/accuracy"])

@@ -177,3 +177,28 @@ def test_a_field_added_when_set_keeps_run_keys():
     assert "rm_pairs" not in key_config(BestOfNConfig(n=4)) and "rm_pairs" not in key_config(RLHFPPOConfig())
     assert key_config(RLHFPPOConfig(rm_pairs=50))["rm_pairs"] == 50
     assert key_config(BestOfNConfig(n=4)) == {"n": 4, "ranker": "rm", "kl_samples": 64}
+
+
+def test_the_reward_model_table_groups_lm_models_by_their_data_size():
+    """LM reward models trained on all pairs form one row (their counts differ by seed); those
+    trained on a given number (``rm_pairs``) a row per number."""
+    runs = _Runs()
+    for seed in SEEDS:
+        for pairs, acc in ((None, 0.80), (300, 0.60)):
+            label = "rlhf-ppo" if pairs is None else "rlhf-ppo[rm_pairs=300]"
+            runs.add(
+                label,
+                "rlhf-ppo",
+                seed,
+                [10],
+                [1.0],
+                [0.5],
+                config={} if pairs is None else {"rm_pairs": pairs},
+            )
+            key = f"{label}-{seed}"
+            runs.evals += [(key, 0, 1.0, 1.0, "rm/accuracy", acc + 0.01 * seed),
+                           (key, 0, 1.0, 1.0, "rm/gold_accuracy", 1.0),
+                           (key, 0, 1.0, 1.0, "rm/train_pairs", pairs or 5400 + seed)]  # fmt: skip
+    table = R.reward_model_table(runs.results()).set_index("n_pairs")
+    assert list(table.index) == [300, 5401] and list(table.models) == [3, 3]
+    assert table.loc[300].accuracy == pytest.approx(0.61) and table.loc[5401].accuracy == pytest.approx(0.81)
