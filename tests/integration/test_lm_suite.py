@@ -290,9 +290,11 @@ def test_summarization_report_has_win_rates_kl_curves_and_samples(summary_run):
     assert wins.lo.isna().all() and wins.hi.isna().all()
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"winrate1.png", "kl1.png", "frontier1.png"} <= figures
-    # the DPO paper's four claims, each with a verdict; every method's KL span
+    # the DPO paper's four claims (and Gao et al.'s on its Best-of-N and RLHF-PPO runs), each with a
+    # verdict; every method's KL span
     claims = pd.read_csv(out / "claims.csv")
-    assert len(claims) == 4
+    assert claims.paper.str.startswith("Rafailov").sum() == 4
+    assert set(claims.paper.str.split(",").str[0]) == {"Rafailov et al. 2023", "Gao"}
     assert {v.split(":")[0] for v in claims.verdict} <= {"holds", "does not hold", "inconclusive"}
     assert claims.caveats.str.contains("parameters").all()  # the caveats travel with the verdicts
     assert "DPO's win rate is flatter over temperature than PPO's" in set(claims.claim)
