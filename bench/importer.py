@@ -277,6 +277,9 @@ def import_runs(paths: list[Path], task: str, algorithm: str, suite: str, source
     file is one run; the Monitor files of one folder are one run. Also returns the number of NaN
     or infinite values left out of each run (by run key; runs without any are not listed). The
     table is checked as `bench report` and `bench leaderboard` will read it."""
+    for option, value in (("--algorithm", algorithm), ("--suite", suite), ("--source", source)):
+        if value is not None and "\x00" in value:  # a CSV with a NUL byte is read back by nothing
+            raise ResultsError(f"{option} {value!r} contains a NUL character: give printable text")
     files = discover(paths)
     _refuse_duplicates(files)
     # one run per event file; the Monitor files of one folder are one run (one file per env)

@@ -13,6 +13,9 @@ from tests.integration.test_cli import _rows
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 FINAL_T = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
+# the smoke variant run end to end and its report (about 45 s): the slow tier; the default tier
+# keeps the methods' unit tests and a fine-tuning suite through `bench run` (test_seed_batch.py)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

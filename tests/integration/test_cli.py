@@ -117,6 +117,7 @@ def test_failing_run_is_recorded_and_suite_goes_on(write_suite, tmp_path, monkey
     assert "RuntimeError: exploded on purpose" in rows[0][2]
 
 
+@pytest.mark.slow
 def test_jobs_2_matches_jobs_1(write_suite, tmp_path):
     suite = write_suite(TINY)
     finals = []
@@ -163,7 +164,8 @@ def test_resume_after_kill_loses_and_duplicates_nothing(write_suite, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_stops_cleanly_and_leaves_unfinished_runs_pending(write_suite, tmp_path, sig):
     text = TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]").replace("1024", "4096")
     suite = write_suite(text)

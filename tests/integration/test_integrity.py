@@ -198,6 +198,7 @@ def test_the_report_folder_is_swapped_in_one_step_and_a_killed_swap_is_recovered
 # -- 4. temporary files of one's own ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_concurrent_exports_to_one_path_leave_one_whole_file(tmp_path, store):
     """Two exports through one fixed OUT.tmp once produced a file that matched neither."""
     out = tmp_path / "out.csv"

@@ -261,7 +261,7 @@ def _heartbeats(path: Path, stop: threading.Event, seen: dict) -> None:
         db.close()
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("jobs", ["1", pytest.param("2", marks=pytest.mark.slow)])
 def test_the_heartbeat_advances_while_a_run_trains(tmp_path, monkeypatch, capsys, jobs):
     """The driver renews its runs' heartbeats while they train (here every 0.1 s: a 1 s lease),
     in this process (``--jobs 1``) and with a process pool; a finished run has none."""

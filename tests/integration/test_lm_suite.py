@@ -12,6 +12,9 @@ from tests.conftest import run_in_cache
 from tests.integration.test_cli import _rows
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
+# the LM smoke suite end to end (about 30 s): the slow tier, with the paper-scale path; the default
+# tier keeps the LM methods' unit tests (tests/unit/test_lm.py, test_rlhf_ppo.py, test_relatives.py)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,9 @@ from tests.conftest import run_in_cache
 from tests.integration.test_cli import _rows
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
+# LM suite runs (the smoke setup with eight methods): the slow tier; the fits, claim kinds and
+# online DPO's equality with TRL's are in the default tier's unit tests
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

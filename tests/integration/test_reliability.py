@@ -541,7 +541,8 @@ def _has_socket(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("when", ["starting", pytest.param("training", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["starting", "training"])
 def test_a_killed_dppo_worker_fails_its_run_and_the_suite_goes_on(tmp_path, when):
     """SIGKILL of a Distributed PPO worker while it starts, or once it trains (it holds the
     process group's sockets): the run is stored failed at once, and the next run goes on."""
@@ -620,6 +621,7 @@ def test_a_new_store_appears_with_its_whole_schema(tmp_path, monkeypatch, capsys
     assert "no suites in this store yet" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_processes_upgrading_an_older_store_at_once_all_open_it(tmp_path):
     """An older store (without the newer run columns) opened by several drivers at once: the
     columns are added once, under the write lock, and every driver opens the store (two

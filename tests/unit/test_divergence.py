@@ -372,6 +372,7 @@ def test_divergence_decision_is_collective(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_two_worker_dppo_divergence_stops_every_worker():
     from bench.algos import dppo
 

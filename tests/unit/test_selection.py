@@ -25,6 +25,7 @@ def _simulate(points: int, seeds: int, sims: int, rng) -> tuple[float, float]:
     return float(np.mean(crossfit)), float(np.mean(insample))
 
 
+@pytest.mark.slow  # a simulation of the null: 10-30 s
 @pytest.mark.parametrize("points,seeds", [(4, 3), (8, 5)])
 def test_crossfit_choice_is_unbiased_under_the_null(points, seeds):
     rng = np.random.default_rng(points * 10 + seeds)
