@@ -317,6 +317,13 @@ def train_preferred_ft(task: LMTask, cfg: PreferredFTConfig, steps: int, seed: i
     evaluator.final(steps, policy)
 
 
+def record_reward_model(recorder: Recorder, info: dict) -> None:
+    """The reward-model records the report's reward-model table reads (as on control tasks)."""
+    recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
+    recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
+    recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
+
+
 def reward_model(ctx: LMContext, rm_pairs: int | None = None):
     """The run's frozen reward model and its metadata; with ``rm_pairs``, the one trained on the first
     that many training pairs (contexts without that option serve the default)."""
@@ -333,10 +340,7 @@ def train_best_of_n(task: LMTask, cfg: BestOfNConfig, steps: int, seed: int, eva
             return gold(texts, prompt_texts)
     else:
         rm, info = reward_model(ctx, cfg.rm_pairs)
-        # the reward-model records the report's reward-model table reads (as on control tasks)
-        recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
-        recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
-        recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
+        record_reward_model(recorder, info)
         pad = ctx.tokenizer().pad_token_id
 
         def ranker(prompts, completions, texts, prompt_texts):

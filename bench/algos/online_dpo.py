@@ -26,7 +26,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
-from bench.algos.lm import Batches, completion_logps, guard_update, optimizer_step, reward_model
+from bench.algos.lm import (
+    Batches,
+    completion_logps,
+    guard_update,
+    optimizer_step,
+    record_reward_model,
+    reward_model,
+)
 from bench.artifacts import LMContext
 from bench.lm.generation import rm_scores_batched, sample
 from bench.lm.tasks import LMTask
@@ -87,9 +94,7 @@ def train_online_dpo(task: LMTask, cfg: LMOnlineDPOConfig, steps: int, seed: int
     train = ctx.prompts()["train"]  # (text, ids)
     if cfg.judge == "rm":
         rm, info = reward_model(ctx, cfg.rm_pairs)
-        recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
-        recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
-        recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
+        record_reward_model(recorder, info)
 
         def judge(prompts, completions, texts, prompt_texts):
             return rm_scores_batched(rm, prompts, completions, pad)

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.algos import losses
 from bench.algos.guard import check_finite
-from bench.algos.lm import Batches, optimizer_step, reward_model
+from bench.algos.lm import Batches, optimizer_step, record_reward_model, reward_model
 from bench.artifacts import LMContext
 from bench.lm.generation import batch_pairs, rm_scores_batched, sample, score
 from bench.lm.models import load_scalar_model, scalar_model_from
@@ -167,9 +167,7 @@ class SequenceScorer:
                     prompt_texts, prompts, comps
                 )
             self.mean, self.std = info["score_mean"], max(info["score_std"], 1e-6)
-            recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
-            recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
-            recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
+            record_reward_model(recorder, info)
         else:
             # the gold reward gets the same standardisation, from π_SFT's preference completions
             gold = np.concatenate([np.asarray(g, dtype=float) for g in ctx.preferences().gold])

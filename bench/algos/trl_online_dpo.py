@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from bench.algos.lm import reward_model
+from bench.algos.lm import record_reward_model, reward_model
 from bench.algos.online_dpo import LMOnlineDPOConfig
 from bench.algos.trl_dpo import run_trl
 from bench.artifacts import LMContext
@@ -99,9 +99,7 @@ def train_trl_online_dpo(task: LMTask, cfg: TRLOnlineDPOConfig, steps: int, seed
     pad = tok.pad_token_id
     if cfg.judge == "rm":
         rm, info = reward_model(ctx, cfg.rm_pairs)
-        recorder.eval(0, 1.0, "rm/accuracy", info["heldout_accuracy"], info["heldout_pairs"])
-        recorder.eval(0, 1.0, "rm/gold_accuracy", info["heldout_gold_accuracy"], info["heldout_pairs"])
-        recorder.eval(0, 1.0, "rm/train_pairs", info["train_pairs"], info["train_pairs"])
+        record_reward_model(recorder, info)
 
         def judge(prompts, completions, completion_ids, **_) -> list[float]:
             ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
