@@ -26,14 +26,13 @@ less data over-optimise sooner. Here:
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.results import Results, kl_records, method_of
+from bench.results import Results, kl_records, method_of, run_configs
 
 PROXY_METRICS = ("eval/proxy_reward", "eval/proxy_return")
 FORMS = {
@@ -95,12 +94,6 @@ def heldout_r2(d, r, form: str) -> float:
     return float(1 - (resid**2).sum() / total) if total > 0 else np.nan
 
 
-def _config(runs: pd.DataFrame) -> pd.Series:
-    if "config" not in runs:
-        return pd.Series([{}] * len(runs), index=runs.index)
-    return runs.config.map(lambda c: json.loads(c) if isinstance(c, str) and c else {})
-
-
 def series_name(label: str) -> str:
     """A run label without its ``n=…`` grid value (``best-of-n[n=4,rm_pairs=50]`` ->
     ``best-of-n[rm_pairs=50]``)."""
@@ -120,7 +113,7 @@ def points(results: Results) -> pd.DataFrame:
     runs = results.runs[results.runs.status == "done"]
     ev = results.evals[results.evals.temperature == 1.0]
     proxy = ev[ev.metric.isin(PROXY_METRICS)][["run_key", "step", "value"]].rename(columns={"value": "proxy"})
-    cfg = _config(runs)
+    cfg = run_configs(runs)
     # Best-of-N by a learned reward (not the oracle ranked by the gold itself)
     proxy_ranked = [
         a == "best-of-n" and c.get("ranker", "rm") != "gold" for a, c in zip(runs.algo, cfg, strict=True)
@@ -140,7 +133,7 @@ def points(results: Results) -> pd.DataFrame:
     pts = pts.merge(bound, on=["run_key", "step"], how="left").merge(
         proxy, on=["run_key", "step"], how="left"
     )
-    cfg = _config(runs)
+    cfg = run_configs(runs)
     info = runs.assign(
         n=[c.get("n", np.nan) if a == "best-of-n" else np.nan for c, a in zip(cfg, runs.algo, strict=True)],
         rm_pairs=[c.get("rm_pairs", c.get("n_pairs", np.nan)) or np.nan for c in cfg],

@@ -484,15 +484,9 @@ def true_reward_labels(results: Results) -> set[str]:
     upper references, not preference methods, wherever they are ranked beside them."""
     runs = results.runs
     out = set(runs.algorithm[runs.algo.isin(TRUE_REWARD_ALGOS)])
-    if "config" in runs:
-        for label, text in zip(runs.algorithm, runs.config, strict=True):
-            if isinstance(text, str) and text:
-                try:
-                    cfg = json.loads(text)
-                except ValueError:
-                    continue
-                if isinstance(cfg, dict) and "gold" in (cfg.get("reward"), cfg.get("ranker")):
-                    out.add(label)
+    for label, cfg in zip(runs.algorithm, run_configs(runs), strict=True):
+        if "gold" in (cfg.get("reward"), cfg.get("ranker")):
+            out.add(label)
     return out
 
 
@@ -950,19 +944,26 @@ def kl_budget_table(
     return pd.DataFrame(rows, columns=cols)
 
 
+def run_configs(runs: pd.DataFrame) -> pd.Series:
+    """Each run's resolved config as a dict (``{}`` where the table has none or it is unreadable),
+    indexed as ``runs``."""
+
+    def read(text) -> dict:
+        try:
+            cfg = json.loads(text) if isinstance(text, str) and text else {}
+        except ValueError:
+            return {}
+        return cfg if isinstance(cfg, dict) else {}
+
+    if "config" not in runs:
+        return pd.Series([{}] * len(runs), index=runs.index, dtype=object)
+    return runs.config.map(read)
+
+
 def _configured_rm_pairs(results: Results) -> dict:
     """run_key -> the ``rm_pairs`` its config sets (LM methods' reward-model data size), where set."""
-    if "config" not in results.runs:
-        return {}
-    out = {}
-    for key, text in zip(results.runs.run_key, results.runs.config, strict=True):
-        try:
-            value = json.loads(text).get("rm_pairs") if isinstance(text, str) and text else None
-        except (ValueError, AttributeError):
-            value = None
-        if value is not None:
-            out[key] = float(value)
-    return out
+    sizes = run_configs(results.runs).map(lambda c: c.get("rm_pairs"))
+    return {k: float(v) for k, v in zip(results.runs.run_key, sizes, strict=True) if v is not None}
 
 
 def reward_model_table(

@@ -31,11 +31,10 @@ from bench.algos.lm import (
     completion_logps,
     guard_update,
     optimizer_step,
-    record_reward_model,
-    reward_model,
 )
+from bench.algos.rlhf_ppo import SequenceScorer
 from bench.artifacts import LMContext
-from bench.lm.generation import rm_scores_batched, sample
+from bench.lm.generation import sample
 from bench.lm.tasks import LMTask
 from bench.lm_evaluation import LMEvaluator
 from bench.recorder import Recorder
@@ -92,20 +91,8 @@ def train_online_dpo(task: LMTask, cfg: LMOnlineDPOConfig, steps: int, seed: int
     tok = ctx.tokenizer()
     pad, eos = tok.pad_token_id, tok.eos_token_id
     train = ctx.prompts()["train"]  # (text, ids)
-    if cfg.judge == "rm":
-        rm, info = reward_model(ctx, cfg.rm_pairs)
-        record_reward_model(recorder, info)
-
-        def judge(prompts, completions, texts, prompt_texts):
-            return rm_scores_batched(rm, prompts, completions, pad)
-
-        evaluator.proxy = judge  # the learned reward beside the gold at every evaluation
-    else:
-        gold = ctx.gold()
-
-        def judge(prompts, completions, texts, prompt_texts):
-            return gold(texts, prompt_texts)
-
+    # the judge's raw score (the reward model's, which is also the evaluations' proxy; or the gold)
+    judge = SequenceScorer(ctx, cfg.judge, recorder, cfg.rm_pairs, evaluator, standardise=False).raw
     policy, ref = ctx.policy(), ctx.reference()
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     batches = Batches(len(train), cfg.prompts_per_batch, seed)
@@ -115,8 +102,7 @@ def train_online_dpo(task: LMTask, cfg: LMOnlineDPOConfig, steps: int, seed: int
         prompts, prompt_texts = [train[i][1] for i in idx], [train[i][0] for i in idx]
         completions = sample(policy, prompts + prompts, cfg.temperature, ctx.setup.max_new_tokens, eos, pad,
                              generator=g)  # fmt: skip
-        texts = tok.batch_decode(completions, skip_special_tokens=True)
-        scores = np.asarray(judge(prompts + prompts, completions, texts, prompt_texts + prompt_texts), float)
+        scores = np.asarray(judge(prompt_texts + prompt_texts, prompts + prompts, completions), float)
         ended = np.array([bool(c) and c[-1] == eos for c in completions])
         if cfg.missing_eos_penalty is not None:
             scores = scores - cfg.missing_eos_penalty * ~ended

@@ -157,7 +157,9 @@ class SequenceScorer:
     its mean and std over π_SFT's preference completions (so both have the same scale)."""
 
     def __init__(self, ctx: LMContext, reward: str, recorder: Recorder, rm_pairs: int | None = None,
-                 evaluator: LMEvaluator | None = None):  # fmt: skip
+                 evaluator: LMEvaluator | None = None, standardise: bool = True):  # fmt: skip
+        """``standardise=False``: only ``raw`` is used (a judge that ranks), so the gold's
+        standardisation statistics are not computed."""
         self.ctx, self.reward = ctx, reward
         self.tok = ctx.tokenizer()
         if reward == "rm":
@@ -168,6 +170,8 @@ class SequenceScorer:
                 )
             self.mean, self.std = info["score_mean"], max(info["score_std"], 1e-6)
             record_reward_model(recorder, info)
+        elif not standardise:
+            self.mean, self.std = 0.0, 1.0
         else:
             # the gold reward gets the same standardisation, from π_SFT's preference completions
             gold = np.concatenate([np.asarray(g, dtype=float) for g in ctx.preferences().gold])

@@ -17,11 +17,10 @@ import os
 
 import numpy as np
 
-from bench.algos.lm import record_reward_model, reward_model
 from bench.algos.online_dpo import LMOnlineDPOConfig
+from bench.algos.rlhf_ppo import SequenceScorer
 from bench.algos.trl_dpo import run_trl
 from bench.artifacts import LMContext
-from bench.lm.generation import rm_scores_batched
 from bench.lm.tasks import LMTask
 from bench.lm_evaluation import LMEvaluator
 from bench.recorder import Recorder
@@ -97,21 +96,13 @@ def train_trl_online_dpo(task: LMTask, cfg: TRLOnlineDPOConfig, steps: int, seed
                          recorder: Recorder, ctx: LMContext) -> None:  # fmt: skip
     tok = ctx.tokenizer()
     pad = tok.pad_token_id
-    if cfg.judge == "rm":
-        rm, info = reward_model(ctx, cfg.rm_pairs)
-        record_reward_model(recorder, info)
+    # the judge's raw score (the reward model's, which is also the evaluations' proxy; or the gold)
+    scorer = SequenceScorer(ctx, cfg.judge, recorder, cfg.rm_pairs, evaluator, standardise=False)
 
-        def judge(prompts, completions, completion_ids, **_) -> list[float]:
-            ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
-            comps = [unpadded(c, pad) for c in completion_ids]
-            return np.asarray(rm_scores_batched(rm, ids, comps, pad), float).tolist()
-
-        evaluator.proxy = lambda p_ids, comps, texts, p_texts: rm_scores_batched(rm, p_ids, comps, pad)
-    else:
-        gold = ctx.gold()
-
-        def judge(prompts, completions, **_) -> list[float]:
-            return np.asarray(gold(list(completions), list(prompts)), float).tolist()
+    def judge(prompts, completions, completion_ids, **_) -> list[float]:
+        ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
+        comps = [unpadded(c, pad) for c in completion_ids]
+        return np.asarray(scorer.raw(list(prompts), ids, comps), float).tolist()
 
     judge.__name__ = f"bench_{cfg.judge}"
     train = [t for t, _ in ctx.prompts()["train"]]

@@ -210,8 +210,12 @@ def _load_entry_points() -> None:
 from bench.claims.kinds import COLUMNS  # noqa: E402  (the kinds read bench.results, not this package)
 
 
-def short_paper(paper: str) -> str:
-    """A paper as tables name it: its authors and year, before the title (``Rafailov et al. 2023``)."""
+def short_paper(paper) -> str:
+    """A paper as tables name it: its authors and year, before the title (``Rafailov et al. 2023``).
+    No paper (a claims.csv written before the registry, which held the DPO paper's claims only):
+    the DPO paper."""
+    if not isinstance(paper, str) or not paper:
+        return "Rafailov et al. 2023"
     return re.split(r",\s*[\"'\u201c]", paper)[0].strip()
 
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from bench import results as R
 from bench import stats
-from bench.claims import claims_table
+from bench.claims import claims_table, short_paper
 from bench.report import figures
 from bench.report.tables import (
     AGGREGATE_HEADER,
@@ -453,7 +453,7 @@ def _render(
             frontiers=frontiers,
             span_header=SPAN_HEADER,
             claims=[
-                {**c, "replication": replication_cell(c), "paper_short": _paper_short(c)}
+                {**c, "replication": replication_cell(c), "paper_short": short_paper(c.get("paper"))}
                 for c in claims.to_dict("records")
             ],  # fmt: skip
             replication_note=REPLICATION_NOTE,
@@ -542,14 +542,6 @@ def replication_line(info: dict) -> str:
             f"{info.get('verdict', '')} — replication/index.html")  # fmt: skip
 
 
-def _paper_short(row: dict) -> str:
-    """The paper of a claims.csv row as tables name it (reports before the registry: the DPO paper)."""
-    from bench.claims import short_paper
-
-    paper = row.get("paper")
-    return short_paper(paper) if isinstance(paper, str) and paper else "Rafailov et al. 2023"
-
-
 def _markdown(
     title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
     alignment=(), scaling=(), notes=(), best_rule="", claims=None, key=(),
@@ -577,7 +569,8 @@ def _markdown(
             lines += [f"- {md_escape(i)}" for i in items] if kind == "ul" else [md_escape(items[0])]
             lines.append("")
     if claims is not None and len(claims):
-        rows = [[_paper_short(r), r["task"], r["claim"], r["verdict"], replication_cell(r), r["measured"]]
+        rows = [[short_paper(r.get("paper")), r["task"], r["claim"], r["verdict"], replication_cell(r),
+                 r["measured"]]
                 for r in claims.to_dict("records")]  # fmt: skip
         lines += ["## Paper claims, measured here", "", md_escape(R.CLAIM_RULES), "",
                   md_escape(REPLICATION_NOTE), ""]  # fmt: skip

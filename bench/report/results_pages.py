@@ -487,10 +487,8 @@ def claims_section(rep: Report, ctx: Context) -> list[str]:
         return []
     from bench.claims import short_paper
 
-    def paper(r):
-        return short_paper(r["paper"]) if r.get("paper") else "Rafailov et al. 2023"
-
-    body = [[paper(r), text(r.get("task", "")), text(r.get("claim", "")), f"**{text(r.get('verdict', ''))}**",
+    body = [[short_paper(r.get("paper")), text(r.get("task", "")), text(r.get("claim", "")),
+             f"**{text(r.get('verdict', ''))}**",
              replication_cell(r), text(r.get("measured", ""))] for r in rows]  # fmt: skip
     caveats = {}  # task -> the caveats that stand beside its verdicts (model size, gold, data, baseline)
     for r in rows:
