@@ -143,9 +143,7 @@ def ppo_train(
     or the exception that stopped it (a diverged seed fails alone). ``agents`` / ``shapings``: per
     seed, as ``ppo.train``'s (the alignment methods' fine-tuning from π_ref); the epochs run in
     lockstep where no shaping adds a policy-loss term, else each seed's own ``ppo.update``."""
-    agents = list(agents or [build_agent(task, cfg, s, r) for s, r in zip(seeds, recorders, strict=True)])
-    shapings = list(shapings or [None] * len(seeds))
-    stack = StackedActorCritic([a.model for a in agents])
+    agents, shapings, stack = _start(task, cfg, seeds, recorders, agents, shapings)
     rngs = [np.random.default_rng(seed) for seed in seeds]
     optimizers = [
         torch.optim.Adam(list(a.model.parameters()), lr=cfg.lr, eps=1e-5, fused=True) for a in agents
@@ -198,9 +196,7 @@ def pg_train(
     """``pg.train`` for each of ``seeds`` in lockstep: the rollouts batched, each seed's gradient
     step its own (a full batch of each seed's valid steps: their counts differ by the autoreset
     steps, so there is nothing to stack)."""
-    agents = list(agents or [build_agent(task, cfg, s, r) for s, r in zip(seeds, recorders, strict=True)])
-    shapings = list(shapings or [None] * len(seeds))
-    stack = StackedActorCritic([a.model for a in agents])
+    agents, shapings, stack = _start(task, cfg, seeds, recorders, agents, shapings)
     optimizers = [pg.make_optimizer(a.model, cfg) for a in agents]
 
     def learn(rollouts: dict) -> dict[int, BaseException]:
@@ -215,6 +211,13 @@ def pg_train(
         return failed
 
     return _on_policy(stack, agents, evaluators, env_steps, cfg.n_steps, learn)
+
+
+def _start(task: Task, cfg, seeds, recorders, agents, shapings):
+    """Each seed's agent (fresh, or as given) and shaping (none, or as given), and their stack."""
+    agents = list(agents or [build_agent(task, cfg, s, r) for s, r in zip(seeds, recorders, strict=True)])
+    shapings = list(shapings or [None] * len(seeds))
+    return agents, shapings, StackedActorCritic([a.model for a in agents])
 
 
 def _on_policy(stack, agents, evaluators, env_steps: int, n_steps: int, learn) -> list[Agent | BaseException]:
