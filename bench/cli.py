@@ -41,6 +41,8 @@ def cmd_run(args) -> int:
     args.suite = str(find_suite(args.suite))  # a path, or the name of a shipped suite
     if args.address and args.executor != "ray":
         return _fail("--address is for --executor ray")
+    if not args.rehearse and (args.rehearse_steps or args.rehearse_prompts):
+        return _fail("--rehearse-steps and --rehearse-prompts are for --rehearse")
     if args.executor == "ray":
         import importlib.util
 
@@ -57,6 +59,10 @@ def cmd_run(args) -> int:
         return _fail(str(e))
     if args.plugin:  # the workers import them too
         specs = [dataclasses.replace(s, plugins=tuple(args.plugin)) for s in specs]
+    if args.rehearse:
+        from bench.rehearse import rehearse
+
+        return rehearse(args, suite, specs, _execute)
     return _execute(args, suite, specs)
 
 
@@ -350,7 +356,18 @@ def _load_results(args):
         return parts[0][1] if len(parts) == 1 and not isinstance(given, list) else Results.combine(parts)
     if not args.suite:
         raise _BadInput("--suite is required (or --results FILE)")
+    _not_rehearsal(args.suite)
     return Results.from_store(Store(args.store, create=False), args.suite)
+
+
+def _not_rehearsal(suite: str | None) -> None:
+    from bench.rehearse import SUFFIX
+
+    if suite and suite.endswith(SUFFIX):
+        raise _BadInput(
+            f"suite {suite} is a rehearsal (`bench run --rehearse`): its runs are a few steps long and are"
+            " not results; run the suite itself"
+        )
 
 
 def _one_result(item: str, suite: str | None):
@@ -364,6 +381,7 @@ def _one_result(item: str, suite: str | None):
     if path_.suffix in (".sqlite", ".db", ".sqlite3"):
         if not suite:
             raise _BadInput(f"{path}: a store needs --suite to say which suite to read")
+        _not_rehearsal(suite)
         return name, Results.from_store(Store(path_, create=False), suite)
     return name, Results.from_csv(path_, suite)
 
@@ -1013,6 +1031,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local Ray instance",
     )  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--rehearse", action="store_true",
+        help="rehearse the suite before the long run: every artifact stage and every run of the grid (first "
+        "seed) for a handful of steps, into a store and cache of their own under STORE's folder/rehearsal/; "
+        "prints per stage whether it ran, its time per step and peak memory, and the projected time of the "
+        "real run (docs: running guide)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rehearse-steps", type=JOBS, metavar="N",
+        help="with --rehearse: updates of each LM run and SFT / reward-model steps (default 3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rehearse-prompts", type=JOBS, metavar="N",
+        help="with --rehearse: test prompts per LM evaluation (default: the suite's; fewer for big models "
+        "on CPU, where Best-of-N samples N completions per prompt; its time is then scaled up linearly)",
+    )  # fmt: skip
     p.add_argument(
         "--pin-code", action="store_true",
         help="count runs done under an earlier code version of their algorithm as done (keep published "

@@ -200,14 +200,17 @@ def _run_logger(spec: RunSpec, log_path: str | None, capture_log: bool):
 
 
 def _on_progress(spec: RunSpec, logger, progress):
-    """The recorder's progress callback: a log line every 5 s, and the live progress bar."""
+    """The recorder's progress callback: a log line every 5 s (every call in a rehearsal, whose
+    time per step is read back from them), and the live progress bar."""
     last_log = [0.0]
+    every = 0.0 if spec.suite.endswith(".rehearsal") else 5.0
 
     def on_progress(env_steps: int, sps: float) -> None:
         t = time.monotonic()
-        if t - last_log[0] > 5.0:
+        if t - last_log[0] > every:
             last_log[0] = t
-            logger.info("env_steps=%d env_steps_per_s=%.0f", env_steps, sps)
+            train_s = env_steps / sps if sps > 0 else 0.0
+            logger.info("env_steps=%d env_steps_per_s=%.0f train_s=%.4f", env_steps, sps, train_s)
         if progress is not None:
             progress(spec.key, env_steps, sps)
         elif _progress_queue is not None:

@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("bench.cli", "bench.__main__")),
     ("commands", ("bench.compare", "bench.report", "bench.importer", "bench.replicate")),
     ("results", ("bench.results", "bench.gate", "bench.coverage", "bench.claims", "bench.overopt")),
-    ("executors", ("bench.executors", "bench.distributed")),
+    ("executors", ("bench.executors", "bench.distributed", "bench.rehearse")),
     ("suite", ("bench.suite",)),
     ("pipeline", ("bench.pipeline",)),
     ("algorithms", ("bench.algos", "bench.api", "bench.plugins", "bench.registry")),
