@@ -10,10 +10,10 @@ placement, training batch shapes, completion lengths), only shorter:
 * **runs** — every run of the grid, with the suite's first seed, through the suite's executor.
 
 What shrinks (``Scale``; ``scale_lm`` / ``scale_control``): training budgets (LM: 3 updates; control:
-2% of the env steps, at least one iteration — the algorithms train until their
-budget is reached), π_SFT and reward-model steps, the number of prompts and documents (enough for
-every batch the runs draw), evaluation episodes (and test prompts where asked), reference-policy steps and the
-episodes preference segments are cut from. What does not: batch sizes, sequence and completion
+2% of the env steps and at least three rollouts of an on-policy method), π_SFT and reward-model
+steps, the number of prompts and documents (enough for every batch the runs draw), evaluation
+episodes (and test prompts where asked), reference-policy steps and the episodes preference
+segments are cut from. What does not: batch sizes, sequence and completion
 lengths, models, sweeps, temperatures.
 
 Everything goes into a folder of its own, ``<store folder>/rehearsal/<suite>-<UTC time>/``: its store,
@@ -112,9 +112,15 @@ def scale_control(recipe: dict, scale: Scale = DEFAULT) -> dict:
 
 
 def _budget(spec, scale: Scale) -> int:
+    """A rehearsed run's budget: LM, ``scale.updates`` updates; control, the scale's share of the env
+    steps, and at least three rollouts of an on-policy method (``n_envs`` x ``n_steps``): its time
+    per step is read between the first and the last, past the first one's warm-up."""
     if _is_lm(spec):
         return max(1, min(spec.env_steps, scale.updates))
-    return max(1, math.ceil(spec.env_steps * scale.control_fraction))
+    steps = math.ceil(spec.env_steps * scale.control_fraction)
+    cfg = spec.config
+    rollout = int(cfg.get("n_envs", 1) or 1) * int(cfg.get("n_steps", 0) or 0)
+    return max(1, min(spec.env_steps, max(steps, 3 * rollout)))
 
 
 def _is_lm(spec) -> bool:

@@ -5,8 +5,9 @@ paper suites name, at their real sizes, saved with ``save_pretrained``:
 
 * the policy: GPT-2 (``--policy gpt2``, 124 M parameters, the default; ``gpt2-medium``;
   ``gpt2-large``, 774 M, the IMDb suite's) with a GPT-2-format byte-level BPE tokenizer of GPT-2's
-  50,257 entries (merges learned on the local texts; the rest of the table unused, as no merge
-  reaches it), used for the IMDb policy and as the stand-in for the TL;DR SFT model;
+  50,257 entries (merges learned on the local texts; the rest of the table made-up short words,
+  so that a random model's samples decode to word-length pieces), used for
+  the IMDb policy and as the stand-in for the TL;DR SFT model;
 * the gold sentiment classifier: RoBERTa-large (355 M, as siebert/sentiment-roberta-large-english)
   with labels NEGATIVE / POSITIVE and a RoBERTa-format tokenizer of 50,265 entries;
 * the judge reward model: DeBERTa-v3-large (435 M, as OpenAssistant/reward-model-deberta-v3-large-v2)
@@ -52,9 +53,12 @@ def _bpe(texts: list[str], merges_vocab: int):
     return data["vocab"], merges
 
 
-def _table(vocab: dict, size: int, first: list[str], last: list[str]) -> dict:
-    """A vocabulary of exactly ``size`` entries: ``first`` specials, the learned tokens, unused
-    fillers, then ``last`` specials."""
+def _table(vocab: dict, size: int, first: list[str], last: list[str]) -> tuple[dict, list[str]]:
+    """A vocabulary of exactly ``size`` entries — ``first`` specials, the learned tokens, fillers,
+    then ``last`` specials — and the merges that spell the fillers. The fillers are made-up short
+    words in one order for every table ("Ġ" is byte-level BPE's space), so a random policy's samples
+    decode to word-length pieces that the classifier's and the judge's tokenizers read as one token
+    each (as real vocabularies would), not as a string of letters."""
     out = {t: i for i, t in enumerate(first)}
     for t in sorted(vocab, key=vocab.get):
         if t not in out:
@@ -62,11 +66,27 @@ def _table(vocab: dict, size: int, first: list[str], last: list[str]) -> dict:
     n_fill = size - len(out) - len(last)
     if n_fill < 0:
         raise ValueError(f"learned vocabulary too large for {size} entries")
-    for i in range(n_fill):
-        out[f"<|unused{i}|>"] = len(out)
+    i, merges = 0, []
+    while n_fill:
+        word, i = _word(i), i + 1
+        token = "Ġ" + word
+        if token not in out:  # its prefix came before it: a learned token or a filler
+            out[token] = len(out)
+            merges.append(f"Ġ{word[:-1]} {word[-1]}" if len(word) > 1 else f"Ġ {word}")
+            n_fill -= 1
     for t in last:
         out[t] = len(out)
-    return out
+    return out, merges
+
+
+def _word(i: int) -> str:
+    """The ``i``-th word over the letters a-z: a, b, ..., z, aa, ab, ..."""
+    letters = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        letters = chr(97 + r) + letters
+    return letters
 
 
 def _write_bpe_files(folder: Path, vocab: dict, merges: list[str]) -> tuple[str, str]:
@@ -79,8 +99,8 @@ def _write_bpe_files(folder: Path, vocab: dict, merges: list[str]) -> tuple[str,
 def gpt2_tokenizer(vocab: dict, merges: list[str], tmp: Path):
     from transformers import GPT2TokenizerFast
 
-    table = _table(vocab, GPT2_VOCAB, [], ["<|endoftext|>"])
-    files = _write_bpe_files(tmp / "gpt2-tok", table, merges)
+    table, extra = _table(vocab, GPT2_VOCAB, [], ["<|endoftext|>"])
+    files = _write_bpe_files(tmp / "gpt2-tok", table, merges + extra)
     return GPT2TokenizerFast(
         *files,
         unk_token="<|endoftext|>",
@@ -93,8 +113,8 @@ def gpt2_tokenizer(vocab: dict, merges: list[str], tmp: Path):
 def roberta_tokenizer(vocab: dict, merges: list[str], tmp: Path):
     from transformers import RobertaTokenizerFast
 
-    table = _table(vocab, ROBERTA_VOCAB, ["<s>", "<pad>", "</s>", "<unk>"], ["<mask>"])
-    files = _write_bpe_files(tmp / "roberta-tok", table, merges)
+    table, extra = _table(vocab, ROBERTA_VOCAB, ["<s>", "<pad>", "</s>", "<unk>"], ["<mask>"])
+    files = _write_bpe_files(tmp / "roberta-tok", table, merges + extra)
     return RobertaTokenizerFast(*files, model_max_length=512)
 
 
@@ -102,8 +122,8 @@ def deberta_tokenizer(vocab: dict, merges: list[str]):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    table = _table(vocab, DEBERTA_VOCAB, ["[PAD]", "[CLS]", "[SEP]", "[UNK]"], ["[MASK]"])
-    tok = Tokenizer(models.BPE(table, [tuple(m.split(" ")) for m in merges], unk_token="[UNK]"))
+    table, extra = _table(vocab, DEBERTA_VOCAB, ["[PAD]", "[CLS]", "[SEP]", "[UNK]"], ["[MASK]"])
+    tok = Tokenizer(models.BPE(table, [tuple(m.split(" ")) for m in merges + extra], unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.TemplateProcessing(
