@@ -137,7 +137,9 @@ def _execute(args, suite, specs) -> int:
             results = run_ray(session, todo, args.address)
         else:
             jobs = min(args.jobs, max(sum(s.cpus for s in todo), 1))
-            results = run_local(session, todo, jobs, getattr(args, "batch_seeds", 1))
+            # a rehearsal runs every run in a worker: one killed for memory is a finding, not the end
+            in_process = not getattr(args, "rehearse", False)
+            results = run_local(session, todo, jobs, getattr(args, "batch_seeds", 1), in_process)
     except ExecutorError as e:
         return _fail(str(e))
     except StoreError as e:

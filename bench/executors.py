@@ -524,13 +524,16 @@ def seed_batches(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
     return [g[i : i + size] for g in groups.values() for i in range(0, len(g), max(size, 1))]
 
 
-def run_local(session: Session, specs: list[RunSpec], jobs: int, batch_seeds: int = 1) -> list[dict]:
-    """Runs ``specs`` with ``jobs`` processes (1 = in this process); writes each result. With
-    ``batch_seeds`` > 1, runs that differ only in their seed train together, up to that many in
-    one process (``seed_batches``)."""
+def run_local(
+    session: Session, specs: list[RunSpec], jobs: int, batch_seeds: int = 1, in_process: bool = True
+) -> list[dict]:
+    """Runs ``specs`` with ``jobs`` processes (1 = in this process, unless ``in_process`` is False:
+    then in a worker process, so that a run killed for memory fails alone); writes each result.
+    With ``batch_seeds`` > 1, runs that differ only in their seed train together, up to that many
+    in one process (``seed_batches``)."""
     units = seed_batches(specs, batch_seeds)
     try:
-        if jobs == 1 and not any(map(isolated, specs)):
+        if jobs == 1 and in_process and not any(map(isolated, specs)):
             for unit in units:
                 claimed = _claim(session, unit)
                 if claimed:

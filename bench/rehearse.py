@@ -203,6 +203,7 @@ class Stage:
 def _timed(stage: Stage, fn: Callable[[], object], log: Callable[[str], None]) -> object:
     from bench import memory
 
+    log(f"stage {stage.stage} ({stage.task}): started")
     measured = memory.reset_peak()
     t0 = time.perf_counter()
     try:
@@ -402,6 +403,40 @@ def build_stages(cells: list[Cell], log) -> tuple[list[Stage], dict[str, dict[in
     return stages, caps
 
 
+def _stage_worker(cells: list[Cell], log_path: str, quiet: bool):
+    """``build_stages`` in a process of its own, its log lines appended to ``log_path`` as they come."""
+    from bench.runtime import die_with_parent
+
+    die_with_parent()
+
+    def log(text: str) -> None:
+        with open(log_path, "a") as fh:
+            fh.write(text + "\n")
+        if not quiet:
+            print(f"  {text}", file=sys.stderr, flush=True)
+
+    return build_stages(cells, log)
+
+
+def stages_apart(cells: list[Cell], log_path: Path, quiet: bool) -> tuple[list[Stage], dict]:
+    """``build_stages`` in a worker process, so that the models it loads do not stay in the memory
+    of the process that then waits for the runs, and a stage killed for memory is reported (the
+    stage that had started last), not the end of the rehearsal."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    log_path.write_text("")
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_stage_worker, cells, str(log_path), quiet).result()
+        except BrokenProcessPool:
+            started = [line for line in log_path.read_text().splitlines() if line.endswith(": started")]
+            last = started[-1][len("stage ") : -len(": started")] if started else "the first stage"
+            stage = Stage(last, "", status="failed", error="the process was killed (out of memory?)")
+            return [stage], {}
+
+
 def cap_rm_pairs(cells: list[Cell], caps: dict[str, dict[int, int]]) -> list[Cell]:
     """The cells with ``rm_pairs`` capped as their recipe's reward-model stage was (``build_stages``)."""
     from bench.suite.grid import _hash
@@ -564,17 +599,9 @@ def _rehearse(args, suite, specs, execute: Callable, folder: Path) -> int:
             from bench.runtime import fail
 
             return fail(f"{suite.path or suite.name}: {e}")
-    log_lines: list[str] = []
-
-    def log(text: str) -> None:
-        log_lines.append(text)
-        if not args.quiet:
-            print(f"  {text}", file=sys.stderr)
-
     t0 = time.perf_counter()
-    stages, caps = build_stages(cells, log)
+    stages, caps = stages_apart(cells, folder / "stages.log", args.quiet)
     cells = cap_rm_pairs(cells, caps)
-    (folder / "stages.log").write_text("\n".join(log_lines) + "\n")
     stage_s = time.perf_counter() - t0
     rspecs = [c.spec for c in cells]
     run_args = argparse_copy(args, store=str(folder / "store.sqlite"), pin_code=False)
