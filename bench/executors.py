@@ -202,8 +202,10 @@ def _run_logger(spec: RunSpec, log_path: str | None, capture_log: bool):
 def _on_progress(spec: RunSpec, logger, progress):
     """The recorder's progress callback: a log line every 5 s (every call in a rehearsal, whose
     time per step is read back from them), and the live progress bar."""
+    from bench.rehearse import SUFFIX
+
     last_log = [0.0]
-    every = 0.0 if spec.suite.endswith(".rehearsal") else 5.0
+    every = 0.0 if spec.suite.endswith(SUFFIX) else 5.0
 
     def on_progress(env_steps: int, sps: float) -> None:
         t = time.monotonic()

@@ -38,6 +38,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,11 +136,7 @@ def rehearsal_cells(suite, specs: list, scale: Scale = DEFAULT) -> list[Cell]:
 
     seed = suite.seeds[0]
     firsts = [s for s in specs if s.seed == seed]
-    seeds: dict = {}
-    for s in specs:
-        seeds[(s.label, s.task, s.config_json, s.alignment_json)] = (
-            seeds.get((s.label, s.task, s.config_json, s.alignment_json), 0) + 1
-        )
+    seeds = Counter((s.label, s.task, s.config_json, s.alignment_json) for s in specs)
     configs: dict[str, list[dict]] = {}
     for s in firsts:
         if s.alignment_json and _is_lm(s):
@@ -376,11 +373,7 @@ def build_stages(cells: list[Cell], log) -> tuple[list[Stage], dict[str, dict[in
     caps: dict[str, dict[int, int]] = {}
     for cell in cells:
         s = cell.spec
-        if not s.alignment_json or (s.task, s.alignment_json) in seen:
-            continue
-        from bench.algos import ALGORITHMS
-
-        if not _is_lm(s) and not ALGORITHMS[s.algo].aligned:
+        if not s.alignment_json or (s.task, s.alignment_json) in seen:  # set for LM and aligned runs
             continue
         seen.add((s.task, s.alignment_json))
         if _is_lm(s):
@@ -511,16 +504,9 @@ def run_rows(cells: list[Cell], runs: pd.DataFrame, evals: pd.DataFrame) -> list
         s, r = cell.spec, runs[runs.key == cell.spec.key]
         row = {"label": s.label, "task": s.task, "seeds": cell.seeds, "budget": cell.full.env_steps}
         if r.empty or r.iloc[0].status != "done":
-            err = (
-                "" if r.empty else str(r.iloc[0].error or "").splitlines()[0][:300] if r.iloc[0].error else ""
-            )
-            rows.append(
-                {
-                    **row,
-                    "status": "failed" if not r.empty and r.iloc[0].status == "failed" else "not run",
-                    "error": err,
-                }
-            )
+            failed = not r.empty and r.iloc[0].status == "failed"
+            err = (str(r.iloc[0].error or "").splitlines() or [""])[0][:300] if failed else ""
+            rows.append({**row, "status": "failed" if failed else "not run", "error": err})
             continue
         r = r.iloc[0]
         steps, train = int(r.env_steps or 0), float(r.train_time or 0.0)
