@@ -197,6 +197,9 @@ class Stage:
         return ((self.fixed or 0.0) + self.unit_s * self.full_units) * self.copies
 
 
+_FINISHED: str | None = None  # in a stage worker: the file each finished stage is appended to
+
+
 def _timed(stage: Stage, fn: Callable[[], object], log: Callable[[str], None]) -> object:
     from bench import memory
 
@@ -212,6 +215,9 @@ def _timed(stage: Stage, fn: Callable[[], object], log: Callable[[str], None]) -
         stage.seconds = time.perf_counter() - t0
         stage.peak_mb = memory.peak_rss_mb() if measured else None
         log(f"stage {stage.stage} ({stage.task}): {stage.status} in {stage.seconds:.1f} s")
+        if _FINISHED is not None:  # a stage worker: kept on disk, in case the worker is killed later
+            with open(_FINISHED, "a") as fh:
+                fh.write(json.dumps(dataclasses.asdict(stage)) + "\n")
 
 
 def lm_stages(
@@ -396,11 +402,14 @@ def build_stages(cells: list[Cell], log) -> tuple[list[Stage], dict[str, dict[in
     return stages, caps
 
 
-def _stage_worker(cells: list[Cell], log_path: str, quiet: bool):
-    """``build_stages`` in a process of its own, its log lines appended to ``log_path`` as they come."""
+def _stage_worker(cells: list[Cell], log_path: str, finished_path: str, quiet: bool):
+    """``build_stages`` in a process of its own: its log lines appended to ``log_path`` as they come,
+    each finished stage to ``finished_path`` (what is left of a worker that was killed)."""
+    global _FINISHED
     from bench.runtime import die_with_parent
 
     die_with_parent()
+    _FINISHED = finished_path
 
     def log(text: str) -> None:
         with open(log_path, "a") as fh:
@@ -411,23 +420,69 @@ def _stage_worker(cells: list[Cell], log_path: str, quiet: bool):
     return build_stages(cells, log)
 
 
-def stages_apart(cells: list[Cell], log_path: Path, quiet: bool) -> tuple[list[Stage], dict]:
+def recipes(cells: list[Cell]) -> list[list[Cell]]:
+    """The cells grouped by the artifacts they share (task and recipe), in the order of the grid."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.spec.task, cell.spec.alignment_json), []).append(cell)
+    return list(groups.values())
+
+
+def stages_apart(cells: list[Cell], log_path: Path, quiet: bool) -> tuple[list[Stage], dict, set]:
     """``build_stages`` in a worker process, so that the models it loads do not stay in the memory
-    of the process that then waits for the runs, and a stage killed for memory is reported (the
-    stage that had started last), not the end of the rehearsal."""
+    of the process that then waits for the runs. A worker killed (for memory, most often) is
+    reported as a ``killed`` stage (the one that had started last, after those that had finished)
+    and a fresh worker builds the next recipe's stages. Returns the stages, the ``rm_pairs`` caps and
+    the (task, recipe) keys whose stages were killed: their runs would be killed the same way."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     log_path.write_text("")
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        try:
-            return pool.submit(_stage_worker, cells, str(log_path), quiet).result()
-        except BrokenProcessPool:
-            started = [line for line in log_path.read_text().splitlines() if line.endswith(": started")]
-            last = started[-1][len("stage ") : -len(": started")] if started else "the first stage"
-            stage = Stage(last, "", status="failed", error="the process was killed (out of memory?)")
-            return [stage], {}
+    finished_path = log_path.with_suffix(".finished.jsonl")
+    stages: list[Stage] = []
+    caps: dict = {}
+    killed: set = set()
+    pool = None
+    try:
+        for group in recipes(cells):
+            if not group[0].spec.alignment_json:
+                continue
+            if pool is None:
+                pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+            finished_path.write_text("")
+            logged = len(log_path.read_text().splitlines())
+            try:
+                built, capped = pool.submit(
+                    _stage_worker, group, str(log_path), str(finished_path), quiet
+                ).result()
+                stages += built
+                caps.update(capped)
+            except BrokenProcessPool:
+                pool.shutdown(wait=False)
+                pool = None
+                killed.add((group[0].spec.task, group[0].spec.alignment_json))
+                done = [Stage(**json.loads(line)) for line in finished_path.read_text().splitlines()]
+                lines = log_path.read_text().splitlines()[logged:]
+                started = [ln[len("stage ") : -len(": started")] for ln in lines if ln.endswith(": started")]
+                name, _, task = started[-1].rpartition(" (") if started else ("", "", "")
+                if not started:
+                    name = "the first stage"
+                elif any(d.stage == name for d in done):  # killed between stages (a timing build)
+                    name = f"the stage after {name}"
+                stages += done + [
+                    Stage(
+                        name,
+                        task.rstrip(")") or group[0].spec.task,
+                        status="killed",
+                        error="its process was killed (out of memory?); the stages after it did not run",
+                    )
+                ]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        finished_path.unlink(missing_ok=True)
+    return stages, caps, killed
 
 
 def cap_rm_pairs(cells: list[Cell], caps: dict[str, dict[int, int]]) -> list[Cell]:
@@ -495,14 +550,20 @@ def marginal_step_s(log_path: str | None) -> float | None:
     return (t1 - t0) / (s1 - s0) if s1 > s0 else None
 
 
-def run_rows(cells: list[Cell], runs: pd.DataFrame, evals: pd.DataFrame) -> list[dict]:
+def run_rows(
+    cells: list[Cell], runs: pd.DataFrame, evals: pd.DataFrame, killed: set = frozenset()
+) -> list[dict]:
     """Per run of the rehearsal: what it did and the projection of its real run (training: the run's
     time plus its marginal time per step for the steps it did not do; evaluation: its time per pass
-    times the real run's passes, each as large as the real run's)."""
+    times the real run's passes, each as large as the real run's). Runs of a recipe whose stages
+    were ``killed`` ((task, recipe) keys) were not started: they are ``skipped``."""
     rows = []
     for cell in cells:
         s, r = cell.spec, runs[runs.key == cell.spec.key]
         row = {"label": s.label, "task": s.task, "seeds": cell.seeds, "budget": cell.full.env_steps}
+        if (s.task, s.alignment_json) in killed:
+            rows.append({**row, "status": "skipped", "error": "its artifact stages were killed"})
+            continue
         if r.empty or r.iloc[0].status != "done":
             failed = not r.empty and r.iloc[0].status == "failed"
             err = (str(r.iloc[0].error or "").splitlines() or [""])[0][:300] if failed else ""
@@ -586,13 +647,13 @@ def _rehearse(args, suite, specs, execute: Callable, folder: Path) -> int:
 
             return fail(f"{suite.path or suite.name}: {e}")
     t0 = time.perf_counter()
-    stages, caps = stages_apart(cells, folder / "stages.log", args.quiet)
+    stages, caps, killed = stages_apart(cells, folder / "stages.log", args.quiet)
     cells = cap_rm_pairs(cells, caps)
     stage_s = time.perf_counter() - t0
-    rspecs = [c.spec for c in cells]
+    rspecs = [c.spec for c in cells if (c.spec.task, c.spec.alignment_json) not in killed]
     run_args = argparse_copy(args, store=str(folder / "store.sqlite"), pin_code=False)
     t1 = time.perf_counter()
-    code = execute(run_args, rsuite, rspecs)
+    code = execute(run_args, rsuite, rspecs) if rspecs else 0
     runs_s = time.perf_counter() - t1
     from bench.store import Store
 
@@ -600,7 +661,7 @@ def _rehearse(args, suite, specs, execute: Callable, folder: Path) -> int:
     runs = store.runs(rsuite.name)
     evals = store.evals_of(list(runs.key)) if not runs.empty else pd.DataFrame(columns=["run_key"])
     store.close()
-    rows = run_rows(cells, runs, evals)
+    rows = run_rows(cells, runs, evals, killed)
     table = summary(suite, stages, rows, stage_s, runs_s, args.jobs)
     write(folder, stages, rows, table)
     print(table, file=sys.stderr if args.quiet else sys.stdout)
@@ -646,10 +707,12 @@ def summary(suite, stages: list[Stage], rows: list[dict], stage_s: float, runs_s
     lines += ["## Stages (artifact builders, one seed)", "", *_head(stage_head, "lll" + "l" + "rrr" + "lr")]
     for s in stages:
         status = s.status if s.status == "ok" else f"**{s.status}**: {s.error}"
+        ran = s.status in ("ok", "failed")  # not: skipped, or killed (its work and time unknown)
         per = _fmt_s(s.unit_s) + ("" if s.fixed is None else f" + {_fmt_s(s.fixed)} fixed")
         lines.append(_line([
-            s.stage, s.task, status, f"{s.units:g} {s.unit}", _fmt_s(s.seconds), per, _mb(s.peak_mb),
-            f"{s.full_units:g} × {s.copies}",
+            s.stage, s.task, status, f"{s.units:g} {s.unit}" if s.unit else "—",
+            _fmt_s(s.seconds) if ran else "—", per if ran else "—", _mb(s.peak_mb),
+            f"{s.full_units:g} × {s.copies}" if s.unit else "—",
             _fmt_s(s.projected if s.status == "ok" else None),
         ]))  # fmt: skip
     run_head = ["run", "task", "status", "steps", "training", "per step", "evaluation", "peak memory (MiB)",

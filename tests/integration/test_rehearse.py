@@ -2,6 +2,7 @@
 runs, for a handful of steps, into a store and cache of their own; the real ones stay untouched."""
 
 import json
+import time
 import math
 import sqlite3
 from pathlib import Path
@@ -154,3 +155,87 @@ def test_full_run_evaluation_passes(steps, every, temps, final, at_zero, expecte
     ev = json.dumps({"eval_every": every, "temperatures": temps, "final_temperatures": final})
     spec = RunSpec("k", "s", "1", "a", "ppo", "CartPole-v1", 0, steps, "{}", ev)
     assert rehearse._full_passes(spec, at_zero) == expected
+
+
+TWO_TASKS = """
+name: two-align
+version: 1
+tasks: [CartPole-v1, Pendulum-v1]
+seeds: [0, 1]
+env_steps: 51200
+evaluation: {eval_every: 25600, eval_episodes: 8, temperatures: [1.0], final_temperatures: [1.0]}
+alignment:
+  reference:
+    CartPole-v1: {env_steps: 102400, target_return: null, check_every: 51200, check_episodes: 8}
+    Pendulum-v1: {env_steps: 50000000, target_return: null, check_every: 25000000, check_episodes: 8}
+  preferences: {n_pairs: 64, episodes: 30, segment_length: 20}
+algorithms:
+  - algo: dpo
+    env_steps: 600
+    params: {beta: 0.1, eval_points: 2}
+"""
+
+
+def _spawned_children() -> list[int]:
+    """This process's worker processes started by multiprocessing's spawn (not its resource tracker)."""
+    import os
+
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"spawn_main" in cmd:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the stage worker")
+def test_a_stage_killed_for_memory_is_reported_and_the_rest_goes_on(tmp_path, monkeypatch):
+    """The kernel's out-of-memory killer sends SIGKILL; here the test sends it to the stage worker
+    when Pendulum's pi_ref starts (its 1M rehearsal steps take far longer than the watch's poll).
+    CartPole's stages and run are reported as they finished; Pendulum's pi_ref as killed, its
+    preferences never built and its run skipped (it would build the same pi_ref and die the same
+    way); the exit status is 1."""
+    import os
+    import signal
+    import threading
+
+    hit: list[int] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not hit:
+            for log in (tmp_path / "runs" / "rehearsal").glob("*/stages.log"):
+                if "stage pi_ref (Pendulum-v1): started" in log.read_text():
+                    for pid in _spawned_children():
+                        os.kill(pid, signal.SIGKILL)
+                        hit.append(pid)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    code, folder, _ = _rehearse(tmp_path, monkeypatch, TWO_TASKS)
+    watcher.join(timeout=1)
+    assert hit, "the watch never saw Pendulum's pi_ref start"
+    assert code == 1
+    table = _table(folder)
+    stages = table[table.kind == "stage"]
+    assert list(zip(stages.stage, stages.task, stages.status)) == [
+        ("pi_ref", "CartPole-v1", "ok"),
+        ("preferences", "CartPole-v1", "ok"),
+        ("pi_ref", "Pendulum-v1", "killed"),
+    ]
+    # the finished stages keep what they measured, though the worker that built them is gone
+    assert (stages.seconds.iloc[:2] > 0).all() and stages.units.iloc[0] == 2048
+    runs = table[table.kind == "run"].set_index("task")
+    assert runs.loc["CartPole-v1", "status"] == "ok" and runs.loc["Pendulum-v1", "status"] == "skipped"
+    with sqlite3.connect(folder / "store.sqlite") as db:
+        stored = db.execute("SELECT task, status FROM runs").fetchall()
+    assert stored == [("CartPole-v1", "done")]  # Pendulum's run was never started
+    md = (folder / "rehearsal.md").read_text()
+    assert "**killed**: its process was killed (out of memory?)" in md
+    assert "2 stages or runs did not run" in md
+    assert not (folder / "stages.finished.jsonl").exists()
