@@ -2,9 +2,9 @@
 runs, for a handful of steps, into a store and cache of their own; the real ones stay untouched."""
 
 import json
-import time
 import math
 import sqlite3
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -223,7 +223,7 @@ def test_a_stage_killed_for_memory_is_reported_and_the_rest_goes_on(tmp_path, mo
     assert code == 1
     table = _table(folder)
     stages = table[table.kind == "stage"]
-    assert list(zip(stages.stage, stages.task, stages.status)) == [
+    assert list(zip(stages.stage, stages.task, stages.status, strict=True)) == [
         ("pi_ref", "CartPole-v1", "ok"),
         ("preferences", "CartPole-v1", "ok"),
         ("pi_ref", "Pendulum-v1", "killed"),
