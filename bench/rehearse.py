@@ -657,10 +657,12 @@ def _rehearse(args, suite, specs, execute: Callable, folder: Path) -> int:
     runs_s = time.perf_counter() - t1
     from bench.store import Store
 
-    store = Store(run_args.store, create=False)
-    runs = store.runs(rsuite.name)
-    evals = store.evals_of(list(runs.key)) if not runs.empty else pd.DataFrame(columns=["run_key"])
-    store.close()
+    runs, evals = pd.DataFrame(columns=["key", "status"]), pd.DataFrame(columns=["run_key"])
+    if rspecs:  # none when every recipe's stages were killed: no store was made
+        store = Store(run_args.store, create=False)
+        runs = store.runs(rsuite.name)
+        evals = store.evals_of(list(runs.key)) if not runs.empty else evals
+        store.close()
     rows = run_rows(cells, runs, evals, killed)
     table = summary(suite, stages, rows, stage_s, runs_s, args.jobs)
     write(folder, stages, rows, table)

@@ -192,13 +192,9 @@ def _spawned_children() -> list[int]:
     return pids
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the stage worker")
-def test_a_stage_killed_for_memory_is_reported_and_the_rest_goes_on(tmp_path, monkeypatch):
-    """The kernel's out-of-memory killer sends SIGKILL; here the test sends it to the stage worker
-    when Pendulum's pi_ref starts (its 1M rehearsal steps take far longer than the watch's poll).
-    CartPole's stages and run are reported as they finished; Pendulum's pi_ref as killed, its
-    preferences never built and its run skipped (it would build the same pi_ref and die the same
-    way); the exit status is 1."""
+def _kill_when(tmp_path: Path, line: str) -> tuple:
+    """A thread that SIGKILLs this process's spawned workers once a rehearsal's stages.log holds
+    ``line``; returns (thread, the pids it killed)."""
     import os
     import signal
     import threading
@@ -209,14 +205,25 @@ def test_a_stage_killed_for_memory_is_reported_and_the_rest_goes_on(tmp_path, mo
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not hit:
             for log in (tmp_path / "runs" / "rehearsal").glob("*/stages.log"):
-                if "stage pi_ref (Pendulum-v1): started" in log.read_text():
+                if line in log.read_text():
                     for pid in _spawned_children():
                         os.kill(pid, signal.SIGKILL)
                         hit.append(pid)
             time.sleep(0.02)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, hit
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the stage worker")
+def test_a_stage_killed_for_memory_is_reported_and_the_rest_goes_on(tmp_path, monkeypatch):
+    """The kernel's out-of-memory killer sends SIGKILL; here the test sends it to the stage worker
+    when Pendulum's pi_ref starts (its 1M rehearsal steps take far longer than the watch's poll).
+    CartPole's stages and run are reported as they finished; Pendulum's pi_ref as killed, its
+    preferences never built and its run skipped (it would build the same pi_ref and die the same
+    way); the exit status is 1."""
+    watcher, hit = _kill_when(tmp_path, "stage pi_ref (Pendulum-v1): started")
     code, folder, _ = _rehearse(tmp_path, monkeypatch, TWO_TASKS)
     watcher.join(timeout=1)
     assert hit, "the watch never saw Pendulum's pi_ref start"
@@ -239,3 +246,17 @@ def test_a_stage_killed_for_memory_is_reported_and_the_rest_goes_on(tmp_path, mo
     assert "**killed**: its process was killed (out of memory?)" in md
     assert "2 stages or runs did not run" in md
     assert not (folder / "stages.finished.jsonl").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the stage worker")
+def test_a_rehearsal_whose_only_recipe_was_killed_still_writes_its_table(tmp_path, monkeypatch):
+    """Every recipe killed: no run starts, no store is made, and the table says what happened
+    (the paper-scale TL;DR rehearsal's reward model, killed for memory, once ended in a traceback)."""
+    one_task = TWO_TASKS.replace("tasks: [CartPole-v1, Pendulum-v1]", "tasks: [Pendulum-v1]")
+    watcher, hit = _kill_when(tmp_path, "stage pi_ref (Pendulum-v1): started")
+    code, folder, _ = _rehearse(tmp_path, monkeypatch, one_task)
+    watcher.join(timeout=1)
+    assert hit and code == 1
+    table = _table(folder)
+    assert list(table.status) == ["killed", "skipped"] and list(table.kind) == ["stage", "run"]
+    assert not (folder / "store.sqlite").exists()
