@@ -212,6 +212,7 @@ def build_agent(task: Task, cfg, seed: int, recorder: Recorder, init: PolicyAct 
         cfg.activation,
         cfg.ortho_init,
         cfg.log_std_init,
+        getattr(cfg, "policy_init_gain", 0.01),  # PPO's switch; PG and TRPO keep the 0.01
     )
     collector = RolloutCollector(
         env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder
