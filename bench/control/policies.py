@@ -52,13 +52,12 @@ class ActorCritic(nn.Module):
         activation: str = "tanh",
         ortho_init: bool = True,
         log_std_init: float = 0.0,
-        policy_init_gain: float = 0.01,
     ):
         super().__init__()
         self.continuous = continuous
         self.action_dim = action_dim
         hidden = list(hidden_sizes)
-        self.pi = mlp([obs_dim, *hidden, action_dim], activation, policy_init_gain, ortho_init)
+        self.pi = mlp([obs_dim, *hidden, action_dim], activation, 0.01, ortho_init)
         self.vf = mlp([obs_dim, *hidden, 1], activation, 1.0, ortho_init)
         if continuous:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))

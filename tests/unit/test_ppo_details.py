@@ -46,3 +46,28 @@ def test_every_detail_claim_can_be_decided_on_the_suites():
         twins = [c for c in detail if c.id.endswith(stem) or c.id.endswith(stem + "-default-on")]
         covered = {t for c in twins for t, m in methods_by_task.items() if c.methods() <= m}
         assert covered == set(methods_by_task), (stem, covered)
+
+
+def test_the_lm_detail_suite_changes_one_setting_of_rlhf_ppo_at_each_kl_coefficient():
+    specs = [s for s in expand(load_suite(find_suite("lm-sentiment-ppo-details"))) if s.seed == 0]
+    cfgs = {s.label: json.loads(s.config_json) for s in specs if s.algo == "rlhf-ppo"}
+    for coef in (0.02, 0.1, 0.5):
+        base = cfgs[f"rlhf-ppo[kl_coef={coef}]"]
+        variants = {
+            k: v
+            for k, v in cfgs.items()
+            if k.endswith(f"[kl_coef={coef}]") and k != f"rlhf-ppo[kl_coef={coef}]"
+        }
+        assert len(variants) == 5
+        for label, cfg in variants.items():
+            changed = {k for k in {*cfg, *base} if cfg.get(k, "default") != base.get(k, "default")}
+            assert len(changed) == 1, (label, changed)
+    # it shares lm-sentiment's pi_SFT, preference data and reward models (the same lm: section)
+    (mine,) = {s.alignment_json for s in specs if s.algo == "rlhf-ppo"}
+    (theirs,) = {
+        s.alignment_json for s in expand(load_suite(find_suite("lm-sentiment"))) if s.algo == "rlhf-ppo"
+    }
+    assert mine == theirs
+    xu = [c for c in claims.load() if claims.short_paper(c.paper) == "Xu et al. 2024"]
+    labels = {s.label.split("[")[0] for s in specs}
+    assert len(xu) == 3 and all(c.methods() <= labels for c in xu)
