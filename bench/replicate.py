@@ -35,7 +35,7 @@ import pandas as pd
 from bench import stats
 from bench.claims import claims_table
 from bench.report.tables import number_in
-from bench.results import Results, final_scores, method_of, normalise
+from bench.results import Results, final_scores, method_of, task_scale
 from bench.safeio import csv_text
 
 CLAIM_COLUMNS = [
@@ -196,19 +196,6 @@ def judge_claims(published: pd.DataFrame, here: pd.DataFrame, seeds_here: int) -
             measured_here=new.measured if new is not None else "",
         ))  # fmt: skip
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
-
-
-def task_scale(task: str, published_means: pd.Series) -> float:
-    """What the margin is a fraction of: the random-to-solved range of a task that declares one,
-    else the spread of the published rows' means (their largest magnitude where they are equal)."""
-    lo, hi = normalise(task, 0.0), normalise(task, 1.0)
-    if lo is not None and hi is not None and hi != lo:
-        return abs(1.0 / (hi - lo))
-    means = published_means.dropna()
-    spread = float(means.max() - means.min()) if len(means) else math.nan
-    if not spread > 0:
-        spread = float(means.abs().max()) if len(means) else math.nan
-    return spread if spread > 0 else 1.0
 
 
 def judge_rows(

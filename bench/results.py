@@ -527,6 +527,20 @@ def normalise(task: str, score):
     return None if t is None else t.normalise(score)
 
 
+def task_scale(task: str, means: pd.Series) -> float:
+    """What a margin is a fraction of (replication's rows, equivalence claims): the
+    random-to-solved range of a task that declares one, else the spread of ``means`` (the methods'
+    or rows' mean scores; their largest magnitude where they are equal), else 1."""
+    lo, hi = normalise(task, 0.0), normalise(task, 1.0)
+    if lo is not None and hi is not None and hi != lo:
+        return abs(1.0 / (hi - lo))
+    means = means.dropna()
+    spread = float(means.max() - means.min()) if len(means) else np.nan
+    if not spread > 0:
+        spread = float(means.abs().max()) if len(means) else np.nan
+    return spread if spread > 0 else 1.0
+
+
 def threshold(task: str) -> float | None:
     t = TASKS.get(task)
     return None if t is None else t.reward_threshold
@@ -1255,6 +1269,25 @@ def final_points(results: Results) -> pd.DataFrame:
     last = pts.sort_values("step", kind="stable").groupby("run_key").tail(1)
     last = last.assign(method=last.algorithm.map(method_of))
     return last[["task", "algorithm", "method", "seed", "kl", "kl_is_bound", "score"]].reset_index(drop=True)
+
+
+def claim_points(results: Results) -> pd.DataFrame:
+    """What the claims read (``bench.claims``): ``final_points``, plus the finished runs that record
+    no KL to a reference (plain RL: PPO with one detail changed) at their last T = 1 score, with KL
+    NaN. The kinds that compare frontiers read only methods that record a KL."""
+    pts = final_points(results)
+    scores = results.scored_evals()
+    scores = scores[(scores.temperature == 1.0) & (scores.status == "done")]
+    with_kl = set(zip(pts.task, pts.algorithm, pts.seed, strict=True))
+    scores = scores[[k not in with_kl for k in zip(scores.task, scores.algorithm, scores.seed, strict=True)]]
+    if scores.empty:
+        return pts
+    last = scores.sort_values("step", kind="stable").groupby("run_key").tail(1)
+    plain = pd.DataFrame({
+        "task": last.task, "algorithm": last.algorithm, "method": last.algorithm.map(method_of),
+        "seed": last.seed, "kl": np.nan, "kl_is_bound": False, "score": last.value,
+    })  # fmt: skip
+    return pd.concat([df for df in (pts, plain) if len(df)], ignore_index=True)
 
 
 def kl_span_table(results: Results) -> pd.DataFrame:

@@ -82,6 +82,11 @@ def clipped_surrogate_loss(
     return -torch.min(unclipped, clipped).mean()
 
 
+def ratio_surrogate_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+    """The surrogate without its clip (PPO paper eq. 6, CPI), negated: -E[r A]. [B] -> []"""
+    return -(torch.exp(logp - old_logp) * adv).mean()
+
+
 def kl_penalty_loss(
     logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta: float
 ) -> torch.Tensor:

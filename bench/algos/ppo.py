@@ -2,6 +2,8 @@
 
 ``objective: clip``        — clipped surrogate (eq. 7).
 ``objective: kl_penalty``  — KL-penalised surrogate (eq. 8) with the adaptive coefficient of sec. 4.
+``objective: unclipped``   — the surrogate r·A with neither (eq. 6): PPO with its clip removed and
+every other detail kept (Engstrom et al. 2020's question), an ablation, not a method.
 
 Loop: collect ``n_steps`` x ``n_envs`` on-policy steps -> learning rate / clip range at the
 progress including this rollout's steps (1 - steps / budget, SB3's order) -> GAE(lambda) ->
@@ -40,7 +42,9 @@ class PPOConfig(BaseModel):
     lr_schedule: Literal["constant", "linear"] = Field("constant", description="lr annealing")
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
     gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda")
-    objective: Literal["clip", "kl_penalty"] = Field("clip", description="surrogate objective")
+    objective: Literal["clip", "kl_penalty", "unclipped"] = Field(
+        "clip", description="surrogate objective (unclipped: r·A, the clip removed)"
+    )
     clip_range: float = Field(0.2, gt=0, description="policy ratio clip epsilon")
     clip_schedule: Literal["constant", "linear"] = Field("constant", description="clip annealing")
     clip_range_vf: float | None = Field(None, gt=0, description="value clip (None = off)")
@@ -63,6 +67,13 @@ class PPOConfig(BaseModel):
     hidden_sizes: HiddenSizes = Field((64, 64), description="MLP hidden layers")
     activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation")
     ortho_init: bool = Field(True, description="orthogonal initialisation")
+    policy_init_gain: float = Field(
+        0.01,
+        gt=0,
+        le=100,
+        description="orthogonal gain of the policy's last layer (with ortho_init)",
+        json_schema_extra={"when_set": True},  # added after runs were published: their keys stay
+    )
     log_std_init: float = Field(0.0, description="initial log std (Gaussian policies)")
 
 
@@ -290,6 +301,8 @@ def update(head, optimizer, parameters, batch: Batch, cfg: PPOConfig, clip: floa
                 mb_adv, adv_scale = losses.normalize_with_scale(mb_adv)
             if cfg.objective == "clip":
                 pg_loss = surrogate(logp, batch.old_logp[mb], mb_adv, clip)
+            elif cfg.objective == "unclipped":
+                pg_loss = losses.ratio_surrogate_loss(logp, batch.old_logp[mb], mb_adv)
             else:
                 kl = model.kl(batch.old_params[mb], params, batch.old_log_std)
                 pg_loss = losses.kl_penalty_loss(logp, batch.old_logp[mb], mb_adv, kl, beta)

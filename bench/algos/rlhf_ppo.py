@@ -18,6 +18,10 @@ clipped to ±``clip_reward`` on the last token. GAE (γ, λ) runs over the compl
 the clipped ratio loss averaged over completion tokens for the actor, the clipped value loss for
 the critic, each with its own AdamW. With ``target_kl`` set, kl_coef follows the proportional
 controller of Ziegler et al. on the rollouts' sequence KL (nats), the paper's target-KL sweep.
+Three details of Huang et al. 2024 and Xu et al. 2024 are switches, off by default:
+``missing_eos_penalty`` (subtracted from the score of a completion cut at the length limit),
+``whiten_rewards`` (the per-token rewards scaled by their batch std) and ``ref_mixup_alpha`` (the
+penalty's reference moved toward the actor after every iteration: an EMA reference).
 
 **PG on language** (``lm-pg``) is REINFORCE with the KL-regularised sequence reward
 R = score − kl_coef·Σ_t (log π − log π_ref): ``k`` completions per prompt and, with
@@ -30,6 +34,7 @@ The budget of both counts optimizer updates (of the actor), like every trained L
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import numpy as np
@@ -81,6 +86,21 @@ class RLHFPPOConfig(_OnlineConfig):
     horizon: int = Field(
         500, gt=0, le=10**12, description="controller horizon in samples (Ziegler et al.: 10k)"
     )
+    # the implementation details of Huang et al. 2024 and Xu et al. 2024 (off by default: the run
+    # keys of earlier runs stay as they were)
+    whiten_rewards: bool = Field(
+        False, description="scale the per-token rewards by their std over the batch, mean kept (TRL's"
+        " whiten_rewards)", json_schema_extra={"when_set": True},
+    )  # fmt: skip
+    missing_eos_penalty: float | None = Field(
+        None, ge=0, le=1e6, description="subtracted from the sequence score of a completion that ends"
+        " without EOS (TRL's missing_eos_penalty)", json_schema_extra={"when_set": True},
+    )  # fmt: skip
+    ref_mixup_alpha: float | None = Field(
+        None, gt=0, le=1, description="after every iteration the reference of the KL penalty moves to"
+        " α·actor + (1 − α)·reference (an EMA reference; TRL's ref_model_mixup_alpha); evaluation KL"
+        " stays against π_SFT", json_schema_extra={"when_set": True},
+    )  # fmt: skip
 
 
 class LMPGConfig(_OnlineConfig):
@@ -123,11 +143,27 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(x − mean) / std over the real tokens (population std), zero on padding."""
+def masked_whiten(
+    x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, shift_mean: bool = True
+) -> torch.Tensor:
+    """(x − mean) / std over the real tokens (population std), zero on padding; ``shift_mean``
+    False adds the mean back (only the scale changes)."""
     mean = masked_mean(x, mask)
     var = masked_mean((x - mean) ** 2, mask)
-    return (x - mean) / torch.sqrt(var + eps) * mask
+    out = (x - mean) / torch.sqrt(var + eps)
+    return (out if shift_mean else out + mean) * mask
+
+
+def missing_eos(completions: list[list[int]], eos_id: int) -> torch.Tensor:
+    """[B] bool: the completions that did not end with EOS (they ran to the length limit)."""
+    return torch.tensor([not c or c[-1] != eos_id for c in completions])
+
+
+@torch.no_grad()
+def mix_into(target: torch.nn.Module, source: torch.nn.Module, alpha: float) -> None:
+    """target ← α·source + (1 − α)·target, parameter by parameter."""
+    for t, s in zip(target.parameters(), source.parameters(), strict=True):
+        t.mul_(1.0 - alpha).add_(s.to(t.device), alpha=alpha)
 
 
 def rloo_baseline(rewards: torch.Tensor) -> torch.Tensor:
@@ -248,6 +284,8 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
     train_prompts = ctx.prompts()["train"]  # (text, ids)
     scorer = SequenceScorer(ctx, cfg.reward, recorder, cfg.rm_pairs, evaluator)
     actor, ref, critic = ctx.policy(), ctx.reference(), _critic(ctx, cfg.reward, cfg.rm_pairs)
+    if cfg.ref_mixup_alpha is not None:  # a reference of the penalty's own (the evaluator keeps π_SFT)
+        ref = copy.deepcopy(ref)
     models = {"actor": actor, "critic": critic}  # what the divergence guard checks
     actor_opt = torch.optim.AdamW(actor.parameters(), lr=cfg.lr, weight_decay=0.0)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
@@ -265,7 +303,13 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
             ref_logp, _ = _logps(ref, prompts, completions, pad, cfg.temperature)
             old_values = token_values(critic, prompts, completions, pad).cpu() * mask
             seq_score = scorer([t for t, _ in batch], prompts, completions)
-            rewards = token_rewards(old_logp, ref_logp, mask, seq_score, kl_coef, cfg.clip_reward)
+            no_eos = missing_eos(completions, tok.eos_token_id)
+            optimised = seq_score
+            if cfg.missing_eos_penalty is not None:
+                optimised = seq_score - cfg.missing_eos_penalty * no_eos.to(seq_score)
+            rewards = token_rewards(old_logp, ref_logp, mask, optimised, kl_coef, cfg.clip_reward)
+            if cfg.whiten_rewards:
+                rewards = masked_whiten(rewards, mask, shift_mean=False)
             adv, returns = masked_gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
             if cfg.whiten_advantages:
                 adv = masked_whiten(adv, mask)
@@ -310,11 +354,14 @@ def train_rlhf_ppo(task: LMTask, cfg: RLHFPPOConfig, steps: int, seed: int, eval
         recorder.curve(update, "train/kl", mean_kl)
         recorder.curve(update, "train/kl_coef", kl_coef)
         recorder.curve(update, "train/length", float(mask.sum(-1).mean()))
+        recorder.curve(update, "train/missing_eos", float(no_eos.float().mean()))
         for name, vals in stats.items():
             if vals:
                 recorder.curve(update, f"train/{name}", float(np.mean(vals)))
         if cfg.target_kl is not None:
             kl_coef = losses.adaptive_kl_coef(kl_coef, mean_kl, cfg.target_kl, len(prompts), cfg.horizon)
+        if cfg.ref_mixup_alpha is not None:
+            mix_into(ref, actor, cfg.ref_mixup_alpha)
     evaluator.final(steps, actor)
 
 

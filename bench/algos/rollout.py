@@ -19,6 +19,8 @@ from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct, Return
 from bench.control.tasks import Task
 from bench.recorder import Recorder
 
+POLICY_OUT_GAIN = 0.01  # ActorCritic's orthogonal gain for the policy's last layer
+
 
 @dataclass
 class Rollout:
@@ -213,6 +215,9 @@ def build_agent(task: Task, cfg, seed: int, recorder: Recorder, init: PolicyAct 
         cfg.ortho_init,
         cfg.log_std_init,
     )
+    gain = getattr(cfg, "policy_init_gain", POLICY_OUT_GAIN)  # PPO's switch; PG and TRPO keep 0.01
+    if cfg.ortho_init and gain != POLICY_OUT_GAIN:  # the policy's last layer drawn again at this gain
+        torch.nn.init.orthogonal_(model._pi_linears[-1].weight, gain)
     collector = RolloutCollector(
         env, model, seed, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward, recorder
     )

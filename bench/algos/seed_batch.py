@@ -388,6 +388,8 @@ def _minibatch_step(stack, optimizers, batches, cfg, clips, betas, members, mbs,
     if cfg.objective == "clip":
         ratio = torch.exp(logp - old_logp)
         pg_loss = -torch.min(ratio * adv, torch.clamp(ratio, lo, hi) * adv).mean(-1)
+    elif cfg.objective == "unclipped":
+        pg_loss = -(torch.exp(logp - old_logp) * adv).mean(-1)
     else:
         old_log_std = (
             None if not stack.continuous else torch.stack([batches[i].old_log_std for i in members])[:, None]

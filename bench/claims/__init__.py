@@ -38,6 +38,7 @@ TWO_METHOD_KINDS = (
     "flatter-over-temperature",
     "strong-baseline",
     "difference",
+    "equivalence",
     "kl-efficiency",
 )
 HERE = Path(__file__).resolve().parent

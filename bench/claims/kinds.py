@@ -166,6 +166,49 @@ def difference(data: TaskData, claim) -> Decision | None:
     return Decision("inconclusive", text, [])
 
 
+SIDES = ("both", "not-lower")
+
+
+def equivalence(data: TaskData, claim) -> Decision | None:
+    """a and b score the same within ±m (``params.side: both``, the default), or a is not worse than
+    b by more than m (``not-lower``). m = ``params.margin`` (default 0.1) × the task's scale (its
+    random-to-solved range where declared, else the spread of the task's method means:
+    ``results.task_scale``). Two one-sided tests at 1 − confidence each: the (2·confidence − 1)
+    interval of a − b (final scores of the points chosen leaving the seed out). both: holds when
+    the interval lies inside ±m, does not hold when it lies entirely beyond one of them; not-lower:
+    holds when its lower bound is above −m, does not hold when its upper bound is below −m; else
+    inconclusive (an interval too wide to tell: more seeds)."""
+    side = claim.params.get("side", "both")
+    if side not in SIDES:
+        raise ValueError(f"claim {claim.id}: params.side is one of {', '.join(SIDES)}, not {side!r}")
+    fraction = float(claim.params.get("margin", 0.1))
+    if not fraction > 0:
+        raise ValueError(f"claim {claim.id}: params.margin must be above 0 (a fraction of the task's scale)")
+    m = fraction * R.task_scale(data.task, data.scores.mean(axis=1))
+    choice = {k: data.choice(k) for k in (claim.a, claim.b)}
+    level = 2 * data.confidence - 1
+    d = R._difference(data.chosen_scores(claim.a), data.chosen_scores(claim.b), level)
+    text = (f"{R._choice_text(choice[claim.a])} minus {R._choice_text(choice[claim.b])} (points chosen "
+            f"leaving the seed out): score {d.text(signed=True)} at {level:.0%} (two one-sided tests), "
+            f"margin ±{m:.4g} ({fraction:g} of the task's scale)")  # fmt: skip
+    if not d.has_interval:
+        return Decision("inconclusive", text, [])
+    above_low, below_high = (_shifted(d, -m), "above 0"), (_shifted(d, m), "below 0")
+    if side == "not-lower":
+        if d.lo > -m:
+            return Decision("holds", text, [above_low])
+        if d.hi < -m:
+            return Decision("does not hold", text, [(_shifted(d, -m), "below 0")])
+        return Decision("inconclusive", text, [])
+    if d.lo > -m and d.hi < m:
+        return Decision("holds", text, [above_low, below_high])
+    if d.lo > m:
+        return Decision("does not hold", text, [(_shifted(d, m), "above 0")])
+    if d.hi < -m:
+        return Decision("does not hold", text, [(_shifted(d, -m), "below 0")])
+    return Decision("inconclusive", text, [])
+
+
 # -- over-optimisation (Gao, Schulman & Hilton 2023; ``bench.overopt``) ---------------------------
 
 
@@ -360,6 +403,7 @@ KINDS: dict[str, tuple[Callable[[TaskData, object], Decision | None], tuple[str,
     "flatter-over-temperature": (flatter_over_temperature, ()),
     "strong-baseline": (strong_baseline, ("paper_max_n",)),
     "difference": (difference, ("direction", "margin")),
+    "equivalence": (equivalence, ("margin", "side")),
     "law-fit": (law_fit, ("form", "r2", "kl")),
     "kl-efficiency": (kl_efficiency, ()),
     "proxy-gold-divergence": (proxy_gold_divergence, ()),
@@ -369,8 +413,9 @@ KINDS: dict[str, tuple[Callable[[TaskData, object], Decision | None], tuple[str,
 # a claims table's columns, before the numbers
 COLUMNS = ["paper", "id", "task", "claim", "verdict", "measured"]
 # claims.csv's numbers behind each decisive verdict: the difference the verdict rests on (the one
-# least likely to come out the same again), the rule it met, and the chance that a fresh seed set
-# of the same size reproduces it (and the seeds that would make that chance 80%)
+# least likely to come out the same again; an equivalence's: the difference less or plus the margin
+# its one-sided test is against), the rule it met, and the chance that a fresh seed set of the same
+# size reproduces it (and the seeds that would make that chance 80%)
 CLAIM_NUMBERS = ["effect", "lo", "hi", "se", "df", "seeds", "interval", "rule", "p_replicate", "seeds_for_80"]
 
 
@@ -382,7 +427,9 @@ def claim_replication(required: list[tuple[stats.Interval, str]], seeds_new: int
         return np.nan
     p = 1.0
     for d, rule in required:
-        p *= stats.replication_probability(d.point, d.se, d.df, stats.seeds_of(d), rule, seeds_new)
+        p *= stats.replication_probability(
+            d.point, d.se, d.df, stats.seeds_of(d), rule, seeds_new, confidence=d.confidence
+        )
     return p
 
 
@@ -416,7 +463,7 @@ def evaluate_claims(results: R.Results, claims: list, confidence: float = 0.95) 
         if not tables:
             return pd.DataFrame(columns=cols)
         return pd.concat(tables, ignore_index=True).sort_values("task", kind="stable", ignore_index=True)
-    pts = R.final_points(results)
+    pts = R.claim_points(results)
     rows = []
     for task, tp in pts.groupby("task", sort=True):
         data = TaskData(results, task, tp, confidence)

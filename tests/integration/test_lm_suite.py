@@ -40,9 +40,10 @@ def _evals(store) -> pd.DataFrame:
 def test_every_lm_method_runs_and_records_gold_reward_and_kl(lm_run):
     tmp, store = lm_run
     runs = dict(_rows(store, "SELECT algorithm, status FROM runs"))
-    assert set(runs.values()) == {"done"} and len(runs) == 21
+    assert set(runs.values()) == {"done"} and len(runs) == 22
     preference_losses = {"dpo", "ipo", "ipo-mean", "trl-ipo-mean", "simpo", "orpo", "kto", "trl-dpo"}
-    others = {"sft", "preferred-ft", "rlhf-ppo", "ppo-gt", "grpo", "trl-grpo", "dr-grpo", "rrhf", "rloo"}
+    others = {"sft", "preferred-ft", "rlhf-ppo", "rlhf-ppo-details", "ppo-gt", "grpo", "trl-grpo", "dr-grpo",
+              "rrhf", "rloo"}  # fmt: skip
     assert preference_losses | others <= set(runs)
     ev = _evals(store)
     # the reference has KL exactly 0 to itself

@@ -1,5 +1,6 @@
 """The claims registry (``bench.claims``): the shipped claims as data, a user's YAML file, a
-plugin's entry point, the ``difference`` kind by hand, errors in one line, and ``bench claims``."""
+plugin's entry point, the ``difference`` and ``equivalence`` kinds by hand, errors in one line, and
+``bench claims``."""
 
 import sys
 import textwrap
@@ -85,6 +86,66 @@ def test_the_difference_kind_by_hand(tmp_path):
     # a claim whose methods did not both run is not decided at all
     other = Claim(id="c-vs-b", paper="X 2020", statement="C beats B", kind="difference", a="c", b="b")
     assert claims.evaluate(res, [other]).empty
+
+
+def test_the_equivalence_kind_by_hand(tmp_path):
+    """Two one-sided tests: the 90% paired t interval of a - b against ±m, m = 0.1 of the task's
+    scale; sentiment declares no random-to-solved range, so the scale is the spread of the method
+    means, 0.53 - 0.31 = 0.22 and m = 0.022."""
+    from bench import stats
+
+    res = _claim_runs({
+        "a": (1.0, [0.50, 0.52, 0.54]),
+        "b": (1.0, [0.50, 0.51, 0.53]),
+        "c": (1.0, [0.30, 0.31, 0.32]),
+        "n": (1.0, [0.47, 0.54, 0.58]),
+    })  # fmt: skip
+    mine = read_claims(
+        _write(
+            tmp_path,
+            """
+        paper: Someone et al. 2025, "A paper"
+        claims:
+          - {id: a-same-as-b, statement: A and B score the same, kind: equivalence, a: a, b: b}
+          - {id: a-same-as-c, statement: A and C score the same, kind: equivalence, a: a, b: c}
+          - {id: n-same-as-a, statement: N and A score the same, kind: equivalence, a: n, b: a}
+          - {id: c-not-below-a, statement: C is no worse than A, kind: equivalence, a: c, b: a,
+             params: {side: not-lower}}
+          - {id: a-not-below-c, statement: A is no worse than C, kind: equivalence, a: a, b: c,
+             params: {side: not-lower, margin: 0.05}}
+    """,
+        )
+    )
+    table = claims.evaluate(res, mine).set_index("id")
+    m = 0.1 * (0.53 - 0.31)
+    d = np.array([0.0, 0.01, 0.01])  # a - b per seed
+    half = sps.t.ppf(0.95, 2) * d.std(ddof=1) / np.sqrt(3)  # the 90% interval: 0.0097
+    same = table.loc["a-same-as-b"]
+    assert same.verdict == "holds" and same.interval == "paired t, 3 seeds"
+    assert "score +0.007 [-0.003, +0.016] (paired t, 3 seeds) at 90% (two one-sided tests)" in same.measured
+    assert f"margin ±{m:.4g} (0.1 of the task's scale)" in same.measured
+    # the numbers behind it: the one-sided test nearer to failing, a - b - m below 0
+    assert same.rule == "below 0"
+    shifted = (d.mean() - m, d.mean() - half - m, d.mean() + half - m)
+    assert (same.effect, same.lo, same.hi) == pytest.approx(shifted)
+    # its chance of replicating: both one-sided tests again, each a noncentral t tail at the 90% level
+    se = d.std(ddof=1) / np.sqrt(3)
+    p_low = stats.replication_probability(d.mean() + m, se, 2, 3, "above 0", confidence=0.9)
+    p_high = stats.replication_probability(d.mean() - m, se, 2, 3, "below 0", confidence=0.9)
+    assert same.p_replicate == pytest.approx(p_low * p_high) and 0 < same.p_replicate < 1
+    assert table.loc["a-same-as-c", "verdict"] == "does not hold"  # +0.21, far beyond +m
+    noisy = table.loc["n-same-as-a"]  # -0.03, +0.02, +0.04: [-0.05, +0.07] crosses both margins
+    assert noisy.verdict == "inconclusive" and np.isnan(noisy.p_replicate)
+    assert table.loc["c-not-below-a", "verdict"] == "does not hold"  # -0.21, below -m
+    assert table.loc["a-not-below-c", "verdict"] == "holds"
+    assert "margin ±0.011 (0.05 of the task's scale)" in table.loc["a-not-below-c", "measured"]
+
+
+def test_an_equivalence_margin_on_a_control_task_is_a_fraction_of_its_range():
+    from bench.results import task_scale
+
+    # Pendulum declares random -1255.5 and solved -200: 0.1 of the range is 105.55, whatever the means
+    assert 0.1 * task_scale("Pendulum-v1", pd.Series([-300.0, -900.0])) == pytest.approx(105.55)
 
 
 @pytest.mark.parametrize(

@@ -173,6 +173,16 @@ def test_clipped_surrogate_low_ratio_positive_adv_is_unclipped():
     assert loss.item() == pytest.approx(-(0.5 * 3.0))
 
 
+def test_ratio_surrogate_loss_is_the_clip_removed():
+    # the same four samples as above: every one is r*A now, and every one carries its gradient
+    ratios, advs, old = [1.1, 1.5, 0.5, 1.5], [2.0, 1.0, -1.0, -2.0], [-0.3, -1.2, -0.7, -2.0]
+    logp = t([o + math.log(r) for o, r in zip(old, ratios, strict=True)]).requires_grad_(True)
+    loss = losses.ratio_surrogate_loss(logp, t(old), t(advs))
+    assert loss.item() == pytest.approx(-(2.2 + 1.5 - 0.5 - 3.0) / 4, abs=1e-12)  # -0.05, not 0.1
+    loss.backward()
+    assert_close(logp.grad, t([-2.2 / 4, -1.5 / 4, 0.5 / 4, 3.0 / 4]))
+
+
 def test_kl_penalty_loss_formula():
     old = [0.0, -1.0, -0.5]
     ratios = [1.2, 0.9, 1.0]

@@ -189,3 +189,27 @@ def test_actor_critic_forward_matches_pi_and_value(continuous):
     assert params.shape == (5, 2) and value.shape == (5,)
     assert_close(params, model.pi(obs))
     assert_close(value, model.value(obs))
+
+
+@pytest.mark.parametrize("gain", [0.01, 1.0])
+def test_the_policy_last_layer_is_orthogonal_at_its_gain(gain):
+    """The detail Andrychowicz et al. 2021 test: PPO's policy output layer initialised orthogonal
+    at gain 0.01 (the default) or 1 (``policy_init_gain``); its rows orthonormal times the gain, the
+    hidden layers at sqrt 2 and the value head at 1 either way; the default draws what it always
+    drew (the same weights as an ActorCritic built directly)."""
+    from bench.algos.ppo import PPOConfig
+    from bench.algos.rollout import build_agent
+    from bench.control.tasks import get_task
+    from bench.recorder import Recorder
+
+    agent = build_agent(get_task("LunarLander-v3"), PPOConfig(policy_init_gain=gain, n_envs=1), 3, Recorder())
+    *hidden, last = agent.model._pi_linears
+    eye = torch.eye(last.weight.shape[0])
+    assert_close(last.weight @ last.weight.T, gain**2 * eye, atol=1e-6 * max(gain**2, 1e-4), rtol=0)
+    assert_close(hidden[0].weight.T @ hidden[0].weight, 2.0 * torch.eye(8), atol=1e-5, rtol=0)
+    vf_last = agent.model._vf_linears[-1]
+    assert_close(vf_last.weight @ vf_last.weight.T, torch.eye(1), atol=1e-6, rtol=0)
+    torch.manual_seed(3)
+    direct = ActorCritic(8, 4, continuous=False)
+    same = all(torch.equal(a, b) for a, b in zip(direct.parameters(), agent.model.parameters(), strict=True))
+    assert same is (gain == 0.01)

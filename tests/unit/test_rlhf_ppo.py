@@ -8,7 +8,16 @@ import torch
 
 from bench import stats
 from bench.algos import losses
-from bench.algos.rlhf_ppo import _tokens, masked_gae, masked_mean, masked_whiten, rloo_baseline, token_rewards
+from bench.algos.rlhf_ppo import (
+    _tokens,
+    masked_gae,
+    masked_mean,
+    masked_whiten,
+    missing_eos,
+    mix_into,
+    rloo_baseline,
+    token_rewards,
+)
 
 MASK = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
 
@@ -59,6 +68,32 @@ def test_masked_mean_and_whitening_ignore_padding():
     assert real.mean().item() == pytest.approx(0.0, abs=1e-6)
     assert real.pow(2).mean().item() == pytest.approx(1.0, abs=1e-5)
     assert w[1, 2].item() == 0.0
+
+
+def test_whitening_rewards_keeps_their_mean():
+    """TRL's whiten_rewards (shift_mean=False): the real tokens' std becomes 1, their mean stays."""
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 100.0]])
+    w = masked_whiten(x, MASK, shift_mean=False)
+    real = w[MASK.bool()]
+    assert real.mean().item() == pytest.approx(3.0, abs=1e-6)
+    assert (real - 3.0).pow(2).mean().item() == pytest.approx(1.0, abs=1e-5)
+    # 1, 2, 3, 4, 5: mean 3, population std sqrt(2) -> 3 + (x - 3) / sqrt(2)
+    assert w[0, 0].item() == pytest.approx(3 - 2 / 2**0.5, abs=1e-5) and w[1, 2].item() == 0.0
+
+
+def test_missing_eos_marks_completions_cut_at_the_length_limit():
+    eos = 2
+    got = missing_eos([[5, 7, eos], [5, 6], [], [eos]], eos)
+    assert got.tolist() == [False, True, True, False]
+
+
+def test_an_ema_reference_moves_alpha_of_the_way_to_the_actor():
+    ref, actor = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        ref.weight.fill_(1.0), ref.bias.fill_(-1.0), actor.weight.fill_(3.0), actor.bias.fill_(1.0)
+    mix_into(ref, actor, 0.25)
+    assert ref.weight.tolist() == [[1.5, 1.5]] and ref.bias.tolist() == [-0.5]
+    assert actor.weight.tolist() == [[3.0, 3.0]]  # the actor is untouched
 
 
 def test_rloo_baseline_is_the_mean_of_the_other_samples():

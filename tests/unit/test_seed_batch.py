@@ -70,6 +70,7 @@ SMALL = {"n_envs": 4, "n_steps": 256, "batch_size": 256, "n_epochs": 4}  # a sho
         ("CartPole-v1", 2048, {"batch_size": 100, "target_kl": 0.01}),  # mixed sizes, early stops
         ("Pendulum-v1", 2048, {"objective": "kl_penalty", "target_kl": 0.01, **SMALL}),  # Gaussian, eq. 8
         ("Pendulum-v1", 2048, {"clip_range_vf": 0.2, "lr_schedule": "linear", "value_loss": "mse", **SMALL}),
+        ("CartPole-v1", 2048, {"objective": "unclipped", "policy_init_gain": 1.0}),  # the detail switches
     ],
 )
 def test_seed_batched_ppo_is_unbatched_ppo_float_for_float(task_id, steps, params):
