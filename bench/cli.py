@@ -845,7 +845,15 @@ def cmd_replicate(args) -> int:
             return _fail(str(e))
         if suite.name != pub.suite:
             return _fail(f"{path}: suite {suite.name!r}, but the report is of suite {pub.suite!r}")
-        if not args.suite and pub.hash and suite.hash() != pub.hash:
+        moved = not args.suite and pub.hash and suite.hash() != pub.hash
+        if moved and rp.same_runs(pub, suite):
+            print(
+                f"suite {suite.name}: its definition hash moved ({pub.hash} -> {suite.hash()}) but every "
+                "published run is still the suite's run of that label, task and seed (their base keys are "
+                "equal): defaults were added, the definition did not change",
+                file=sys.stderr,
+            )
+        elif moved:
             return _fail(
                 f"suite {suite.name} is now version {suite.version} (hash {suite.hash()}), the report was "
                 f"made from version {pub.version or '?'} (hash {pub.hash}): a replication would run another "

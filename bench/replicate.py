@@ -100,6 +100,25 @@ def read_published(folder: str | Path) -> Published:
     )  # fmt: skip
 
 
+def same_runs(pub: Published, suite) -> bool:
+    """Whether ``suite`` at the report's seeds runs exactly the runs the report shows: every
+    published run's base key (its identity without code: label, task, seed, budget, config,
+    evaluation, artifact recipe) is the key of the suite's run of that label, task and seed. True
+    where a definition hash moved with the schema's defaults, not with the definition; False for a
+    report rendered before final_scores.csv carried base keys."""
+    from bench.suite import expand
+
+    finals = pub.finals
+    if "base_key" not in finals.columns or finals.base_key.isna().any() or (finals.base_key == "").any():
+        return False
+    specs = expand(suite.model_copy(update={"seeds": pub.seeds}))
+    mine = {(s.task, s.label, s.seed): s.base_key for s in specs}
+    return all(
+        mine.get((r.task, r.algorithm, int(r.seed))) == r.base_key
+        for r in finals[["task", "algorithm", "seed", "base_key"]].itertuples(index=False)
+    )
+
+
 def fresh_seeds(published: list[int], suite_seeds: list[int], n: int, start: int | None = None) -> list[int]:
     """``n`` seeds the report did not use: from ``start``, or from one past the largest seed the
     suite or the report names."""

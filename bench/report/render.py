@@ -397,6 +397,8 @@ def _render(
     ]
 
     # tables as CSV
+    if "base_key" in results.runs and len(finals):  # each run's identity without code: bench replicate
+        finals = finals.merge(results.runs[["run_key", "base_key"]], on="run_key", how="left")  # reads it
     csv_files = {"leaderboard.csv": board, "final_scores.csv": finals}
     if matrices:
         csv_files["aggregate.csv"] = agg_table

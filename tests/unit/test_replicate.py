@@ -125,3 +125,30 @@ def test_fresh_seeds_are_disjoint_and_claims_name_their_methods():
     assert rp.select(["dpo[beta=1]", "ppo"], ["*beta=1*", "ppo"]) == {"dpo[beta=1]", "ppo"}
     with pytest.raises(rp.ReplicationError, match="matches no run label"):
         rp.select(["ppo"], ["trpo"])
+
+
+def test_a_moved_definition_hash_with_the_same_runs_is_the_same_suite(tmp_path):
+    """A suite's definition hash moves when the schema gains a default; its runs' base keys do not.
+    A report whose final_scores.csv carries base keys is replicable as long as every published run
+    is still the suite's run of that label, task and seed."""
+    from bench.suite import expand, load_suite
+    from tests.conftest import TINY
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    suite = load_suite(path)
+    specs = expand(suite)
+    rows = pd.DataFrame(
+        [
+            {"task": s.task, "algorithm": s.label, "seed": s.seed, "score": 1.0, "base_key": s.base_key}
+            for s in specs
+        ]
+    )
+    pub = rp.Published(tmp_path, "tiny", "1", "0" * 16, rows, pd.DataFrame(), "not recorded")
+    assert rp.same_runs(pub, suite)
+    # a changed hyperparameter is another run: refused
+    path.write_text(TINY.replace("n_epochs: 2", "n_epochs: 3"))
+    assert not rp.same_runs(pub, load_suite(path))
+    # a report rendered before base keys were written cannot tell: refused as before
+    assert not rp.same_runs(rp.Published(tmp_path, "tiny", "1", "0", rows.drop(columns="base_key"),
+                                         pd.DataFrame(), ""), suite)  # fmt: skip
