@@ -1,10 +1,10 @@
-"""The skrl example plugin (examples/bench-skrl-plugin): skrl's PPO, which bench did not write,
-installed from its folder and run through its own suite at a tiny budget, on a discrete task
-(CartPole) and a continuous one (Pendulum).
+"""The third-party example plugins (examples/bench-skrl-plugin, examples/bench-torchrl-plugin):
+skrl's and TorchRL's PPO, which bench did not write, each installed from its folder and run through
+its own suite at a tiny budget, on a discrete task (CartPole) and a continuous one (Pendulum).
 
-The plugin is installed with ``pip install --target`` into a folder that only the ``bench``
-subprocesses see (``PYTHONPATH``), so the test environment's registry stays bench's own; skrl
-itself must already be installed (the test is skipped otherwise; nothing is downloaded).
+A plugin is installed with ``pip install --target`` into a folder that only the ``bench``
+subprocesses see (``PYTHONPATH``), so the test environment's registry stays bench's own; its
+library must already be installed (the test is skipped otherwise; nothing is downloaded).
 """
 
 import importlib.metadata
@@ -21,7 +21,14 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "bench-skrl-plugin"
+EXAMPLES = ROOT / "examples"
+# (example folder, algorithm, distribution, the library it wraps, its tiny-budget params)
+PLUGINS = [
+    ("bench-skrl-plugin", "skrl-ppo", "bench-skrl", "skrl", {"n_envs": 2, "rollouts": 64, "mini_batches": 2,
+                                                              "n_epochs": 1}),
+    ("bench-torchrl-plugin", "torchrl-ppo", "bench-torchrl", "torchrl", {"n_envs": 2, "n_steps": 64,
+                                                                        "batch_size": 64, "n_epochs": 1}),
+]  # fmt: skip
 
 
 def bench(cwd: Path, site: Path, *args: str) -> subprocess.CompletedProcess:
@@ -31,20 +38,23 @@ def bench(cwd: Path, site: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)  # fmt: skip
 
 
-def tiny(suite: dict) -> dict:
+def tiny(suite: dict, algo: str, params: dict) -> dict:
     """The example's suite (same name, tasks and algorithms) at a budget of seconds."""
-    small = {"skrl-ppo": {"n_envs": 2, "rollouts": 64, "mini_batches": 2, "n_epochs": 1},
-             "ppo": {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1}}  # fmt: skip
+    small = {algo: params, "ppo": {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1}}
     return {**suite, "seeds": 1, "env_steps": 512,
             "evaluation": {**suite["evaluation"], "eval_every": 256, "eval_episodes": 2},
             "algorithms": [{**a, "params": small[a["algo"]]} for a in suite["algorithms"]]}  # fmt: skip
 
 
 @pytest.mark.slow  # 45 s on two shared cores: a pip install and two bench processes
-def test_the_skrl_example_runs_its_suite_through_the_protocol(tmp_path):
-    pytest.importorskip("skrl")
+@pytest.mark.parametrize("folder, algo, dist, library, params", PLUGINS, ids=[p[3] for p in PLUGINS])
+def test_a_third_party_example_runs_its_suite_through_the_protocol(
+    tmp_path, folder, algo, dist, library, params
+):
+    pytest.importorskip(library)
+    example = EXAMPLES / folder
     source, site = tmp_path / "plugin", tmp_path / "site"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    shutil.copytree(example, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
          "--target", str(site), str(source)],
@@ -52,24 +62,24 @@ def test_the_skrl_example_runs_its_suite_through_the_protocol(tmp_path):
     )  # fmt: skip
     listed = bench(tmp_path, site, "list")
     assert listed.returncode == 0, listed.stderr
-    line = next(x for x in listed.stdout.splitlines() if x.strip().startswith("skrl-ppo"))
-    assert line.endswith("[bench-skrl 0.1.0 (entry point)]"), line
+    line = next(x for x in listed.stdout.splitlines() if x.strip().startswith(algo))
+    assert line.endswith(f"[{dist} 0.1.0 (entry point)]"), line
 
-    suite = yaml.safe_load((EXAMPLE / "suite.yaml").read_text())
+    suite = yaml.safe_load((example / "suite.yaml").read_text())
     assert suite["tasks"] == ["CartPole-v1", "Pendulum-v1"]
-    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(tiny(suite)))
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(tiny(suite, algo, params)))
     out = bench(tmp_path, site, "run", "suite.yaml", "--store", "b.sqlite", "-q")
     assert out.returncode == 0, out.stderr
     assert "4 done, 0 failed" in out.stderr
 
     with sqlite3.connect(tmp_path / "b.sqlite") as db:
-        query = "SELECT key, task, status, code, packages FROM runs WHERE algo = 'skrl-ppo'"
+        query = f"SELECT key, task, status, code, packages FROM runs WHERE algo = '{algo}'"
         runs = db.execute(query).fetchall()
         assert sorted(task for _, task, *_ in runs) == ["CartPole-v1", "Pendulum-v1"]
         for key, task, status, code, packages in runs:
             assert status == "done", task
-            assert json.loads(code)["distribution"] == "bench-skrl"
-            assert json.loads(packages)["skrl"] == importlib.metadata.version("skrl")
+            assert json.loads(code)["distribution"] == dist
+            assert json.loads(packages)[library] == importlib.metadata.version(library)
             evals = db.execute("SELECT step, temperature, value FROM evals WHERE run_key = ? AND metric = "
                                "'eval/return'", (key,)).fetchall()  # fmt: skip
             curves = db.execute("SELECT metric, value FROM curves WHERE run_key = ?", (key,)).fetchall()
