@@ -86,10 +86,17 @@ def read_published(folder: str | Path) -> Published:
     if not finals_path.is_file():
         raise ReplicationError(f"{folder}: no final_scores.csv (re-render the report with this bench)")
     try:
-        finals = pd.read_csv(finals_path)
+        finals = pd.read_csv(finals_path, dtype={"run_key": str})
         claims = pd.read_csv(folder / "claims.csv") if (folder / "claims.csv").is_file() else pd.DataFrame()
     except (ValueError, OSError) as e:
         raise ReplicationError(f"{folder}: unreadable table ({e})") from None
+    keys = folder / "base_keys.csv"  # written by reports since base keys were published
+    if keys.is_file() and "run_key" in finals.columns:
+        try:
+            base = pd.read_csv(keys, dtype=str)[["run_key", "base_key"]]
+            finals = finals.merge(base, on="run_key", how="left")
+        except (ValueError, OSError, KeyError) as e:
+            raise ReplicationError(f"{keys}: unreadable ({type(e).__name__})") from None
     missing = {"task", "algorithm", "seed", "score"} - set(finals.columns)
     if missing or finals.empty:
         what = f"missing columns {', '.join(sorted(missing))}" if missing else "no rows"
@@ -103,9 +110,9 @@ def read_published(folder: str | Path) -> Published:
 def same_runs(pub: Published, suite) -> bool:
     """Whether ``suite`` at the report's seeds runs exactly the runs the report shows: every
     published run's base key (its identity without code: label, task, seed, budget, config,
-    evaluation, artifact recipe) is the key of the suite's run of that label, task and seed. True
-    where a definition hash moved with the schema's defaults, not with the definition; False for a
-    report rendered before final_scores.csv carried base keys."""
+    evaluation, artifact recipe; the report's base_keys.csv) is the key of the suite's run of that
+    label, task and seed. True where a definition hash moved with the schema's defaults, not with
+    the definition; False for a report rendered before reports wrote base keys."""
     from bench.suite import expand
 
     finals = pub.finals

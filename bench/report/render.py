@@ -397,9 +397,12 @@ def _render(
     ]
 
     # tables as CSV
-    if "base_key" in results.runs and len(finals):  # each run's identity without code: bench replicate
-        finals = finals.merge(results.runs[["run_key", "base_key"]], on="run_key", how="left")  # reads it
     csv_files = {"leaderboard.csv": board, "final_scores.csv": finals}
+    if "base_key" in results.runs and len(finals):  # each run's identity without code, which bench
+        # replicate compares (apart from final_scores.csv, whose digest a replication page is tied to)
+        done = results.runs[results.runs.run_key.isin(set(finals.run_key))]
+        keys = done[["run_key", "base_key"]].sort_values("run_key").reset_index(drop=True)
+        csv_files["base_keys.csv"] = keys
     if matrices:
         csv_files["aggregate.csv"] = agg_table
     if len(poi):

@@ -144,7 +144,18 @@ def test_a_moved_definition_hash_with_the_same_runs_is_the_same_suite(tmp_path):
             for s in specs
         ]
     )
-    pub = rp.Published(tmp_path, "tiny", "1", "0" * 16, rows, pd.DataFrame(), "not recorded")
+    # as a report folder holds them: final_scores.csv untouched (a replication page is tied to its
+    # digest), the base keys beside it in base_keys.csv; keys that look like numbers stay strings
+    import json
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.json").write_text(json.dumps({"suite": "tiny", "provenance": {"suite hash": "0" * 16}}))
+    rows = rows.assign(run_key=[f"{i:016d}" for i in range(len(rows))])
+    rows.drop(columns="base_key").to_csv(report / "final_scores.csv", index=False)
+    rows[["run_key", "base_key"]].to_csv(report / "base_keys.csv", index=False)
+    pub = rp.read_published(report)
+    assert pub.finals.base_key.tolist() == rows.base_key.tolist()
     assert rp.same_runs(pub, suite)
     # a changed hyperparameter is another run: refused
     path.write_text(TINY.replace("n_epochs: 2", "n_epochs: 3"))
