@@ -533,8 +533,9 @@ def _carry_replication(folder: Path | None, tmp: Path) -> dict | None:
         return None
     digest = hashlib.sha256((tmp / "final_scores.csv").read_bytes()).hexdigest()
     if not isinstance(info, dict) or info.get("published_finals_sha256") != digest:
-        print(f"note: {folder} was made against other results than this report's: left out "
-              "(run bench replicate again)", file=sys.stderr)  # fmt: skip
+        print(f"note: {folder} was made against other results than this report's final_scores.csv: left "
+              "out (bench replicate REPORT --no-run judges the replication's store again against these, "
+              "training nothing)", file=sys.stderr)  # fmt: skip
         return None
     shutil.copytree(folder, tmp / "replication")
     return info
