@@ -699,8 +699,10 @@ def summary(suite, stages: list[Stage], rows: list[dict], stage_s: float, runs_s
 
     lines = [f"# Rehearsal of {suite.name} v{suite.version}", ""]
     fp = machine.fingerprint()
+    one = {k: v for k, v in fp.items() if k != "kind"} | {"threads": 1}  # as the workers run (one thread)
     lines += [
-        f"Machine: {fp['cpu_model']} ({fp['isa']}), kind {fp['kind']}; torch {fp['torch']}. "
+        f"Machine: {fp['cpu_model']} ({fp['isa']}), kind {machine.kind_of(one)} (one thread); "
+        f"torch {fp['torch']}. "
         f"Rehearsal wall time: stages {_fmt_s(stage_s)}, runs {_fmt_s(runs_s)} (--jobs {jobs}).",
         "",
     ]
