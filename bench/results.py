@@ -706,6 +706,8 @@ def normalised_matrices(results: Results) -> tuple[dict[str, np.ndarray], list[s
     algos = sorted(finals.algorithm.unique())
     per_algo = finals.groupby("algorithm").task.agg(set)
     tasks = sorted(set.intersection(*per_algo.reindex(algos).tolist()))
+    if not tasks:  # no task that every algorithm ran (a label on one task only): no aggregate
+        return {}, []
     out = {}
     for algo in algos:
         columns = []
