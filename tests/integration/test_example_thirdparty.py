@@ -1,6 +1,7 @@
-"""The third-party example plugins (examples/bench-skrl-plugin, examples/bench-torchrl-plugin):
-skrl's and TorchRL's PPO, which bench did not write, each installed from its folder and run through
-its own suite at a tiny budget, on a discrete task (CartPole) and a continuous one (Pendulum).
+"""The third-party example plugins (examples/bench-skrl-plugin, examples/bench-torchrl-plugin,
+examples/bench-tianshou-plugin): skrl's, TorchRL's and tianshou's PPO, which bench did not write,
+each installed from its folder and run through its own suite at a tiny budget, on a discrete task
+(CartPole) and a continuous one (Pendulum).
 
 A plugin is installed with ``pip install --target`` into a folder that only the ``bench``
 subprocesses see (``PYTHONPATH``), so the test environment's registry stays bench's own; its
@@ -28,6 +29,8 @@ PLUGINS = [
                                                               "n_epochs": 1}),
     ("bench-torchrl-plugin", "torchrl-ppo", "bench-torchrl", "torchrl", {"n_envs": 2, "n_steps": 64,
                                                                         "batch_size": 64, "n_epochs": 1}),
+    ("bench-tianshou-plugin", "tianshou-ppo", "bench-tianshou", "tianshou", {"n_envs": 2, "n_steps": 64,
+                                                                            "batch_size": 64, "n_epochs": 1}),
 ]  # fmt: skip
 
 
