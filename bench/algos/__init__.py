@@ -104,7 +104,7 @@ BUILT_IN = [
                   train_seeds=aligned.pg_gt_seeds),
         Algorithm("grpo-gt", grpo.GRPOGTConfig, {}, grpo.train_grpo_gt,
                   "GRPO from pi_ref on the true reward: groups of episodes from one start state, k3 KL to"
-                  " pi_ref in the loss", aligned=True),
+                  " pi_ref in the loss", aligned=True, train_seeds=grpo.train_grpo_gt_seeds),
         Algorithm("pg-rm", aligned.PGRMConfig, aligned.PG_DEFAULTS, aligned.train_pg_rm,
                   "REINFORCE from pi_ref on a reward model, KL penalty", aligned=True,
                   train_seeds=aligned.pg_rm_seeds),
