@@ -20,6 +20,7 @@ from bench.algos import (
     grpo,
     lm,
     online_dpo,
+    online_dpo_control,
     pg,
     ppo,
     rlhf_ppo,
@@ -89,6 +90,10 @@ BUILT_IN = [
         Algorithm("dpo", aligned.DPOConfig, {}, aligned.train_dpo,
                   "DPO / IPO / hinge / SimPO / ORPO / KTO on trajectory preferences"
                   " (offline; budget = updates)",
+                  aligned=True),
+        Algorithm("online-dpo", online_dpo_control.OnlineDPOConfig, {}, online_dpo_control.train_online_dpo,
+                  "online DPO / IPO: segment pairs sampled from the current policy each batch, labelled by"
+                  " the true return (gold) or the reward model, loss to pi_ref (budget = updates)",
                   aligned=True),
         Algorithm("preferred-bc", aligned.BCConfig, {}, aligned.train_preferred_bc,
                   "behaviour cloning on preferred segments (offline; budget = updates)",
