@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
@@ -58,9 +58,6 @@ class AlignmentContext(Protocol):
     seed: int
     log: Callable[[str], None]
     pref_hash: str  # the preference dataset's cache key: derived artifacts' keys build on it
-    preference_recipe: (
-        Any  # how the dataset was drawn (``PreferenceRecipe``: segment length, label temperature)
-    )
     recorder: Recorder | None  # set once training starts: artifact build time is kept out of it
 
     def reference(self) -> PolicyAct:

@@ -35,7 +35,8 @@ from bench.algos.aligned import (
     sequence_logp,
 )
 from bench.algos.reward_model import load_reward_model
-from bench.algos.rollout import SegmentPairs, reference_episodes, segment_pairs
+from bench.algos.rollout import reference_episodes
+from bench.algos.segments import SegmentPairs, segment_pairs
 from bench.artifacts import AlignmentContext
 from bench.control.policies import PolicyAct
 from bench.evaluation import Evaluator
@@ -65,7 +66,7 @@ class OnlineDPOConfig(OfflineConfig, RewardModelFields):
 
 def train_online_dpo(task, cfg: OnlineDPOConfig, env_steps, seed, evaluator: Evaluator, recorder: Recorder,
                      alignment: AlignmentContext) -> None:  # fmt: skip
-    recipe = alignment.preference_recipe
+    recipe = alignment.preference_recipe  # the ControlPipeline's PreferenceRecipe (segment length, labels)
     prefs = alignment.preferences()
     ref = alignment.reference()
     _, heldout = prefs.split()

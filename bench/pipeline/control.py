@@ -30,7 +30,8 @@ import torch
 
 from bench.algos import ppo
 from bench.algos.guard import Diverged
-from bench.algos.rollout import reference_episodes, segment_pairs
+from bench.algos.rollout import reference_episodes
+from bench.algos.segments import segment_pairs
 from bench.artifacts import SegmentPreferences
 from bench.cache import cache_dir, cached
 from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import torch
 
 from bench.algos import online_dpo_control as od
-from bench.algos import rollout
+from bench.algos import rollout, segments
 from bench.artifacts import SegmentPreferences
 from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct
 from bench.control.tasks import get_task
@@ -36,7 +36,7 @@ def _context(seed: int = 0):
 def _run(monkeypatch, updates: int, **params):
     """Runs online-dpo, recording every sampled batch (the policy that sampled it, its pairs)."""
     batches = []
-    real_episodes, real_pairs = rollout.reference_episodes, rollout.segment_pairs
+    real_episodes, real_pairs = rollout.reference_episodes, segments.segment_pairs
 
     def episodes(task, policy, n, seed):
         eps = real_episodes(task, policy, n, seed)
