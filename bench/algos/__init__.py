@@ -20,6 +20,7 @@ from bench.algos import (
     grpo,
     lm,
     online_dpo,
+    online_dpo_control,
     pg,
     ppo,
     rlhf_ppo,
@@ -90,6 +91,10 @@ BUILT_IN = [
                   "DPO / IPO / hinge / SimPO / ORPO / KTO on trajectory preferences"
                   " (offline; budget = updates)",
                   aligned=True),
+        Algorithm("online-dpo", online_dpo_control.OnlineDPOConfig, {}, online_dpo_control.train_online_dpo,
+                  "online DPO / IPO: segment pairs sampled from the current policy each batch, labelled by"
+                  " the true return (gold) or the reward model, loss to pi_ref (budget = updates)",
+                  aligned=True),
         Algorithm("preferred-bc", aligned.BCConfig, {}, aligned.train_preferred_bc,
                   "behaviour cloning on preferred segments (offline; budget = updates)",
                   aligned=True),
@@ -104,7 +109,7 @@ BUILT_IN = [
                   train_seeds=aligned.pg_gt_seeds),
         Algorithm("grpo-gt", grpo.GRPOGTConfig, {}, grpo.train_grpo_gt,
                   "GRPO from pi_ref on the true reward: groups of episodes from one start state, k3 KL to"
-                  " pi_ref in the loss", aligned=True),
+                  " pi_ref in the loss", aligned=True, train_seeds=grpo.train_grpo_gt_seeds),
         Algorithm("pg-rm", aligned.PGRMConfig, aligned.PG_DEFAULTS, aligned.train_pg_rm,
                   "REINFORCE from pi_ref on a reward model, KL penalty", aligned=True,
                   train_seeds=aligned.pg_rm_seeds),

@@ -84,48 +84,173 @@ def run_groups(envs: list[gym.Env], model: ActorCritic, obs_norm: ObsNormalizer,
                     torch.as_tensor(returns, dtype=torch.float32))  # fmt: skip
 
 
+class _Run:
+    """One seed's GRPO-GT: its policy (a copy of its π_ref), optimizer, environments, start-state
+    draws and sampling generator, and the steps it has taken."""
+
+    def __init__(self, task, cfg: GRPOGTConfig, seed: int, alignment):
+        self.cfg = cfg
+        self.ref = alignment.reference()
+        self.model = copy.deepcopy(self.ref.model).requires_grad_(True)
+        self.policy = PolicyAct(self.model, self.ref.obs_norm, torch.Generator().manual_seed(seed + 1))
+        log_std = [self.model.log_std] if self.model.continuous else []
+        self.params = list(self.model.pi.parameters()) + log_std
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.envs = [gym.make(task.id) for _ in range(cfg.groups * cfg.k)]
+        self.rng = np.random.default_rng(seed)
+        self.sampling = torch.Generator().manual_seed(seed + 2)
+        self.steps = 0
+
+    def draw(self) -> list[int]:
+        """The next batch's start states (one reset seed per group)."""
+        return self.rng.integers(0, 2**31 - 1, size=self.cfg.groups).tolist()
+
+    def learn(self, ep: Episodes, evaluator: Evaluator, recorder: Recorder) -> None:
+        """``iterations`` full-batch updates on a batch of episodes, its records, and the evaluation
+        when it is due."""
+        cfg, model, ref = self.cfg, self.model, self.ref
+        self.steps += int(ep.mask.sum())
+        adv = losses.group_advantages(ep.returns.view(cfg.groups, cfg.k), cfg.scale_rewards).flatten()
+        flat_obs, flat_actions = ep.obs.flatten(0, 1), ep.actions.flatten(0, 1)
+        with torch.no_grad():
+            ref_logp = ref.model.log_prob(ref.model.policy(flat_obs), flat_actions).view_as(ep.logp)
+        for _ in range(cfg.iterations):
+            logp = model.log_prob(model.policy(flat_obs), flat_actions).view_as(ep.logp)
+            loss = losses.grpo_loss(logp, ep.logp, ref_logp, adv, ep.mask, cfg.clip_range, cfg.kl_coef,
+                                    cfg.aggregation)  # fmt: skip
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.opt.step()
+        check_finite(self.steps, {"loss": float(loss.detach())}, model)
+        with torch.no_grad():
+            kl_k1 = float(((ep.logp - ref_logp) * ep.mask).sum(-1).mean())
+        recorder.curve(self.steps, "train/loss", float(loss.detach()))
+        recorder.curve(self.steps, "train/episode_return", float(ep.returns.mean()))
+        recorder.curve(self.steps, "train/kl_k1", kl_k1)
+        recorder.steps(self.steps)
+        if evaluator.due(self.steps):
+            evaluator(self.steps, self.policy)
+
+    def finish(self, evaluator: Evaluator, recorder: Recorder) -> None:
+        recorder.env_steps = self.steps
+        evaluator.final(self.steps, self.policy)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
 def train_grpo_gt(
     task, cfg: GRPOGTConfig, env_steps, seed, evaluator: Evaluator, recorder: Recorder, alignment
 ):
-    ref = alignment.reference()
-    model = copy.deepcopy(ref.model).requires_grad_(True)
-    policy = PolicyAct(model, ref.obs_norm, torch.Generator().manual_seed(seed + 1))
-    params = list(model.pi.parameters()) + ([model.log_std] if model.continuous else [])
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    envs = [gym.make(task.id) for _ in range(cfg.groups * cfg.k)]
-    rng = np.random.default_rng(seed)
-    sampling = torch.Generator().manual_seed(seed + 2)
-    steps = 0
+    run = _Run(task, cfg, seed, alignment)
     try:
-        while steps < env_steps and not evaluator.stop:
-            seeds = rng.integers(0, 2**31 - 1, size=cfg.groups).tolist()
-            ep = run_groups(envs, model, ref.obs_norm, seeds, cfg.k, sampling)
-            steps += int(ep.mask.sum())
-            adv = losses.group_advantages(ep.returns.view(cfg.groups, cfg.k), cfg.scale_rewards).flatten()
-            flat_obs = ep.obs.flatten(0, 1)
-            with torch.no_grad():
-                ref_logp = ref.model.log_prob(ref.model.policy(flat_obs), ep.actions.flatten(0, 1)).view_as(
-                    ep.logp
-                )
-            for _ in range(cfg.iterations):
-                logp = model.log_prob(model.policy(flat_obs), ep.actions.flatten(0, 1)).view_as(ep.logp)
-                loss = losses.grpo_loss(logp, ep.logp, ref_logp, adv, ep.mask, cfg.clip_range, cfg.kl_coef,
-                                        cfg.aggregation)  # fmt: skip
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                opt.step()
-            check_finite(steps, {"loss": float(loss.detach())}, model)
-            with torch.no_grad():
-                kl_k1 = float(((ep.logp - ref_logp) * ep.mask).sum(-1).mean())
-            recorder.curve(steps, "train/loss", float(loss.detach()))
-            recorder.curve(steps, "train/episode_return", float(ep.returns.mean()))
-            recorder.curve(steps, "train/kl_k1", kl_k1)
-            recorder.steps(steps)
-            if evaluator.due(steps):
-                evaluator(steps, policy)
+        while run.steps < env_steps and not evaluator.stop:
+            reset_seeds = run.draw()
+            ep = run_groups(run.envs, run.model, run.ref.obs_norm, reset_seeds, cfg.k, run.sampling)
+            run.learn(ep, evaluator, recorder)
     finally:
-        for env in envs:
-            env.close()
-    recorder.env_steps = steps
-    evaluator.final(steps, policy)
+        run.close()
+    run.finish(evaluator, recorder)
+
+
+def run_groups_seeds(runs: list[_Run], reset_seeds: list[list[int]], k: int) -> list[Episodes]:
+    """``run_groups`` for several seeds at once: each seed's episodes and sampling as its own, the
+    policies of all seeds evaluated in one batched call per step (``seed_batch``'s MLP: each seed's
+    floats as ``F.linear``'s). A seed whose episodes have all ended samples no more; its rows are
+    computed and ignored until every seed's have ended."""
+    from bench.algos.seed_batch import _mlp
+
+    first = runs[0].model
+    layers = [
+        (torch.stack([r.model._pi_linears[j].weight.detach() for r in runs]),
+         torch.stack([r.model._pi_linears[j].bias.detach() for r in runs]))
+        for j in range(len(first._pi_linears))
+    ]  # fmt: skip
+    n = len(runs[0].envs)
+    obs = [
+        np.stack([env.reset(seed=int(seeds[i // k]))[0] for i, env in enumerate(r.envs)])
+        for r, seeds in zip(runs, reset_seeds, strict=True)
+    ]
+    alive = [np.ones(n, dtype=bool) for _ in runs]
+    returns = [np.zeros(n) for _ in runs]
+    steps: list[dict[str, list]] = [{"obs": [], "act": [], "logp": [], "mask": []} for _ in runs]
+    while any(a.any() for a in alive):
+        o = torch.stack(
+            [torch.tensor(r.ref.obs_norm(x), dtype=torch.float32) for r, x in zip(runs, obs, strict=True)]
+        )
+        with torch.no_grad():
+            params = _mlp(first._act_fn, layers, o)
+        for j, r in enumerate(runs):
+            if not alive[j].any():
+                continue
+            with torch.no_grad():
+                actions = r.model.sample(params[j], 1.0, r.sampling)
+                logp = r.model.log_prob(params[j], actions)
+            rec = steps[j]
+            rec["obs"].append(o[j])
+            rec["act"].append(actions)
+            rec["logp"].append(logp)
+            rec["mask"].append(torch.as_tensor(alive[j].copy()))
+            a = actions.numpy()
+            for i in np.flatnonzero(alive[j]):
+                obs_i, reward, terminated, truncated, _ = r.envs[i].step(a[i])
+                returns[j][i] += float(reward)
+                obs[j][i] = obs_i
+                if terminated or truncated:
+                    alive[j][i] = False
+    stack = lambda xs: torch.stack(xs, 1)  # noqa: E731  [T] of [B, ...] -> [B, T, ...]
+    return [
+        Episodes(stack(rec["obs"]), stack(rec["act"]), stack(rec["logp"]), stack(rec["mask"]),
+                 torch.as_tensor(ret, dtype=torch.float32))
+        for rec, ret in zip(steps, returns, strict=True)
+    ]  # fmt: skip
+
+
+def train_grpo_gt_seeds(task, cfg: GRPOGTConfig, env_steps, seeds, evaluators, recorders, alignments):
+    """``train_grpo_gt`` for each of ``seeds`` in lockstep (``bench run --batch-seeds``): one batched
+    rollout of every running seed's groups, then each seed's own updates, records and evaluation.
+    Returns each seed's run (or the exception that failed it: a seed fails alone)."""
+    outcome: list = [None] * len(seeds)
+    runs: dict[int, _Run] = {}
+    for j, (seed, ctx) in enumerate(zip(seeds, alignments, strict=True)):
+        try:
+            runs[j] = _Run(task, cfg, seed, ctx)
+        except Exception as e:  # noqa: BLE001
+            outcome[j] = e
+
+    def finish(j: int) -> None:
+        runs[j].close()
+        try:
+            runs[j].finish(evaluators[j], recorders[j])
+            outcome[j] = runs[j]
+        except Exception as e:  # noqa: BLE001
+            outcome[j] = e
+
+    active = []
+    for j in runs:
+        (active.append if env_steps > 0 and not evaluators[j].stop else finish)(j)
+    while active:
+        draws = [runs[j].draw() for j in active]
+        try:
+            episodes = run_groups_seeds([runs[j] for j in active], draws, cfg.k)
+        except Exception as e:  # noqa: BLE001  the rollout as a whole failed: every seed in it did
+            for j in active:
+                runs[j].close()
+                outcome[j] = e
+            break
+        still = []
+        for j, ep in zip(active, episodes, strict=True):
+            try:
+                runs[j].learn(ep, evaluators[j], recorders[j])
+            except Exception as e:  # noqa: BLE001
+                runs[j].close()
+                outcome[j] = e
+                continue
+            if runs[j].steps < env_steps and not evaluators[j].stop:
+                still.append(j)
+            else:
+                finish(j)
+        active = still
+    return outcome

@@ -31,6 +31,7 @@ import torch
 from bench.algos import ppo
 from bench.algos.guard import Diverged
 from bench.algos.rollout import reference_episodes
+from bench.algos.segments import segment_pairs
 from bench.artifacts import SegmentPreferences
 from bench.cache import cache_dir, cached
 from bench.control.policies import ActorCritic, ObsNormalizer, PolicyAct
@@ -109,54 +110,19 @@ def reference_from_artifact(data: dict, seed: int) -> PolicyAct:
 def _build_preferences(task: Task, ref: PolicyAct, recipe: PreferenceRecipe, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     eps = reference_episodes(task, ref, recipe.episodes, seed)
-    lengths = np.array([len(e[2]) for e in eps])
-    H = recipe.segment_length
-
-    def segment():
-        e = rng.choice(len(eps), p=lengths / lengths.sum())  # a uniformly random visited state
-        # a segment may stop early only where its episode terminated: a time limit is not an
-        # outcome, so there segments fit inside the episode
-        last = lengths[e] - H + 1 if eps[e][3] and lengths[e] >= H else lengths[e]
-        start = int(rng.integers(last))
-        o, a, r = (x[start : start + H] for x in eps[e][:3])
-        return o, a, r
-
-    segments, winner, loser, redrawn = [], [], [], 0
-    while len(winner) < recipe.n_pairs:
-        s1, s2 = segment(), segment()
-        r1, r2 = float(s1[2].sum()), float(s2[2].sum())
-        if r1 == r2:
-            redrawn += 1
-            if redrawn > 100 * recipe.n_pairs:
-                raise RuntimeError(f"{task.id}: reference segments almost always tie; no preferences")
-            continue
-        if recipe.label_temperature == 0:
-            first_wins = r1 > r2
-        else:
-            z = np.clip((r1 - r2) / recipe.label_temperature, -500, 500)
-            first_wins = rng.random() < 1.0 / (1.0 + np.exp(-z))
-        i = len(segments)
-        segments += [s1, s2]
-        winner.append(i if first_wins else i + 1)
-        loser.append(i + 1 if first_wins else i)
-    S, obs_dim = len(segments), segments[0][0].shape[1]
-    act_shape = segments[0][1].shape[1:]
-    obs = np.zeros((S, H, obs_dim), np.float32)
-    actions = np.zeros((S, H, *act_shape), np.float32 if task.continuous else np.int64)
-    mask = np.zeros((S, H), np.float32)
-    for k, (o, a, _) in enumerate(segments):
-        obs[k, : len(o)], actions[k, : len(a)], mask[k, : len(o)] = o, a, 1.0
-    returns = np.array([float(r.sum()) for _, _, r in segments], np.float32)
+    pairs = segment_pairs(eps, recipe.n_pairs, recipe.segment_length, recipe.label_temperature, rng)
+    if pairs is None:
+        raise RuntimeError(f"{task.id}: reference segments almost always tie; no preferences")
     n_heldout = max(1, int(round(recipe.heldout * recipe.n_pairs)))
     return {
-        "obs": torch.from_numpy(obs),
-        "actions": torch.from_numpy(actions),
-        "mask": torch.from_numpy(mask),
-        "returns": torch.from_numpy(returns),
-        "winner": torch.tensor(winner),
-        "loser": torch.tensor(loser),
+        "obs": pairs.obs,
+        "actions": pairs.actions,
+        "mask": pairs.mask,
+        "returns": pairs.returns,
+        "winner": pairs.winner,
+        "loser": pairs.loser,
         "n_train": recipe.n_pairs - n_heldout,
-        "ties_redrawn": redrawn,
+        "ties_redrawn": pairs.redrawn,
         "reference_episode_return": float(np.mean([e[2].sum() for e in eps])),
     }
 

@@ -109,6 +109,80 @@ def test_a_seed_that_fails_fails_alone(monkeypatch):
         assert _records(rec) == _records(rec_b)
 
 
+def _grpo_reference(task, seed: int):
+    """A stand-in π_ref of the seed (random weights; observation scaling on for Gaussian tasks, with
+    made-up statistics), as ``alignment.reference()`` gives one."""
+    from types import SimpleNamespace
+
+    from bench.control.policies import ActorCritic, ObsNormalizer
+
+    torch.manual_seed(100 + seed)
+    env = __import__("gymnasium").make(task.id)
+    obs_dim, space = env.observation_space.shape[0], env.action_space
+    env.close()
+    continuous = not hasattr(space, "n")
+    model = ActorCritic(obs_dim, space.shape[0] if continuous else int(space.n), continuous).requires_grad_(
+        False
+    )
+    norm = ObsNormalizer((obs_dim,), enabled=continuous)
+    if continuous:
+        norm.rms.mean, norm.rms.var = np.full(obs_dim, 0.1), np.full(obs_dim, 0.5)
+    ref = SimpleNamespace(model=model, obs_norm=norm)
+    return SimpleNamespace(reference=lambda: ref)
+
+
+# (task, env steps: at least two batches of groups x k episodes, config)
+GRPO_CASES = [("CartPole-v1", 1200, {}),
+              ("Pendulum-v1", 3000, {"aggregation": "dr_grpo", "scale_rewards": "none"})]  # fmt: skip
+
+
+@pytest.mark.parametrize("task_id, steps, params", GRPO_CASES)
+def test_seed_batched_grpo_gt_is_unbatched_grpo_gt_float_for_float(task_id, steps, params, monkeypatch):
+    """GRPO-GT from each seed's own π_ref: the groups' rollouts batched over seeds, each seed's
+    updates its own; a seed that fails (its second update raises) fails alone."""
+    from bench.algos import grpo
+
+    torch.set_num_threads(1)
+    task = get_task(task_id)
+    cfg = grpo.GRPOGTConfig(groups=2, k=4, iterations=2, **params)
+    seeds = (3, 4, 5)
+    alone = []
+    for s in (3, 5):
+        rec = Recorder()
+        grpo.train_grpo_gt(task, cfg, steps, s, Evaluator(task, rec, s, steps // 2, 2, [1.0]), rec,
+                           _grpo_reference(task, s))  # fmt: skip
+        alone.append(rec)
+    real, calls = grpo._Run.learn, {"n": 0}
+
+    def failing(self, ep, evaluator, recorder):
+        if self.rng is runs_of[4]:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise FloatingPointError("loss is nan")
+        return real(self, ep, evaluator, recorder)
+
+    runs_of = {}
+    real_init = grpo._Run.__init__
+
+    def init(self, task, cfg, seed, alignment):
+        real_init(self, task, cfg, seed, alignment)
+        runs_of[seed] = self.rng
+
+    monkeypatch.setattr(grpo._Run, "learn", failing)
+    monkeypatch.setattr(grpo._Run, "__init__", init)
+    recs = [Recorder() for _ in seeds]
+    evs = [Evaluator(task, r, s, steps // 2, 2, [1.0]) for r, s in zip(recs, seeds, strict=True)]
+    out = grpo.train_grpo_gt_seeds(task, cfg, steps, list(seeds), evs, recs,
+                                   [_grpo_reference(task, s) for s in seeds])  # fmt: skip
+    assert isinstance(out[1], FloatingPointError) and calls["n"] == 2
+    for rec, run, rec_b in zip(alone, (out[0], out[2]), (recs[0], recs[2]), strict=True):
+        assert not isinstance(run, BaseException), run
+        assert _records(rec) == _records(rec_b)
+        assert len(rec_b.evals) > 0 and rec_b.env_steps == rec.env_steps >= steps
+    # the two seeds' runs really differ (each its own π_ref and start states)
+    assert _records(recs[0])[0] != _records(recs[2])[0]
+
+
 def test_a_batched_layer_is_used_only_where_it_gives_linears_floats():
     # one output (the value head) is a matrix-vector product in F.linear: run per seed
     assert not seed_batch._batched_equals_linear(3, 512, 64, 1)
@@ -185,8 +259,8 @@ def test_bench_run_with_seed_batches_stores_what_one_run_at_a_time_stores(tmp_pa
 
 
 def test_seed_batched_alignment_runs_store_what_unbatched_ones_store(tmp_path, monkeypatch):
-    """PPO-GT/RM and PG-GT/RM fine-tuning from each seed's own π_ref (the KL penalty in the reward,
-    and as a loss term: then each seed's own epochs), through ``bench run``: the same records."""
+    """PPO-GT/RM, PG-GT/RM and GRPO-GT fine-tuning from each seed's own π_ref (the KL penalty in the
+    reward, and as a loss term: then each seed's own epochs), through ``bench run``: the same records."""
 
     import pandas as pd
 
@@ -208,6 +282,7 @@ def test_seed_batched_alignment_runs_store_what_unbatched_ones_store(tmp_path, m
         " reward_model: {epochs: 2}}}\n"
         f"  - {{algo: pg-gt, params: {{{small}}}}}\n"
         f"  - {{algo: pg-rm, params: {{{small}, reward_model: {{epochs: 2}}}}}}\n"
+        "  - {algo: grpo-gt, params: {groups: 2, k: 4, iterations: 2}}\n"
     )
     a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
     assert main(["run", str(suite), "--store", str(a), "-q"]) == 0
@@ -216,7 +291,7 @@ def test_seed_batched_alignment_runs_store_what_unbatched_ones_store(tmp_path, m
     for x, y in zip(_store_records(a), _store_records(b), strict=True):
         pd.testing.assert_frame_equal(x, y)
     runs, curves, evals = _store_records(b)
-    assert (runs.status == "done").all() and len(runs) == 10
+    assert (runs.status == "done").all() and len(runs) == 12
     assert {"eval/kl", "rm/return_corr"} <= set(evals.metric)
     # the learned reward's episode sums beside the true return, at every evaluation of the RM methods
     proxy = evals[evals.metric == "eval/proxy_return"].merge(runs, left_on="run_key", right_on="key")
