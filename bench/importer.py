@@ -60,6 +60,7 @@ class ImportedRun:
     points: pd.DataFrame  # step, value, wall_time (seconds from the run's start), n (episodes)
     digest: str
     dropped: int = 0  # NaN or infinite values left out
+    duration: float | None = None  # seconds from the writer's start to its last record, where known
 
 
 def _utf8(name: object) -> str:
@@ -150,7 +151,13 @@ def read_tensorboard(path: Path, tag: str | None = None) -> ImportedRun:
     steps = np.array([e.step for e in events], float)
     values = np.array([e.value for e in events], float)
     walls = np.array([e.wall_time for e in events], float)
-    walls -= walls.min()
+    # the clock starts when the writer opened the file (its first record), not at the first episode's
+    # end, and the run lasts to the writer's last record of any tag (a script logs losses and speed
+    # after its last episode): otherwise wall time and env-steps/s would leave out the time before
+    # the first and after the last episode
+    start = min(_first_timestamp(acc, walls.min()), walls.min())
+    end = max([walls.max(), *(acc.Scalars(t)[-1].wall_time for t in tags if acc.Scalars(t))])
+    walls -= start
     finite = np.isfinite(values)
     if not finite.any():
         raise ResultsError(f"{path}: tag {found} has no finite values ({len(values)} NaN or infinite)")
@@ -163,7 +170,14 @@ def read_tensorboard(path: Path, tag: str | None = None) -> ImportedRun:
         points = pd.DataFrame({"step": steps, "value": values, "wall_time": walls, "n": 0})
         points = points.drop_duplicates("step", keep="last")
     digest = hashlib.sha256(data).hexdigest()[:16]
-    return ImportedRun(path, writer, protocol, temperature, points, digest, int((~finite).sum()))
+    return ImportedRun(path, writer, protocol, temperature, points, digest, int((~finite).sum()), end - start)
+
+
+def _first_timestamp(acc, default: float) -> float:
+    try:
+        return float(acc.FirstEventTimestamp())
+    except ValueError:  # no event with a time (cannot happen once a scalar was read)
+        return default
 
 
 def _float(cell: str) -> float | None:
@@ -342,22 +356,23 @@ def _tidy(
         }
     )
     last = p.iloc[-1]
+    seconds = last.wall_time if run.duration is None else max(run.duration, last.wall_time)
     summary = pd.DataFrame(
         [
             {
                 **ident,
                 "kind": "run",
                 "step": last.step,
-                "wall_time": last.wall_time,
-                "train_time": last.wall_time,
+                "wall_time": seconds,
+                "train_time": seconds,
                 "temperature": np.nan,
                 "metric": metric,
                 "value": value,
                 "n": np.nan,
             }
             for metric, value in [
-                ("run/wall_time", last.wall_time),
-                ("run/train_time", last.wall_time),
+                ("run/wall_time", seconds),
+                ("run/train_time", seconds),
                 ("run/env_steps", last.step),
             ]
         ]

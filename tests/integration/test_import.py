@@ -225,3 +225,27 @@ def test_import_reads_the_monitor_files_of_a_vectorised_env_as_one_run(tmp_path,
     episodes = load_results(str(folder))  # SB3's own reader: every file's episodes, by end time
     assert ev.step.iloc[-1] == episodes.l.sum()
     assert ev.value.iloc[-1] == pytest.approx(episodes.sort_values("t").r.tail(WINDOW).mean())
+
+
+def test_an_imported_tensorboard_runs_clock_starts_when_its_writer_opened(tmp_path):
+    """Wall time runs from the writer's first record (the file's opening) to its last record of any
+    tag, not from the first episode's end to the last's: CleanRL logs SPS and losses after."""
+    import time
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from bench.importer import _tidy, read_tensorboard
+
+    t0 = time.time()
+    writer = SummaryWriter(str(tmp_path / "run"))
+    for k, ret in enumerate([10.0, 20.0, 30.0]):
+        writer.add_scalar("charts/episodic_return", ret, 100 * (k + 1), walltime=t0 + 5 + 5 * k)
+    writer.add_scalar("charts/SPS", 1000.0, 300, walltime=t0 + 40)
+    writer.close()
+    (path,) = (tmp_path / "run").glob("events.out.tfevents.*")
+    run = read_tensorboard(path)
+    assert run.points.wall_time.tolist() == pytest.approx([5, 10, 15], abs=1.0)  # from the writer's start
+    assert run.duration == pytest.approx(40, abs=1.0)
+    table = _tidy(run, "CartPole-v1", "cleanrl-ppo", "s", None, 0)
+    wall = table[(table.kind == "run") & (table.metric == "run/wall_time")].value
+    assert wall.tolist() == pytest.approx([40], abs=1.0)
