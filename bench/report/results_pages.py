@@ -766,10 +766,54 @@ def notes_section(rep: Report, ctx: Context) -> list[str]:
             body, ""]  # fmt: skip
 
 
+def replication_section(rep: Report, ctx: Context) -> list[str]:
+    """``bench replicate``'s page beside the report (``replication/``), when it was made against these
+    very results (its digest of ``final_scores.csv`` is the report's): the verdict, the seeds and
+    machines, every claim, and the rows that differ."""
+    import hashlib
+
+    folder = rep.folder / "replication"
+    info_path, finals = folder / "replication.json", rep.folder / "final_scores.csv"
+    if not info_path.is_file() or not finals.is_file():
+        return []
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if info.get("published_finals_sha256") != hashlib.sha256(finals.read_bytes()).hexdigest():
+        return []
+
+    def get(key: str) -> str:
+        v = info.get(key, DASH)
+        return ", ".join(str(x) for x in v) if isinstance(v, list) else text(v)
+
+    lines = ["### Replication on fresh seeds", "",
+             f"From `reports/{rep.name}/replication/` (`bench replicate`, {get('generated')}): published "
+             f"seeds {get('published_seeds')}, here seeds {get('seeds')}; machines published: "
+             f"{get('machines_published')}; here: {get('machines_here')}. Rows are compared at a margin of "
+             f"{get('margin')} of the task's scale.", "",
+             f"**{get('verdict')}**", ""]  # fmt: skip
+    claims = rep.table("replication/claims.csv")
+    if claims:
+        rows = [[text(c["task"]), text(c["claim"]), text(c["published"]), text(c["here"]), text(c["status"])]
+                for c in claims]  # fmt: skip
+        lines += table(["task", "claim", "published", "here", "replicated"], rows) + [""]
+    differ = [r for r in rep.table("replication/rows.csv") if r.get("status") == "differs"]
+    if differ:
+
+        def num(r: dict, column: str) -> str:
+            return fmt(value(r, column), ctx.score(r["task"]))
+
+        rows = [[text(r["task"]), code(r["algorithm"]), num(r, "published_mean"), num(r, "here_mean"),
+                 f"{num(r, 'difference')} [{num(r, 'diff_lo')}, {num(r, 'diff_hi')}]", text(r["interval"])]
+                for r in differ]  # fmt: skip
+        lines += ["Rows that differ:", "",
+                  *table(["task", "run label", "published mean", "here mean", "here − published [95% CI]",
+                          "interval"], rows), ""]  # fmt: skip
+    return lines
+
+
 SECTIONS = (
     leaderboard_section, best_points_section, aggregate_section, claims_section, scaling_section,
     win_rate_section, temperature_section, kl_span_section, kl_budget_section, data_efficiency_section,
-    reward_model_section, overoptimization_section, published_section, notes_section,
+    reward_model_section, overoptimization_section, published_section, replication_section, notes_section,
 )  # fmt: skip
 
 

@@ -156,3 +156,26 @@ def test_tables_read_columns_by_name_and_print_interval_kinds(tmp_path):
 )  # fmt: skip
 def test_numbers_have_one_format(v, digits, text):
     assert rp.fmt(v, digits) == text
+
+
+def test_a_replication_shows_only_when_made_against_the_reports_own_finals(tmp_path):
+    """The page carries ``bench replicate``'s verdict, claims and differing rows when the replication's
+    digest of final_scores.csv is the report's; a replication of other results is left out."""
+    import hashlib
+
+    folder = tmp_path / "reports" / "control-alignment"
+    shutil.copytree(REPORTS / "control-alignment", folder)
+    rep = rp.Report(folder, json.loads((folder / "report.json").read_text(encoding="utf-8")))
+    ctx = rp.Context({"CartPole-v1": 1})
+    lines = rp.replication_section(rep, ctx)
+    info = json.loads((folder / "replication" / "replication.json").read_text(encoding="utf-8"))
+    assert (
+        info["published_finals_sha256"]
+        == hashlib.sha256((folder / "final_scores.csv").read_bytes()).hexdigest()
+    )
+    text = "\n".join(lines)
+    assert f"**{info['verdict']}**" in text and "here seeds 3, 4, 5" in text
+    assert text.count("| DPO dominates PPO-GT |") == 3  # every claim
+    assert "| CartPole-v1 | `ipo-mean[beta=0.1]` | 94.3 | 500.0 | 405.7 [374.8, 436.7] |" in text
+    (folder / "final_scores.csv").write_text("task,algorithm\n", encoding="utf-8")  # other results
+    assert rp.replication_section(rep, ctx) == []
