@@ -110,11 +110,16 @@ def _check_records(path: Path, data: bytes) -> None:
 
 def _rolling(steps, values, walls) -> pd.DataFrame:
     """Per-episode returns as SB3 logs them: the mean of the last ``WINDOW`` episodes after each
-    episode, thinned to at most ``MAX_POINTS`` points (the last one always kept)."""
-    values = np.asarray(values, float)
+    episode, thinned to at most ``MAX_POINTS`` points (the last one always kept). Episodes that end
+    in the same vector step share its step (CleanRL logs each at the global step): the step keeps
+    the mean after the last of them."""
+    values, steps = np.asarray(values, float), np.asarray(steps, float)
     mean = pd.Series(values).rolling(WINDOW, min_periods=1).mean().to_numpy()
     n = np.minimum(np.arange(1, len(values) + 1), WINDOW)
-    keep = np.unique(np.r_[np.linspace(0, len(values) - 1, min(MAX_POINTS, len(values))).astype(int)])
+    last_of_step = np.r_[steps[1:] != steps[:-1], True]  # steps are sorted
+    index = np.flatnonzero(last_of_step)
+    pick = np.unique(np.r_[np.linspace(0, len(index) - 1, min(MAX_POINTS, len(index))).astype(int)])
+    keep = index[pick]
     return pd.DataFrame({"step": np.asarray(steps, float)[keep], "value": mean[keep],
                          "wall_time": np.asarray(walls, float)[keep], "n": n[keep]})  # fmt: skip
 

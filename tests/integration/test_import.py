@@ -249,3 +249,28 @@ def test_an_imported_tensorboard_runs_clock_starts_when_its_writer_opened(tmp_pa
     table = _tidy(run, "CartPole-v1", "cleanrl-ppo", "s", None, 0)
     wall = table[(table.kind == "run") & (table.metric == "run/wall_time")].value
     assert wall.tolist() == pytest.approx([40], abs=1.0)
+
+
+def test_episodes_ending_in_one_vector_step_give_one_point_at_that_step(tmp_path):
+    """CleanRL's continuous PPO with several envs logs the episodes that end in the same vector step
+    at the same global step: the import keeps one point there, the mean after the last of them."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from bench.importer import read_tensorboard
+
+    writer = SummaryWriter(str(tmp_path / "run"))
+    for step, ret in [
+        (200, -1000.0),
+        (200, -900.0),
+        (400, -800.0),
+        (400, -700.0),
+        (400, -600.0),
+        (600, -500.0),
+    ]:
+        writer.add_scalar("charts/episodic_return", ret, step)
+    writer.close()
+    (path,) = (tmp_path / "run").glob("events.out.tfevents.*")
+    points = read_tensorboard(path).points
+    assert points.step.tolist() == [200, 400, 600]
+    assert points.value.tolist() == pytest.approx([-950.0, -800.0, -750.0])  # running means of 2, 5, 6
+    assert points.n.tolist() == [2, 5, 6]
