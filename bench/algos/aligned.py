@@ -183,19 +183,22 @@ def _offline_loop(cfg: OfflineConfig, updates: int, seed: int, policy: PolicyAct
     every = max(1, updates // cfg.eval_points)
     for u in range(1, updates + 1):
         mb = torch.from_numpy(rng.integers(0, n_train, size=min(cfg.batch_size, n_train)))
-        loss, info = step_fn(mb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
-        loss_value = float(loss.detach())
+        out = step_fn(mb)  # None: nothing to learn from at this update (no optimizer step)
         record, evaluate = u % max(1, every // 4) == 0 or u == updates, u % every == 0 and u != updates
-        # a NaN / inf loss (every update) or parameter (where recorded or evaluated) stops the run
-        check_finite(u, {"loss": loss_value}, policy.model if record or evaluate else None, unit="update")
+        if out is not None:
+            loss, info = out
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            loss_value = float(loss.detach())
+            # a NaN / inf loss (every update) or parameter (where recorded or evaluated) stops the run
+            check_finite(u, {"loss": loss_value}, policy.model if record or evaluate else None, unit="update")
+            if record:
+                recorder.curve(u, "train/loss", loss_value)
+                for k, v in info.items():
+                    recorder.curve(u, f"train/{k}", v)
         if record:
-            recorder.curve(u, "train/loss", loss_value)
-            for k, v in info.items():
-                recorder.curve(u, f"train/{k}", v)
             recorder.steps(u)
         if evaluate:
             evaluator(u, policy)

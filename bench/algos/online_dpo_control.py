@@ -15,6 +15,9 @@ next batch is sampled. log π(segment) = Σ_t log π(a_t|s_t) (the dynamics canc
 
 The budget (the suite's ``env_steps``) counts gradient updates, as offline ``dpo``'s does, so both
 train equally long; the environment steps the sampling took are recorded (``train/env_steps``).
+A batch whose segments all tie (CartPole's, once the policy keeps the pole up for every segment: the
+true return of each is its length) holds no preference: its updates are skipped, not taken, and
+counted (``train/tied_batches``); the next batch is sampled as usual.
 Held-out accuracy is measured on the offline dataset's held-out pairs, as for ``dpo``.
 """
 
@@ -88,7 +91,7 @@ def train_online_dpo(task, cfg: OnlineDPOConfig, env_steps, seed, evaluator: Eva
     actor = PolicyAct(
         policy.model, policy.obs_norm, torch.Generator().manual_seed(seed + 4)
     )  # not the evaluator's
-    state = {"calls": 0, "env_steps": 0}
+    state = {"calls": 0, "env_steps": 0, "tied_batches": 0}
     batch: dict = {}
 
     def resample() -> None:
@@ -96,8 +99,10 @@ def train_online_dpo(task, cfg: OnlineDPOConfig, env_steps, seed, evaluator: Eva
         state["env_steps"] += sum(len(e[2]) for e in eps)
         pairs = segment_pairs(eps, cfg.pairs_per_batch, recipe.segment_length, recipe.label_temperature,
                               sampler, score)  # fmt: skip
-        if pairs is None:
-            raise RuntimeError(f"{task.id}: the policy's segments almost always tie; no preferences")
+        if pairs is None:  # every segment ties (CartPole's once the pole stays up): no preference to learn
+            state["tied_batches"] += 1
+            batch.clear()
+            return
         with torch.no_grad():
             ref_w = sequence_logp(ref.model, pairs, pairs.winner)
             ref_l = sequence_logp(ref.model, pairs, pairs.loser)
@@ -107,6 +112,8 @@ def train_online_dpo(task, cfg: OnlineDPOConfig, env_steps, seed, evaluator: Eva
         if state["calls"] % cfg.updates_per_batch == 0:
             resample()
         state["calls"] += 1
+        if not batch:  # this batch's segments all tied: its updates are skipped
+            return None
         pairs: SegmentPairs = batch["pairs"]
         w, lo = pairs.winner[mb], pairs.loser[mb]
         ratio_w = sequence_logp(policy.model, pairs, w) - batch["ref_w"][mb]
@@ -119,6 +126,7 @@ def train_online_dpo(task, cfg: OnlineDPOConfig, env_steps, seed, evaluator: Eva
             "pref_accuracy": float((margin > 0).float().mean()),
             "env_steps": float(state["env_steps"]),
             "ties_redrawn": float(batch["redrawn"]),
+            "tied_batches": float(state["tied_batches"]),
         }
 
     def heldout_accuracy(u):

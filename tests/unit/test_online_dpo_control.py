@@ -33,8 +33,9 @@ def _context(seed: int = 0):
     )
 
 
-def _run(monkeypatch, updates: int, **params):
-    """Runs online-dpo, recording every sampled batch (the policy that sampled it, its pairs)."""
+def _run(monkeypatch, updates: int, tied: int = 0, **params):
+    """Runs online-dpo, recording every sampled batch (the policy that sampled it, its pairs); the
+    first ``tied`` batches come out all ties (no pairs)."""
     batches = []
     real_episodes, real_pairs = rollout.reference_episodes, segments.segment_pairs
 
@@ -44,7 +45,7 @@ def _run(monkeypatch, updates: int, **params):
         return eps
 
     def pairs(*args, **kw):
-        out = real_pairs(*args, **kw)
+        out = real_pairs(*args, **kw) if len(batches) > tied else None
         batches[-1]["pairs"] = out
         return out
 
@@ -107,3 +108,15 @@ def test_online_dpo_records_are_the_same_for_the_same_seed(monkeypatch):
     strip = lambda rec: ([(c[0], c[2], c[3]) for c in rec.curves if not c[2].startswith("perf/")],  # noqa: E731
                          [(e[0], e[3], e[4], e[5], e[6]) for e in rec.evals])  # fmt: skip
     assert strip(a) == strip(b) and len(a.evals) > 0
+
+
+def test_a_batch_of_ties_skips_its_updates_and_the_run_goes_on(monkeypatch):
+    """CartPole's segments all tie once the pole stays up: such a batch has no preference, so its
+    updates take no optimizer step; the run samples the next batch and finishes."""
+    batches, curves, rec, _ = _run(monkeypatch, updates=6, tied=1, updates_per_batch=2)
+    assert len(batches) == 3 and batches[0]["pairs"] is None
+    # updates 1 and 2 skipped: update 3 is the first, from π = π_ref, so DPO's loss is log 2
+    assert [s for s, _ in curves["train/loss"]] == [3, 4, 5, 6]
+    assert curves["train/loss"][0] == (3, float(torch.tensor(math.log(2))))
+    assert curves["train/tied_batches"][0] == (3, 1.0)
+    assert any(e[4] == "eval/return" and e[0] == 6 for e in rec.evals)  # the final evaluation ran
