@@ -54,34 +54,51 @@ class Episodes:
         self.obs, self.actions, self.logp, self.mask, self.returns = obs, actions, logp, mask, returns
 
 
+class _Groups:
+    """One batch of groups as it is played: episode i on ``envs[i]``, envs ``g·k … g·k + k − 1``
+    reset with ``reset_seeds[g]``; the running envs' observations and returns, and the steps taken."""
+
+    def __init__(self, envs: list[gym.Env], reset_seeds: list[int], k: int):
+        self.envs = envs
+        self.obs = np.stack([env.reset(seed=int(reset_seeds[i // k]))[0] for i, env in enumerate(envs)])
+        self.alive = np.ones(len(envs), dtype=bool)
+        self.returns = np.zeros(len(envs))
+        self.taken: tuple[list, list, list, list] = ([], [], [], [])  # obs, actions, log-probs, mask
+
+    def running(self) -> bool:
+        return bool(self.alive.any())
+
+    def take(self, o: torch.Tensor, model: ActorCritic, params: torch.Tensor, generator: torch.Generator):
+        """Samples every env's action at distribution parameters ``params`` (of observations ``o``)
+        and steps the envs still running."""
+        with torch.no_grad():
+            actions = model.sample(params, 1.0, generator)
+            logp = model.log_prob(params, actions)
+        for kept, x in zip(self.taken, (o, actions, logp, torch.as_tensor(self.alive.copy())), strict=True):
+            kept.append(x)
+        a = actions.numpy()
+        for i in np.flatnonzero(self.alive):
+            obs_i, r, terminated, truncated, _ = self.envs[i].step(a[i])
+            self.returns[i] += float(r)
+            self.obs[i] = obs_i
+            if terminated or truncated:
+                self.alive[i] = False
+
+    def episodes(self) -> Episodes:
+        stack = lambda xs: torch.stack(xs, 1)  # noqa: E731  [T] of [B, ...] -> [B, T, ...]
+        return Episodes(*map(stack, self.taken), torch.as_tensor(self.returns, dtype=torch.float32))
+
+
 def run_groups(envs: list[gym.Env], model: ActorCritic, obs_norm: ObsNormalizer, reset_seeds: list[int],
                k: int, generator: torch.Generator) -> Episodes:  # fmt: skip
     """Runs one episode per env, envs ``g·k … g·k + k − 1`` reset with ``reset_seeds[g]``."""
-    n = len(envs)
-    obs = np.stack([env.reset(seed=int(reset_seeds[i // k]))[0] for i, env in enumerate(envs)])
-    alive = np.ones(n, dtype=bool)
-    returns = np.zeros(n)
-    steps_obs, steps_act, steps_logp, steps_mask = [], [], [], []
-    while alive.any():
-        o = torch.tensor(obs_norm(obs), dtype=torch.float32)  # a copy: ``obs`` is updated in place below
+    groups = _Groups(envs, reset_seeds, k)
+    while groups.running():
+        o = torch.tensor(obs_norm(groups.obs), dtype=torch.float32)  # a copy: the obs are updated in place
         with torch.no_grad():
             params = model.policy(o)
-            actions = model.sample(params, 1.0, generator)
-            logp = model.log_prob(params, actions)
-        steps_obs.append(o)
-        steps_act.append(actions)
-        steps_logp.append(logp)
-        steps_mask.append(torch.as_tensor(alive.copy()))
-        a = actions.numpy()
-        for i in np.flatnonzero(alive):
-            obs_i, r, terminated, truncated, _ = envs[i].step(a[i])
-            returns[i] += float(r)
-            obs[i] = obs_i
-            if terminated or truncated:
-                alive[i] = False
-    stack = lambda xs: torch.stack(xs, 1)  # noqa: E731  [T] of [B, ...] -> [B, T, ...]
-    return Episodes(stack(steps_obs), stack(steps_act), stack(steps_logp), stack(steps_mask),
-                    torch.as_tensor(returns, dtype=torch.float32))  # fmt: skip
+        groups.take(o, model, params, generator)
+    return groups.episodes()
 
 
 class _Run:
@@ -168,44 +185,20 @@ def run_groups_seeds(runs: list[_Run], reset_seeds: list[list[int]], k: int) -> 
          torch.stack([r.model._pi_linears[j].bias.detach() for r in runs]))
         for j in range(len(first._pi_linears))
     ]  # fmt: skip
-    n = len(runs[0].envs)
-    obs = [
-        np.stack([env.reset(seed=int(seeds[i // k]))[0] for i, env in enumerate(r.envs)])
-        for r, seeds in zip(runs, reset_seeds, strict=True)
-    ]
-    alive = [np.ones(n, dtype=bool) for _ in runs]
-    returns = [np.zeros(n) for _ in runs]
-    steps: list[dict[str, list]] = [{"obs": [], "act": [], "logp": [], "mask": []} for _ in runs]
-    while any(a.any() for a in alive):
+    groups = [_Groups(r.envs, seeds, k) for r, seeds in zip(runs, reset_seeds, strict=True)]
+    while any(g.running() for g in groups):
         o = torch.stack(
-            [torch.tensor(r.ref.obs_norm(x), dtype=torch.float32) for r, x in zip(runs, obs, strict=True)]
+            [
+                torch.tensor(r.ref.obs_norm(g.obs), dtype=torch.float32)
+                for r, g in zip(runs, groups, strict=True)
+            ]
         )
         with torch.no_grad():
             params = _mlp(first._act_fn, layers, o)
-        for j, r in enumerate(runs):
-            if not alive[j].any():
-                continue
-            with torch.no_grad():
-                actions = r.model.sample(params[j], 1.0, r.sampling)
-                logp = r.model.log_prob(params[j], actions)
-            rec = steps[j]
-            rec["obs"].append(o[j])
-            rec["act"].append(actions)
-            rec["logp"].append(logp)
-            rec["mask"].append(torch.as_tensor(alive[j].copy()))
-            a = actions.numpy()
-            for i in np.flatnonzero(alive[j]):
-                obs_i, reward, terminated, truncated, _ = r.envs[i].step(a[i])
-                returns[j][i] += float(reward)
-                obs[j][i] = obs_i
-                if terminated or truncated:
-                    alive[j][i] = False
-    stack = lambda xs: torch.stack(xs, 1)  # noqa: E731  [T] of [B, ...] -> [B, T, ...]
-    return [
-        Episodes(stack(rec["obs"]), stack(rec["act"]), stack(rec["logp"]), stack(rec["mask"]),
-                 torch.as_tensor(ret, dtype=torch.float32))
-        for rec, ret in zip(steps, returns, strict=True)
-    ]  # fmt: skip
+        for j, (r, g) in enumerate(zip(runs, groups, strict=True)):
+            if g.running():
+                g.take(o[j], r.model, params[j], r.sampling)
+    return [g.episodes() for g in groups]
 
 
 def train_grpo_gt_seeds(task, cfg: GRPOGTConfig, env_steps, seeds, evaluators, recorders, alignments):
