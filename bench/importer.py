@@ -161,7 +161,7 @@ def read_tensorboard(path: Path, tag: str | None = None) -> ImportedRun:
     # after its last episode): otherwise wall time and env-steps/s would leave out the time before
     # the first and after the last episode
     start = min(_first_timestamp(acc, walls.min()), walls.min())
-    end = max([walls.max(), *(acc.Scalars(t)[-1].wall_time for t in tags if acc.Scalars(t))])
+    end = max([walls.max(), *(series[-1].wall_time for series in map(acc.Scalars, tags) if series)])
     walls -= start
     finite = np.isfinite(values)
     if not finite.any():

@@ -71,6 +71,12 @@ class Published:
         return sorted({int(s) for s in self.finals.seed})
 
 
+def finals_digest(finals: Path | None) -> str:
+    """The digest of a report's ``final_scores.csv`` that its replication page records (``''`` where
+    there is none): a report carries the page only while its final scores are still those."""
+    return hashlib.sha256(finals.read_bytes()).hexdigest() if finals and finals.is_file() else ""
+
+
 def read_published(folder: str | Path) -> Published:
     folder = Path(folder)
     meta = folder / "report.json"
@@ -454,8 +460,7 @@ def page_files(rep: Replication, generated: str) -> dict[str, str | bytes]:
         claim_classes=[s.split(" ")[0] for s in rep.claims.status], row_header=ROW_HEADER, rows=rows,
         row_classes=[str(s).split(" ")[0] for s in rep.rows.status], figure="rows.png" in files,
     )  # fmt: skip
-    finals = rep.published.folder / "final_scores.csv" if rep.published.folder else None
-    digest = hashlib.sha256(finals.read_bytes()).hexdigest() if finals and finals.is_file() else ""
+    digest = finals_digest(rep.published.folder / "final_scores.csv" if rep.published.folder else None)
     summary = {
         "published_finals_sha256": digest,  # the report re-rendered from the same results keeps this page
         "suite": rep.suite, "published_version": rep.published.version, "seeds": rep.seeds,

@@ -7,7 +7,6 @@ HTML through Jinja2's autoescaping and the Markdown through ``md_escape``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -531,8 +530,11 @@ def _carry_replication(folder: Path | None, tmp: Path) -> dict | None:
         info = json.loads((folder / "replication.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    digest = hashlib.sha256((tmp / "final_scores.csv").read_bytes()).hexdigest()
-    if not isinstance(info, dict) or info.get("published_finals_sha256") != digest:
+    from bench.replicate import finals_digest
+
+    if not isinstance(info, dict) or info.get("published_finals_sha256") != finals_digest(
+        tmp / "final_scores.csv"
+    ):
         print(f"note: {folder} was made against other results than this report's final_scores.csv: left "
               "out (bench replicate REPORT --no-run judges the replication's store again against these, "
               "training nothing)", file=sys.stderr)  # fmt: skip

@@ -770,14 +770,14 @@ def replication_section(rep: Report, ctx: Context) -> list[str]:
     """``bench replicate``'s page beside the report (``replication/``), when it was made against these
     very results (its digest of ``final_scores.csv`` is the report's): the verdict, the seeds and
     machines, every claim, and the rows that differ."""
-    import hashlib
+    from bench.replicate import finals_digest
 
     folder = rep.folder / "replication"
     info_path, finals = folder / "replication.json", rep.folder / "final_scores.csv"
     if not info_path.is_file() or not finals.is_file():
         return []
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    if info.get("published_finals_sha256") != hashlib.sha256(finals.read_bytes()).hexdigest():
+    if info.get("published_finals_sha256") != finals_digest(finals):
         return []
 
     def get(key: str) -> str:
