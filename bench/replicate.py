@@ -23,7 +23,6 @@ range where the task declares one, else the spread of the published rows' means 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import pandas as pd
 
 from bench import stats
 from bench.claims import claims_table
-from bench.report.tables import number_in
+from bench.report.tables import finals_digest, number_in
 from bench.results import Results, final_scores, method_of, task_scale
 from bench.safeio import csv_text
 
@@ -69,12 +68,6 @@ class Published:
     @property
     def seeds(self) -> list[int]:
         return sorted({int(s) for s in self.finals.seed})
-
-
-def finals_digest(finals: Path | None) -> str:
-    """The digest of a report's ``final_scores.csv`` that its replication page records (``''`` where
-    there is none): a report carries the page only while its final scores are still those."""
-    return hashlib.sha256(finals.read_bytes()).hexdigest() if finals and finals.is_file() else ""
 
 
 def read_published(folder: str | Path) -> Published:

@@ -530,7 +530,7 @@ def _carry_replication(folder: Path | None, tmp: Path) -> dict | None:
         info = json.loads((folder / "replication.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    from bench.replicate import finals_digest
+    from bench.report.tables import finals_digest
 
     if not isinstance(info, dict) or info.get("published_finals_sha256") != finals_digest(
         tmp / "final_scores.csv"

@@ -770,7 +770,7 @@ def replication_section(rep: Report, ctx: Context) -> list[str]:
     """``bench replicate``'s page beside the report (``replication/``), when it was made against these
     very results (its digest of ``final_scores.csv`` is the report's): the verdict, the seeds and
     machines, every claim, and the rows that differ."""
-    from bench.replicate import finals_digest
+    from bench.report.tables import finals_digest
 
     folder = rep.folder / "replication"
     info_path, finals = folder / "replication.json", rep.folder / "final_scores.csv"

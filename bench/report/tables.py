@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -283,3 +285,9 @@ def leaderboard_document(
         rows = [pick(r, cols) for r in leaderboard_rows(board, published, task)]
         out += [heading(task), "", render(pick(LEADERBOARD_HEADER, cols), rows), ""]
     return "\n".join(out).rstrip()
+
+
+def finals_digest(finals: Path | None) -> str:
+    """The digest of a report's ``final_scores.csv`` that its replication page records (``''`` where
+    there is none): a report carries the page only while its final scores are still those."""
+    return hashlib.sha256(finals.read_bytes()).hexdigest() if finals and finals.is_file() else ""
