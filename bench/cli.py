@@ -860,7 +860,11 @@ def cmd_replicate(args) -> int:
                 "suite. "
                 "Re-publish the report first, or pass --suite FILE with the report's definition"
             )
-        seeds = rp.fresh_seeds(pub.seeds, suite.seeds, args.seeds or len(suite.seeds), args.seed_start)
+        store_path = Path(args.store or Path("runs") / "replicate" / f"{folder_name(suite.name)}.sqlite")
+        seeds = rp.resumed_seeds(store_path, suite, pub.seeds) if args.seed_start is None else None
+        if seeds is None or (args.seeds and args.seeds != len(seeds)):
+            seeds = rp.fresh_seeds(pub.seeds, suite.seeds, args.seeds or len(suite.seeds), args.seed_start,
+                                   rp.replicated_seeds(pub.folder))  # fmt: skip
         fresh = suite.model_copy(update={"seeds": seeds})
         specs = expand(fresh)
         tasks = set(suite.tasks)
@@ -888,7 +892,6 @@ def cmd_replicate(args) -> int:
             return _fail("the selection leaves no runs to replicate")
     except rp.ReplicationError as e:
         return _fail(str(e))
-    store_path = Path(args.store or Path("runs") / "replicate" / f"{folder_name(suite.name)}.sqlite")
     try:
         if store_path.exists():
             row = Store(store_path, create=False).suite_row(suite.name)
@@ -916,7 +919,7 @@ def cmd_replicate(args) -> int:
     except (StoreError, ResultsError) as e:
         return _fail(str(e))
     rep = rp.replicate(pub, here, seeds, args.margin, notes=rp.pinned_notes(suite))
-    out = Path(args.output) if args.output else pub.folder / "replication"
+    out = Path(args.output) if args.output else rp.default_output(pub, here.runs, seeds)
     if len(rep.claims):
         print(text_table(rp.CLAIM_HEADER[:-1], [r[:-1] for r in rp.claim_display(rep)]))
         print()
@@ -1296,7 +1299,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-derive a published report on seeds it did not use. Claims are judged by the "
         "report's own rules; rows by Welch intervals of here minus published, equivalence by two "
         "one-sided tests at ±margin. Writes index.html, replication.md, claims.csv, rows.csv and "
-        "replication.json into REPORT/replication (the report shows it when re-rendered). Resumable: "
+        "replication.json into REPORT/replication, or REPORT/replication-KIND when the runs here were made "
+        "on a machine kind the report's were not (-seeds-A-B added where that folder holds other seeds; the "
+        "report shows each when re-rendered). Resumable: "
         "run the same command again after an interruption.",
         epilog="example: bench replicate reports/lm-sentiment --jobs 2   |   bench replicate "
         "reports/control-alignment --claims 'DPO dominates' --tasks Pendulum-v1",
@@ -1317,7 +1322,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seed-start", type=_number(int, 0, 2**31 - 1),
-        help="the first fresh seed (default: one past the largest seed the suite or the report uses)",
+        help="the first fresh seed (default: the seeds the replication's store already holds, to resume or "
+        "judge again; else one past the largest seed the suite, the report or a replication beside it uses)",
     )  # fmt: skip
     p.add_argument("--claims", help="only what these claims need: comma-separated parts of their text")
     p.add_argument("--algorithms", help="only these run labels: comma-separated labels, methods or patterns")
@@ -1335,7 +1341,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-run", action="store_true", help="judge what the replication store holds; train nothing"
     )
-    p.add_argument("--output", "-o", metavar="DIR", help="the page's folder (default REPORT/replication)")
+    p.add_argument(
+        "--output", "-o", metavar="DIR",
+        help="the page's folder (default REPORT/replication; REPORT/replication-KIND on another machine "
+        "kind; never over a replication of other seeds)",
+    )  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_replicate)
     return parser

@@ -33,8 +33,8 @@ import pandas as pd
 
 from bench import stats
 from bench.claims import claims_table
-from bench.report.tables import finals_digest, number_in
-from bench.results import Results, final_scores, method_of, task_scale
+from bench.report.tables import finals_digest, machine_kinds_in, number_in
+from bench.results import Results, final_scores, machine_kinds, method_of, task_scale
 from bench.safeio import csv_text
 
 CLAIM_COLUMNS = [
@@ -125,10 +125,60 @@ def same_runs(pub: Published, suite) -> bool:
     )
 
 
-def fresh_seeds(published: list[int], suite_seeds: list[int], n: int, start: int | None = None) -> list[int]:
+def default_output(published: Published, runs: pd.DataFrame, seeds: list[int]) -> Path:
+    """Where a replication's page goes by default: ``REPORT/replication``; ``REPORT/replication-KIND``
+    when ``runs`` (the replication's) were made on machine kinds the report's were not; and, where
+    that folder already holds a replication of other seeds, ``...-seeds-FIRST-LAST`` beside it, so
+    that no replication overwrites another."""
+    kinds = {k for k in machine_kinds(runs).split(", ") if k}
+    name = "replication" + "".join(f"-{k}" for k in sorted(kinds - machine_kinds_in(published.machines)))
+    try:
+        info = json.loads((published.folder / name / "replication.json").read_text(encoding="utf-8"))
+        other = sorted(int(s) for s in info.get("seeds", [])) != sorted(seeds)
+    except (OSError, ValueError, TypeError, AttributeError):
+        other = False
+    return published.folder / (name + (f"-seeds-{min(seeds)}-{max(seeds)}" if other and seeds else ""))
+
+
+def replicated_seeds(folder: Path) -> list[int]:
+    """The seeds the replications already beside a report ran (``replication*/replication.json``)."""
+    from bench.report.tables import replication_folders
+
+    seeds: set[int] = set()
+    for sub in replication_folders(folder):
+        try:
+            info = json.loads((sub / "replication.json").read_text(encoding="utf-8"))
+            seeds |= {int(s) for s in info.get("seeds", [])}
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+    return sorted(seeds)
+
+
+def resumed_seeds(store_path: Path, suite, published: list[int]) -> list[int] | None:
+    """The fresh seeds a replication's store already holds this suite under (same definition but for
+    the seeds, none of them the report's), so that the same command resumes or judges again the
+    same seed set; None where the store has no such suite."""
+    from bench.store import Store, StoreError
+
+    if not Path(store_path).is_file():
+        return None
+    try:
+        row = Store(store_path, create=False).suite_row(suite.name)
+        seeds = [int(x) for x in json.loads(row[5]).get("seeds", [])] if row else []
+    except (StoreError, OSError, ValueError, TypeError, AttributeError):
+        return None
+    if not seeds or set(seeds) & set(published) or suite.model_copy(update={"seeds": seeds}).hash() != row[2]:
+        return None
+    return seeds
+
+
+def fresh_seeds(
+    published: list[int], suite_seeds: list[int], n: int, start: int | None = None, taken: list[int] = ()
+) -> list[int]:
     """``n`` seeds the report did not use: from ``start``, or from one past the largest seed the
-    suite or the report names."""
-    first = max([*published, *suite_seeds]) + 1 if start is None else start
+    suite, the report or an earlier replication (``taken``) names, so that each replication beside a
+    report is a seed set of its own."""
+    first = max([*published, *suite_seeds, *taken]) + 1 if start is None else start
     seeds = list(range(first, first + n))
     clash = sorted(set(seeds) & set(published))
     if clash:

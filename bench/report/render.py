@@ -41,6 +41,8 @@ from bench.report.tables import (
     mean_cell,
     pick,
     replication_cell,
+    replication_folders,
+    replication_title,
 )
 from bench.safeio import csv_text, dead_leftovers, recover_folder, replace_folder
 
@@ -107,7 +109,7 @@ def build(
         if notes:
             (tmp / "notes.txt").write_text(notes, encoding="utf-8")
         summary = _render(results, tmp, published, published_source, reps, seed, progress, parsed, formats,
-                          out / "replication")  # fmt: skip
+                          replication_folders(out))  # fmt: skip
         written = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         meta = json.loads((tmp / MARKER).read_text(encoding="utf-8"))
         (tmp / MARKER).write_text(json.dumps({**meta, "files": written}, indent=1) + "\n", encoding="utf-8")
@@ -139,17 +141,18 @@ def _bench_files(out: Path) -> set[str] | None:
 def _keep_foreign_files(out: Path, tmp: Path) -> list[str]:
     """Copies into the new report ``tmp`` the files of the old one at ``out`` that bench did not
     write (the author's own notes, say), so replacing a report never deletes them. Bench's own:
-    the old report's file list, ``replication/`` (`bench replicate`'s, carried or dropped by the
-    render) and, for a report from before the list, ``figures/`` and whatever the new one writes
-    again. A file of the author's that the new report would overwrite with other content stops
-    the render (ReportError), before the old report is touched."""
+    the old report's file list, ``replication/`` and ``replication-*/`` (`bench replicate`'s,
+    carried or dropped by the render) and, for a report from before the list, ``figures/`` and
+    whatever the new one writes again. A file of the author's that the new report would overwrite
+    with other content stops the render (ReportError), before the old report is touched."""
     if not out.is_dir():
         return []
     ours = _bench_files(out)
+    replicas = {p.name for p in replication_folders(out)}
     kept = []
     for path in sorted(p for p in out.rglob("*") if p.is_file() or p.is_symlink()):
         rel = path.relative_to(out).as_posix()
-        if rel.startswith("replication/") or (ours is not None and rel in ours):
+        if rel.split("/")[0] in replicas or (ours is not None and rel in ours):
             continue
         if ours is None and (rel.startswith("figures/") or rel == MARKER or (tmp / rel).is_file()):
             continue
@@ -233,7 +236,7 @@ def _render(
     progress,
     notes=(),
     formats=None,
-    replication_dir: Path | None = None,
+    replication_dirs: list[Path] = (),
 ) -> dict:
     from bench.registry import task_domain
 
@@ -429,7 +432,7 @@ def _render(
         (tmp / name).write_text(
             csv_text(table, index=name == "probability_of_improvement.csv"), encoding="utf-8"
         )
-    replication = _carry_replication(replication_dir, tmp)
+    replications = [info for folder in replication_dirs if (info := _carry_replication(folder, tmp))]
 
     prov = R.provenance(results)
     generated = generated_at()
@@ -437,8 +440,7 @@ def _render(
     description = results.suite_info.get("description", "")
     checks = R.reference_checks(results)
     key = key_results(results, leading, claims, fallen, checks)
-    if replication:
-        key.append(replication_line(replication))
+    key += [replication_line(info) for info in replications]
     html = (
         _env()
         .get_template("index.html.j2")
@@ -461,7 +463,7 @@ def _render(
                 for c in claims.to_dict("records")
             ],  # fmt: skip
             replication_note=REPLICATION_NOTE,
-            replication=replication,
+            replications=replications,
             band_alerts=[c["text"] for c in checks if not c["inside"]],
             claims_rule=R.CLAIM_RULES,
             overopt_header=OVEROPT_HEADER,
@@ -520,12 +522,11 @@ def _render(
     return {"tasks": len(tasks), "runs": len(results.runs), "figures": n_figures}
 
 
-def _carry_replication(folder: Path | None, tmp: Path) -> dict | None:
+def _carry_replication(folder: Path, tmp: Path) -> dict | None:
     """A replication page (``bench replicate``) made against these very results travels into the
-    re-rendered report: its summary, or None. One made against other results (another run, other
-    code) is left behind, with a note: its verdicts were about numbers this report no longer shows."""
-    if folder is None or not (folder / "replication.json").is_file():
-        return None
+    re-rendered report under its folder's name: its summary (with ``folder`` and ``title`` added), or
+    None. One made against other results (another run, other code) is left behind, with a note: its
+    verdicts were about numbers this report no longer shows."""
     try:
         info = json.loads((folder / "replication.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -539,15 +540,15 @@ def _carry_replication(folder: Path | None, tmp: Path) -> dict | None:
               "out (bench replicate REPORT --no-run judges the replication's store again against these, "
               "training nothing)", file=sys.stderr)  # fmt: skip
         return None
-    shutil.copytree(folder, tmp / "replication")
-    return info
+    shutil.copytree(folder, tmp / folder.name)
+    return {**info, "folder": folder.name, "title": replication_title(info)}
 
 
 def replication_line(info: dict) -> str:
     """The key-results line of a report that carries a replication."""
     seeds = ", ".join(map(str, info.get("seeds", [])))
     return (f"Replicated on fresh seeds {seeds} ({info.get('machines_here', 'machines not recorded')}): "
-            f"{info.get('verdict', '')} — replication/index.html")  # fmt: skip
+            f"{info.get('verdict', '')} — {info.get('folder', 'replication')}/index.html")  # fmt: skip
 
 
 def _markdown(

@@ -767,35 +767,41 @@ def notes_section(rep: Report, ctx: Context) -> list[str]:
 
 
 def replication_section(rep: Report, ctx: Context) -> list[str]:
-    """``bench replicate``'s page beside the report (``replication/``), when it was made against these
-    very results (its digest of ``final_scores.csv`` is the report's): the verdict, the seeds and
-    machines, every claim, and the rows that differ."""
-    from bench.report.tables import finals_digest
+    """``bench replicate``'s pages beside the report (``replication/``, ``replication-NAME/``), each
+    when it was made against these very results (its digest of ``final_scores.csv`` is the
+    report's): the verdict, the seeds and machines, every claim, and the rows that differ."""
+    from bench.report.tables import finals_digest, replication_folders
 
-    folder = rep.folder / "replication"
-    info_path, finals = folder / "replication.json", rep.folder / "final_scores.csv"
-    if not info_path.is_file() or not finals.is_file():
+    finals = rep.folder / "final_scores.csv"
+    if not finals.is_file():
         return []
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    if info.get("published_finals_sha256") != finals_digest(finals):
-        return []
+    lines = []
+    for folder in replication_folders(rep.folder):
+        info = json.loads((folder / "replication.json").read_text(encoding="utf-8"))
+        if info.get("published_finals_sha256") == finals_digest(finals):
+            lines += _replication_lines(rep, ctx, folder.name, info)
+    return lines
 
+
+def _replication_lines(rep: Report, ctx: Context, name: str, info: dict) -> list[str]:
     def get(key: str) -> str:
         v = info.get(key, DASH)
         return ", ".join(str(x) for x in v) if isinstance(v, list) else text(v)
 
-    lines = ["### Replication on fresh seeds", "",
-             f"From `reports/{rep.name}/replication/` (`bench replicate`, {get('generated')}): published "
+    from bench.report.tables import replication_title
+
+    lines = [f"### {replication_title(info)}", "",
+             f"From `reports/{rep.name}/{name}/` (`bench replicate`, {get('generated')}): published "
              f"seeds {get('published_seeds')}, here seeds {get('seeds')}; machines published: "
              f"{get('machines_published')}; here: {get('machines_here')}. Rows are compared at a margin of "
              f"{get('margin')} of the task's scale.", "",
              f"**{get('verdict')}**", ""]  # fmt: skip
-    claims = rep.table("replication/claims.csv")
+    claims = rep.table(f"{name}/claims.csv")
     if claims:
         rows = [[text(c["task"]), text(c["claim"]), text(c["published"]), text(c["here"]), text(c["status"])]
                 for c in claims]  # fmt: skip
         lines += table(["task", "claim", "published", "here", "replicated"], rows) + [""]
-    differ = [r for r in rep.table("replication/rows.csv") if r.get("status") == "differs"]
+    differ = [r for r in rep.table(f"{name}/rows.csv") if r.get("status") == "differs"]
     if differ:
 
         def num(r: dict, column: str) -> str:

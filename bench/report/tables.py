@@ -291,3 +291,35 @@ def finals_digest(finals: Path | None) -> str:
     """The digest of a report's ``final_scores.csv`` that its replication page records (``''`` where
     there is none): a report carries the page only while its final scores are still those."""
     return hashlib.sha256(finals.read_bytes()).hexdigest() if finals and finals.is_file() else ""
+
+
+REPLICATION = "replication"  # a report's first replication page; others sit beside it as replication-NAME
+
+
+def replication_folders(report: Path) -> list[Path]:
+    """The replication pages (``bench replicate``) in a report folder: ``replication/`` first, then
+    each ``replication-NAME/`` (another seed set or machine kind) by name; only folders holding a
+    ``replication.json``."""
+    report = Path(report)
+    if not report.is_dir():
+        return []
+    found = [p for p in report.iterdir() if p.name == REPLICATION or p.name.startswith(REPLICATION + "-")]
+    found = [p for p in found if (p / "replication.json").is_file()]
+    return sorted(found, key=lambda p: (p.name != REPLICATION, p.name))
+
+
+def machine_kinds_in(text: str) -> set[str]:
+    """The machine kinds (10 hex digits, ``bench.machine``) a provenance line names."""
+    return set(re.findall(r"\b[0-9a-f]{10}\b", str(text or "")))
+
+
+def replication_title(info: dict) -> str:
+    """A replication page's heading: fresh seeds, and whether they ran on a machine kind the report
+    did not (said only where both sides recorded their kinds)."""
+    here = machine_kinds_in(info.get("machines_here"))
+    published = machine_kinds_in(info.get("machines_published"))
+    if published and here - published:
+        return "Replication on fresh seeds and another machine kind"
+    if here and not published:
+        return "Replication on fresh seeds (the report's machine kind not recorded)"
+    return "Replication on fresh seeds"

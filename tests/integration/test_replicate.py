@@ -88,3 +88,27 @@ def test_a_report_replicated_on_fresh_seeds(tmp_path, capsys):
     assert main(["report", "--suite", "tiny", "--store", str(store), "-o", str(report), "-q"]) == 0
     assert (report / "replication" / "index.html").is_file()
     assert "rows consistent" in (report / "index.html").read_text()
+    # a second replication (its own store) takes seeds no replication used, and a folder of its own
+    repl2 = tmp_path / "repl2.sqlite"
+    args = [
+        "replicate",
+        str(report),
+        "--suite",
+        str(suite),
+        "--store",
+        str(repl2),
+        "-q",
+        "--algorithms",
+        "ppo",
+    ]
+    assert main(args) in (0, 1)
+    assert "on seeds 4, 5: 2 runs" in capsys.readouterr().err
+    second = json.loads((report / "replication-seeds-4-5" / "replication.json").read_text())
+    assert second["seeds"] == [4, 5] and summary["seeds"] == [2, 3]
+    assert main(["report", "--suite", "tiny", "--store", str(store), "-o", str(report), "-q"]) == 0
+    page = (report / "index.html").read_text()
+    assert (
+        page.count("Replication on fresh seeds</h2>") == 2
+        and 'href="replication-seeds-4-5/index.html"' in page
+    )
+    assert json.loads((report / "replication-seeds-4-5" / "replication.json").read_text()) == second

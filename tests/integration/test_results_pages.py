@@ -177,5 +177,14 @@ def test_a_replication_shows_only_when_made_against_the_reports_own_finals(tmp_p
     assert f"**{info['verdict']}**" in text and "here seeds 3, 4, 5" in text
     assert text.count("| DPO dominates PPO-GT |") == 3  # every claim
     assert "| CartPole-v1 | `ipo-mean[beta=0.1]` | 94.3 | 500.0 | 405.7 [374.8, 436.7] |" in text
+    # a second replication beside the first, on another machine kind: a section of its own
+    other = folder / "replication-9a46f20efd"
+    shutil.copytree(folder / "replication", other)
+    amd = {**info, "seeds": [6, 7, 8], "machines_here": "1 kind: 9a46f20efd AMD EPYC · AVX-512 (3 runs)",
+           "machines_published": "1 kind: 7816bf4d29 Intel(R) Xeon(R) Processor · AMX (3 runs)"}  # fmt: skip
+    (other / "replication.json").write_text(json.dumps(amd), encoding="utf-8")
+    both = "\n".join(rp.replication_section(rep, ctx))
+    assert both.startswith(text) and "### Replication on fresh seeds and another machine kind" in both
+    assert "From `reports/control-alignment/replication-9a46f20efd/`" in both and "here seeds 6, 7, 8" in both
     (folder / "final_scores.csv").write_text("task,algorithm\n", encoding="utf-8")  # other results
     assert rp.replication_section(rep, ctx) == []

@@ -1,5 +1,6 @@
 """bench replicate's verdict logic, by hand on synthetic published and replicated numbers."""
 
+import json
 import math
 
 import numpy as np
@@ -163,3 +164,44 @@ def test_a_moved_definition_hash_with_the_same_runs_is_the_same_suite(tmp_path):
     # a report rendered before base keys were written cannot tell: refused as before
     assert not rp.same_runs(rp.Published(tmp_path, "tiny", "1", "0", rows.drop(columns="base_key"),
                                          pd.DataFrame(), ""), suite)  # fmt: skip
+
+
+def _page(folder, seeds, machines_here="1 kind: 7816bf4d29 Intel · AMX (2 runs)"):
+    folder.mkdir(parents=True)
+    info = {"seeds": seeds, "machines_here": machines_here,
+            "machines_published": "1 kind: 7816bf4d29 Intel(R) Xeon(R) Processor · AMX (2 runs)"}  # fmt: skip
+    (folder / "replication.json").write_text(json.dumps(info), encoding="utf-8")
+    return info
+
+
+def test_replications_beside_a_report_keep_their_own_folders_and_seeds(tmp_path):
+    """A replication on a machine kind the report did not run on goes to replication-KIND; one whose
+    folder already holds other seeds gets -seeds-A-B; the default fresh seeds skip every seed the
+    report's replications used."""
+    from bench.report.tables import machine_kinds_in, replication_folders, replication_title
+
+    machines = "1 kind: 7816bf4d29 Intel(R) Xeon(R) Processor · AMX · torch AVX512 · 1 thread (2 runs)"
+    pub = rp.Published(tmp_path, "s", "1", "h", finals("t", "a", [1.0, 2.0]), pd.DataFrame(), machines)
+    intel = pd.DataFrame({"machine": ["7816bf4d29"] * 2, "cpu": ["Intel"] * 2})
+    amd = pd.DataFrame({"machine": ["9a46f20efd"] * 2, "cpu": ["AMD EPYC"] * 2})
+    assert rp.default_output(pub, intel, [2, 3]) == tmp_path / "replication"
+    assert rp.default_output(pub, amd, [2, 3]) == tmp_path / "replication-9a46f20efd"
+    assert (
+        rp.default_output(pub, pd.DataFrame({"seed": [2]}), [2]) == tmp_path / "replication"
+    )  # none recorded
+    _page(tmp_path / "replication", [2, 3])
+    assert rp.default_output(pub, intel, [2, 3]) == tmp_path / "replication"  # the same seeds: judged again
+    assert rp.default_output(pub, intel, [4, 5]) == tmp_path / "replication-seeds-4-5"
+    _page(tmp_path / "replication-9a46f20efd", [6, 7], "1 kind: 9a46f20efd AMD EPYC · AVX-512 (2 runs)")
+    (tmp_path / "replication-empty").mkdir()  # no replication.json: not a replication
+    assert [p.name for p in replication_folders(tmp_path)] == ["replication", "replication-9a46f20efd"]
+    assert rp.replicated_seeds(tmp_path) == [2, 3, 6, 7]
+    assert rp.fresh_seeds([0, 1], [0, 1], 2, taken=rp.replicated_seeds(tmp_path)) == [8, 9]
+    assert machine_kinds_in("2 kinds: 7816bf4d29 Intel (3 runs); 9a46f20efd AMD (2 runs)") == {
+        "7816bf4d29", "9a46f20efd"}  # fmt: skip
+    infos = [json.loads((p / "replication.json").read_text()) for p in replication_folders(tmp_path)]
+    assert [replication_title(i) for i in infos] == [
+        "Replication on fresh seeds", "Replication on fresh seeds and another machine kind"]  # fmt: skip
+    assert replication_title(
+        {"machines_here": "1 kind: 9a46f20efd AMD", "machines_published": "not recorded"}
+    ) == ("Replication on fresh seeds (the report's machine kind not recorded)")
