@@ -918,7 +918,8 @@ def cmd_replicate(args) -> int:
         here = Results.from_store(Store(store_path, create=False), suite.name)
     except (StoreError, ResultsError) as e:
         return _fail(str(e))
-    rep = rp.replicate(pub, here, seeds, args.margin, notes=rp.pinned_notes(suite))
+    other_kind = bool(rp.new_kinds(pub, here.runs))
+    rep = rp.replicate(pub, here, seeds, args.margin, notes=rp.pinned_notes(suite, other_kind))
     out = Path(args.output) if args.output else rp.default_output(pub, here.runs, seeds)
     if len(rep.claims):
         print(text_table(rp.CLAIM_HEADER[:-1], [r[:-1] for r in rp.claim_display(rep)]))

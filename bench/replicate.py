@@ -125,13 +125,19 @@ def same_runs(pub: Published, suite) -> bool:
     )
 
 
+def new_kinds(published: Published, runs: pd.DataFrame) -> list[str]:
+    """The machine kinds ``runs`` ran on that the report's runs did not (none where the report
+    recorded no kinds: nothing to tell them apart by)."""
+    theirs = machine_kinds_in(published.machines)
+    return sorted({k for k in machine_kinds(runs).split(", ") if k} - theirs) if theirs else []
+
+
 def default_output(published: Published, runs: pd.DataFrame, seeds: list[int]) -> Path:
     """Where a replication's page goes by default: ``REPORT/replication``; ``REPORT/replication-KIND``
     when ``runs`` (the replication's) were made on machine kinds the report's were not; and, where
     that folder already holds a replication of other seeds, ``...-seeds-FIRST-LAST`` beside it, so
     that no replication overwrites another."""
-    kinds = {k for k in machine_kinds(runs).split(", ") if k}
-    name = "replication" + "".join(f"-{k}" for k in sorted(kinds - machine_kinds_in(published.machines)))
+    name = "replication" + "".join(f"-{k}" for k in new_kinds(published, runs))
     try:
         info = json.loads((published.folder / name / "replication.json").read_text(encoding="utf-8"))
         other = sorted(int(s) for s in info.get("seeds", [])) != sorted(seeds)
@@ -518,12 +524,19 @@ def page_files(rep: Replication, generated: str) -> dict[str, str | bytes]:
     return files
 
 
-def pinned_notes(suite) -> tuple[str, ...]:
-    """What a suite holds fixed across seeds, which a fresh seed set therefore does not re-derive."""
+def pinned_notes(suite, other_kind: bool = False) -> tuple[str, ...]:
+    """What a suite holds fixed across seeds, which a fresh seed set therefore does not re-derive
+    (``other_kind``: the replication ran on a machine kind the report's runs did not, where such an
+    artifact is built again)."""
     sft = getattr(getattr(suite, "lm", None), "sft", None)
     if sft is not None and sft.seed is not None:
-        return (f"The suite trains one π_SFT (SFT seed {sft.seed}) for every seed, as the DPO paper starts "
+        text = (f"The suite trains one π_SFT (SFT seed {sft.seed}) for every seed, as the DPO paper starts "
                 "every method from one SFT model: the fresh seeds vary the preference data, the reward "
                 "models and the methods, not π_SFT (the LM guide's calibration table covers π_SFT's own "
-                "variation).",)  # fmt: skip
+                "variation).")  # fmt: skip
+        if other_kind:
+            text += (" This replication ran on a machine kind the report's runs did not, so π_SFT was built "
+                     "again here, from the same recipe and seed: its float-order variation across CPU kinds "
+                     "is part of what the rows compare (π_SFT's own row among them).")  # fmt: skip
+        return (text,)
     return ()

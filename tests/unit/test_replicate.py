@@ -186,6 +186,16 @@ def test_replications_beside_a_report_keep_their_own_folders_and_seeds(tmp_path)
     amd = pd.DataFrame({"machine": ["9a46f20efd"] * 2, "cpu": ["AMD EPYC"] * 2})
     assert rp.default_output(pub, intel, [2, 3]) == tmp_path / "replication"
     assert rp.default_output(pub, amd, [2, 3]) == tmp_path / "replication-9a46f20efd"
+    unknown = rp.Published(tmp_path, "s", "1", "h", pub.finals, pd.DataFrame(), "not recorded")
+    assert (
+        rp.new_kinds(unknown, amd) == []
+        and rp.default_output(unknown, amd, [2, 3]) == tmp_path / "replication"
+    )
+    assert rp.new_kinds(pub, amd) == ["9a46f20efd"] and rp.new_kinds(pub, intel) == []
+    sft = type("S", (), {"lm": type("L", (), {"sft": type("F", (), {"seed": 0})()})()})()
+    assert (
+        "built again here" in rp.pinned_notes(sft, True)[0] and "built again" not in rp.pinned_notes(sft)[0]
+    )
     assert (
         rp.default_output(pub, pd.DataFrame({"seed": [2]}), [2]) == tmp_path / "replication"
     )  # none recorded
