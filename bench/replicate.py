@@ -138,26 +138,26 @@ def default_output(published: Published, runs: pd.DataFrame, seeds: list[int]) -
     that folder already holds a replication of other seeds, ``...-seeds-FIRST-LAST`` beside it, so
     that no replication overwrites another."""
     name = "replication" + "".join(f"-{k}" for k in new_kinds(published, runs))
-    try:
-        info = json.loads((published.folder / name / "replication.json").read_text(encoding="utf-8"))
-        other = sorted(int(s) for s in info.get("seeds", [])) != sorted(seeds)
-    except (OSError, ValueError, TypeError, AttributeError):
-        other = False
+    there = page_seeds(published.folder / name)
+    other = there is not None and there != sorted(seeds)
     return published.folder / (name + (f"-seeds-{min(seeds)}-{max(seeds)}" if other and seeds else ""))
+
+
+def page_seeds(folder: Path) -> list[int] | None:
+    """The seeds of the replication page in ``folder`` (its ``replication.json``), sorted; None where
+    there is no readable page."""
+    try:
+        info = json.loads((Path(folder) / "replication.json").read_text(encoding="utf-8"))
+        return sorted(int(s) for s in info.get("seeds", []))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def replicated_seeds(folder: Path) -> list[int]:
     """The seeds the replications already beside a report ran (``replication*/replication.json``)."""
     from bench.report.tables import replication_folders
 
-    seeds: set[int] = set()
-    for sub in replication_folders(folder):
-        try:
-            info = json.loads((sub / "replication.json").read_text(encoding="utf-8"))
-            seeds |= {int(s) for s in info.get("seeds", [])}
-        except (OSError, ValueError, TypeError, AttributeError):
-            continue
-    return sorted(seeds)
+    return sorted({s for sub in replication_folders(folder) for s in page_seeds(sub) or []})
 
 
 def resumed_seeds(store_path: Path, suite, published: list[int]) -> list[int] | None:
