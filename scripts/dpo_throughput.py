@@ -6,7 +6,10 @@ preference pairs per second over the updates after ``warmup`` (the steady state;
 the end of one update to the end of the last, so data loading and collation are included), and
 the one-off setup (tokenising the pairs, reference log-probs, building the trainer) is reported
 separately. TRL runs twice: with ``precompute_ref_log_probs=True`` (what lm-dpo does) and with
-its default (a reference forward pass every update).
+its default (a reference forward pass every update). ``--fused-gelu`` adds lm-dpo with the policy's
+MLP activation swapped for the one-kernel tanh GELU (``gelu_pytorch_tanh``) in place of GPT-2's
+``gelu_new`` (eight elementwise kernels): the lever the speed page's LM profile names. Not shipped:
+its floats differ from ``gelu_new``'s, so it would be a new version of the LM tasks.
 
     python scripts/dpo_throughput.py [--suite suites/lm-sentiment.yaml] [--steps 60] [--repeats 2]
 """
@@ -18,17 +21,27 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 
 import torch
 
 
-def _ours(ctx, cfg, steps: int, warmup: int, seed: int) -> dict:
+def _fuse_gelu(model) -> None:
+    from transformers.activations import ACT2FN
+
+    for block in model.transformer.h:
+        block.mlp.act = ACT2FN["gelu_pytorch_tanh"]
+
+
+def _ours(ctx, cfg, steps: int, warmup: int, seed: int, fused: bool = False) -> dict:
     from bench.algos.lm import Batches, dpo_update, encoded_pairs, frozen_pair_logps
 
     pad = ctx.tokenizer().pad_token_id
     t0 = time.perf_counter()
     train, _ = encoded_pairs(ctx)
     policy, ref = ctx.policy(), ctx.reference()
+    if fused:
+        _fuse_gelu(policy)
     ref_w, ref_l = frozen_pair_logps(ref, train, pad)
     setup = time.perf_counter() - t0
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -81,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="preference pairs per update")
     parser.add_argument("--repeats", type=int, default=2, help="measurements of each, interleaved")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fused-gelu", action="store_true", help="add lm-dpo, one-kernel GELU")
+    parser.add_argument("--no-trl", action="store_true", help="leave TRL's two rows out")
     args = parser.parse_args(argv)
     if args.steps <= args.warmup or args.warmup < 1:
         print("error: need --steps > --warmup >= 1", file=sys.stderr)
@@ -110,16 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ctx.preferences()  # build (or load) the pipeline before any clock starts
     cfg = LMDPOConfig(beta=0.1, batch_size=args.batch_size)
+    steps, warmup, seed = args.steps, args.warmup, args.seed
+    runs = [("lm-dpo (project)", partial(_ours, ctx, cfg, steps, warmup, seed))]
+    if args.fused_gelu:
+        runs.append(("lm-dpo, fused GELU (not shipped)", partial(_ours, ctx, cfg, steps, warmup, seed, True)))
+    if not args.no_trl:
+        runs.append(("trl-dpo, precomputed reference", partial(_trl, ctx, cfg, steps, seed, True)))
+        runs.append(
+            ("trl-dpo, TRL default (reference every update)", partial(_trl, ctx, cfg, steps, seed, False))
+        )
     rows = []
     for r in range(args.repeats):
-        for name, fn in (
-            ("lm-dpo (project)", lambda: _ours(ctx, cfg, args.steps, args.warmup, args.seed)),
-            ("trl-dpo, precomputed reference", lambda: _trl(ctx, cfg, args.steps, args.seed, True)),
-            (
-                "trl-dpo, TRL default (reference every update)",
-                lambda: _trl(ctx, cfg, args.steps, args.seed, False),
-            ),
-        ):
+        for name, fn in runs:
             torch.manual_seed(args.seed)
             got = fn()
             rows.append((r, name, _rate(got["ends"], args.warmup, args.batch_size), got["setup_s"]))
