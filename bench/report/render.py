@@ -551,6 +551,18 @@ def replication_line(info: dict) -> str:
             f"{info.get('verdict', '')} — {info.get('folder', 'replication')}/index.html")  # fmt: skip
 
 
+def caveat_lines(claims) -> list[str]:
+    """The Markdown caveat paragraphs of a claims table: one per task that has caveats (tasks the
+    caveat rules say nothing about, e.g. plain control, merge in as missing and get none)."""
+    if "caveats" not in claims:
+        return []
+    lines = []
+    for task, text in claims.drop_duplicates("task")[["task", "caveats"]].to_numpy().tolist():
+        if isinstance(text, str) and text.strip():
+            lines += [f"**Caveats, {md_escape(task)}:** {md_escape(text)}", ""]
+    return lines
+
+
 def _markdown(
     title, generated, results, task_sections, aggregate, prov, frontiers, temperatures, failures,
     alignment=(), scaling=(), notes=(), best_rule="", claims=None, key=(),
@@ -583,9 +595,7 @@ def _markdown(
                 for r in claims.to_dict("records")]  # fmt: skip
         lines += ["## Paper claims, measured here", "", md_escape(R.CLAIM_RULES), "",
                   md_escape(REPLICATION_NOTE), ""]  # fmt: skip
-        if "caveats" in claims:
-            for task, text in claims.drop_duplicates("task")[["task", "caveats"]].to_numpy().tolist():
-                lines += [f"**Caveats, {md_escape(task)}:** {md_escape(text)}", ""]
+        lines += caveat_lines(claims)
         lines += [
             markdown_table(
                 ["paper", "task", "claim", "here", "replicates (predicted)", "measured (95% CIs)"], rows

@@ -178,3 +178,14 @@ def test_data_efficiency_figure_ticks_every_pair_count(tmp_path, monkeypatch):
     # 100-800 lies within one decade: every pair count gets its tick, not only 100
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["100", "200", "400", "800"]
     figures.plt.close(fig)
+
+
+def test_caveat_lines_skip_tasks_without_caveats():
+    """A claims table merged with the caveats of some tasks only: the others (plain control, NaN after
+    the merge) get no 'Caveats' paragraph, rather than one reading 'nan'."""
+    from bench.report.render import caveat_lines
+
+    claims = pd.DataFrame({"task": ["CartPole-v1", "CartPole-v1", "sentiment"], "claim": ["a", "b", "c"],
+                           "caveats": [float("nan"), float("nan"), "gold: VADER"]})  # fmt: skip
+    assert caveat_lines(claims) == ["**Caveats, sentiment:** gold: VADER", ""]
+    assert caveat_lines(claims.drop(columns="caveats")) == []
