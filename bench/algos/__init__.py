@@ -95,6 +95,11 @@ BUILT_IN = [
                   "online DPO / IPO: segment pairs sampled from the current policy each batch, labelled by"
                   " the true return (gold) or the reward model, loss to pi_ref (budget = updates)",
                   aligned=True),
+        Algorithm("dpo-online-data", online_dpo_control.OnlineDataDPOConfig, {},
+                  online_dpo_control.train_dpo_on_online_data,
+                  "offline DPO from pi_ref on the pairs an online-dpo run of the same seed and settings"
+                  " sampled (Tang et al.'s coverage test; budget = updates)",
+                  aligned=True),
         Algorithm("preferred-bc", aligned.BCConfig, {}, aligned.train_preferred_bc,
                   "behaviour cloning on preferred segments (offline; budget = updates)",
                   aligned=True),

@@ -40,7 +40,7 @@ from bench.algos.aligned import (
 from bench.algos.reward_model import load_reward_model
 from bench.algos.rollout import reference_episodes
 from bench.algos.segments import SegmentPairs, segment_pairs
-from bench.artifacts import AlignmentContext
+from bench.artifacts import AlignmentContext, SegmentPreferences
 from bench.control.policies import PolicyAct
 from bench.evaluation import Evaluator
 from bench.recorder import Recorder
@@ -68,7 +68,9 @@ class OnlineDPOConfig(OfflineConfig, RewardModelFields):
 
 
 def train_online_dpo(task, cfg: OnlineDPOConfig, env_steps, seed, evaluator: Evaluator, recorder: Recorder,
-                     alignment: AlignmentContext) -> None:  # fmt: skip
+                     alignment: AlignmentContext, sampled: list | None = None) -> None:  # fmt: skip
+    """Trains online DPO; with ``sampled``, appends to it each batch of pairs it samples (the
+    batches it trains on; a batch of ties, which it skips, is not one)."""
     recipe = alignment.preference_recipe  # the ControlPipeline's PreferenceRecipe (segment length, labels)
     prefs = alignment.preferences()
     ref = alignment.reference()
@@ -107,6 +109,8 @@ def train_online_dpo(task, cfg: OnlineDPOConfig, env_steps, seed, evaluator: Eva
             ref_w = sequence_logp(ref.model, pairs, pairs.winner)
             ref_l = sequence_logp(ref.model, pairs, pairs.loser)
         batch.update(pairs=pairs, ref_w=ref_w, ref_l=ref_l, redrawn=pairs.redrawn)
+        if sampled is not None:
+            sampled.append(pairs)
 
     def step(mb):
         if state["calls"] % cfg.updates_per_batch == 0:
@@ -139,3 +143,71 @@ def train_online_dpo(task, cfg: OnlineDPOConfig, env_steps, seed, evaluator: Eva
     _offline_loop(
         cfg, env_steps, seed, policy, evaluator, recorder, cfg.pairs_per_batch, step, heldout_accuracy
     )
+
+
+# -- offline DPO on the online run's data (Tang et al.'s coverage test) ------------------------
+
+
+class OnlineDataDPOConfig(OnlineDPOConfig):
+    """The online run whose pairs become the dataset (every field as ``online-dpo``'s), then offline
+    DPO on them with the same loss, β, learning rate, minibatch size and number of updates."""
+
+
+class _Silent:
+    """Recorder and evaluator of the data-collecting online run: its records are not this run's."""
+
+    def __call__(self, *args, **kwargs) -> None:
+        pass
+
+    def __getattr__(self, name):
+        return self
+
+
+class _WithPreferences:
+    """An alignment context whose preference dataset is replaced (everything else is the run's)."""
+
+    def __init__(self, ctx: AlignmentContext, prefs):
+        self._ctx, self._prefs = ctx, prefs
+
+    def preferences(self):
+        return self._prefs
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+
+def online_dataset(sampled: list[SegmentPairs], heldout_of) -> SegmentPreferences:
+    """The pairs an online run sampled, batch after batch, as one offline dataset (all of them for
+    training), followed by ``heldout_of``'s held-out pairs (held-out accuracy is then measured on
+    the same pairs as offline ``dpo``'s)."""
+    _, heldout = heldout_of.split()
+    offsets = np.cumsum([0] + [len(p.returns) for p in sampled])
+    parts = [(p.obs, p.actions, p.mask, p.returns) for p in sampled]
+    parts.append((heldout_of.obs, heldout_of.actions, heldout_of.mask, heldout_of.returns))
+    obs, actions, mask, returns = (torch.cat(x) for x in zip(*parts, strict=True))
+    winner = [p.winner + int(o) for p, o in zip(sampled, offsets, strict=False)]
+    loser = [p.loser + int(o) for p, o in zip(sampled, offsets, strict=False)]
+    winner.append(heldout_of.winner[heldout] + int(offsets[-1]))
+    loser.append(heldout_of.loser[heldout] + int(offsets[-1]))
+    n_train = sum(len(p.winner) for p in sampled)
+    return SegmentPreferences(obs, actions, mask, returns, torch.cat(winner), torch.cat(loser), n_train)
+
+
+def train_dpo_on_online_data(task, cfg: OnlineDataDPOConfig, env_steps, seed, evaluator: Evaluator,
+                             recorder: Recorder, alignment: AlignmentContext) -> None:  # fmt: skip
+    """Tang et al. (2024, §4)'s coverage test: is online DPO ahead because its data cover where its
+    policy goes? First the online run of the same seed and settings, not evaluated or recorded,
+    keeping every batch of pairs it sampled and trained on; then offline DPO from π_ref on all of
+    them at once (uniform minibatches), as long as the online run trained."""
+    from bench.algos.aligned import DPOConfig, train_dpo
+
+    sampled: list[SegmentPairs] = []
+    silent = _Silent()
+    train_online_dpo(task, cfg, env_steps, seed, silent, silent, alignment, sampled)
+    if not sampled:
+        raise ValueError("the online run sampled no pair that was not a tie: there is no dataset to train on")
+    prefs = online_dataset(sampled, alignment.preferences())
+    recorder.eval(0, 1.0, "data/online_batches", len(sampled), len(sampled))
+    offline = DPOConfig(loss=cfg.loss, beta=cfg.beta, lr=cfg.lr, batch_size=cfg.batch_size,
+                        eval_points=cfg.eval_points, max_grad_norm=cfg.max_grad_norm)  # fmt: skip
+    train_dpo(task, offline, env_steps, seed, evaluator, recorder, _WithPreferences(alignment, prefs))

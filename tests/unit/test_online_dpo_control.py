@@ -120,3 +120,54 @@ def test_a_batch_of_ties_skips_its_updates_and_the_run_goes_on(monkeypatch):
     assert curves["train/loss"][0] == (3, float(torch.tensor(math.log(2))))
     assert curves["train/tied_batches"][0] == (3, 1.0)
     assert any(e[4] == "eval/return" and e[0] == 6 for e in rec.evals)  # the final evaluation ran
+
+
+def test_dpo_on_online_data_trains_offline_on_exactly_the_pairs_the_online_run_sampled(monkeypatch):
+    """Tang et al.'s coverage test: the online run of the same seed and settings is replayed (not
+    recorded), its pairs become the dataset, and offline DPO trains on them from π_ref."""
+    online, _, _, _ = _run(monkeypatch, updates=6, updates_per_batch=2)
+    replayed, datasets = [], []
+    real_episodes, real_pairs = rollout.reference_episodes, segments.segment_pairs
+    monkeypatch.setattr(od, "reference_episodes", real_episodes)
+
+    def pairs(*args, **kw):
+        out = real_pairs(*args, **kw)
+        replayed.append(out)
+        return out
+
+    monkeypatch.setattr(od, "segment_pairs", pairs)
+    real_dataset = od.online_dataset
+
+    def dataset(sampled, heldout_of):
+        datasets.append(real_dataset(sampled, heldout_of))
+        return datasets[-1]
+
+    monkeypatch.setattr(od, "online_dataset", dataset)
+    ctx = _context()
+    cfg = od.OnlineDataDPOConfig(eval_points=6, batch_size=16, pairs_per_batch=32, episodes_per_batch=2,
+                                 updates_per_batch=2)  # fmt: skip
+    rec = Recorder()
+    od.train_dpo_on_online_data(TASK, cfg, 6, 0, Evaluator(TASK, rec, 0, 1, 2, [1.0]), rec, ctx)
+    # the same three batches as the online run's, pair for pair
+    assert len(replayed) == len(online) == 3
+    for a, b in zip(replayed, (b["pairs"] for b in online), strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a[:6], b[:6], strict=True))
+    # one dataset: their 96 pairs for training, then the offline dataset's held-out pairs
+    (data,) = datasets
+    offline = ctx.preferences()
+    _, heldout = offline.split()
+    assert data.n_train == 96 and len(data.winner) == 96 + len(offline.winner[heldout])
+    for k, p in enumerate(replayed):  # pair i of batch k is the dataset's pair 32k + i, segment for segment
+        for i in (0, 31):
+            assert torch.equal(data.obs[data.winner[32 * k + i]], p.obs[p.winner[i]])
+            assert torch.equal(data.actions[data.loser[32 * k + i]], p.actions[p.loser[i]])
+    hw = offline.winner[heldout][0]
+    assert torch.equal(data.obs[data.winner[96]], offline.obs[hw])
+    # only the offline run is recorded: from π = π_ref, so its first DPO loss is log 2
+    losses = [(s, v) for s, _, m, v in rec.curves if m == "train/loss"]
+    assert losses[0] == (1, float(torch.tensor(math.log(2)))) and len(losses) == 6
+    assert not any(m == "train/env_steps" for _, _, m, _ in rec.curves)  # no online sampling recorded
+    evals = {e[4]: e[5] for e in rec.evals if e[0] == 0}
+    assert evals["data/n_pairs"] == 96 and evals["data/online_batches"] == 3
+    held = [e for e in rec.evals if e[4] == "eval/pref_accuracy"]
+    assert held and all(e[6] == len(offline.winner[heldout]) for e in held)
