@@ -16,7 +16,9 @@ paper suites name, at their real sizes, saved with ``save_pretrained``:
 and writes local datasets in the formats the paper suites read: IMDb's (``text``, ``label``) and
 TL;DR's (``prompt`` ending in "TL;DR:", ``label`` the summary), as JSON lines, from the project's
 generated reviews and articles. Last, two suite files beside them that include the shipped paper
-suites and point their ``lm:`` section at these local paths (the documented overrides):
+suites and point their ``lm:`` section at these local paths (the documented overrides), and a copy
+of each with training batches of 8 (``imdb-small-batch.yaml``, ``tldr-small-batch.yaml``: the
+paper's 64 does not fit a 24 GiB CPU machine):
 
     python scripts/paper_checkpoints.py runs/paper-local
     bench run runs/paper-local/imdb-sentiment.yaml --rehearse
@@ -198,6 +200,43 @@ def suites(
         f"  model: {{base: {policy}}}\n"
         f"  gold: hf-rm:{judge}\n"
     )
+    # the same suites with training batches of 8 (the paper's 64 does not fit a 24 GiB CPU machine),
+    # Best-of-N first; everything else (models, loaders, lengths, N) stays the paper's
+    (out / "imdb-small-batch.yaml").write_text(
+        "# The local IMDb paper suite with training batches of 8 (docs/guides/paper-scale.md).\n"
+        "include: imdb-sentiment.yaml\n"
+        "name: paper-imdb-sentiment-local-b8\n"
+        "lm:\n"
+        "  reward_model: {batch_size: 8}\n"
+        "algorithms:\n"
+        "  - algo: best-of-n\n"
+        "    params: {n: [1, 4, 16, 64, 128], ranker: rm}\n"
+        "  - algo: sft\n"
+        "  - algo: lm-dpo\n"
+        "    label: dpo\n"
+        "    params: {beta: [0.05, 0.1, 1, 5], lr: 0.000001, batch_size: 8}\n"
+        "  - algo: preferred-ft\n"
+        "    params: {lr: 0.000001, batch_size: 8}\n"
+    )
+    (out / "tldr-small-batch.yaml").write_text(
+        "# The local TL;DR paper suite with training batches of 8 (docs/guides/paper-scale.md).\n"
+        "include: tldr-summarization.yaml\n"
+        "name: paper-tldr-summarization-local-b8\n"
+        "lm:\n"
+        "  reward_model: {batch_size: 8}\n"
+        "algorithms:\n"
+        "  - algo: best-of-n\n"
+        "    params: {n: [16, 64, 128], ranker: rm}\n"
+        "  - algo: sft\n"
+        "  - algo: preferred-ft\n"
+        "    params: {lr: 0.000001, batch_size: 8}\n"
+        "  - algo: lm-dpo\n"
+        "    label: dpo\n"
+        "    params: {beta: [0.05, 0.1, 0.5], lr: 0.000001, batch_size: 8}\n"
+        "  - algo: rlhf-ppo\n"
+        "    params: {target_kl: [3, 6, 9, 12], lr: 0.000001, critic_lr: 0.000005, batch_size: 8,"
+        " minibatch_size: 8}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     import shutil
 
     shutil.rmtree(out / "tmp", ignore_errors=True)
-    print(f"wrote {out}/imdb-sentiment.yaml and {out}/tldr-summarization.yaml", file=sys.stderr)
+    print(
+        f"wrote the suites {out}/imdb-sentiment.yaml, tldr-summarization.yaml and their small-batch"
+        " copies imdb-small-batch.yaml, tldr-small-batch.yaml",
+        file=sys.stderr,
+    )
     return 0
 
 
