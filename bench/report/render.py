@@ -749,7 +749,8 @@ def key_results(
     results, leading: set, claims: pd.DataFrame, fallen: pd.DataFrame, checks: list[dict] | None = None
 ) -> list[str]:
     """The report's first lines, computed from its records (never typed by hand): per task the two
-    highest final means among the leading labels and their difference with its interval; the
+    highest final means among the leading labels and their difference with its interval (paired by
+    seed within one submission, Welch's between two merged submissions); the
     claims' verdicts; the methods whose final point fell below their front. First, the reference
     checks (``checks``: ``R.reference_checks``, computed here when not given)."""
     finals = R.final_scores(results)
@@ -766,8 +767,11 @@ def key_results(
         if len(means) > 1:
             second = means.index[1]
             b = g[g.algorithm == second]
-            d = stats.difference_interval(a.score.to_numpy(float), b.score.to_numpy(float), list(a.seed),
-                                            list(b.seed))  # fmt: skip
+            # seeds pair two labels of one submission (one code base seeds both alike); across
+            # submissions a seed number is only a name, so their runs are compared unpaired
+            one = "submission" not in g or a.submission.iloc[0] == b.submission.iloc[0]
+            seeds = (list(a.seed), list(b.seed)) if one else (None, None)
+            d = stats.difference_interval(a.score.to_numpy(float), b.score.to_numpy(float), *seeds)
             if d.has_interval:
                 verdict = "ahead" if d.lo > 0 else "not significantly ahead"
                 head += f"; next {mark(second)}: {first} is {verdict} by {d.text(signed=True)}"

@@ -222,3 +222,30 @@ def test_choosing_a_task_with_odd_spaces_shows_its_rows(page):
             assert driver.find_element(By.ID, "shown").text == f"2 of {2 * len(TASKS)} rows shown"
     finally:
         driver.quit()
+
+
+def test_key_results_compare_two_submissions_unpaired_and_one_submissions_labels_by_seed():
+    """Seed numbers pair two labels of one submission (one code base seeds both alike); two
+    submissions' seed 0 are unrelated runs, so the report's first lines compare them by Welch's t
+    (the interval scipy gives for the same scores), never paired by seed number."""
+    from scipy import stats as sps
+
+    from bench.report.render import key_results
+
+    a, b = submission(("ppo",), shift=0.0), submission(("pg",), shift=-30.0)
+    merged = Results.combine([(n, Results.from_tidy(t, source=n)) for n, t in (("A", a), ("B", b))])
+
+    def first(r):  # the report's first line about CartPole
+        return next(k for k in key_results(r, {"ppo", "pg"}, None, None, checks=[]) if k.startswith("Cart"))
+
+    line = first(merged)
+    fa, fb = finals(a)["ppo"].to_numpy(), finals(b)["pg"].to_numpy()
+    ci = sps.ttest_ind(fa, fb, equal_var=False).confidence_interval(0.95)
+    assert f"{fa.mean() - fb.mean():+.3f} [{ci.low:+.3f}, {ci.high:+.3f}] (Welch" in line
+
+    both = submission(("ppo", "pg"))  # one submission: its labels' seeds pair
+    line = first(Results.from_tidy(both, source="A"))
+    f = finals(both)
+    d = f["pg"].to_numpy() - f["ppo"].to_numpy()
+    ci = sps.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    assert f"{d.mean():+.3f} [{ci.low:+.3f}, {ci.high:+.3f}] (paired t" in line
