@@ -75,6 +75,12 @@ class PPOConfig(BaseModel):
         json_schema_extra={"when_set": True},  # added after runs were published: their keys stay
     )
     log_std_init: float = Field(0.0, description="initial log std (Gaussian policies)")
+    time_limit_bootstrap: bool = Field(
+        True,
+        description="at a time-limit truncation, add γ·V(final observation) to the last reward"
+        " (off: truncation ends the episode's return, as CleanRL's scripts do)",
+        json_schema_extra={"when_set": True},  # added after runs were published: their keys stay
+    )
 
 
 # Shipped per-task defaults (overridden by a suite's params).
@@ -182,7 +188,8 @@ def prepare(task: Task, cfg: PPOConfig, ro, model, steps: int, env_steps: int, o
     set_lr(optimizer, lr)
     clip = losses.schedule(cfg.clip_schedule, cfg.clip_range, remaining)
     rewards = ro.rewards if shaping is None else shaping(ro)
-    rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
+    if cfg.time_limit_bootstrap:
+        rewards = losses.bootstrap_truncated(rewards, ro.values, ro.truncated, cfg.gamma)
     adv, ret = losses.gae(rewards, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda)
     idx = torch.nonzero(ro.valid.flatten()).squeeze(-1).numpy()
     flat = lambda x: x.flatten(0, 1)  # noqa: E731  [T, N, ...] -> [T*N, ...]

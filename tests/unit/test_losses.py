@@ -278,3 +278,25 @@ def test_clip_grad_norm_matches_torch():
         assert torch.allclose(norm, expected_norm)
         for p, g in zip(ref, grads, strict=True):
             assert torch.allclose(p.grad, g)
+
+
+@pytest.mark.parametrize("bootstrap, returns", [(True, [2.0, 2.0]), (False, [1.5, 1.0])])
+def test_ppo_time_limit_bootstrap_switch(bootstrap, returns):
+    """Two steps of one env, the second a time-limit truncation (rewards 1, 1; V 0.5, 0.5 and 2
+    for the final observation; γ 0.5, λ 1). Bootstrapped: r₁ = 1 + 0.5·2 = 2, so R₁ = 2 and
+    R₀ = 1 + 0.5·2 = 2. Off (CleanRL's handling): R₁ = 1, R₀ = 1 + 0.5·1 = 1.5."""
+    from types import SimpleNamespace
+
+    from bench.algos import ppo
+    from bench.control.tasks import get_task
+
+    cfg = ppo.PPOConfig(gamma=0.5, gae_lambda=1.0, time_limit_bootstrap=bootstrap)
+    ro = SimpleNamespace(
+        rewards=torch.tensor([[1.0], [1.0]]), values=torch.tensor([[0.5], [0.5], [2.0]]),
+        truncated=torch.tensor([[False], [True]]), dones=torch.tensor([[False], [True]]),
+        valid=torch.tensor([[True], [True]]), obs=torch.zeros(2, 1, 4), actions=torch.zeros(2, 1),
+        logp=torch.zeros(2, 1), params=torch.zeros(2, 1, 2),
+    )  # fmt: skip
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    _, _, _, _, ret = ppo.prepare(get_task("CartPole-v1"), cfg, ro, None, 2, 10, optimizer, None)
+    assert ret.flatten().tolist() == returns
